@@ -1,0 +1,36 @@
+"""The `tandem` command: one entry point, subcommands imported only when used (agents start often)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+# name -> (module, function, one-line help). Each function takes argv (without the subcommand) and returns rc.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "drbd-status": (
+        "tandem.drbd.status_cli",
+        "main",
+        "print the DRBD state as JSON (from a file or this node)",
+    ),
+}
+
+
+def usage() -> str:
+    width = max(len(n) for n in COMMANDS)
+    lines = [f"  {name:<{width}}  {help_}" for name, (_, _, help_) in sorted(COMMANDS.items())]
+    return "usage: tandem COMMAND [ARGS...]\n\ncommands:\n" + "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0 if args else 2
+    entry = COMMANDS.get(args[0])
+    if entry is None:
+        print(f"tandem: unknown command {args[0]!r}\n{usage()}", file=sys.stderr)
+        return 2
+    module, function, _ = entry
+    rc = getattr(importlib.import_module(module), function)(args[1:])
+    return int(rc)

@@ -1,0 +1,1 @@
+"""DRBD state: one model, parsers for four real formats, and renderers for the emulator."""

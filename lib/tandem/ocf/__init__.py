@@ -1,0 +1,36 @@
+"""The OCF framework shared by tandem's agents."""
+
+from tandem.ocf.agent import ActionSpec, AgentSpec, Context, Handler, main, run_agent
+from tandem.ocf.codes import OcfError, Rc, configured, generic, installed
+from tandem.ocf.deadline import Deadline, DeadlineExceeded
+from tandem.ocf.env import Meta, Notify
+from tandem.ocf.log import Logger
+from tandem.ocf.params import Kind, Param, Params
+from tandem.ocf.runner import CommandMissing, CommandTimeout, ProcessRunner, Result, Runner
+
+__all__ = [
+    "ActionSpec",
+    "AgentSpec",
+    "CommandMissing",
+    "CommandTimeout",
+    "Context",
+    "Deadline",
+    "DeadlineExceeded",
+    "Handler",
+    "Kind",
+    "Logger",
+    "Meta",
+    "Notify",
+    "OcfError",
+    "Param",
+    "Params",
+    "ProcessRunner",
+    "Rc",
+    "Result",
+    "Runner",
+    "configured",
+    "generic",
+    "installed",
+    "main",
+    "run_agent",
+]

@@ -1,0 +1,27 @@
+"""Shared test set-up: tiers are marked by folder, and paths to the checkout and ../shared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TOP = Path(__file__).resolve().parent.parent
+LIB = TOP / "lib"
+AGENTS = TOP / "agents"
+SHARED = TOP.parent / "shared"
+FIXTURES = SHARED / "fixtures" / "drbd"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = Path(str(item.fspath)).relative_to(TOP / "tests").parts[0]
+        if tier in ("unit", "agent", "lab"):
+            item.add_marker(getattr(pytest.mark, tier))
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    if not FIXTURES.is_dir():
+        pytest.fail(f"{FIXTURES} is missing: tests need ../shared beside the checkout")
+    return FIXTURES
