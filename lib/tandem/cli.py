@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "main",
         "print the DRBD state as JSON (from a file or this node)",
     ),
+    "install": ("tandem.install", "main", "install the agents and DRBD handlers under OCF_ROOT"),
 }
 
 

@@ -123,8 +123,8 @@ class Params:
         values: dict[str, Any] = {}
         errors: dict[str, str] = {}
         for decl in decls:
-            raw = env.get(f"OCF_RESKEY_{decl.name}")
-            if raw is None or (raw == "" and decl.default is not None):
+            raw = env.get(f"OCF_RESKEY_{decl.name}") or None  # empty means unset, as in the shell agents
+            if raw is None:
                 if decl.required:
                     errors[decl.name] = f"parameter {decl.name} is required"
                     continue
