@@ -1,0 +1,137 @@
+"""The monitor verdict: DRBD state in, an OCF code and a one-line reason out. Pure.
+
+* 7   not running;
+* 0/8 healthy Secondary/Primary;
+* 9   Primary but failed: no local disk under the Primary, I/O suspended (user, no-data, quorum), or a peer
+      Primary that the clone's promoted-max does not allow;
+* 190/191 degraded Secondary/Primary: quorum lost, a peer disconnected or StandAlone (split-brain or an
+      admin's disconnect), a resync running, a local or peer disk not UpToDate, I/O frozen while the
+      fence-peer handler runs.
+
+``ocf:linbit:drbd`` reports all of these as plain 0/8. Pacemaker (>= 2.0.5) treats 190/191 as success but
+shows them as degraded, so reporting them costs no failover and tells the admin what is wrong.
+
+Also here: the pure checks of the clone's meta attributes and of ``drbdadm dump`` output that dual-primary
+needs (``allow-two-primaries``, the fencing policy).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from tandem.drbd.model import ConnState, DiskState, Resource, Role
+from tandem.drbd.policy import peer_name
+from tandem.ocf.codes import Rc
+
+# Disk states under which a Primary has no local data left to serve from.
+NO_DISK = frozenset({DiskState.DISKLESS, DiskState.FAILED, DiskState.DETACHING})
+# Suspension reasons that mean a failed Primary; "fencing" is a transient freeze while the handler runs.
+FATAL_SUSPEND = frozenset({"user", "no-data", "quorum"})
+
+
+@dataclass(frozen=True)
+class Verdict:
+    rc: Rc
+    reason: str  # empty when healthy
+
+    @property
+    def healthy(self) -> bool:
+        return self.rc in (Rc.SUCCESS, Rc.RUNNING_PROMOTED)
+
+
+def failures(res: Resource, promoted_max: int) -> list[str]:
+    """Why a Primary must be recovered (monitor 9)."""
+    found: list[str] = []
+    for dev in res.devices:
+        if dev.disk in NO_DISK and not dev.client:
+            found.append(f"{dev.disk} disk under a Primary (volume {dev.volume})")
+    fatal = [s for s in res.suspended if s in FATAL_SUSPEND]
+    if fatal:
+        found.append(f"I/O suspended ({', '.join(fatal)})")
+    peers = [peer_name(c) for c in res.connections if c.peer_role is Role.PRIMARY]
+    if len(peers) > max(0, promoted_max - 1):
+        found.append(f"unexpected peer Primary: {', '.join(peers)} (promoted-max={promoted_max})")
+    return found
+
+
+def degradations(res: Resource) -> list[str]:
+    """Why the resource runs but not as it should (monitor 190/191)."""
+    found: list[str] = []
+    if not res.quorum:
+        found.append("quorum lost")
+    if "fencing" in res.suspended:
+        found.append("I/O frozen while the peer is being fenced")
+    bad_local = sorted({str(d.disk) for d in res.devices if d.disk is not DiskState.UP_TO_DATE})
+    if bad_local:
+        found.append(f"local disk {'/'.join(bad_local)}")
+    if not res.connections:
+        found.append("no peer connection")
+    for conn in res.connections:
+        name = peer_name(conn)
+        if conn.connection is ConnState.STANDALONE:
+            found.append(f"StandAlone towards {name} (split-brain or disconnected by hand)")
+            continue
+        if conn.connection is not ConnState.CONNECTED:
+            found.append(f"peer {name} disconnected ({conn.connection})")
+            continue
+        for pd in conn.peer_devices:
+            if pd.replication.resyncing:
+                done = f" {pd.done:.1f}%" if pd.done is not None else ""
+                found.append(f"resync {pd.replication} with {name}{done}")
+            elif pd.peer_disk is not DiskState.UP_TO_DATE and not pd.peer_client:
+                found.append(f"peer {name} disk {pd.peer_disk}")
+    return found
+
+
+def verdict(res: Resource | None, *, promoted_max: int = 1) -> Verdict:
+    if res is None or res.role is Role.UNCONFIGURED:
+        return Verdict(Rc.NOT_RUNNING, "")
+    if res.role is Role.UNKNOWN:
+        return Verdict(Rc.ERR_GENERIC, "DRBD reports role Unknown")
+    promoted = res.role is Role.PRIMARY
+    if promoted:
+        failed = failures(res, promoted_max)
+        if failed:
+            return Verdict(Rc.FAILED_PROMOTED, "failed Primary: " + "; ".join(failed))
+    degraded = degradations(res)
+    if degraded:
+        return Verdict(Rc.DEGRADED_PROMOTED if promoted else Rc.DEGRADED, "degraded: " + "; ".join(degraded))
+    return Verdict(Rc.RUNNING_PROMOTED if promoted else Rc.SUCCESS, "")
+
+
+def clone_limits(
+    promoted_max: int | None,
+    promoted_node_max: int | None,
+    clone_max: int | None,
+    clone_node_max: int | None,
+) -> str | None:
+    """What is wrong with the clone's meta attributes for DRBD, or None.
+
+    DRBD is one instance per node, and at most two Primaries (DRBD 9 cannot handle more, and dual-primary
+    is only for two nodes: "not even two primaries plus one-or-more secondaries", ocf:linbit:drbd).
+    """
+    if (clone_node_max or 1) != 1:
+        return f"clone-node-max={clone_node_max}: DRBD runs one instance per node (set it to 1)"
+    if (promoted_node_max or 1) != 1:
+        return f"promoted-node-max={promoted_node_max}: must be 1"
+    if (promoted_max or 1) > 2:
+        return f"promoted-max={promoted_max}: DRBD supports at most two Primaries"
+    if (promoted_max or 1) == 2 and clone_max is not None and clone_max > 2:
+        return f"promoted-max=2 (dual-primary) needs clone-max <= 2, not {clone_max}"
+    return None
+
+
+_TWO_PRIMARIES = re.compile(r"^\s*allow-two-primaries(\s+yes)?\s*;", re.MULTILINE)
+_FENCING = re.compile(r"^\s*fencing\s+([a-z-]+)\s*;", re.MULTILINE)
+
+
+def allows_two_primaries(dump: str) -> bool:
+    """`drbdadm dump <res>` sets allow-two-primaries (as `allow-two-primaries;` or `... yes;`)."""
+    return _TWO_PRIMARIES.search(dump) is not None
+
+
+def fencing_policy(dump: str) -> str:
+    """The `fencing` option of `drbdadm dump <res>` (net section in 9, disk in 8.4); dont-care if unset."""
+    match = _FENCING.search(dump)
+    return match.group(1) if match else "dont-care"

@@ -1,0 +1,104 @@
+"""The promotion-score policy: DRBD state in, a score (or "remove the score") out. Pure.
+
+Pacemaker promotes the instance with the highest positive score. The tiers, first match wins:
+
+==========================  ===============================================================  =========
+tier                        state                                                            default
+==========================  ===============================================================  =========
+(remove)                    not running, quorum lost, any local disk not UpToDate            no score
+(remove, optional)          Secondary while a connected peer is Primary, in single-primary    no score
+                            mode (``remove_if_peer_primary``)
+``primary``                 Primary, every local disk UpToDate                               10000
+``uptodate``                Secondary, every local disk UpToDate, every peer disk known       10000
+``peer_unknown``            Secondary, every local disk UpToDate, some peer disk DUnknown     1000
+                            (the peer may have newer data that we cannot see)
+==========================  ===============================================================  =========
+
+Unlike ``ocf:linbit:drbd`` there is no positive tier for Consistent-only data or for "a peer has UpToDate
+data": a node whose own data is not UpToDate never gets a score, so Pacemaker never tries (and retries) to
+promote it. Transitional disk states (Attaching, Negotiating) count as not UpToDate for the same reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tandem.drbd.model import Connection, DiskState, Resource, Role
+
+DEFAULT_TIERS = "1000 10000 10000"
+
+
+@dataclass(frozen=True)
+class Tiers:
+    """Scores of the three positive tiers; validated to be positive and non-decreasing."""
+
+    peer_unknown: int = 1000
+    uptodate: int = 10000
+    primary: int = 10000
+
+    @classmethod
+    def parse(cls, text: str) -> Tiers:
+        """ "PEER_UNKNOWN UPTODATE PRIMARY", e.g. "1000 10000 10000". Raises ValueError with the problem."""
+        words = text.replace(",", " ").split()
+        if len(words) != 3 or not all(w.isdigit() for w in words):
+            raise ValueError(f"{text!r} is not three integers (peer_unknown uptodate primary)")
+        values = [int(w) for w in words]
+        if values[0] <= 0 or values != sorted(values):
+            raise ValueError(f"{text!r}: scores must be positive and non-decreasing")
+        if values[2] > 1000000:
+            raise ValueError(f"{text!r}: scores above 1000000 would be read as INFINITY")
+        return cls(*values)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """`score` None means: remove the promotion score (this node must not be promoted)."""
+
+    score: int | None
+    reason: str
+
+    def render(self) -> str:
+        """How the score is cached and logged: the number, or "remove"."""
+        return "remove" if self.score is None else str(self.score)
+
+
+def peer_name(conn: Connection) -> str:
+    return conn.peer or f"node-id {conn.peer_node_id}"
+
+
+def local_uptodate(res: Resource) -> bool:
+    """Every local volume holds UpToDate data (and there is at least one)."""
+    return bool(res.devices) and all(d.disk is DiskState.UP_TO_DATE for d in res.devices)
+
+
+def peer_disks_known(res: Resource) -> bool:
+    """We know the disk state of every peer volume, so no peer can hide newer data from us."""
+    peer_devices = [p for c in res.connections for p in c.peer_devices]
+    if not res.connections or any(not c.peer_devices for c in res.connections):
+        return False
+    return all(p.peer_disk is not DiskState.DUNKNOWN for p in peer_devices)
+
+
+def promotion_score(
+    res: Resource | None,
+    tiers: Tiers = Tiers(),
+    *,
+    remove_if_peer_primary: bool = False,
+    promoted_max: int = 1,
+) -> Decision:
+    if res is None or res.role is Role.UNCONFIGURED:
+        return Decision(None, "DRBD resource is not running")
+    if not res.quorum:
+        return Decision(None, "quorum lost")
+    if not local_uptodate(res):
+        states = ", ".join(sorted({str(d.disk) for d in res.devices})) or "no disk"
+        return Decision(None, f"local data is not UpToDate ({states})")
+    if res.role is Role.PRIMARY:
+        return Decision(tiers.primary, "Primary with UpToDate data")
+    if remove_if_peer_primary and promoted_max < 2:
+        primaries = [peer_name(c) for c in res.connections if c.peer_role is Role.PRIMARY]
+        if primaries:
+            return Decision(None, f"peer {primaries[0]} is Primary")
+    if peer_disks_known(res):
+        return Decision(tiers.uptodate, "UpToDate, every peer disk state known")
+    return Decision(tiers.peer_unknown, "UpToDate, but a peer's disk state is unknown")

@@ -1,0 +1,152 @@
+"""The monitor verdict over every combination of DRBD states, and the clone/config checks."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tandem.drbd.health import allows_two_primaries, clone_limits, fencing_policy, verdict
+from tandem.drbd.model import ConnState, DiskState, ReplState, Resource, Role
+from tandem.ocf.codes import Rc
+from tests.unit.drbd_states import healthy, resources
+
+PROMOTED_CODES = {Rc.RUNNING_PROMOTED, Rc.FAILED_PROMOTED, Rc.DEGRADED_PROMOTED}
+UNPROMOTED_CODES = {Rc.SUCCESS, Rc.DEGRADED}
+
+
+@given(resources(), st.integers(1, 2))
+def test_the_code_always_matches_the_role(res, promoted_max):
+    v = verdict(res, promoted_max=promoted_max)
+    if res.role is Role.PRIMARY:
+        assert v.rc in PROMOTED_CODES
+    elif res.role is Role.SECONDARY:
+        assert v.rc in UNPROMOTED_CODES
+    elif res.role is Role.UNCONFIGURED:
+        assert v.rc is Rc.NOT_RUNNING
+    else:
+        assert v.rc is Rc.ERR_GENERIC
+    # A code that is not plain healthy or stopped always says why, on one line.
+    assert bool(v.reason) == (v.rc not in (Rc.SUCCESS, Rc.RUNNING_PROMOTED, Rc.NOT_RUNNING))
+    assert "\n" not in v.reason
+
+
+@given(resources(role=Role.PRIMARY))
+def test_a_primary_without_its_disk_is_failed(res):
+    if any(d.disk in (DiskState.DISKLESS, DiskState.FAILED) and not d.client for d in res.devices):
+        assert verdict(res, promoted_max=2).rc is Rc.FAILED_PROMOTED
+
+
+def test_healthy_states():
+    assert verdict(None).rc is Rc.NOT_RUNNING
+    assert verdict(healthy(Role.SECONDARY)).rc is Rc.SUCCESS
+    assert verdict(healthy(Role.PRIMARY)).rc is Rc.RUNNING_PROMOTED
+    assert verdict(healthy(Role.SECONDARY, peer_role=Role.PRIMARY)).rc is Rc.SUCCESS
+    assert verdict(healthy(Role.PRIMARY, peer_role=Role.PRIMARY), promoted_max=2).rc is Rc.RUNNING_PROMOTED
+
+
+def test_unexpected_peer_primary_fails_a_single_primary():
+    v = verdict(healthy(Role.PRIMARY, peer_role=Role.PRIMARY), promoted_max=1)
+    assert v.rc is Rc.FAILED_PROMOTED
+    assert "unexpected peer Primary: bob" in v.reason
+
+
+@pytest.mark.parametrize(("suspended", "rc"), [("user", 9), ("no-data", 9), ("quorum", 9), ("fencing", 191)])
+def test_suspended_io(suspended, rc):
+    res = replace(healthy(Role.PRIMARY), suspended=(suspended,))
+    v = verdict(res)
+    assert v.rc == rc
+    assert "suspended" in v.reason or "frozen" in v.reason
+
+
+def _conn(res: Resource, **kw: Any) -> Resource:
+    return replace(res, connections=tuple(replace(c, **kw) for c in res.connections))
+
+
+def _pd(res: Resource, **kw: Any) -> Resource:
+    return _conn(res, peer_devices=tuple(replace(p, **kw) for c in res.connections for p in c.peer_devices))
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (
+            lambda r: _conn(r, connection=ConnState.STANDALONE, peer_role=Role.UNKNOWN),
+            "StandAlone towards bob",
+        ),
+        (lambda r: _conn(r, connection=ConnState.CONNECTING, peer_role=Role.UNKNOWN), "bob disconnected"),
+        (
+            lambda r: _pd(r, replication=ReplState.SYNC_SOURCE, peer_disk=DiskState.INCONSISTENT, done=37.5),
+            "resync SyncSource with bob 37.5%",
+        ),
+        (lambda r: _pd(r, peer_disk=DiskState.OUTDATED), "peer bob disk Outdated"),
+        (lambda r: replace(r, devices=tuple(replace(d, quorum=False) for d in r.devices)), "quorum lost"),
+        (lambda r: replace(r, connections=()), "no peer connection"),
+    ],
+)
+@pytest.mark.parametrize("role", [Role.PRIMARY, Role.SECONDARY])
+def test_degraded_states_are_named(change, words, role):
+    v = verdict(change(healthy(role)))
+    assert v.rc is (Rc.DEGRADED_PROMOTED if role is Role.PRIMARY else Rc.DEGRADED)
+    assert words in v.reason
+
+
+def test_a_secondary_with_outdated_data_is_degraded_not_failed():
+    res = healthy(Role.SECONDARY)
+    res = replace(res, devices=tuple(replace(d, disk=DiskState.OUTDATED) for d in res.devices))
+    v = verdict(res)
+    assert v.rc is Rc.DEGRADED
+    assert "local disk Outdated" in v.reason
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        ((1, 1, 2, 1), None),
+        ((2, 1, 2, 1), None),
+        ((None, None, None, None), None),
+        ((1, 1, 3, 1), None),
+        ((2, 1, 3, 1), "clone-max <= 2"),
+        ((3, 1, 3, 1), "at most two Primaries"),
+        ((1, 2, 2, 1), "promoted-node-max"),
+        ((1, 1, 2, 2), "clone-node-max"),
+    ],
+)
+def test_clone_limits(args, problem):
+    found = clone_limits(*args)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and problem in found
+
+
+DUMP = """resource r0 {
+    net {
+        protocol           C;
+        %s
+        fencing            resource-and-stonith;
+    }
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("line", "allowed"),
+    [
+        ("allow-two-primaries yes;", True),
+        ("allow-two-primaries;", True),
+        ("allow-two-primaries no;", False),
+        ("", False),
+        ("# allow-two-primaries yes;", False),
+    ],
+)
+def test_allow_two_primaries(line, allowed):
+    assert allows_two_primaries(DUMP % line) is allowed
+    assert fencing_policy(DUMP % line) == "resource-and-stonith"
+
+
+def test_fencing_default():
+    assert fencing_policy("resource r0 { }") == "dont-care"
