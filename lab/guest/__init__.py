@@ -1,0 +1,1 @@
+"""The lab's test guest: a tiny multiboot kernel (guest.c) and host-side helpers to build, run and read it."""

@@ -1,0 +1,104 @@
+"""The guest's generation record in sector 0 of its disk, read from the host side.
+
+Tests use it to prove which data reached which device: the guest prints `gen=N` only after the write
+of N completed with a FLUSH, so the disk must then hold N or more.
+
+Layout (little-endian, the rest of the sector is zero; guest.c writes the same):
+    0  8  magic  b"TANDGEN1"
+    8  4  gen       incremented by every write
+   12  4  boots     incremented at every boot
+   16  4  uptime_s  seconds since that boot at the time of the write
+   20  4  check     FNV-1a of bytes 0..19
+
+Run as a script (`python3 lab/guest/disk.py DEVICE`) inside a lab node to read a device that exists only
+in that node's mount namespace; it prints the record as JSON (or `null` for a disk never written).
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import struct
+import sys
+from dataclasses import asdict, dataclass
+
+MAGIC = b"TANDGEN1"
+SECTOR = 512
+_FMT = "<8sIII"
+
+
+class CorruptRecord(ValueError):
+    """The sector carries the magic but its checksum does not match: a torn or mixed-up write."""
+
+
+@dataclass(frozen=True)
+class GenRecord:
+    gen: int
+    boots: int
+    uptime_s: int
+
+
+def fnv1a(data: bytes) -> int:
+    h = 2166136261
+    for b in data:
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def encode(rec: GenRecord) -> bytes:
+    """A whole sector as the guest would write it (used to seed disks and in tests)."""
+    head = struct.pack(_FMT, MAGIC, rec.gen, rec.boots, rec.uptime_s)
+    return (head + struct.pack("<I", fnv1a(head))).ljust(SECTOR, b"\0")
+
+
+def decode(sector: bytes) -> GenRecord | None:
+    """None for a disk the guest never wrote (no magic)."""
+    if len(sector) < 24:
+        raise ValueError(f"need 24 bytes of sector 0, got {len(sector)}")
+    magic, gen, boots, uptime = struct.unpack_from(_FMT, sector)
+    if magic != MAGIC:
+        return None
+    (check,) = struct.unpack_from("<I", sector, 20)
+    if check != fnv1a(sector[:20]):
+        raise CorruptRecord(f"generation record checksum {check:#x} does not match")
+    return GenRecord(gen, boots, uptime)
+
+
+def read_sector0(path: str) -> bytes:
+    """Sector 0 with O_DIRECT where the file system allows it.
+
+    Two loop devices over one shared file (the lab's dual-primary stand-in) each have their own page
+    cache; a buffered read could return what this host read earlier, not what the guest wrote since.
+    """
+    buf = mmap.mmap(-1, 4096)  # page-aligned, as O_DIRECT needs
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    except OSError:  # tmpfs and some others refuse O_DIRECT; their page cache is the only copy anyway
+        fd = os.open(path, os.O_RDONLY)
+    try:
+        n = os.preadv(fd, [buf], 0)
+    finally:
+        os.close(fd)
+    return bytes(buf[: min(n, SECTOR)])
+
+
+def read_generation(path: str) -> GenRecord | None:
+    return decode(read_sector0(path))
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: disk.py DEVICE|IMAGE", file=sys.stderr)
+        return 2
+    try:
+        rec = read_generation(argv[0])
+    except (OSError, ValueError) as exc:
+        print(f"disk.py: {argv[0]}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(None if rec is None else asdict(rec)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
