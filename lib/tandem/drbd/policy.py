@@ -5,7 +5,7 @@ Pacemaker promotes the instance with the highest positive score. The tiers, firs
 ==========================  ===============================================================  =========
 tier                        state                                                            default
 ==========================  ===============================================================  =========
-(remove)                    not running, quorum lost, any local disk not UpToDate            no score
+(remove)                    not running, role Unknown, quorum lost, a local disk not UpToDate no score
 (remove, optional)          Secondary while a connected peer is Primary, in single-primary    no score
                             mode (``remove_if_peer_primary``)
 ``primary``                 Primary, every local disk UpToDate                               10000
@@ -88,6 +88,8 @@ def promotion_score(
 ) -> Decision:
     if res is None or res.role is Role.UNCONFIGURED:
         return Decision(None, "DRBD resource is not running")
+    if res.role is Role.UNKNOWN:
+        return Decision(None, "local role Unknown")
     if not res.quorum:
         return Decision(None, "quorum lost")
     if not local_uptodate(res):
