@@ -1,0 +1,164 @@
+"""PID 1 of a lab node, and the few in-node commands that need its conventions.
+
+`init.py boot NODE_DIR` is what "power on" runs as PID 1 of fresh mount+UTS+PID namespaces inside the node's
+network namespace. It follows NODE_DIR/boot.json (written by lab.cluster): mounts (per-node state
+dirs, private /dev/shm, then any extra bind mounts the lab was given), hostname, `holder.pid` (from then on
+the node accepts commands), boot hooks, then the cluster services (corosync, then pacemakerd). It then reaps
+orphans forever, like any init. It is stdlib only and run by path, so nodes need no PYTHONPATH.
+
+In a running node (via Node.run): `start-services`, `stop-services [TIMEOUT]` (pacemakerd, then corosync, by
+SIGTERM with the node-local pids they were started with) and `spawn LOG -- ARGV` (a detached daemon).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+PIDS = Path("/run/lab")
+# the order services start in; they stop in reverse
+SERVICES = (
+    ("corosync", ["corosync", "-f"], "/var/log/corosync/stdout.log"),
+    ("pacemakerd", ["pacemakerd"], "/var/log/pacemaker/stdout.log"),
+)
+
+
+def log(node_dir: Path, msg: str) -> None:
+    with open(node_dir / "boot.log", "a") as fh:
+        fh.write(f"{time.strftime('%H:%M:%S')} {msg}\n")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def spawn(argv: list[str], logfile: str, env: dict[str, str] | None = None) -> int:
+    """Start a detached daemon (own session); once this process exits, the node's init adopts it."""
+    Path(logfile).parent.mkdir(parents=True, exist_ok=True)
+    with open(logfile, "ab") as out:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, env=env
+        )
+    return proc.pid
+
+
+def start_services(env: dict[str, str]) -> None:
+    PIDS.mkdir(parents=True, exist_ok=True)
+    for name, argv, logfile in SERVICES:
+        pid = spawn(argv, logfile, env)
+        (PIDS / f"{name}.pid").write_text(f"{pid}\n")
+        if name == "corosync":
+            # pacemakerd retries CMAP only every second: waiting for corosync here saves that second
+            for _ in range(100):
+                probe = subprocess.run(["corosync-cfgtool", "-s"], capture_output=True, check=False)
+                if probe.returncode == 0:
+                    break
+                time.sleep(0.1)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def stop_services(timeout: float) -> list[str]:
+    """SIGTERM each service (last started first) and wait; returns the ones still running at the timeout."""
+    stuck = []
+    for name, _argv, _log in reversed(SERVICES):
+        try:
+            pid = int((PIDS / f"{name}.pid").read_text())
+        except (OSError, ValueError):
+            continue
+        if not alive(pid):
+            continue
+        os.kill(pid, signal.SIGTERM)
+        end = time.monotonic() + timeout
+        while alive(pid) and time.monotonic() < end:
+            time.sleep(0.1)
+        if alive(pid):
+            stuck.append(name)
+    return stuck
+
+
+def mount(argv: list[str]) -> None:
+    # -n: libmount must not create /run/mount on the host side
+    subprocess.run(["mount", "-n", *argv], check=True, capture_output=True, text=True)
+
+
+def boot(node_dir: Path) -> None:
+    plan: dict[str, Any] = json.loads((node_dir / "boot.json").read_text())
+    # /proc is still the host's here: our own host pid is what the lab signals and nsenters
+    host_pid = int(os.readlink("/proc/self"))
+    stat = Path("/proc/self/stat").read_text()
+    start = stat[stat.rindex(")") + 2 :].split()[19]
+    env: dict[str, str] = plan["env"]
+    try:
+        mount(["--make-rprivate", "/"])
+        for src, dst in plan["binds"]:
+            mount(["--bind", src, dst])
+        mount(["-t", "tmpfs", "-o", "size=256m,mode=1777", "lab-shm", "/dev/shm"])
+        mount(["-t", "proc", "proc", "/proc"])
+        socket.sethostname(plan["name"])
+        for sub in ("lock", "resource-agents", "lab"):
+            Path("/run", sub).mkdir(parents=True, exist_ok=True)
+        write_atomic(node_dir / "holder.pid", f"{host_pid} {start}\n")
+        for argv in plan["boot"]:
+            log(node_dir, f"boot hook: {argv}")
+            done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
+            if done.returncode != 0:
+                raise RuntimeError(f"boot hook {argv} exited {done.returncode}: {done.stderr.strip()[-500:]}")
+        if plan["services"]:
+            start_services(env)
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        detail = getattr(exc, "stderr", "") or ""
+        write_atomic(node_dir / "boot.state", f"failed: {exc} {detail}".strip() + "\n")
+        log(node_dir, f"boot failed: {exc} {detail}")
+    else:
+        write_atomic(node_dir / "boot.state", "booted\n")
+        log(node_dir, "booted")
+    reap_forever()
+
+
+def reap_forever() -> None:
+    while True:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            time.sleep(1)
+        except InterruptedError:
+            continue
+
+
+def main(argv: list[str]) -> int:
+    cmd = argv[0] if argv else ""
+    if cmd == "boot" and len(argv) == 2:
+        boot(Path(argv[1]))
+    elif cmd == "spawn" and len(argv) >= 4 and argv[2] == "--":
+        print(spawn(argv[3:], argv[1]))
+    elif cmd == "start-services" and len(argv) == 1:
+        start_services(dict(os.environ))
+    elif cmd == "stop-services" and len(argv) <= 2:
+        stuck = stop_services(float(argv[1]) if len(argv) == 2 else 300.0)
+        if stuck:
+            print(f"still running: {' '.join(stuck)}", file=sys.stderr)
+            return 1
+    else:
+        print("usage: init.py boot NODE_DIR | spawn LOG -- ARGV | start-services | stop-services [TIMEOUT]")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
