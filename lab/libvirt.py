@@ -1,0 +1,315 @@
+"""libvirt + QEMU on lab nodes: one libvirtd per node, started without systemd, and guest helpers.
+
+Each node gets its own /etc/libvirt, /var/lib/libvirt, /var/cache/libvirt and /var/log/libvirt, bind-mounted
+in the node's mount namespace from `node.dir/libvirt/`; /run/libvirt is already private (the node's /run).
+libvirtd listens with plain TCP (no auth, no TLS) on the node's address only, which exists only inside
+the lab, and each node has its own host UUID (libvirt refuses to migrate to "the same host" otherwise).
+
+Choices that make it work here, measured on these machines (see ../shared/recipes/vm-migration-recipe.md):
+- `stdio_handler = "file"`: no virtlogd is needed (libvirt writes QEMU's output to /var/log/libvirt/qemu).
+- `migration_host` = the node's address: the destination announces an address, not its hostname, so
+  migration works whatever resolves the node names.
+- `namespaces = [ ]`: QEMU sees the node's own /dev (where the DRBD emulator's device paths live), not a
+  private copy; `user = "root"` and `security_driver = "none"`: nothing relabels or chowns shared files.
+- `cgroup_controllers = [ ]`: no systemd or machined here; two nodes never collide on a machine cgroup.
+- QEMU's capability probe (about 1.5 s per cold libvirtd) is seeded from the last probe (lab/build/);
+  libvirt itself throws the seed away when QEMU, libvirt or the kernel differ.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.guest.qemu import DEFAULT_CMDLINE
+from lab.netns import Node
+
+BUILD = Path(__file__).resolve().parent / "build"
+CAPS_SEED = BUILD / "libvirt-caps"
+URI = "qemu:///system"
+# The directories a libvirt host keeps to itself (the node's /run is already private).
+PRIVATE_DIRS = {
+    "etc": "/etc/libvirt",
+    "lib": "/var/lib/libvirt",
+    "cache": "/var/cache/libvirt",
+    "log": "/var/log/libvirt",
+}
+_UUID_NS = uuid.UUID("6f0c1d7e-4a51-4c4e-9a8b-7a6e64656d00")
+
+
+class LibvirtError(RuntimeError):
+    """libvirtd did not come up, or a virsh command failed; the message says which and why."""
+
+
+def host_uuid(node_name: str) -> str:
+    """Stable per node name, different for every node (SMBIOS is unreadable here, so libvirt needs it)."""
+    return str(uuid.uuid5(_UUID_NS, node_name))
+
+
+def libvirtd_conf(address: str, node_name: str) -> str:
+    return (
+        f"# lab node {node_name}: written by lab/libvirt.py\n"
+        "listen_tls = 0\n"
+        "listen_tcp = 1\n"
+        f'listen_addr = "{address}"\n'
+        'auth_tcp = "none"\n'
+        f'host_uuid = "{host_uuid(node_name)}"\n'
+        'log_outputs = "3:file:/var/log/libvirt/libvirtd.log"\n'
+    )
+
+
+def qemu_conf(address: str) -> str:
+    return (
+        "# lab node: written by lab/libvirt.py\n"
+        'stdio_handler = "file"\n'
+        'user = "root"\n'
+        'group = "root"\n'
+        'security_driver = "none"\n'
+        "namespaces = [ ]\n"
+        "cgroup_controllers = [ ]\n"
+        "remember_owner = 0\n"
+        f'migration_host = "{address}"\n'
+    )
+
+
+@dataclass(frozen=True)
+class GuestSpec:
+    """A lab guest: the tandem-guest kernel, its serial log, and optionally a block device as its disk."""
+
+    name: str
+    kernel: Path
+    serial: Path  # a path every node sees (under /tmp): all QEMUs of the guest append to it
+    disk: str | None = None  # a block device path inside the nodes, e.g. /dev/drbd0
+    memory_mib: int = 64
+    cmdline: str = DEFAULT_CMDLINE
+
+
+def domain_xml(spec: GuestSpec, domain_type: str = "qemu") -> str:
+    """The domain definition (`domain_type` from lab.accel: "qemu" is TCG, "kvm" is KVM).
+
+    The disk is a raw block device with cache='none' (O_DIRECT, io='native'): like a DRBD device, libvirt
+    treats it as shared storage, so it migrates live without --unsafe. It sits on IDE because the guest
+    drives it with ATA PIO.
+    """
+    from lxml import etree
+
+    def el(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
+        child = etree.SubElement(parent, tag, attrs)
+        child.text = text
+        return child
+
+    dom = etree.Element("domain", type=domain_type)
+    el(dom, "name", spec.name)
+    el(dom, "memory", str(spec.memory_mib), unit="MiB")
+    el(dom, "vcpu", "1")
+    os_el = el(dom, "os")
+    el(os_el, "type", "hvm", arch="x86_64", machine="pc")
+    el(os_el, "kernel", str(spec.kernel))
+    el(os_el, "cmdline", spec.cmdline)
+    el(el(dom, "features"), "acpi")
+    el(dom, "clock", offset="utc")
+    for event, action in (("on_poweroff", "destroy"), ("on_reboot", "restart"), ("on_crash", "destroy")):
+        el(dom, event, action)
+    devices = el(dom, "devices")
+    el(devices, "emulator", "/usr/bin/qemu-system-x86_64")
+    if spec.disk is not None:
+        disk = el(devices, "disk", type="block", device="disk")
+        el(disk, "driver", name="qemu", type="raw", cache="none", io="native")
+        el(disk, "source", dev=spec.disk)
+        el(disk, "target", dev="hda", bus="ide")
+    el(devices, "controller", type="usb", model="none")
+    serial = el(devices, "serial", type="file")
+    el(serial, "source", path=str(spec.serial), append="on")
+    el(serial, "target", port="0")
+    el(devices, "memballoon", model="none")
+    return etree.tostring(dom, pretty_print=True, encoding="unicode")
+
+
+@dataclass(frozen=True)
+class JobStats:
+    """The numbers of a completed migration job (`virsh domjobinfo --completed` on the destination)."""
+
+    elapsed_ms: int
+    downtime_ms: int | None
+    data_mib: float | None
+
+
+def parse_jobinfo(text: str) -> JobStats:
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields[key.strip()] = value.strip()
+    if "Time elapsed" not in fields:
+        raise ValueError(f"no 'Time elapsed' in domjobinfo output: {text.strip()[:200]!r}")
+
+    def number(key: str) -> float | None:
+        m = re.match(r"[0-9.]+", fields.get(key, ""))
+        return float(m.group()) if m else None
+
+    elapsed = number("Time elapsed")
+    downtime = number("Total downtime")
+    data = number("Data processed")
+    if "GiB" in fields.get("Data processed", "") and data is not None:
+        data *= 1024
+    return JobStats(int(elapsed or 0), None if downtime is None else int(downtime), data)
+
+
+@dataclass(frozen=True)
+class Migration:
+    wall_s: float  # what `virsh migrate` took on the source
+    job: JobStats
+
+
+class Libvirtd:
+    """The libvirt daemon of one lab node. It lives until `stop()` or until the node powers off."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.root = node.dir / "libvirt"
+
+    # ---- set-up -------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Per-node directories and configuration (idempotent; kept across node reboots, like a disk)."""
+        for sub in PRIVATE_DIRS:
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        (self.root / "log" / "qemu").mkdir(exist_ok=True)
+        (self.root / "etc" / "libvirtd.conf").write_text(libvirtd_conf(self.node.address, self.node.name))
+        (self.root / "etc" / "qemu.conf").write_text(qemu_conf(self.node.address))
+        caps = self.root / "cache" / "qemu" / "capabilities"
+        if CAPS_SEED.is_dir() and not any(caps.glob("*.xml")):
+            caps.mkdir(parents=True, exist_ok=True)
+            for f in CAPS_SEED.glob("*.xml"):
+                shutil.copy2(f, caps / f.name)
+
+    def mount(self) -> None:
+        """Bind the private directories over the host's, inside the node's mount namespace only."""
+        for sub, target in PRIVATE_DIRS.items():
+            if self.node.run(["mountpoint", "-q", target], check=False).returncode != 0:
+                self.node.run(["mount", "--bind", str(self.root / sub), target])
+
+    def start(self, timeout: float = 120.0) -> float:
+        """Start libvirtd (if it is not running) and wait until it answers; returns the seconds it took."""
+        t0 = time.monotonic()
+        if self.pid() is None:
+            self.prepare()
+            self.mount()
+            self.node.spawn(["libvirtd", "--listen"], log="/var/log/libvirt/libvirtd.out")
+        end = t0 + timeout
+        while not self.ready():
+            if time.monotonic() > end:
+                raise LibvirtError(
+                    f"libvirtd on {self.node.name} not ready after {timeout}s: {self._log_tail()}"
+                )
+            time.sleep(0.1)
+        took = time.monotonic() - t0
+        self._save_caps_seed()
+        return took
+
+    def ready(self) -> bool:
+        return self.virsh("version", check=False, timeout=30).returncode == 0
+
+    def pid(self) -> int | None:
+        """Node-local pid of the running libvirtd (from its pid file in the node's /run)."""
+        res = self.node.run(["cat", "/run/libvirtd.pid"], check=False)
+        if res.returncode != 0 or not res.stdout.strip().isdigit():
+            return None
+        pid = res.stdout.strip()
+        comm = self.node.run(["cat", f"/proc/{pid}/comm"], check=False).stdout.strip()
+        return int(pid) if comm == "libvirtd" else None
+
+    def stop(self, timeout: float = 60.0, destroy: bool = True) -> None:
+        """Stop libvirtd; with `destroy`, its running guests first (libvirtd leaves them running)."""
+        if destroy:
+            for name in self.domains():
+                self.virsh("destroy", name, check=False)
+        pid = self.pid()
+        if pid is None:
+            return
+        self.node.run(["kill", "-TERM", str(pid)], check=False)
+        end = time.monotonic() + timeout
+        while self.pid() is not None:
+            if time.monotonic() > end:
+                raise LibvirtError(f"libvirtd on {self.node.name} (pid {pid}) ignored SIGTERM for {timeout}s")
+            time.sleep(0.1)
+
+    def _save_caps_seed(self) -> None:
+        caps = sorted((self.root / "cache" / "qemu" / "capabilities").glob("*.xml"))
+        if caps and not CAPS_SEED.is_dir():
+            tmp = CAPS_SEED.with_name(f"{CAPS_SEED.name}.{self.node.name}.tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            for f in caps:
+                shutil.copy2(f, tmp / f.name)
+            try:
+                tmp.rename(CAPS_SEED)
+            except OSError:  # another node seeded it first
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def _log_tail(self) -> str:
+        lines: list[str] = []
+        for name in ("libvirtd.out", "libvirtd.log"):
+            with contextlib.suppress(OSError):
+                lines += (self.root / "log" / name).read_text(errors="replace").splitlines()[-3:]
+        return " | ".join(lines) or "no log"
+
+    # ---- virsh ----------------------------------------------------------------------------------
+    def virsh(
+        self, *args: str, check: bool = True, timeout: float = 120.0, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """virsh against this node's libvirtd, run inside the node (as agents run it)."""
+        res = self.node.run(["virsh", "-q", "-c", URI, *args], check=False, timeout=timeout, input=input)
+        if check and res.returncode != 0:
+            raise LibvirtError(
+                f"{self.node.name}: virsh {' '.join(args)}: rc {res.returncode}: {res.stderr.strip()}"
+            )
+        return res
+
+    def create(self, xml: str) -> None:
+        """Start a transient domain from XML (handed over on stdin: no file needs to exist in the node)."""
+        self.virsh("create", "/dev/stdin", input=xml)
+
+    def domains(self) -> list[str]:
+        """Names of the running domains."""
+        return [n for n in self.virsh("list", "--name", check=False).stdout.split() if n]
+
+    def domstate(self, name: str) -> str:
+        """e.g. "running", "shut off", or "" when this node does not know the domain."""
+        res = self.virsh("domstate", name, check=False)
+        return res.stdout.strip() if res.returncode == 0 else ""
+
+    def wait_state(self, name: str, states: Sequence[str], timeout: float = 60.0) -> str:
+        end = time.monotonic() + timeout
+        while (state := self.domstate(name)) not in states:
+            if time.monotonic() > end:
+                raise LibvirtError(f"{self.node.name}: {name} is {state or 'unknown'!r}, not {list(states)}")
+            time.sleep(0.1)
+        return state
+
+    def qemu_pid(self, name: str) -> int | None:
+        """Node-local pid of the QEMU running `name` here."""
+        res = self.node.run(["cat", f"/run/libvirt/qemu/{name}.pid"], check=False)
+        return int(res.stdout.strip()) if res.returncode == 0 and res.stdout.strip().isdigit() else None
+
+    def rss_kib(self, pid: int) -> int:
+        """Resident memory of a node-local pid (libvirtd's or a QEMU's)."""
+        status = self.node.run(["cat", f"/proc/{pid}/status"]).stdout
+        m = re.search(r"^VmRSS:\s+(\d+)", status, re.M)
+        return int(m.group(1)) if m else 0
+
+
+def migrate(src: Libvirtd, dst: Libvirtd, name: str, *options: str, timeout: float = 300.0) -> Migration:
+    """`virsh migrate --live` from src to dst over qemu+tcp on the lab's addresses, as VirtualDomain runs
+    it with migration_transport=tcp; returns the wall time and the destination's job statistics."""
+    t0 = time.monotonic()
+    src.virsh("migrate", "--live", *options, name, f"qemu+tcp://{dst.node.address}/system", timeout=timeout)
+    wall = time.monotonic() - t0
+    info = dst.virsh("domjobinfo", "--completed", "--keep-completed", name)
+    return Migration(wall, parse_jobinfo(info.stdout))
