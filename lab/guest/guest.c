@@ -15,7 +15,8 @@
  * Disk: sector 0 of the primary ATA master holds a generation record (layout in lab/guest/disk.py); at
  * boot the guest reads it, counts a boot, and then writes gen+1 every gen_s seconds (ATA PIO + FLUSH).
  * ACPI: it polls PM1 PWRBTN_STS and enters S5 itself, so `virsh shutdown` is a real graceful shutdown.
- * Idle it sleeps in hlt. Kernel command line: "fill_mb=16 dirty_kb=4096 verify_s=2 gen_s=1".
+ * Idle it sleeps in hlt. Kernel command line: "fill_mb=16 dirty_kb=4096 verify_s=2 gen_s=1"; corrupt_s=N
+ * damages one filled word and one dirty page at second N, so tests can prove that the checks detect it.
  */
 typedef unsigned int u32;
 typedef unsigned short u16;
@@ -241,7 +242,7 @@ void kmain(u32 magic, u32 *mbi) {
         if (mbi[0] & 4) cmd = (const char *)mbi[4];
     }
     u32 fill_mb = arg(cmd, "fill_mb", 16), dirty_kb = arg(cmd, "dirty_kb", 4096);
-    u32 verify_s = arg(cmd, "verify_s", 2), gen_s = arg(cmd, "gen_s", 1);
+    u32 verify_s = arg(cmd, "verify_s", 2), gen_s = arg(cmd, "gen_s", 1), corrupt_s = arg(cmd, "corrupt_s", 0);
     if (!verify_s) verify_s = 1;
     u32 base = 8u << 20; /* the first 8 MiB hold the kernel, its stack and the BIOS */
     u32 avail = mem_kb * 1024u > base + (1u << 20) ? mem_kb * 1024u - base - (1u << 20) : 0;
@@ -274,6 +275,10 @@ void kmain(u32 magic, u32 *mbi) {
             done++;
             if (done % 100 == 0) {
                 secs++;
+                if (secs == corrupt_s) {
+                    if (nfill) fill[nfill / 2] ^= 1;
+                    if (npages) dirty[0] ^= 1;
+                }
                 if (disk_ok && gen_s && secs % gen_s == 0 && disk_write_gen(secs) < 0) {
                     say("disk error="); puts(ata_error); puts("\n");
                 }
