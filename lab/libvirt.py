@@ -141,6 +141,9 @@ class JobStats:
     data_mib: float | None
 
 
+_UNITS = {"B": 1.0, "KiB": 2.0**10, "MiB": 2.0**20, "GiB": 2.0**30, "TiB": 2.0**40}
+
+
 def parse_jobinfo(text: str) -> JobStats:
     fields: dict[str, str] = {}
     for line in text.splitlines():
@@ -151,15 +154,14 @@ def parse_jobinfo(text: str) -> JobStats:
         raise ValueError(f"no 'Time elapsed' in domjobinfo output: {text.strip()[:200]!r}")
 
     def number(key: str) -> float | None:
-        m = re.match(r"[0-9.]+", fields.get(key, ""))
-        return float(m.group()) if m else None
+        m = re.match(r"([0-9.]+)\s*(\S*)", fields.get(key, ""))
+        return float(m.group(1)) * _UNITS.get(m.group(2), 1.0) if m else None
 
     elapsed = number("Time elapsed")
     downtime = number("Total downtime")
     data = number("Data processed")
-    if "GiB" in fields.get("Data processed", "") and data is not None:
-        data *= 1024
-    return JobStats(int(elapsed or 0), None if downtime is None else int(downtime), data)
+    mib = None if data is None else round(data / 2**20, 3)
+    return JobStats(int(elapsed or 0), None if downtime is None else int(downtime), mib)
 
 
 @dataclass(frozen=True)
