@@ -10,8 +10,9 @@ each `change` carrying only the keys that changed; they are applied in order up 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tandem.drbd.model import (
     Connection,
@@ -25,9 +26,8 @@ from tandem.drbd.model import (
     Role,
     Status,
 )
-from tandem.drbd.parse_common import Line, integer, key_values, lines, percent, state, suspended, yes_no
+from tandem.drbd.parse_common import E, Line, integer, key_values, lines, percent, state, suspended, yes_no
 
-K = TypeVar("K")
 T = TypeVar("T")
 
 _TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?")
@@ -42,39 +42,6 @@ _PROGRESS = (
     ReplState.VERIFY_S,
     ReplState.VERIFY_T,
 )
-
-
-@dataclass
-class _PeerDevice:
-    replication: ReplState
-    peer_disk: DiskState
-    peer_client: bool | None = None
-    done: float | None = None
-
-
-@dataclass
-class _Connection:
-    name: str | None
-    node_id: int | None
-    connection: ConnState
-    role: Role
-    peer_devices: dict[int, _PeerDevice] = field(default_factory=dict)
-
-
-@dataclass
-class _Device:
-    minor: int | None
-    disk: DiskState
-    client: bool | None = None
-    quorum: bool | None = None
-
-
-@dataclass
-class _Resource:
-    role: Role
-    suspended: tuple[str, ...] = ()
-    devices: dict[int, _Device] = field(default_factory=dict)
-    connections: dict[str, _Connection] = field(default_factory=dict)
 
 
 class _Event:
@@ -92,18 +59,24 @@ class _Event:
             raise self.at.error(f"{self.action} {self.obj} without {key}:")
         return self.keys[key]
 
-    def optional(self, key: str) -> str | None:
-        """A key that `change` lines may leave out; an `exists`/`create` line must carry it."""
-        return self.required(key) if self.creates else self.keys.get(key)
+    def state(self, key: str, cls: type[E]) -> E:
+        return state(cls, self.required(key), key, self.at)
 
-    def volume(self) -> int:
-        return integer(self.required("volume"), "volume", self.at)
+    def volume(self) -> str:
+        """Volumes key devices as text, like every other object (checked to be a number)."""
+        return str(integer(self.required("volume"), "volume", self.at))
 
     def connection_key(self) -> str:
         key = self.keys.get("peer-node-id", self.keys.get("conn-name"))
         if key is None:
             raise self.at.error(f"{self.obj} without peer-node-id: or conn-name:")
         return key
+
+
+def _known(ev: _Event, objects: dict[str, T], key: str, what: str) -> T:
+    if key not in objects:
+        raise ev.at.error(f"{ev.action} for {what} {key!r} that no event created")
+    return objects[key]
 
 
 def _logical_lines(text: str) -> list[Line]:
@@ -146,6 +119,94 @@ def _event(line: Line) -> _Event | None:
     return event
 
 
+@dataclass
+class _PeerDevice:
+    replication: ReplState
+    peer_disk: DiskState
+    peer_client: bool | None = None
+    done: float | None = None
+
+    @classmethod
+    def new(cls, ev: _Event) -> _PeerDevice:
+        return cls(ev.state("replication", ReplState), ev.state("peer-disk", DiskState))
+
+    def update(self, ev: _Event) -> None:
+        if "replication" in ev.keys:
+            self.replication = ev.state("replication", ReplState)
+            if self.replication not in _PROGRESS:
+                self.done = None
+        if "peer-disk" in ev.keys:
+            self.peer_disk = ev.state("peer-disk", DiskState)
+        if "peer-client" in ev.keys:
+            self.peer_client = yes_no(ev.keys["peer-client"], "peer-client", ev.at)
+        if "done" in ev.keys:
+            self.done = percent(ev.keys["done"], "done", ev.at)
+
+
+@dataclass
+class _Connection:
+    name: str | None
+    node_id: int | None
+    connection: ConnState
+    role: Role
+    peer_devices: dict[str, _PeerDevice] = field(default_factory=dict)
+
+    @classmethod
+    def new(cls, ev: _Event) -> _Connection:
+        node_id = ev.keys.get("peer-node-id")
+        return cls(
+            name=ev.keys.get("conn-name"),
+            node_id=None if node_id is None else integer(node_id, "peer-node-id", ev.at),
+            connection=ev.state("connection", ConnState),
+            role=ev.state("role", Role),
+        )
+
+    def update(self, ev: _Event) -> None:
+        if "connection" in ev.keys:
+            self.connection = ev.state("connection", ConnState)
+        if "role" in ev.keys:
+            self.role = ev.state("role", Role)
+
+
+@dataclass
+class _Device:
+    minor: int | None
+    disk: DiskState
+    client: bool | None = None
+    quorum: bool | None = None
+
+    @classmethod
+    def new(cls, ev: _Event) -> _Device:
+        return cls(minor=None, disk=ev.state("disk", DiskState))
+
+    def update(self, ev: _Event) -> None:
+        if "disk" in ev.keys:
+            self.disk = ev.state("disk", DiskState)
+        if "minor" in ev.keys:
+            self.minor = integer(ev.keys["minor"], "minor", ev.at)
+        for flag in ("client", "quorum"):
+            if flag in ev.keys:
+                setattr(self, flag, yes_no(ev.keys[flag], flag, ev.at))
+
+
+@dataclass
+class _Resource:
+    role: Role
+    suspended: tuple[str, ...] = ()
+    devices: dict[str, _Device] = field(default_factory=dict)
+    connections: dict[str, _Connection] = field(default_factory=dict)
+
+    @classmethod
+    def new(cls, ev: _Event) -> _Resource:
+        return cls(role=ev.state("role", Role))
+
+    def update(self, ev: _Event) -> None:
+        if "role" in ev.keys:
+            self.role = ev.state("role", Role)
+        if "suspended" in ev.keys:
+            self.suspended = suspended(ev.keys["suspended"], ev.at)
+
+
 class _State:
     """The objects the events built so far, keyed as drbdsetup keys them."""
 
@@ -155,107 +216,29 @@ class _State:
     def apply(self, ev: _Event) -> None:
         if ev.obj in ("path", "helper"):
             return  # paths and helper calls do not change the modelled state
+        objects, key, new = self._place(ev)
+        if ev.creates:
+            objects[key] = new(ev)
+        found = _known(ev, objects, key, ev.obj)
+        if ev.action == "destroy":
+            del objects[key]
+        elif ev.action == "rename":
+            objects[ev.required("new_name")] = objects.pop(key)
+        else:
+            found.update(ev)
+
+    def _place(self, ev: _Event) -> tuple[dict[str, Any], str, Callable[[_Event], Any]]:
+        """Where the event's object lives (its parents must exist), its key there, and how to create it."""
         name = ev.keys["name"]
         if ev.obj == "resource":
-            self._resource(ev, name)
-            return
-        res = self._known(ev, self.resources, name, "resource")
+            return self.resources, name, _Resource.new
+        res = _known(ev, self.resources, name, "resource")
         if ev.obj == "device":
-            self._device(ev, res)
-        elif ev.obj == "connection":
-            self._connection(ev, res)
-        else:
-            conn = self._known(ev, res.connections, ev.connection_key(), "connection")
-            self._peer_device(ev, conn)
-
-    @staticmethod
-    def _known(ev: _Event, objects: dict[K, T], key: K, what: str) -> T:
-        if key not in objects:
-            raise ev.at.error(f"{ev.action} for {what} {key!r} that no event created")
-        return objects[key]
-
-    def _resource(self, ev: _Event, name: str) -> None:
-        at = ev.at
-        if ev.action == "destroy":
-            self._known(ev, self.resources, name, "resource")
-            del self.resources[name]
-            return
-        if ev.action == "rename":
-            self.resources[ev.required("new_name")] = self._known(ev, self.resources, name, "resource")
-            del self.resources[name]
-            return
-        role = ev.optional("role")
-        if ev.creates:
-            self.resources[name] = _Resource(role=state(Role, role or "", "role", at))
-        res = self._known(ev, self.resources, name, "resource")
-        if role is not None:
-            res.role = state(Role, role, "role", at)
-        if "suspended" in ev.keys:
-            res.suspended = suspended(ev.keys["suspended"], at)
-
-    def _device(self, ev: _Event, res: _Resource) -> None:
-        at, volume = ev.at, ev.volume()
-        if ev.action == "destroy":
-            self._known(ev, res.devices, volume, "device")
-            del res.devices[volume]
-            return
-        disk = ev.optional("disk")
-        if ev.creates:
-            res.devices[volume] = _Device(minor=None, disk=state(DiskState, disk or "", "disk state", at))
-        dev = self._known(ev, res.devices, volume, "device")
-        if disk is not None:
-            dev.disk = state(DiskState, disk, "disk state", at)
-        if "minor" in ev.keys:
-            dev.minor = integer(ev.keys["minor"], "minor", at)
-        if "client" in ev.keys:
-            dev.client = yes_no(ev.keys["client"], "client", at)
-        if "quorum" in ev.keys:
-            dev.quorum = yes_no(ev.keys["quorum"], "quorum", at)
-
-    def _connection(self, ev: _Event, res: _Resource) -> None:
-        at, key = ev.at, ev.connection_key()
-        if ev.action == "destroy":
-            self._known(ev, res.connections, key, "connection")
-            del res.connections[key]
-            return
-        cstate, role = ev.optional("connection"), ev.optional("role")
-        if ev.creates:
-            node_id = ev.keys.get("peer-node-id")
-            res.connections[key] = _Connection(
-                name=ev.keys.get("conn-name"),
-                node_id=None if node_id is None else integer(node_id, "peer-node-id", at),
-                connection=state(ConnState, cstate or "", "connection state", at),
-                role=state(Role, role or "", "role", at),
-            )
-        conn = self._known(ev, res.connections, key, "connection")
-        if cstate is not None:
-            conn.connection = state(ConnState, cstate, "connection state", at)
-        if role is not None:
-            conn.role = state(Role, role, "role", at)
-
-    def _peer_device(self, ev: _Event, conn: _Connection) -> None:
-        at, volume = ev.at, ev.volume()
-        if ev.action == "destroy":
-            self._known(ev, conn.peer_devices, volume, "peer device")
-            del conn.peer_devices[volume]
-            return
-        repl, pdisk = ev.optional("replication"), ev.optional("peer-disk")
-        if ev.creates:
-            conn.peer_devices[volume] = _PeerDevice(
-                replication=state(ReplState, repl or "", "replication state", at),
-                peer_disk=state(DiskState, pdisk or "", "peer disk state", at),
-            )
-        pd = self._known(ev, conn.peer_devices, volume, "peer device")
-        if repl is not None:
-            pd.replication = state(ReplState, repl, "replication state", at)
-            if pd.replication not in _PROGRESS:
-                pd.done = None
-        if pdisk is not None:
-            pd.peer_disk = state(DiskState, pdisk, "peer disk state", at)
-        if "peer-client" in ev.keys:
-            pd.peer_client = yes_no(ev.keys["peer-client"], "peer-client", at)
-        if "done" in ev.keys:
-            pd.done = percent(ev.keys["done"], "done", at)
+            return res.devices, ev.volume(), _Device.new
+        if ev.obj == "connection":
+            return res.connections, ev.connection_key(), _Connection.new
+        conn = _known(ev, res.connections, ev.connection_key(), "connection")
+        return conn.peer_devices, ev.volume(), _PeerDevice.new
 
     def status(self) -> Status:
         return Status(
@@ -266,7 +249,7 @@ class _State:
                     name=name,
                     role=res.role,
                     devices=tuple(
-                        Device(volume=v, minor=d.minor, disk=d.disk, client=d.client, quorum=d.quorum)
+                        Device(volume=int(v), minor=d.minor, disk=d.disk, client=d.client, quorum=d.quorum)
                         for v, d in res.devices.items()
                     ),
                     connections=tuple(
@@ -276,7 +259,7 @@ class _State:
                             peer_role=c.role,
                             peer_devices=tuple(
                                 PeerDevice(
-                                    volume=v,
+                                    volume=int(v),
                                     replication=p.replication,
                                     peer_disk=p.peer_disk,
                                     done=p.done,
