@@ -268,6 +268,10 @@ void kmain(u32 magic, u32 *mbi) {
     for (;;) {
         __asm__ volatile("sti; hlt; cli" ::: "memory");
         while (done != ticks) {
+            if (corrupt_s && done + 1 == corrupt_s * 100) { /* self-test: damage both, just before second N */
+                if (nfill) fill[nfill / 2] ^= 1;
+                if (npages) dirty[0] ^= 1;
+            }
             for (u32 p = 0; p < npages; p++) {
                 if (dirty[p * 1024] != done) dirty_bad++;
                 dirty[p * 1024] = done + 1;
@@ -275,10 +279,6 @@ void kmain(u32 magic, u32 *mbi) {
             done++;
             if (done % 100 == 0) {
                 secs++;
-                if (secs == corrupt_s) {
-                    if (nfill) fill[nfill / 2] ^= 1;
-                    if (npages) dirty[0] ^= 1;
-                }
                 if (disk_ok && gen_s && secs % gen_s == 0 && disk_write_gen(secs) < 0) {
                     say("disk error="); puts(ata_error); puts("\n");
                 }
