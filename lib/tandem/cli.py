@@ -14,6 +14,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "print the DRBD state as JSON (from a file or this node)",
     ),
     "install": ("tandem.install", "main", "install the agents and DRBD handlers under OCF_ROOT"),
+    "fence-peer": (
+        "tandem.fence",
+        "fence_main",
+        "DRBD fence-peer handler: constraint (and STONITH) for a lost peer",
+    ),
+    "unfence-peer": (
+        "tandem.fence",
+        "unfence_main",
+        "DRBD unfence-peer handler: remove our constraint once UpToDate",
+    ),
 }
 
 

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from tandem.drbd.model import Connection, ConnState, Device, DiskState, PeerDevice, ReplState, Resource, Role
 
-SUSPEND = ("user", "no-data", "fencing", "quorum")
+SUSPEND = ("user", "no-data", "fencing", "quorum", "unknown")
 
 
 @st.composite

@@ -54,7 +54,9 @@ def test_unexpected_peer_primary_fails_a_single_primary():
     assert "unexpected peer Primary: bob" in v.reason
 
 
-@pytest.mark.parametrize(("suspended", "rc"), [("user", 9), ("no-data", 9), ("quorum", 9), ("fencing", 191)])
+@pytest.mark.parametrize(
+    ("suspended", "rc"), [("user", 9), ("no-data", 9), ("quorum", 9), ("unknown", 9), ("fencing", 191)]
+)
 def test_suspended_io(suspended, rc):
     res = replace(healthy(Role.PRIMARY), suspended=(suspended,))
     v = verdict(res)

@@ -26,8 +26,9 @@ from tandem.ocf.codes import Rc
 
 # Disk states under which a Primary has no local data left to serve from.
 NO_DISK = frozenset({DiskState.DISKLESS, DiskState.FAILED, DiskState.DETACHING})
-# Suspension reasons that mean a failed Primary; "fencing" is a transient freeze while the handler runs.
-FATAL_SUSPEND = frozenset({"user", "no-data", "quorum"})
+# The one suspension that is not a failure: the freeze while the fence-peer handler runs. Every other
+# reason (user, no-data, quorum, and "unknown" from /proc/drbd, which does not say why) fails a Primary.
+TRANSIENT_SUSPEND = "fencing"
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ def failures(res: Resource, promoted_max: int) -> list[str]:
     for dev in res.devices:
         if dev.disk in NO_DISK and not dev.client:
             found.append(f"{dev.disk} disk under a Primary (volume {dev.volume})")
-    fatal = [s for s in res.suspended if s in FATAL_SUSPEND]
+    fatal = [s for s in res.suspended if s != TRANSIENT_SUSPEND]
     if fatal:
         found.append(f"I/O suspended ({', '.join(fatal)})")
     peers = [peer_name(c) for c in res.connections if c.peer_role is Role.PRIMARY]
@@ -60,7 +61,7 @@ def degradations(res: Resource) -> list[str]:
     found: list[str] = []
     if not res.quorum:
         found.append("quorum lost")
-    if "fencing" in res.suspended:
+    if TRANSIENT_SUSPEND in res.suspended:
         found.append("I/O frozen while the peer is being fenced")
     bad_local = sorted({str(d.disk) for d in res.devices if d.disk is not DiskState.UP_TO_DATE})
     if bad_local:

@@ -1,0 +1,266 @@
+"""The side-effect layer of the DRBD agent: drbdadm/drbdsetup calls, version detection, the promotion score.
+
+Everything goes through the runner seam. DRBD 9 state comes from `drbdsetup status --json <res>`; DRBD 8.4
+state from `/proc/drbd`, narrowed to the resource's minors (`drbdadm sh-minor`), since /proc/drbd does not
+name resources. The version is read from /proc/drbd (no fork) and, without it, from `drbdadm --version`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from tandem.drbd.model import Resource, Role
+from tandem.drbd.policy import Decision
+from tandem.ocf.codes import OcfError, Rc, generic
+from tandem.ocf.log import Logger
+from tandem.ocf.runner import CommandTimeout, Result, Runner
+
+# drbdsetup/drbdadm exit codes (LINBIT/drbd-utils user/v9/drbdsetup.c)
+NO_SUCH_OBJECT = 10
+NO_UP_TO_DATE_DISK = 17
+PROC_DRBD = "/proc/drbd"
+_VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
+
+
+@dataclass(frozen=True, order=True)
+class Version:
+    major: int
+    minor: int
+    patch: int
+
+    @classmethod
+    def parse(cls, text: str) -> Version:
+        match = _VERSION.search(text)
+        if not match:
+            raise ValueError(f"{text!r} is not a version x.y.z")
+        return cls(*(int(g) for g in match.groups()))
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}.{self.patch}"
+
+    @property
+    def v9(self) -> bool:
+        return self.major >= 9
+
+
+def version_from_proc(text: str) -> Version | None:
+    """`version: 9.2.4 (api:2/proto:86-122)` on the first line of /proc/drbd."""
+    first = text.split("\n", 1)[0]
+    return Version.parse(first) if first.startswith("version:") and _VERSION.search(first) else None
+
+
+def version_from_drbdadm(text: str) -> Version | None:
+    """`DRBD_KERNEL_VERSION=9.2.4` from `drbdadm --version` (absent or 0 without a loaded module)."""
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "DRBD_KERNEL_VERSION" and _VERSION.search(value):
+            found = Version.parse(value)
+            return found if found > Version(0, 0, 0) else None
+    return None
+
+
+class Drbd:
+    """One DRBD resource on this node."""
+
+    def __init__(self, runner: Runner, log: Logger, resource: str, conf: str | None = None) -> None:
+        self.runner = runner
+        self.log = log
+        self.resource = resource
+        self.conf = conf
+        self._version: Version | None = None
+
+    # -- version ---------------------------------------------------------------------------------------
+    def version(self) -> Version | None:
+        """The loaded kernel module's version, or None when no module is loaded."""
+        if self._version is None:
+            try:
+                self._version = version_from_proc(Path(proc_path()).read_text())
+            except OSError:
+                self._version = version_from_drbdadm(
+                    self.runner.run(["drbdadm", "--version"], timeout=10).out
+                )
+        return self._version
+
+    # -- state -----------------------------------------------------------------------------------------
+    def status(self) -> Resource | None:
+        """The resource as the kernel has it, or None when it is not configured (down)."""
+        version = self.version()
+        if version is None:
+            return None
+        if version.v9:
+            return self._status_9()
+        return self._status_84()
+
+    def _status_9(self) -> Resource | None:
+        from tandem.drbd.parse import parse_status_json
+
+        result = self.runner.run(["drbdsetup", "status", "--json", self.resource], timeout=10)
+        if not result.ok:
+            if result.rc == NO_SUCH_OBJECT or "No such resource" in result.err:
+                return None
+            raise generic(f"cannot read the DRBD state: {result.describe()}")
+        return parse_status_json(result.out).resource(self.resource)
+
+    def _status_84(self) -> Resource | None:
+        from tandem.drbd.parse import parse_proc
+
+        minors = self.minors()
+        if not minors:
+            return None
+        status = parse_proc(Path(proc_path()).read_text())
+        parts = [r for r in status.resources if any(d.minor in minors for d in r.devices)]
+        return merge_minors(self.resource, parts) if parts else None
+
+    def minors(self) -> tuple[int, ...]:
+        result = self.adm("sh-minor")
+        if not result.ok:
+            return ()
+        return tuple(int(w) for w in result.out.split() if w.isdigit())
+
+    # -- commands --------------------------------------------------------------------------------------
+    def adm(self, command: str, *extra: str, timeout: float | None = 60) -> Result:
+        """`drbdadm [-c CONF] COMMAND [EXTRA...] RESOURCE`."""
+        argv = ["drbdadm"]
+        if self.conf:
+            argv += ["-c", self.conf]
+        argv += [command, *extra, self.resource]
+        result = self.runner.run(argv, timeout=timeout)
+        level = self.log.info if result.ok else self.log.warning
+        level(result.describe() if not result.ok else f"{' '.join(argv)}: ok")
+        return result
+
+    def dump(self) -> str:
+        """The resource's configuration as drbdadm reads it (for allow-two-primaries and fencing)."""
+        result = self.adm("dump", timeout=20)
+        if not result.ok:
+            raise OcfError(Rc.ERR_CONFIGURED, f"DRBD configuration of {self.resource}: {result.describe()}")
+        return result.out
+
+    def wait_for(
+        self,
+        done: Callable[[Resource | None], bool],
+        seconds: float,
+        interval: float = 0.5,
+    ) -> Resource | None:
+        """Poll the state until `done` holds or `seconds` pass; returns the last state seen."""
+        end = time.monotonic() + seconds
+        res = self.status()
+        while not done(res) and time.monotonic() < end:
+            time.sleep(min(interval, max(0.0, end - time.monotonic())))
+            res = self.status()
+        return res
+
+
+def merge_minors(name: str, parts: list[Resource]) -> Resource:
+    """DRBD 8.4's /proc/drbd has one line per minor; a resource is the union of its minors' lines."""
+    first = parts[0]
+    roles = {r.role for r in parts}
+    connection = None
+    if first.connections:
+        peer_devices = tuple(p for r in parts for c in r.connections for p in c.peer_devices)
+        connection = replace(first.connections[0], peer_devices=peer_devices)
+        bad = [c for r in parts for c in r.connections if c.connection is not connection.connection]
+        if bad:
+            connection = replace(connection, connection=bad[0].connection)
+    return replace(
+        first,
+        name=name,
+        role=Role.PRIMARY if Role.PRIMARY in roles else first.role,
+        devices=tuple(d for r in parts for d in r.devices),
+        connections=(connection,) if connection else (),
+        suspended=tuple(dict.fromkeys(s for r in parts for s in r.suspended)),
+    )
+
+
+def proc_path() -> str:
+    """/proc/drbd, or the emulator's copy of it (TANDEM_PROC_DRBD) when DRBD is emulated."""
+    return os.environ.get("TANDEM_PROC_DRBD") or PROC_DRBD
+
+
+def state_dir() -> Path:
+    """Per-boot agent state: HA_RSCTMP (a tmpfs, as Pacemaker sets it), else /run/resource-agents."""
+    return Path(os.environ.get("HA_RSCTMP") or "/run/resource-agents")
+
+
+def instance_file(instance: str, suffix: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9_.:-]", "_", instance or "drbd")
+    return state_dir() / f"tandem-drbd-{safe}.{suffix}"
+
+
+class PromotionScore:
+    """Writes the promotion score with `crm_attribute --promotion` only when it changes.
+
+    The last value written is cached in HA_RSCTMP; the cache is checked against the cluster (one query) on
+    start and on probes, so a steady-state monitor forks nothing and writes nothing to the CIB.
+    """
+
+    def __init__(self, runner: Runner, log: Logger, instance: str, timeout: float = 10.0) -> None:
+        self.runner = runner
+        self.log = log
+        self.cache = instance_file(instance, "score")
+        self.timeout = timeout
+
+    def cached(self) -> str | None:
+        try:
+            return self.cache.read_text().strip() or None
+        except OSError:
+            return None
+
+    def current(self) -> str | None:
+        """The value in the cluster: a number, "remove" when unset, None when the cluster cannot say."""
+        result = self._crm("-G", "-q")
+        if result is None:
+            return None
+        if result.ok and result.out.strip():
+            return result.out.strip().splitlines()[-1]
+        # crm_attribute exits 105 (ENXIO: no such attribute) or 6 for an unset score
+        return "remove" if result.rc in (6, 105) or "not found" in result.err.lower() else None
+
+    def apply(self, decision: Decision, *, verify: bool = False) -> bool:
+        """Make the cluster hold `decision`; True when it does (or now does)."""
+        wanted = decision.render()
+        known = self.current() if verify else self.cached()
+        if known == wanted:
+            if verify:
+                self._remember(wanted)
+            return True
+        args = ("-D",) if decision.score is None else ("-v", str(decision.score))
+        result = self._crm(*args)
+        if result is None or not result.ok:
+            self.log.warning(
+                f"promotion score not updated to {wanted} ({decision.reason}): "
+                f"{result.describe() if result else 'timed out'}"
+            )
+            self._forget()
+            return False
+        self.log.info(f"promotion score {known or 'unknown'} -> {wanted}: {decision.reason}")
+        self._remember(wanted)
+        return True
+
+    def _crm(self, *args: str) -> Result | None:
+        try:
+            return self.runner.run(
+                ["crm_attribute", "--promotion", "-l", "reboot", *args], timeout=self.timeout
+            )
+        except CommandTimeout as exc:
+            self.log.warning(str(exc))
+            return None
+
+    def _remember(self, value: str) -> None:
+        try:
+            self.cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.cache.with_suffix(".tmp")
+            tmp.write_text(value + "\n")
+            tmp.replace(self.cache)
+        except OSError as exc:
+            self.log.warning(f"cannot cache the promotion score in {self.cache}: {exc}")
+
+    def _forget(self) -> None:
+        with contextlib.suppress(OSError):
+            self.cache.unlink()

@@ -1,0 +1,472 @@
+"""`tandem fence-peer` and `tandem unfence-peer`: DRBD's fencing handlers for a Pacemaker cluster.
+
+DRBD calls fence-peer when it loses a peer it may have to outdate (`handlers { fence-peer
+"/usr/sbin/tandem-fence-peer"; unfence-peer "/usr/sbin/tandem-unfence-peer"; }` with `fencing
+resource-only|resource-and-stonith`). fence-peer places one location constraint per DRBD resource that forbids
+the promoted role everywhere except on the nodes with UpToDate data, and answers with DRBD's exit codes:
+
+* 4  the peer is reachable in the cluster: the constraint keeps it from being promoted (counts as Outdated);
+* 5  the peer is unreachable and not known to be fenced (constraint placed only if our data is UpToDate);
+* 6  our own data is not UpToDate and the peer is reachable: DRBD outdates us;
+* 7  the peer is fenced: cleanly down in the cluster, or STONITHed by us;
+* 1  nothing safe could be done (no quorum, no CIB, a conflicting constraint, failed STONITH, timeout): DRBD
+     keeps I/O frozen, which is what a node that may be the loser must do.
+
+With `resource-and-stonith` and dual primary (allow-two-primaries) a Primary fences the peer through
+`stonith_admin` before it answers, so I/O resumes only once the peer is dead. When both Primaries race,
+each tries to kill the other: at most one gets its I/O back, and a node whose STONITH fails stays frozen.
+
+unfence-peer removes the constraint again, but only our own (id `tandem-fence-<res>`, never one placed by
+crm-fence-peer or by hand), only one that admits this node, and only once every peer has UpToDate data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import re
+import socket
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from tandem.drbd.health import allows_two_primaries, fencing_policy
+from tandem.drbd.model import ConnState, DiskState, Resource, Role
+from tandem.drbd.policy import local_uptodate
+from tandem.drbd.tools import Drbd, state_dir
+from tandem.ocf.codes import OcfError
+from tandem.ocf.deadline import Deadline, DeadlineExceeded
+from tandem.ocf.log import Logger
+from tandem.ocf.runner import CommandMissing, ProcessRunner, Result, Runner
+
+if TYPE_CHECKING:
+    from lxml.etree import _Element
+
+ID_PREFIX = "tandem-fence"
+RESOURCE_NAME = re.compile(r"[A-Za-z0-9_][-A-Za-z0-9_.:=@%+]{0,127}")
+CIB_EXISTS = 108  # cibadmin --create of an id that exists
+
+# DRBD fence-peer handler exit codes (LINBIT/drbd drbd_nl.c conn_try_outdate_peer)
+PEER_OUTDATED = 4
+PEER_UNREACHABLE = 5
+OUTDATE_MYSELF = 6
+PEER_FENCED = 7
+BROKEN = 1
+
+
+class Peer(Enum):
+    REACHABLE = "reachable"  # member and its controller online
+    DOWN = "down"  # not a member, and the cluster expects it down (fenced or shut down cleanly)
+    UNCLEAN = "unclean"  # lost, not (yet) fenced
+    UNKNOWN = "unknown"
+
+
+class Refused(Exception):
+    """No safe answer: the handler exits 1 and DRBD keeps I/O frozen."""
+
+
+# -- pure parts -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HandlerEnv:
+    """What DRBD tells its handler, in DRBD 9 (node-id based) or 8.4 (peer name) form."""
+
+    resource: str
+    me: str
+    peer: str | None
+    up_to_date: frozenset[str] | None  # None: DRBD 8.4 does not say (UP_TO_DATE_NODES is 9 only)
+    conf: str | None
+
+    @classmethod
+    def parse(cls, env: Mapping[str, str], resource: str | None = None, me: str | None = None) -> HandlerEnv:
+        name = resource or env.get("DRBD_RESOURCE", "")
+        if not RESOURCE_NAME.fullmatch(name):
+            raise Refused(f"DRBD_RESOURCE {name!r} is not a valid resource name")
+        nodes = {
+            int(k[len("DRBD_NODE_ID_") :]): v
+            for k, v in env.items()
+            if re.fullmatch(r"DRBD_NODE_ID_\d+", k) and v
+        }
+        my_id = _int(env.get("DRBD_MY_NODE_ID"))
+        peer_id = _int(env.get("DRBD_PEER_NODE_ID"))
+        me = me or nodes.get(my_id if my_id is not None else -1) or socket.gethostname()
+        peer = nodes.get(peer_id if peer_id is not None else -1) or env.get("DRBD_PEER") or None
+        if peer is None and env.get("DRBD_PEERS"):
+            peer = env["DRBD_PEERS"].split()[0]
+        mask = env.get("UP_TO_DATE_NODES")
+        up_to_date = None
+        if mask:
+            bits = int(mask, 16)
+            up_to_date = frozenset(n for i, n in nodes.items() if bits >> i & 1)
+        return cls(name, me, peer, up_to_date, env.get("DRBD_CONF") or None)
+
+
+def _int(text: str | None) -> int | None:
+    return int(text) if text and text.isdigit() else None
+
+
+def _flag(value: str | None, *true_words: str) -> bool:
+    """node_state flags: "true"/"online"/"member" before Pacemaker 2.1.7, a non-zero timestamp since."""
+    if value is None:
+        return False
+    return value in true_words or (value.isdigit() and int(value) > 0)
+
+
+def peer_state(cib: _Element, peer: str) -> Peer:
+    node = cib.find(f"status/node_state[@uname='{peer}']")
+    if node is None:
+        return Peer.UNKNOWN
+    member = _flag(node.get("in_ccm"), "true")
+    online = _flag(node.get("crmd"), "online")
+    if member and online:
+        return Peer.REACHABLE
+    if not member and node.get("expected") == "down":
+        return Peer.DOWN
+    if not member:
+        return Peer.UNCLEAN
+    return Peer.UNKNOWN
+
+
+def has_quorum(cib: _Element) -> bool:
+    return cib.get("have-quorum") in ("1", "true")
+
+
+def dc_known(cib: _Element) -> bool:
+    """A DC is elected (no election in progress): the CIB names one and that node's controller is online."""
+    dc = cib.get("dc-uuid")
+    if not dc:
+        return False
+    node = cib.find(f"status/node_state[@id='{dc}']")
+    return node is None or _flag(node.get("crmd"), "online")
+
+
+def cluster_nodes(cib: _Element) -> list[str]:
+    return [n.get("uname", "") for n in cib.findall("configuration/nodes/node") if n.get("uname")]
+
+
+def promotable_of(cib: _Element, resource: str) -> str | None:
+    """The promotable clone (or legacy master) whose DRBD primitive manages `resource`."""
+    for clone in cib.iter("clone", "master"):
+        for prim in clone.iter("primitive"):
+            for pair in prim.iter("nvpair"):
+                if pair.get("name") == "drbd_resource" and pair.get("value") == resource:
+                    return clone.get("id")
+    return None
+
+
+def role_name(cib: _Element) -> str:
+    """`Promoted` where the CIB schema knows it (pacemaker-3.7+), else the old `Master`."""
+    match = re.fullmatch(r"pacemaker-(\d+)\.(\d+)", cib.get("validate-with", ""))
+    return "Promoted" if match and (int(match[1]), int(match[2])) >= (3, 7) else "Master"
+
+
+def constraint_id(resource: str) -> str:
+    return f"{ID_PREFIX}-{resource}"
+
+
+def build_constraint(clone: str, resource: str, allowed: Sequence[str], role: str) -> _Element:
+    """No node but `allowed` may hold the promoted role."""
+    from lxml import etree
+
+    cid = constraint_id(resource)
+    loc = etree.Element("rsc_location", id=cid, rsc=clone)
+    rule = etree.SubElement(loc, "rule", id=f"{cid}-rule", role=role, score="-INFINITY")
+    rule.set("boolean-op", "and")
+    for i, node in enumerate(sorted(allowed)):
+        etree.SubElement(
+            rule, "expression", id=f"{cid}-expr-{i}", attribute="#uname", operation="ne", value=node
+        )
+    if not allowed:  # nobody has UpToDate data: forbid everyone
+        etree.SubElement(rule, "expression", id=f"{cid}-expr-all", attribute="#uname", operation="defined")
+    return loc
+
+
+def allowed_by(constraint: _Element) -> frozenset[str]:
+    return frozenset(e.get("value", "") for e in constraint.iter("expression") if e.get("operation") == "ne")
+
+
+def find_constraint(cib: _Element, resource: str) -> _Element | None:
+    return next((c for c in cib.iter("rsc_location") if c.get("id") == constraint_id(resource)), None)
+
+
+@dataclass(frozen=True)
+class Plan:
+    rc: int
+    case: str
+    place: bool = False
+    stonith: bool = False
+
+
+def plan(peer: Peer, local_ok: bool, *, stonith_policy: bool, dual_primary: bool, primary: bool) -> Plan:
+    """What fence-peer does, from the peer's cluster state and our own data. Pure."""
+    must_kill = peer is not Peer.REACHABLE or (dual_primary and primary)
+    if stonith_policy and local_ok and peer is not Peer.DOWN and must_kill:
+        return Plan(
+            PEER_FENCED, f"peer {peer.value}: fencing it through STONITH before I/O resumes", True, True
+        )
+    if peer is Peer.DOWN:
+        if local_ok:
+            return Plan(PEER_FENCED, "peer is down (fenced or cleanly stopped)", place=True)
+        return Plan(PEER_UNREACHABLE, "peer is down, our data is not UpToDate: no constraint")
+    if peer is Peer.REACHABLE:
+        if local_ok:
+            return Plan(
+                PEER_OUTDATED, "peer is reachable: the constraint keeps it from being promoted", place=True
+            )
+        return Plan(OUTDATE_MYSELF, "peer is reachable and our data is not UpToDate: outdate ourselves")
+    if local_ok:
+        return Plan(
+            PEER_UNREACHABLE, f"peer is {peer.value}: constraint placed, peer not known to be fenced", True
+        )
+    return Plan(PEER_UNREACHABLE, f"peer is {peer.value} and our data is not UpToDate: no constraint")
+
+
+# -- side effects ----------------------------------------------------------------------------------------
+class Cib:
+    """cibadmin through the runner; every call bounded by the handler's deadline and a per-call cap."""
+
+    def __init__(self, runner: Runner, log: Logger, timeout: float) -> None:
+        self.runner = runner
+        self.log = log
+        self.timeout = timeout
+
+    def query(self) -> _Element:
+        from lxml import etree
+
+        result = self.runner.run(["cibadmin", "--query"], timeout=self.timeout)
+        if not result.ok:
+            raise Refused(f"cannot read the CIB: {result.describe()}")
+        return etree.fromstring(result.out.encode())
+
+    def put(self, constraint: _Element, replace: bool) -> Result:
+        from lxml import etree
+
+        xml = etree.tostring(constraint, encoding="unicode")
+        verb = "--replace" if replace else "--create"
+        return self.runner.run(["cibadmin", verb, "-o", "constraints", "-X", xml], timeout=self.timeout)
+
+    def delete(self, cid: str) -> Result:
+        return self.runner.run(
+            ["cibadmin", "--delete", "-A", f"//rsc_location[@id='{cid}']"], timeout=self.timeout
+        )
+
+
+def wait_for_cib(cib: Cib, deadline: Deadline, log: Logger) -> _Element:
+    """The CIB once a DC is elected; waits out an election (or a CIB that does not answer yet)."""
+    while True:
+        try:
+            doc = cib.query()
+            if dc_known(doc):
+                return doc
+            problem = "DC election in progress"
+        except Refused as exc:
+            problem = str(exc)
+        if deadline.remaining() < 2:
+            raise Refused(f"gave up waiting: {problem}")
+        log.info(f"{problem}; waiting")
+        time.sleep(1)
+
+
+def place(cib: Cib, deadline: Deadline, log: Logger, env: HandlerEnv, allowed: frozenset[str]) -> None:
+    """Create or update our constraint; idempotent, retried while the cluster is busy."""
+    while True:
+        doc = wait_for_cib(cib, deadline, log)
+        clone = promotable_of(doc, env.resource)
+        if clone is None:
+            raise Refused(f"no promotable clone in the CIB manages DRBD resource {env.resource}")
+        wanted = build_constraint(clone, env.resource, sorted(allowed), role_name(doc))
+        existing = find_constraint(doc, env.resource)
+        if existing is not None:
+            if allowed_by(existing) == allowed and existing.get("rsc") == clone:
+                log.info(f"constraint {constraint_id(env.resource)} is already in place")
+                return
+            if env.me not in allowed_by(existing):
+                raise Refused(
+                    f"DATA INTEGRITY at risk: constraint {constraint_id(env.resource)} already forbids "
+                    f"promotion on {env.me}; not replacing it"
+                )
+        result = cib.put(wanted, replace=existing is not None)
+        if result.ok:
+            where = ", ".join(sorted(allowed)) or "no node"
+            log.info(f"placed constraint {constraint_id(env.resource)}: promotion only on {where}")
+            return
+        if deadline.remaining() < 2:
+            raise Refused(f"cannot place the constraint: {result.describe()}")
+        log.warning(f"{result.describe()}; retrying")
+        time.sleep(0 if result.rc == CIB_EXISTS else 1)
+
+
+def local_state(runner: Runner, log: Logger, env: HandlerEnv) -> Resource | None:
+    try:
+        return Drbd(runner, log, env.resource, env.conf).status()
+    except Exception as exc:  # the handler must answer even when the state cannot be read
+        log.warning(f"cannot read the local DRBD state: {exc}")
+        return None
+
+
+def fence_peer(env: HandlerEnv, runner: Runner, log: Logger, deadline: Deadline, timeout: float) -> int:
+    cib = Cib(runner, log, timeout)
+    doc = wait_for_cib(cib, deadline, log)
+    if not has_quorum(doc):
+        raise Refused("this partition has no quorum: not placing the constraint, I/O stays frozen")
+    peer = env.peer
+    if peer is None:
+        others = [n for n in cluster_nodes(doc) if n != env.me]
+        if len(others) != 1:
+            raise Refused(f"cannot tell which peer to fence (cluster nodes besides {env.me}: {others})")
+        peer = others[0]
+    res = local_state(runner, log, env)
+    if env.up_to_date is not None:
+        local_ok = env.me in env.up_to_date
+        allowed = env.up_to_date - {peer}
+    else:
+        local_ok = res is not None and local_uptodate(res)
+        allowed = frozenset({env.me}) if local_ok else frozenset()
+    try:
+        dump = Drbd(runner, log, env.resource, env.conf).dump()
+    except OcfError as exc:
+        log.warning(f"{exc.reason}: assuming fencing resource-only, single primary")
+        dump = ""
+    decision = plan(
+        peer_state(doc, peer),
+        local_ok,
+        stonith_policy=fencing_policy(dump) == "resource-and-stonith",
+        dual_primary=allows_two_primaries(dump),
+        primary=res is not None and res.role is Role.PRIMARY,
+    )
+    log.info(f"fence-peer {env.resource}: {decision.case} (exit {decision.rc})")
+    if decision.stonith:
+        budget = max(1.0, deadline.remaining() - 5)
+        result = runner.run(
+            ["stonith_admin", "--fence", peer, "--timeout", str(int(budget))], timeout=budget + 2
+        )
+        if not result.ok:
+            raise Refused(f"STONITH of {peer} failed: {result.describe()}")
+        log.info(f"peer {peer} fenced through STONITH")
+    if decision.place:
+        place(cib, deadline, log, env, allowed)
+    return decision.rc
+
+
+def all_peers_uptodate(res: Resource | None) -> bool:
+    if res is None or not local_uptodate(res) or not res.connections:
+        return False
+    return all(
+        c.connection is ConnState.CONNECTED
+        and bool(c.peer_devices)
+        and all(p.peer_disk is DiskState.UP_TO_DATE for p in c.peer_devices)
+        for c in res.connections
+    )
+
+
+def remove_constraint(
+    runner: Runner, log: Logger, resource: str, *, timeout: float, me: str | None = None
+) -> bool:
+    """Delete our constraint for `resource` if it admits this node; True when none is left."""
+    me = me or socket.gethostname()
+    cib = Cib(runner, log, timeout)
+    existing = find_constraint(cib.query(), resource)
+    if existing is None:
+        return True
+    if me not in allowed_by(existing):
+        log.info(f"constraint {constraint_id(resource)} was not placed for {me}: leaving it")
+        return False
+    result = cib.delete(constraint_id(resource))
+    if not result.ok:
+        raise Refused(f"cannot remove the constraint: {result.describe()}")
+    log.info(f"removed constraint {constraint_id(resource)}")
+    return True
+
+
+def unfence_peer(env: HandlerEnv, runner: Runner, log: Logger, timeout: float) -> int:
+    res = local_state(runner, log, env)
+    if res is not None:
+        ready = all_peers_uptodate(res)
+    else:
+        ready = env.up_to_date is not None and env.me in env.up_to_date and env.peer in env.up_to_date
+    if not ready:
+        log.info(f"unfence-peer {env.resource}: not every peer is UpToDate yet; constraint kept")
+        return 0
+    remove_constraint(runner, log, env.resource, timeout=timeout, me=env.me)
+    return 0
+
+
+# -- entry points ----------------------------------------------------------------------------------------
+def _arguments(prog: str, argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog=prog, description="DRBD fencing handler for Pacemaker (see tandem.fence)."
+    )
+    parser.add_argument("--resource", help="DRBD resource (default: $DRBD_RESOURCE)")
+    parser.add_argument(
+        "--node-name", help="this node's cluster name (default: from DRBD, else the hostname)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=60, help="give up after this many seconds (default 60)"
+    )
+    parser.add_argument("--cib-timeout", type=float, default=10, help="per cibadmin call (default 10)")
+    parser.add_argument("--quiet", action="store_true", help="accepted for crm-fence-peer compatibility")
+    args, unknown = parser.parse_known_args(list(argv))
+    args.unknown = unknown
+    return args
+
+
+def _logger(prog: str) -> Logger:
+    env = dict(os.environ)
+    env.setdefault("HA_LOGFACILITY", "daemon")
+    return Logger.from_env(prog, env, stream=sys.stderr)
+
+
+def _run(prog: str, argv: Sequence[str], fence: bool) -> int:
+    args = _arguments(prog, argv)
+    log = _logger(prog)
+    if args.unknown:
+        log.warning(f"ignoring unknown arguments: {' '.join(args.unknown)}")
+    deadline = Deadline.after(args.timeout)
+    runner = ProcessRunner(deadline)
+    try:
+        env = HandlerEnv.parse(os.environ, args.resource, args.node_name)
+        with ResourceLock(env.resource, deadline):
+            if fence:
+                return fence_peer(env, runner, log, deadline, args.cib_timeout)
+            return unfence_peer(env, runner, log, args.cib_timeout)
+    except (Refused, DeadlineExceeded, CommandMissing) as exc:
+        log.error(f"{prog}: {exc} (exit {BROKEN})")
+        return BROKEN
+    except Exception as exc:  # a handler must always answer DRBD
+        log.error(f"{prog}: internal error {type(exc).__name__}: {exc} (exit {BROKEN})")
+        return BROKEN
+
+
+class ResourceLock:
+    """One handler per resource at a time (DRBD calls fence-peer per connection and volume)."""
+
+    def __init__(self, resource: str, deadline: Deadline) -> None:
+        self.path = state_dir() / f"tandem-fence-{resource}.lock"
+        self.deadline = deadline
+        self.fd = -1
+
+    def __enter__(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if self.deadline.remaining() < 1:
+                    raise Refused(f"another handler holds {self.path}") from None
+                time.sleep(0.2)
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
+
+
+def fence_main(argv: Sequence[str]) -> int:
+    return _run("tandem-fence-peer", argv, fence=True)
+
+
+def unfence_main(argv: Sequence[str]) -> int:
+    return _run("tandem-unfence-peer", argv, fence=False)
