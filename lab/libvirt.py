@@ -19,17 +19,21 @@ Choices that make it work here, measured on these machines (see ../shared/recipe
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import shutil
+import socket
 import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from lab.guest.qemu import DEFAULT_CMDLINE
-from lab.netns import Node
+from lab.netns import TOP
 
 BUILD = Path(__file__).resolve().parent / "build"
 CAPS_SEED = BUILD / "libvirt-caps"
@@ -170,10 +174,60 @@ class Migration:
     job: JobStats
 
 
+class NodeLike(Protocol):
+    """What libvirt needs of a node: lab.netns.Node from the host, ThisNode from inside a node."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def dir(self) -> Path: ...
+    @property
+    def address(self) -> str: ...
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float = ...,
+        input: str | None = ...,
+        env: Mapping[str, str] | None = ...,
+        check: bool = ...,
+    ) -> subprocess.CompletedProcess[str]: ...
+
+    def spawn(self, argv: Sequence[str], *, log: Path | str, env: Mapping[str, str] | None = ...) -> int: ...
+
+
+@dataclass(frozen=True)
+class ThisNode:
+    """The lab node this process already runs in (a boot hook): commands run directly."""
+
+    name: str
+    dir: Path
+    address: str
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float = 60.0,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            list(argv), input=input, capture_output=True, text=True, timeout=timeout, env=env, check=check
+        )
+
+    def spawn(self, argv: Sequence[str], *, log: Path | str, env: Mapping[str, str] | None = None) -> int:
+        from lab.init import spawn
+
+        return spawn(list(argv), str(log), None if env is None else dict(env))
+
+
 class Libvirtd:
     """The libvirt daemon of one lab node. It lives until `stop()` or until the node powers off."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: NodeLike) -> None:
         self.node = node
         self.root = node.dir / "libvirt"
 
@@ -195,7 +249,7 @@ class Libvirtd:
         """Bind the private directories over the host's, inside the node's mount namespace only."""
         for sub, target in PRIVATE_DIRS.items():
             if self.node.run(["mountpoint", "-q", target], check=False).returncode != 0:
-                self.node.run(["mount", "--bind", str(self.root / sub), target])
+                self.node.run(["mount", "-n", "--bind", str(self.root / sub), target])
 
     def start(self, timeout: float = 120.0) -> float:
         """Start libvirtd (if it is not running) and wait until it answers; returns the seconds it took."""
@@ -315,3 +369,30 @@ def migrate(src: Libvirtd, dst: Libvirtd, name: str, *options: str, timeout: flo
     wall = time.monotonic() - t0
     info = dst.virsh("domjobinfo", "--completed", "--keep-completed", name)
     return Migration(wall, parse_jobinfo(info.stdout))
+
+
+def boot_hook() -> tuple[str, ...]:
+    """A `LabConfig.boot` entry: every node starts its libvirtd at boot, before the cluster stack, as
+    systemd orders libvirtd before pacemaker on a real host (so it also comes back after fencing)."""
+    return ("env", f"PYTHONPATH={TOP}", sys.executable, "-m", "lab.libvirt", "node-boot", "{dir}")
+
+
+def eth0_address() -> str:
+    out = subprocess.run(
+        ["ip", "-j", "-4", "addr", "show", "dev", "eth0"], capture_output=True, text=True, check=True
+    ).stdout
+    return str(json.loads(out)[0]["addr_info"][0]["local"])
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2 or argv[0] != "node-boot":
+        print("usage: python3 -m lab.libvirt node-boot NODE_DIR   (inside a lab node)", file=sys.stderr)
+        return 2
+    node = ThisNode(socket.gethostname(), Path(argv[1]), eth0_address())
+    took = Libvirtd(node).start()
+    print(f"libvirtd on {node.name} ready after {took:.2f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
