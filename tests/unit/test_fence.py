@@ -1,0 +1,384 @@
+"""fence-peer / unfence-peer: the pure decision, the handler environment, and the constraint as real cibadmin
+applies it to a CIB file (CIB_file, no cluster needed)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from lxml import etree
+
+from tandem.fence import (
+    BROKEN,
+    OUTDATE_MYSELF,
+    PEER_FENCED,
+    PEER_OUTDATED,
+    PEER_UNREACHABLE,
+    HandlerEnv,
+    Peer,
+    Refused,
+    allowed_by,
+    build_constraint,
+    dc_known,
+    fence_peer,
+    peer_state,
+    plan,
+    promotable_of,
+    role_name,
+    unfence_peer,
+)
+from tandem.ocf.deadline import Deadline
+from tandem.ocf.log import Logger
+from tandem.ocf.runner import ProcessRunner, Result
+
+CIB = """<cib crm_feature_set="3.16.1" validate-with="pacemaker-3.9" epoch="1" num_updates="0" admin_epoch="0"
+     have-quorum="{quorum}" dc-uuid="1">
+  <configuration>
+    <crm_config/>
+    <nodes><node id="1" uname="alice"/><node id="2" uname="bob"/></nodes>
+    <resources>
+      <clone id="ms-r0">
+        <meta_attributes id="ms-r0-meta">
+          <nvpair id="ms-r0-prom" name="promotable" value="true"/>
+        </meta_attributes>
+        <primitive id="drbd-r0" class="ocf" provider="tandem" type="drbd">
+          <instance_attributes id="drbd-r0-ia"><nvpair id="drbd-r0-res" name="drbd_resource" value="r0"/>
+          </instance_attributes>
+        </primitive>
+      </clone>
+    </resources>
+    <constraints><rsc_location id="user-pref" rsc="ms-r0" node="alice" score="10"/>{extra}</constraints>
+  </configuration>
+  <status>
+    <node_state id="1" uname="alice" in_ccm="true" crmd="online" join="member" expected="member"/>
+    {bob}
+  </status>
+</cib>
+"""
+NODE = '<node_state id="2" uname="bob" in_ccm="{}" crmd="{}" join="{}" expected="{}"/>'
+BOB = {
+    Peer.REACHABLE: NODE.format("true", "online", "member", "member"),
+    Peer.DOWN: NODE.format("false", "offline", "down", "down"),
+    Peer.UNCLEAN: NODE.format("false", "offline", "member", "member"),
+    Peer.UNKNOWN: "",
+}
+DUMP = "resource r0 {{\n    net {{\n        fencing {fencing};\n        {two}\n    }}\n}}\n"
+
+
+def status_json(role: str, disk: str = "UpToDate", connection: str = "StandAlone") -> str:
+    return json.dumps(
+        [
+            {
+                "name": "r0",
+                "node-id": 0,
+                "role": role,
+                "suspended": False,
+                "devices": [{"volume": 0, "minor": 0, "disk-state": disk, "client": False, "quorum": True}],
+                "connections": [
+                    {
+                        "peer-node-id": 1,
+                        "name": "bob",
+                        "connection-state": connection,
+                        "congested": False,
+                        "peer-role": "Unknown" if connection != "Connected" else "Secondary",
+                        "peer_devices": [
+                            {
+                                "volume": 0,
+                                "replication-state": "Off" if connection != "Connected" else "Established",
+                                "peer-disk-state": "DUnknown" if connection != "Connected" else "UpToDate",
+                                "peer-client": False,
+                                "resync-suspended": "no",
+                            }
+                        ],
+                    }
+                ],
+            }
+        ]
+    )
+
+
+@dataclass
+class Cluster:
+    """cibadmin is real (on a CIB file); DRBD and stonith_admin answer from canned state."""
+
+    cib: Path
+    role: str = "Primary"
+    disk: str = "UpToDate"
+    connection: str = "StandAlone"
+    fencing: str = "resource-only"
+    two_primaries: bool = False
+    stonith_rc: int = 0
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float | None = None,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Result:
+        argv = tuple(argv)
+        self.calls.append(argv)
+        if argv[0] == "cibadmin":
+            return ProcessRunner().run(argv, timeout=timeout, env={"CIB_file": str(self.cib)})
+        if argv[:2] == ("drbdadm", "--version"):
+            return Result(argv, 0, "DRBD_KERNEL_VERSION=9.2.12\n", "")
+        if argv[0] == "drbdsetup":
+            return Result(argv, 0, status_json(self.role, self.disk, self.connection), "")
+        if argv[0] == "drbdadm" and "dump" in argv:
+            two = "allow-two-primaries yes;" if self.two_primaries else ""
+            return Result(argv, 0, DUMP.format(fencing=self.fencing, two=two), "")
+        if argv[0] == "stonith_admin":
+            return Result(argv, self.stonith_rc, "", "" if self.stonith_rc == 0 else "fencing failed")
+        raise AssertionError(f"unexpected command {argv}")
+
+    def constraints(self) -> list[etree._Element]:
+        doc = etree.parse(str(self.cib)).getroot()
+        return [c for c in doc.iter("rsc_location") if c.get("id", "").startswith("tandem-fence")]
+
+    @property
+    def stonith_calls(self) -> list[tuple[str, ...]]:
+        return [c for c in self.calls if c[0] == "stonith_admin"]
+
+
+def make(
+    tmp_path: Path, peer: Peer = Peer.REACHABLE, quorum: str = "1", extra: str = "", **kw: object
+) -> Cluster:
+    cib = tmp_path / "cib.xml"
+    cib.write_text(CIB.format(quorum=quorum, bob=BOB[peer], extra=extra))
+    return Cluster(cib, **kw)  # type: ignore[arg-type]
+
+
+ENV = {
+    "DRBD_RESOURCE": "r0",
+    "DRBD_MY_NODE_ID": "0",
+    "DRBD_PEER_NODE_ID": "1",
+    "DRBD_NODE_ID_0": "alice",
+    "DRBD_NODE_ID_1": "bob",
+    "UP_TO_DATE_NODES": "0x1",
+}
+
+
+def fence(cluster: Cluster, env: Mapping[str, str] = ENV, seconds: float = 10) -> int:
+    log = Logger("test")
+    try:
+        return fence_peer(HandlerEnv.parse(env), cluster, log, Deadline.after(seconds), 5)
+    except Refused:
+        return BROKEN
+
+
+# -- pure ------------------------------------------------------------------------------------------------
+def test_handler_env_drbd9():
+    env = HandlerEnv.parse({**ENV, "UP_TO_DATE_NODES": "0x3"})
+    assert (env.resource, env.me, env.peer) == ("r0", "alice", "bob")
+    assert env.up_to_date == frozenset({"alice", "bob"})
+
+
+def test_handler_env_drbd84_has_no_mask():
+    env = HandlerEnv.parse({"DRBD_RESOURCE": "r0", "DRBD_PEERS": "bob"}, me="alice")
+    assert (env.peer, env.up_to_date) == ("bob", None)
+
+
+@pytest.mark.parametrize("name", ["", "-rf", "r0; reboot", "a'b", "x" * 200])
+def test_handler_env_rejects_bad_names(name):
+    with pytest.raises(Refused):
+        HandlerEnv.parse({**ENV, "DRBD_RESOURCE": name})
+
+
+@given(st.sampled_from(Peer), st.booleans(), st.booleans(), st.booleans(), st.booleans())
+def test_plan_is_safe(peer, local_ok, stonith, dual, primary):
+    p = plan(peer, local_ok, stonith_policy=stonith, dual_primary=dual, primary=primary)
+    # A constraint always admits only UpToDate nodes, so only a node with UpToDate data places one.
+    assert not p.place or local_ok
+    # We never kill a peer that may hold better data than ours, nor one that is already down.
+    assert not p.stonith or (local_ok and stonith and peer is not Peer.DOWN)
+    # Exit 7 (peer fenced) only when it really is: down in the cluster, or killed by us first.
+    assert p.rc != PEER_FENCED or peer is Peer.DOWN or p.stonith
+    # Dual primary with resource-and-stonith: a reachable Primary peer is killed before I/O resumes.
+    if stonith and dual and primary and local_ok and peer is not Peer.DOWN:
+        assert p.stonith
+    assert p.rc in (PEER_OUTDATED, PEER_UNREACHABLE, OUTDATE_MYSELF, PEER_FENCED)
+
+
+@pytest.mark.parametrize(
+    ("attrs", "state"),
+    [
+        ('in_ccm="true" crmd="online"', Peer.REACHABLE),
+        ('in_ccm="1700000000" crmd="1700000000"', Peer.REACHABLE),  # Pacemaker 2.1.7+ timestamps
+        ('in_ccm="false" crmd="offline" expected="down"', Peer.DOWN),
+        ('in_ccm="0" crmd="0" expected="down"', Peer.DOWN),
+        ('in_ccm="false" crmd="offline" expected="member"', Peer.UNCLEAN),
+        ('in_ccm="true" crmd="offline"', Peer.UNKNOWN),
+    ],
+)
+def test_peer_state_reads_old_and_new_node_state(attrs, state):
+    doc = etree.fromstring(f'<cib><status><node_state id="2" uname="bob" {attrs}/></status></cib>')
+    assert peer_state(doc, "bob") is state
+    assert peer_state(doc, "carol") is Peer.UNKNOWN
+
+
+def test_constraint_shape_and_role_name():
+    doc = etree.fromstring(CIB.format(quorum="1", bob="", extra="").encode())
+    assert promotable_of(doc, "r0") == "ms-r0"
+    assert promotable_of(doc, "r1") is None
+    assert role_name(doc) == "Promoted"
+    assert role_name(etree.fromstring(b'<cib validate-with="pacemaker-3.0"/>')) == "Master"
+    loc = build_constraint("ms-r0", "r0", ["bob", "alice"], "Promoted")
+    assert loc.get("id") == "tandem-fence-r0"
+    rule = loc.find("rule")
+    assert rule is not None and (rule.get("role"), rule.get("score")) == ("Promoted", "-INFINITY")
+    assert allowed_by(loc) == {"alice", "bob"}
+    assert dc_known(doc)
+    assert not dc_known(etree.fromstring(b"<cib><status/></cib>"))
+
+
+# -- against real cibadmin on a CIB file -----------------------------------------------------------------
+def test_reachable_peer_gets_a_constraint_exit_4_idempotent(tmp_path):
+    c = make(tmp_path, Peer.REACHABLE)
+    assert fence(c) == PEER_OUTDATED
+    (loc,) = c.constraints()
+    assert loc.get("rsc") == "ms-r0" and allowed_by(loc) == {"alice"}
+    assert fence(c) == PEER_OUTDATED  # again: nothing changes
+    assert len(c.constraints()) == 1
+    # other constraints are untouched
+    assert 'id="user-pref"' in c.cib.read_text()
+
+
+@pytest.mark.parametrize(("schema", "role"), [("pacemaker-3.9", "Promoted"), ("pacemaker-3.0", "Master")])
+def test_constraint_is_valid_for_the_cib_schema(tmp_path, schema, role):
+    """cibadmin validates every write against the CIB's schema, so acceptance proves the constraint valid."""
+    c = make(tmp_path, Peer.REACHABLE)
+    c.cib.write_text(c.cib.read_text().replace("pacemaker-3.9", schema))
+    assert fence(c) == PEER_OUTDATED
+    (loc,) = c.constraints()
+    assert loc.find("rule").get("role") == role  # type: ignore[union-attr]
+
+
+def test_down_peer_exit_7(tmp_path):
+    c = make(tmp_path, Peer.DOWN)
+    assert fence(c) == PEER_FENCED
+    assert len(c.constraints()) == 1
+    assert not c.stonith_calls
+
+
+def test_unclean_peer_resource_only_exit_5_with_constraint(tmp_path):
+    c = make(tmp_path, Peer.UNCLEAN)
+    assert fence(c) == PEER_UNREACHABLE
+    assert len(c.constraints()) == 1
+
+
+def test_not_uptodate_and_unreachable_places_nothing(tmp_path):
+    c = make(tmp_path, Peer.UNCLEAN, disk="Consistent", role="Secondary")
+    assert fence(c, {**ENV, "UP_TO_DATE_NODES": "0x0"}) == PEER_UNREACHABLE
+    assert not c.constraints()
+
+
+def test_not_uptodate_and_peer_reachable_outdates_ourselves(tmp_path):
+    c = make(tmp_path, Peer.REACHABLE, disk="Consistent", role="Secondary")
+    assert fence(c, {**ENV, "UP_TO_DATE_NODES": "0x0"}) == OUTDATE_MYSELF
+    assert not c.constraints()
+
+
+def test_no_quorum_keeps_io_frozen(tmp_path):
+    c = make(tmp_path, Peer.UNCLEAN, quorum="0")
+    assert fence(c) == BROKEN
+    assert not c.constraints()
+
+
+def test_dc_election_in_progress_times_out_to_broken(tmp_path):
+    c = make(tmp_path, Peer.REACHABLE)
+    c.cib.write_text(c.cib.read_text().replace(' dc-uuid="1"', ""))
+    assert fence(c, seconds=2.5) == BROKEN
+    assert not c.constraints()
+
+
+def test_conflicting_constraint_is_not_overwritten(tmp_path):
+    theirs = (
+        '<rsc_location id="tandem-fence-r0" rsc="ms-r0"><rule id="tandem-fence-r0-rule" role="Promoted" '
+        'score="-INFINITY"><expression id="tandem-fence-r0-expr-0" attribute="#uname" operation="ne" '
+        'value="bob"/></rule></rsc_location>'
+    )
+    c = make(tmp_path, Peer.REACHABLE, extra=theirs)
+    assert fence(c) == BROKEN
+    (loc,) = c.constraints()
+    assert allowed_by(loc) == {"bob"}
+
+
+def test_dual_primary_stonith_fences_a_reachable_primary_peer_first(tmp_path):
+    c = make(tmp_path, Peer.REACHABLE, fencing="resource-and-stonith", two_primaries=True)
+    assert fence(c) == PEER_FENCED
+    assert c.stonith_calls and c.stonith_calls[0][:3] == ("stonith_admin", "--fence", "bob")
+    # STONITH came before the constraint (I/O must not resume before the peer is dead)
+    kinds = [a[0] for a in c.calls]
+    assert kinds.index("stonith_admin") < max(
+        i for i, a in enumerate(c.calls) if a[:2] == ("cibadmin", "--create")
+    )
+
+
+def test_failed_stonith_keeps_io_frozen(tmp_path):
+    """Both nodes race to fence each other: whoever's STONITH fails must not resume I/O."""
+    c = make(tmp_path, Peer.REACHABLE, fencing="resource-and-stonith", two_primaries=True, stonith_rc=1)
+    assert fence(c) == BROKEN
+    assert not c.constraints()
+
+
+def test_single_primary_stonith_does_not_kill_a_reachable_secondary(tmp_path):
+    c = make(tmp_path, Peer.REACHABLE, fencing="resource-and-stonith")
+    assert fence(c) == PEER_OUTDATED
+    assert not c.stonith_calls
+
+
+def test_unreachable_peer_with_stonith_policy_is_fenced(tmp_path):
+    c = make(tmp_path, Peer.UNCLEAN, fencing="resource-and-stonith")
+    assert fence(c) == PEER_FENCED
+    assert c.stonith_calls
+
+
+# -- unfence ----------------------------------------------------------------------------------------------
+def test_unfence_only_when_every_peer_is_uptodate(tmp_path):
+    c = make(tmp_path, Peer.REACHABLE)
+    assert fence(c) == PEER_OUTDATED
+    log = Logger("test")
+    env = HandlerEnv.parse(ENV)
+    assert unfence_peer(env, c, log, 5) == 0  # still StandAlone: kept
+    assert len(c.constraints()) == 1
+    c.connection = "Connected"
+    assert unfence_peer(env, c, log, 5) == 0
+    assert not c.constraints()
+    assert 'id="user-pref"' in c.cib.read_text()
+    assert unfence_peer(env, c, log, 5) == 0  # nothing left: still fine
+
+
+def test_unfence_leaves_a_constraint_that_is_not_ours(tmp_path):
+    linbit = (
+        '<rsc_location id="drbd-fence-by-handler-r0-ms-r0" rsc="ms-r0"><rule id="x-rule" role="Promoted" '
+        'score="-INFINITY"><expression id="x-expr" attribute="#uname" operation="ne" value="alice"/></rule>'
+        "</rsc_location>"
+    )
+    c = make(tmp_path, Peer.REACHABLE, extra=linbit, connection="Connected")
+    assert unfence_peer(HandlerEnv.parse(ENV), c, Logger("test"), 5) == 0
+    assert "drbd-fence-by-handler-r0-ms-r0" in c.cib.read_text()
+
+
+def test_unfence_leaves_a_constraint_placed_for_another_node(tmp_path):
+    theirs = (
+        '<rsc_location id="tandem-fence-r0" rsc="ms-r0"><rule id="tandem-fence-r0-rule" role="Promoted" '
+        'score="-INFINITY"><expression id="tandem-fence-r0-expr-0" attribute="#uname" operation="ne" '
+        'value="bob"/></rule></rsc_location>'
+    )
+    c = make(tmp_path, Peer.REACHABLE, extra=theirs, connection="Connected")
+    assert unfence_peer(HandlerEnv.parse(ENV), c, Logger("test"), 5) == 0
+    assert len(c.constraints()) == 1
+
+
+def test_cli_registers_the_handlers():
+    from tandem.cli import COMMANDS
+
+    assert COMMANDS["fence-peer"][:2] == ("tandem.fence", "fence_main")
+    assert COMMANDS["unfence-peer"][:2] == ("tandem.fence", "unfence_main")
