@@ -183,7 +183,7 @@ class Node:
             except subprocess.TimeoutExpired:
                 # nsenter forked the command into the node's PID namespace: kill it, not only nsenter.
                 for child in children(proc.pid):
-                    _kill(child)
+                    kill_pid(child)
                 proc.kill()
                 out, err = proc.communicate()
                 raise subprocess.TimeoutExpired(list(argv), timeout, out, err) from None
@@ -213,6 +213,7 @@ def init_argv(*args: str) -> list[str]:
     return [sys.executable, str(TOP / "lab" / "init.py"), *args]
 
 
-def _kill(pid: int) -> None:
+def kill_pid(pid: int) -> None:
+    """SIGKILL a host pid that may already be gone."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
