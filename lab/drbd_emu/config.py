@@ -1,0 +1,247 @@
+"""Enough of drbd.conf(5) for the emulator and for `drbdadm dump`: resources, hosts, volumes, sections.
+
+Syntax (drbd.conf man page, UG9 "Configuring DRBD"): `include "glob";`, `global {}`, `common {}` whose
+sections
+every resource inherits, and `resource NAME { on HOST { node-id; address; volume N { device; disk;
+meta-disk } }
+net {} handlers {} options {} disk {} }`. Volume statements may also sit directly in the resource (shared
+by all
+hosts). `device minor N;`, `device /dev/drbdN;` and `device /dev/x minor N;` are all accepted.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class Stmt:
+    name: str
+    args: list[str]
+    body: list[Stmt] | None = None
+
+
+def _tokens(text: str) -> list[str]:
+    lex = shlex.shlex(text, posix=True, punctuation_chars="{};")
+    lex.commenters = "#"
+    lex.wordchars += "-./:[]@%+=,"
+    return list(lex)
+
+
+def _parse(tokens: list[str], pos: int = 0, depth: int = 0) -> tuple[list[Stmt], int]:
+    out: list[Stmt] = []
+    words: list[str] = []
+    while pos < len(tokens):
+        tok = tokens[pos]
+        pos += 1
+        if tok == ";":
+            if words:
+                out.append(Stmt(words[0], words[1:]))
+            words = []
+        elif tok == "{":
+            if not words:
+                raise ConfigError("'{' without a section name")
+            body, pos = _parse(tokens, pos, depth + 1)
+            out.append(Stmt(words[0], words[1:], body))
+            words = []
+        elif tok == "}":
+            if depth == 0:
+                raise ConfigError("unbalanced '}'")
+            return out, pos
+        else:
+            words.append(tok)
+    if depth or words:
+        raise ConfigError("unexpected end of configuration")
+    return out, pos
+
+
+def parse_text(text: str, base: Path) -> list[Stmt]:
+    stmts, _ = _parse(_tokens(text))
+    out: list[Stmt] = []
+    for s in stmts:
+        if s.name == "include" and s.body is None:
+            pattern = s.args[0] if os.path.isabs(s.args[0]) else str(base / s.args[0])
+            for f in sorted(glob.glob(pattern)):
+                out.extend(parse_text(Path(f).read_text(), Path(f).parent))
+        else:
+            out.append(s)
+    return out
+
+
+@dataclass
+class Volume:
+    number: int
+    minor: int
+    device: str
+    disk: str
+    meta_disk: str = "internal"
+
+
+@dataclass
+class Host:
+    name: str
+    node_id: int
+    address: str  # "10.0.0.1:7789"
+    family: str
+    volumes: dict[int, Volume]
+
+
+@dataclass
+class ResourceConfig:
+    name: str
+    hosts: dict[str, Host]
+    sections: dict[str, dict[str, str]] = field(default_factory=dict)  # net, handlers, options, disk
+
+    def opt(self, section: str, key: str, default: str = "") -> str:
+        return self.sections.get(section, {}).get(key, default)
+
+    @property
+    def fencing(self) -> str:
+        return self.opt("net", "fencing", "dont-care")
+
+    @property
+    def allow_two_primaries(self) -> bool:
+        return self.opt("net", "allow-two-primaries", "no") in ("yes", "")
+
+    @property
+    def quorum(self) -> str:
+        return self.opt("options", "quorum", "off")
+
+    def host(self, name: str) -> Host:
+        if name not in self.hosts:
+            raise ConfigError(f"{self.name}: no host {name} in config")
+        return self.hosts[name]
+
+    def peers(self, me: str) -> list[Host]:
+        return sorted((h for n, h in self.hosts.items() if n != me), key=lambda h: h.node_id)
+
+
+def _section(stmts: list[Stmt]) -> dict[str, str]:
+    return {s.name: " ".join(s.args) for s in stmts if s.body is None}
+
+
+def _volume(s: Stmt, inherited: Volume | None = None) -> Volume:
+    number = int(s.args[0]) if s.args else 0
+    fields = {c.name: c.args for c in (s.body or [])}
+    return _volume_from(number, fields, inherited)
+
+
+def _volume_from(number: int, fields: dict[str, list[str]], inherited: Volume | None) -> Volume:
+    minor = inherited.minor if inherited else -1
+    device = inherited.device if inherited else ""
+    if "device" in fields:
+        args = fields["device"]
+        if "minor" in args:
+            minor = int(args[args.index("minor") + 1])
+            named = [a for a in args if a != "minor" and not a.isdigit()]
+            device = named[0] if named else f"/dev/drbd{minor}"
+        else:
+            device = args[0]
+            m = re.fullmatch(r"/dev/drbd(\d+)", device)
+            minor = int(m.group(1)) if m else minor
+    disk = " ".join(fields["disk"]) if "disk" in fields else (inherited.disk if inherited else "none")
+    meta = (
+        " ".join(fields["meta-disk"])
+        if "meta-disk" in fields
+        else (inherited.meta_disk if inherited else "internal")
+    )
+    if minor < 0:
+        raise ConfigError(f"volume {number}: no device minor")
+    return Volume(number, minor, device, disk, meta)
+
+
+def _address(args: list[str]) -> tuple[str, str]:
+    family = "ipv4"
+    if len(args) == 2:
+        family, addr = args
+    else:
+        addr = args[0]
+    return family, addr
+
+
+def load(path: str | Path) -> dict[str, ResourceConfig]:
+    """Parse a drbd.conf (with its includes) into resources with `common` merged in."""
+    p = Path(path)
+    stmts = parse_text(p.read_text(), p.parent)
+    common: dict[str, dict[str, str]] = {}
+    for s in stmts:
+        if s.name == "common":
+            for sec in s.body or []:
+                common.setdefault(sec.name, {}).update(_section(sec.body or []))
+    out: dict[str, ResourceConfig] = {}
+    for s in stmts:
+        if s.name != "resource" or not s.args:
+            continue
+        sections = {k: dict(v) for k, v in common.items()}
+        shared: dict[int, Volume] = {}
+        host_stmts: list[Stmt] = []
+        for c in s.body or []:
+            if c.name == "on":
+                host_stmts.append(c)
+            elif c.name == "volume":
+                v = _volume(c)
+                shared[v.number] = v
+            elif c.name in ("device", "disk", "meta-disk") and c.body is None:
+                shared[0] = _volume_from(0, {c.name: c.args, **_fields(shared.get(0))}, shared.get(0))
+            elif c.body is not None:
+                sections.setdefault(c.name, {}).update(_section(c.body))
+        hosts: dict[str, Host] = {}
+        for h in host_stmts:
+            fields = {c.name: c.args for c in h.body or [] if c.body is None}
+            vols = dict(shared)
+            for c in h.body or []:
+                if c.name == "volume":
+                    v = _volume(c, shared.get(int(c.args[0])))
+                    vols[v.number] = v
+            if any(k in fields for k in ("device", "disk", "meta-disk")):
+                vols[0] = _volume_from(0, fields, shared.get(0))
+            family, addr = _address(fields.get("address", ["127.0.0.1:7789"]))
+            node_id = int(fields["node-id"][0]) if "node-id" in fields else len(hosts)
+            for name in h.args:
+                hosts[name] = Host(name, node_id, addr, family, vols)
+        out[s.args[0]] = ResourceConfig(s.args[0], hosts, sections)
+    return out
+
+
+def _fields(v: Volume | None) -> dict[str, list[str]]:
+    return {} if v is None else {"device": [v.device, "minor", str(v.minor)]}
+
+
+def dump(res: ResourceConfig, me: str, path: str) -> str:
+    """`drbdadm dump <res>`: the parsed resource, in drbdadm's indentation (the RA greps
+    `allow-two-primaries`)."""
+    lines = [
+        f"# resource {res.name} on {me}: not ignored, not stacked",
+        f"# defined at {path}",
+        f"resource {res.name} {{",
+    ]
+    for h in sorted(res.hosts.values(), key=lambda h: h.node_id):
+        lines.append(f"    on {h.name} {{")
+        lines.append(f"        node-id {h.node_id};")
+        for v in sorted(h.volumes.values(), key=lambda v: v.number):
+            lines += [
+                f"        volume {v.number} {{",
+                f"            device       {v.device} minor {v.minor};",
+                f"            disk         {v.disk};",
+                f"            meta-disk    {v.meta_disk};",
+                "        }",
+            ]
+        lines.append(f"        address          {h.family} {h.address};")
+        lines.append("    }")
+    for sec, opts in res.sections.items():
+        lines.append(f"    {sec} {{")
+        for k, val in opts.items():
+            shown = f'"{val}"' if sec == "handlers" else val
+            lines.append(f"        {k:<16} {shown};" if val else f"        {k};")
+        lines.append("    }")
+    lines.append("}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,172 @@
+"""`drbd-emu`: the emulator's control tool, for the lab's fault hooks and for tests.
+
+    drbd-emu init [--mode 9|8.4] [--resync-kib-s N]   fresh state (wipes the directory's state.json)
+    drbd-emu kernel                                   the per-node kernel loop (run inside the node)
+    drbd-emu write RES [VOL] [COUNT]                  a write on this node's Primary (generation +1)
+    drbd-emu data RES [VOL]                           this node's data generation/tag/lost-writes as JSON
+    drbd-emu open|close RES [VOL]                     hold the device open (as a VM would)
+    drbd-emu cut A B | heal A B                       connection loss between two nodes, and back
+    drbd-emu fail-disk NODE RES [VOL]                 disk failure (Failed, then Diskless)
+    drbd-emu handler NODE HANDLER hang|fail RC|ok     a handler that hangs, fails with RC, or runs normally
+    drbd-emu slow-resync KIB_S|off                    resync speed fault
+    drbd-emu state                                    the raw state (JSON)
+
+Node identity comes from TANDEM_EMU_NODE or the hostname, like the fakes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from lab.drbd_emu import engine
+from lab.drbd_emu.cli import Fail, handler_env, handler_fault, node_name, run_handler, write_proc
+
+TICK = 0.2
+
+
+def kernel(node: str, *, once: bool = False) -> None:
+    """The node's emulator kernel: ticks the state (resync progress, Failed→Diskless), runs this node's
+    queued helpers (fence-peer, unfence-peer) in the node's own namespaces, refreshes /proc/drbd."""
+    from lab.drbd_emu.config import load
+
+    store = engine.Store()
+    running: dict[str, Any] = {}
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    while True:
+        with store.locked() as st:
+            engine.settle(st, time.time())
+            write_proc(st, node)
+            jobs = [j for j in st["jobs"] if j["node"] == node and j["id"] not in running]
+            starts = []
+            for j in jobs:
+                r = engine.res_state(st, node, j["res"])
+                if r is None:
+                    st["jobs"].remove(j)
+                    continue
+                cfg = load(r["conf"]).get(j["res"]) if r.get("conf") else None
+                command = r["handlers"].get(j["handler"], "")
+                env = handler_env(st, node, j["res"], j["peer"], cfg)
+                starts.append((j, command, env, handler_fault(st, node, j["res"], j["handler"])))
+        for j, command, env, fault in starts:
+            running[j["id"]] = True
+            _start_job(store, node, j, command, env, fault, running)
+        if once:
+            _join(running)
+            return
+        time.sleep(TICK)
+
+
+def _start_job(
+    store: engine.Store,
+    node: str,
+    job: dict[str, Any],
+    command: str,
+    env: dict[str, str],
+    fault: Any,
+    running: dict[str, Any],
+) -> None:
+    import threading
+
+    def work() -> None:
+        rc = run_handler(command, env, fault)
+        with store.locked() as st:
+            st["jobs"] = [j for j in st["jobs"] if j["id"] != job["id"]]
+            st.setdefault("handler_log", []).append(
+                {
+                    "node": node,
+                    "res": job["res"],
+                    "handler": job["handler"],
+                    "peer": job["peer"],
+                    "rc": rc,
+                    "t": time.time(),
+                }
+            )
+            if job["handler"] == "fence-peer":
+                engine.apply_fence_result(st, node, job["res"], job["peer"], rc)
+            engine.settle(st, time.time())
+        running.pop(job["id"], None)
+
+    t = threading.Thread(target=work, daemon=True)
+    running[job["id"]] = t
+    t.start()
+
+
+def _join(running: dict[str, Any]) -> None:
+    for t in list(running.values()):
+        if hasattr(t, "join"):
+            t.join()
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__, file=sys.stderr)
+        return 2
+    cmd, args = argv[0], argv[1:]
+    store = engine.Store()
+    node = node_name()
+    try:
+        if cmd == "init":
+            mode = args[args.index("--mode") + 1] if "--mode" in args else "9"
+            store.dir.mkdir(parents=True, exist_ok=True)
+            with store.locked() as st:
+                st.clear()
+                st.update(engine.new_state(mode))
+                if "--resync-kib-s" in args:
+                    st["resync_kib_s"] = float(args[args.index("--resync-kib-s") + 1])
+            return 0
+        if cmd == "kernel":
+            kernel(node)
+            return 0
+        with store.locked() as st:
+            t = time.time()
+            engine.settle(st, t)
+            if cmd == "write":
+                vol = args[1] if len(args) > 1 else "0"
+                out = engine.write(st, node, args[0], vol, t, int(args[2]) if len(args) > 2 else 1)
+                print(json.dumps(out))
+            elif cmd == "data":
+                vol = args[1] if len(args) > 1 else "0"
+                md = engine.meta_for(st, node, args[0], vol)
+                print(json.dumps({"gen": md["gen"], "tag": md["tag"], "lost": md["lost"]}))
+            elif cmd in ("open", "close"):
+                r = engine.res_state(st, node, args[0])
+                if r is None:
+                    raise Fail(10, f"{args[0]}: No such resource")
+                d = r["disks"][args[1] if len(args) > 1 else "0"]
+                d["open"] = max(0, d["open"] + (1 if cmd == "open" else -1))
+            elif cmd in ("cut", "heal"):
+                st["links"][engine.link_key(args[0], args[1])] = {"cut": cmd == "cut"}
+            elif cmd == "fail-disk":
+                engine.fail_disk(st, args[0], args[1], args[2] if len(args) > 2 else "0", t)
+            elif cmd == "handler":
+                key = f"handler/{args[0]}/{args[1]}"
+                if args[2] == "ok":
+                    st["faults"].pop(key, None)
+                else:
+                    st["faults"][key] = "hang" if args[2] == "hang" else int(args[3])
+            elif cmd == "slow-resync":
+                if args[0] == "off":
+                    st["faults"].pop("slow-resync", None)
+                else:
+                    st["faults"]["slow-resync"] = float(args[0])
+            elif cmd == "state":
+                print(json.dumps(st, indent=1, sort_keys=True))
+            else:
+                raise Fail(2, f"drbd-emu: unknown command {cmd}")
+            engine.settle(st, time.time())
+            if engine.res_state(st, node, args[0] if args else "") is not None or os.environ.get(
+                "TANDEM_EMU_PROC_DRBD"
+            ):
+                write_proc(st, node)
+    except engine.StateError as e:
+        print(f"drbd-emu: {e.message}", file=sys.stderr)
+        return e.exit_code
+    except Fail as e:
+        print(e.message, file=sys.stderr)
+        return e.rc
+    return 0

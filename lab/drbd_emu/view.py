@@ -1,0 +1,151 @@
+"""One node's view of the emulator state, as the shared model plus render Details (what drbdsetup would
+print)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lab.drbd_emu import engine
+from lab.drbd_emu.config import ResourceConfig
+from tandem.drbd.model import (
+    Connection,
+    ConnState,
+    Device,
+    DiskState,
+    PeerDevice,
+    ReplState,
+    Resource,
+    Role,
+    Status,
+)
+from tandem.drbd.render import (
+    ConnectionExtra,
+    Details,
+    DeviceExtra,
+    DeviceStats,
+    Endpoint,
+    PathInfo,
+    PeerDeviceExtra,
+    PeerDeviceStats,
+    ResyncStats,
+)
+
+VERSION_9 = "9.2.12"
+VERSION_84 = "8.4.11"
+
+
+def _endpoint(addr: str, family: str) -> Endpoint:
+    host, _, port = addr.rpartition(":")
+    return Endpoint(host, int(port or 7789), family)
+
+
+def resource_view(
+    st: engine.State, node: str, res: str, cfg: ResourceConfig | None
+) -> tuple[Resource, dict[str, Any]] | None:
+    """The model Resource and the extras (keyed like render.Details) for one resource on one node."""
+    r = engine.res_state(st, node, res)
+    if r is None:
+        return None
+    quorate = engine.has_quorum(st, node, res)
+    quorum_on = r.get("quorum", "off") != "off"
+    devices: list[Device] = []
+    dev_x: dict[tuple[str, int], DeviceExtra] = {}
+    for vol, d in sorted(r["disks"].items(), key=lambda kv: int(kv[0])):
+        v = int(vol)
+        devices.append(
+            Device(v, d["minor"], DiskState(d["state"]), client=d["client"], quorum=quorate or not quorum_on)
+        )
+        md = engine.meta_for(st, node, res, vol)
+        backing = None
+        if cfg is not None and d["state"] != "Diskless":
+            backing = cfg.host(node).volumes[v].disk
+        dev_x[(res, v)] = DeviceExtra(
+            backing,
+            bool(d["open"]),
+            DeviceStats(size=engine.DEFAULT_SIZE_KIB, written=md["gen"] * engine.KIB_PER_WRITE),
+        )
+    conns: list[Connection] = []
+    con_x: dict[tuple[str, str], ConnectionExtra] = {}
+    pd_x: dict[tuple[str, str, int], PeerDeviceExtra] = {}
+    me = cfg.host(node) if cfg is not None else None
+    for peer, c in sorted(r["conns"].items(), key=lambda kv: kv[1]["node_id"]):
+        pds: list[PeerDevice] = []
+        for vol in sorted(r["disks"], key=int):
+            v = int(vol)
+            repl = ReplState(c["repl"].get(vol, "Off"))
+            pdisk = DiskState(c["peer_disk"].get(vol, "DUnknown"))
+            done = engine.resync_done(st, res, vol, node, peer) if repl.resyncing else None
+            pds.append(
+                PeerDevice(v, repl, pdisk, done=done, peer_client=c.get("peer_client", {}).get(vol, False))
+            )
+            stats = PeerDeviceStats()
+            if done is not None:
+                total = engine.DEFAULT_SIZE_KIB
+                left = int(total * (1 - done / 100.0))
+                stats = PeerDeviceStats(
+                    out_of_sync=left,
+                    resync=ResyncStats(
+                        rs_total=total * 2, dt1_ms=1000, db1_sectors=int(engine.resync_rate(st, res) * 2)
+                    ),
+                )
+            pd_x[(res, peer, v)] = PeerDeviceExtra(stats=stats)
+        conns.append(Connection(peer, ConnState(c["state"]), Role(c["peer_role"]), tuple(pds), c["node_id"]))
+        paths: tuple[PathInfo, ...] = ()
+        if me is not None:
+            paths = (
+                PathInfo(
+                    _endpoint(me.address, me.family),
+                    _endpoint(c["address"], me.family),
+                    c["state"] == "Connected",
+                ),
+            )
+        con_x[(res, peer)] = ConnectionExtra(paths=paths)
+    resource = Resource(
+        res, Role(r["role"]), tuple(devices), tuple(conns), tuple(r["suspended"]), node_id=r["node_id"]
+    )
+    return resource, {"devices": dev_x, "connections": con_x, "peer_devices": pd_x}
+
+
+def node_view(
+    st: engine.State, node: str, configs: dict[str, ResourceConfig], only: str | None = None
+) -> tuple[Status, Details]:
+    resources: list[Resource] = []
+    dev_x: dict[tuple[str, int], DeviceExtra] = {}
+    con_x: dict[tuple[str, str], ConnectionExtra] = {}
+    pd_x: dict[tuple[str, str, int], PeerDeviceExtra] = {}
+    for res in sorted(st["nodes"].get(node, {})):
+        if only is not None and res != only:
+            continue
+        v = resource_view(st, node, res, configs.get(res))
+        if v is None:
+            continue
+        resources.append(v[0])
+        dev_x.update(v[1]["devices"])
+        con_x.update(v[1]["connections"])
+        pd_x.update(v[1]["peer_devices"])
+    version = VERSION_84 if st.get("mode") == "8.4" else VERSION_9
+    details = Details(
+        devices=dev_x,
+        connections=con_x,
+        peer_devices=pd_x,
+        proc_version=proc_version(st),
+        proc_build="srcversion: 2A1B4E2D4C2C2A5C6E7D4B3 ",
+    )
+    return Status("status", version, tuple(resources)), details
+
+
+def proc_version(st: engine.State) -> str:
+    if st.get("mode") == "8.4":
+        return f"version: {VERSION_84} (api:1/proto:86-101)"
+    return f"version: {VERSION_9} (api:2/proto:86-121)"
+
+
+def proc_text(st: engine.State, node: str, configs: dict[str, ResourceConfig]) -> str:
+    """/proc/drbd: the 8.4 per-minor listing, or DRBD 9's version-only file (DK drbd_proc.c; UG9)."""
+    from tandem.drbd.render import render_proc
+
+    if st.get("mode") == "8.4":
+        status, details = node_view(st, node, configs)
+        return render_proc(status, details=details)
+    build = "GIT-hash: 0000000000000000000000000000000000000000 build by emulator, 2026-01-01 00:00:00"
+    return f"{proc_version(st)}\n{build}\nTransports (api:21): tcp ({VERSION_9})\n"
