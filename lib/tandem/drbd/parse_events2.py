@@ -31,6 +31,12 @@ from tandem.drbd.parse_common import E, Line, integer, key_values, lines, percen
 T = TypeVar("T")
 
 _TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?")
+_WHAT = {
+    "disk": "disk state",
+    "peer-disk": "peer disk state",
+    "connection": "connection state",
+    "replication": "replication state",
+}
 _ACTIONS = ("exists", "create", "change", "destroy", "call", "response", "rename")
 _OBJECTS = ("resource", "device", "connection", "peer-device", "path", "helper")
 # Replication states for which drbdsetup prints `done:`; leaving them ends the progress.
@@ -60,7 +66,7 @@ class _Event:
         return self.keys[key]
 
     def state(self, key: str, cls: type[E]) -> E:
-        return state(cls, self.required(key), key, self.at)
+        return state(cls, self.required(key), _WHAT.get(key, key), self.at)
 
     def volume(self) -> str:
         """Volumes key devices as text, like every other object (checked to be a number)."""
