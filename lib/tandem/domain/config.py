@@ -312,6 +312,9 @@ _DISK_KEYS = (
 )
 
 
+_BACKEND_PREFIXES = ("phy", "file", "tap", "tap2", "aio", "raw", "qcow", "qcow2", "vhd", "drbd")
+
+
 def parse_xl_disk(spec: str) -> Disk:
     """One `disk=` entry (xl-disk-configuration(5)): positional `target,format,vdev,access` or key=value.
 
@@ -330,22 +333,23 @@ def parse_xl_disk(spec: str) -> Disk:
                 fields["target"] = (val + sep + after).strip()
                 break
             fields[key.strip()] = val.strip()
-        elif part:
+        else:
             positional.append(part)
         rest = after
-    if positional and "target" not in fields:
+    if any(positional) and "target" not in fields:
         # Positional: [target, [format,] vdev, access]; the target comes first.
         names = ["target", "format", "vdev", "access"] if len(positional) >= 4 else ["target", "vdev"]
         names += [] if len(positional) >= 4 else ["access"]
         for name, value in zip(names, positional, strict=False):
-            fields.setdefault(name, value)
+            if value:
+                fields.setdefault(name, value)
     target = fields.get("target")
     vdev = fields.get("vdev")
     script = fields.get("script", "")
     if target is None:
         return Disk(path=None, target=vdev)
     prefix, colon, rest_target = target.partition(":")
-    if colon and re.fullmatch(r"[a-z0-9]+", prefix):
+    if colon and prefix in _BACKEND_PREFIXES:
         if prefix == "drbd":
             return Disk(path=None, drbd_resource=rest_target, target=vdev)
         if prefix == "tap":  # tap:aio:/path, tap:qcow2:/path

@@ -15,7 +15,7 @@ SUFFIX_RE = re.compile(r"[A-Za-z0-9._-]{1,63}")
 USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 TRANSPORTS = ("tcp", "tls", "ssh", "libssh", "libssh2", "unix", "ext")
 # scheme://[user@]host[:port]/path[?query]; no blanks, quotes, backslashes or control characters anywhere.
-URI_RE = re.compile(r"[a-z][a-z0-9+]*:(//)?[A-Za-z0-9._~%!$&'()*+,;=:@/?\[\]-]*")
+URI_RE = re.compile(r"[a-z][a-z0-9+]*:(//)?[A-Za-z0-9._~%&+,;=:@/?\[\]-]*")
 _URI_PARTS = re.compile(r"(?P<scheme>[a-z][a-z0-9]*)(?:\+(?P<transport>[a-z0-9]+))?://(?P<rest>.*)")
 
 
@@ -24,7 +24,7 @@ class UriError(ValueError):
 
 
 def check_uri(uri: str, what: str = "URI") -> str:
-    if not URI_RE.fullmatch(uri) or "'" in uri:
+    if not URI_RE.fullmatch(uri):
         raise UriError(f"{what} {uri!r} is not a valid URI")
     return uri
 
