@@ -105,7 +105,7 @@ def test_shutdown_modes() -> None:
     assert [c[-3:] for c in runner.calls] == [
         ["g", "--mode", "acpi"],
         ["xl", "shutdown", "g"],
-        ["g", "power"][-3:],
+        ["trigger", "g", "power"],
     ]
 
 
