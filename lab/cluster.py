@@ -97,6 +97,20 @@ class LabConfig:
     def path(self) -> Path:
         return Path(self.root)
 
+    def with_hooks(
+        self,
+        binds: Sequence[Bind | tuple[str, str]] = (),
+        boot: Sequence[Sequence[str]] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> LabConfig:
+        """This config plus more things to install into every node before its cluster starts."""
+        return replace(
+            self,
+            binds=self.binds + tuple(b if isinstance(b, Bind) else Bind(*b) for b in binds),
+            boot=self.boot + tuple(tuple(argv) for argv in boot),
+            env=self.env + tuple((env or {}).items()),
+        )
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
 
@@ -175,6 +189,7 @@ class Lab:
             for i in range(1, config.nodes + 1)
         ]
         self._supervisor: subprocess.Popen[bytes] | None = None
+        self.last_seen_from: Node | None = None  # the node whose view satisfied the last wait_for
 
     @classmethod
     def load(cls, root: Path | str) -> Lab:
@@ -415,11 +430,16 @@ class Lab:
         timeout: float = 120.0,
         node: str | int | Node | None = None,
     ) -> ClusterState:
-        """Poll crm_mon (from `node`, or any live node) until `check(state)` holds; returns that state."""
+        """Poll crm_mon until `check(state)` holds as seen from `node` (default: from any live node, as
+        views differ: a node just rebooted knows no fencing history); returns the state that satisfied it."""
 
         def once() -> ClusterState | None:
-            state = self.state(node)
-            return state if state is not None and check(state) else None
+            for n in [self.node(node)] if node is not None else self.live_nodes():
+                state = self.state(n)
+                if state is not None and check(state):
+                    self.last_seen_from = n
+                    return state
+            return None
 
         return poll(once, timeout, what, interval=0.5)
 

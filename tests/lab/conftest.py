@@ -1,0 +1,81 @@
+"""Fixtures for the lab tier: a real cluster per test module, always torn down, its logs kept on failure.
+
+- `lab_config` (module): the LabConfig of the module's cluster. Override it in a test module to add nodes or
+  install things into every node before the cluster starts, e.g.
+      @pytest.fixture(scope="module")
+      def lab_config(lab_defaults):
+          return lab_defaults.with_hooks(binds=[("/path/fake-drbdsetup", "/usr/sbin/drbdsetup")])
+- `lab` (module): the running Lab (see lab.cluster: wait_for, state, crm, cibadmin, run, logs ...).
+- `cluster` (function): the same lab, made healthy first (links healed, nodes on and online).
+Prefix and dir: TANDEM_LAB_PREFIX (default tlt) and TANDEM_LAB_DIR (default /tmp/PREFIX-lab). A lab left
+behind by a crashed run with the same prefix is torn down before the next one starts.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from _pytest.terminal import TerminalReporter
+from lab.cluster import Lab, LabConfig, teardown
+
+from lab import faults
+
+TIMINGS: list[tuple[str, float]] = []
+KEPT_LOGS: list[Path] = []
+
+
+def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
+    if TIMINGS:
+        terminalreporter.write_sep("-", "lab timings")
+        for what, seconds in TIMINGS:
+            terminalreporter.write_line(f"{what}: {seconds:.1f}s")
+    for path in KEPT_LOGS:
+        terminalreporter.write_line(f"lab logs of a failed test: {path}")
+
+
+def record(what: str, seconds: float) -> None:
+    """Note a duration for the lab timings summary (not an assertion: timings never fail a test)."""
+    TIMINGS.append((what, seconds))
+
+
+@pytest.fixture(scope="module")
+def lab_defaults() -> LabConfig:
+    return LabConfig.from_env(prefix=os.environ.get("TANDEM_LAB_PREFIX", "tlt"))
+
+
+@pytest.fixture(scope="module")
+def lab_config(lab_defaults: LabConfig) -> LabConfig:
+    return lab_defaults
+
+
+@pytest.fixture(scope="module")
+def lab(lab_config: LabConfig, request: pytest.FixtureRequest) -> Iterator[Lab]:
+    if os.geteuid() != 0:
+        pytest.fail("the lab tier needs root (namespaces)")
+    teardown(lab_config)
+    the_lab = Lab(lab_config)
+    took = the_lab.up()
+    record(f"{request.module.__name__}: up {lab_config.nodes} nodes", took)
+    try:
+        yield the_lab
+    finally:
+        record(f"{request.module.__name__}: down", the_lab.down())
+
+
+@pytest.fixture
+def cluster(lab: Lab, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Lab]:
+    """The module's lab, healthy when the test starts; its logs go to tmp_path if the test fails."""
+    faults.heal(lab)
+    faults.unslow(lab)
+    lab.power_all("on", [n for n in lab.nodes if not n.is_on()])
+    lab.wait_online()
+    t0 = time.monotonic()
+    failures = request.session.testsfailed
+    yield lab
+    if request.session.testsfailed > failures:  # the call's report is in before teardown starts
+        KEPT_LOGS.append(lab.collect_logs(tmp_path / "lab-logs"))
+    record(f"{request.node.name}", time.monotonic() - t0)

@@ -1,0 +1,144 @@
+"""The lab cluster itself: 2 nodes, STONITH on with fence_tandemlab, and what the agents' tests rely on.
+
+One cluster for the module (up ~4 s); the tests run in file order and each leaves the cluster healthy.
+About 40 s in all on 2 cores.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+from lab.cluster import Lab
+from lab.crm import ClusterState
+
+from lab import faults
+from tests.lab.conftest import record
+
+STATEFUL = """primitive st ocf:pacemaker:Stateful \\
+    op monitor interval=10s role=Promoted op monitor interval=11s role=Unpromoted
+clone st-clone st meta promotable=true promoted-max=2 promoted-node-max=1
+commit
+"""
+DUMMY = """primitive dm ocf:pacemaker:Dummy meta allow-migrate=true op monitor interval=10s
+commit
+"""
+
+
+def both_promoted(state: ClusterState) -> bool:
+    return state.roles("st-clone") == {"node1": "Promoted", "node2": "Promoted"}
+
+
+def test_nodes_are_isolated_machines(cluster: Lab) -> None:
+    for node in cluster.nodes:
+        assert node.run(["hostname"]).stdout.strip() == node.name
+        assert node.run(["crm_node", "-n"]).stdout.strip() == node.name
+        ps = node.run(["ps", "-e", "-o", "comm="]).stdout.split()
+        assert ps.count("corosync") == 1  # its own PID namespace: only its own daemons
+        assert node.address in node.run(["ip", "-4", "-o", "addr", "show", "eth0"]).stdout
+    other = cluster.nodes[1]
+    assert cluster.nodes[0].run(["ping", "-c1", "-W5", other.address], check=False).returncode == 0
+    outside = subprocess.run(["ping", "-c1", "-W1", other.address], capture_output=True, check=False)
+    assert outside.returncode != 0  # the address exists only inside the lab
+
+
+def test_stonith_is_on_with_the_lab_fence_device(cluster: Lab) -> None:
+    node = cluster.nodes[0]
+    prop = node.run(["crm_attribute", "--type", "crm_config", "--name", "stonith-enabled", "--query", "-q"])
+    assert prop.stdout.strip() == "true"
+    assert node.run(["stonith_admin", "--list", "node2"]).stdout.splitlines()[0] == "lab-fence"
+    status = node.run(["stonith_admin", "--query", "lab-fence"], check=False)
+    assert status.returncode == 0, status.stderr
+
+
+def test_stateful_clone_is_promoted_on_both_nodes(cluster: Lab) -> None:
+    cluster.crm("configure", input=STATEFUL)
+    cluster.wait_for(both_promoted, "st-clone promoted on both nodes")
+
+
+def test_dummy_live_migrates_with_crm_resource_move(cluster: Lab) -> None:
+    cluster.crm("configure", input=DUMMY)
+    state = cluster.wait_for(lambda s: len(s.locations("dm")) == 1, "dm started")
+    (source,) = state.locations("dm")
+    target = "node2" if source == "node1" else "node1"
+    cluster.crm("resource", "move", "dm", target)
+    cluster.wait_for(lambda s: s.roles("dm") == {target: "Started"}, f"dm on {target}")
+    cluster.crm("resource", "clear", "dm")
+    assert cluster.logs(f"Result of migrate_to operation for dm on {source}: ok")
+    assert cluster.logs(f"Result of migrate_from operation for dm on {target}: ok")
+
+
+def test_a_hard_killed_node_is_fenced_and_the_cluster_recovers(cluster: Lab) -> None:
+    if not cluster.state().instances("dm"):  # type: ignore[union-attr]
+        cluster.crm("configure", input=STATEFUL + DUMMY)
+    state = cluster.wait_for(lambda s: len(s.locations("dm")) == 1 and both_promoted(s), "dm and st-clone")
+    (victim,) = state.locations("dm")
+    survivor = "node2" if victim == "node1" else "node1"
+    before = len(cluster.state(survivor).fenced(victim))  # type: ignore[union-attr]
+    t0 = time.monotonic()
+    faults.kill(cluster, victim)
+    assert not cluster.node(victim).is_on()
+    fenced = cluster.wait_for(lambda s: len(s.fenced(victim)) > before, f"{victim} fenced", node=survivor)
+    record("kill -> fenced", time.monotonic() - t0)
+    event = fenced.fenced(victim)[-1]
+    assert (event.action, event.delegate) == ("reboot", survivor)
+    # it was our agent that did it: the supervisor got the request from the survivor's fencer
+    log = (cluster.root / "supervisor.log").read_text()
+    assert f"reboot {victim} asked by {survivor}" in log
+    cluster.wait_for(lambda s: s.roles("dm") == {survivor: "Started"}, "dm failed over", node=survivor)
+    record("kill -> dm running on the survivor", time.monotonic() - t0)
+    cluster.wait_online()
+    cluster.wait_for(both_promoted, "st-clone promoted on both nodes again")
+    record("kill -> rebooted node back, promoted", time.monotonic() - t0)
+
+
+def test_a_daemon_crash_gets_its_node_fenced(cluster: Lab) -> None:
+    """corosync dies on node2: node1 must not trust node2 any more, so it fences it (our agent reboots it)."""
+    before = len(cluster.state("node1").fenced("node2"))  # type: ignore[union-attr]
+    assert faults.crash_daemon(cluster, "node2", "corosync")
+    cluster.wait_for(lambda s: len(s.fenced("node2")) > before, "node2 fenced", node="node1")
+    cluster.wait_online()
+
+
+def test_partition_ends_in_one_fenced_side_and_heals(cluster: Lab) -> None:
+    """Two nodes, two_node quorum: both sides may shoot; the supervisor lets only the first shot through."""
+    before = cluster.state("node1")
+    assert before is not None
+    counts = {n: len(before.fenced(n)) for n in ("node1", "node2")}
+    faults.partition(cluster, ["node1"], ["node2"])
+
+    def one_fenced(s: ClusterState) -> bool:
+        return sum(len(s.fenced(n)) - counts[n] for n in counts) >= 1
+
+    cluster.wait_for(one_fenced, "one side fenced")
+    survivor = cluster.last_seen_from
+    assert survivor is not None
+    faults.heal(cluster)
+    state = cluster.wait_online(node=survivor)
+    assert sum(len(state.fenced(n)) - counts[n] for n in counts) == 1  # exactly one side was shot
+
+
+def test_slow_link_shapes_the_traffic_between_two_nodes(cluster: Lab) -> None:
+    faults.slow(cluster, "node1", "node2", rate="512kbit")
+    try:
+        node1, node2 = cluster.nodes
+        node1.run(["ping", "-c3", "-i0.2", "-s1000", node2.address], timeout=30)
+        stats = node1.run(["tc", "-s", "class", "show", "dev", "eth0", "classid", "1:20"]).stdout
+        assert "rate 512Kbit" in stats
+        assert " 0 bytes" not in stats.split("Sent", 1)[1].splitlines()[0]
+        cluster.wait_online()  # corosync still fine on a slow link
+    finally:
+        faults.unslow(cluster)
+    assert "htb" not in cluster.nodes[0].run(["tc", "qdisc", "show", "dev", "eth0"]).stdout
+
+
+@pytest.mark.parametrize("op", ["stop", "kill"])
+def test_a_stopped_node_comes_back_with_an_empty_run(cluster: Lab, op: str) -> None:
+    node = cluster.node("node2")
+    node.run(["touch", "/run/lab-marker", "/dev/shm/lab-marker"])
+    getattr(faults, op)(cluster, node)
+    cluster.wait_for(lambda s: "node2" not in s.online(), "node2 offline", node="node1")
+    faults.start(cluster, node)
+    cluster.wait_online()
+    assert node.run(["ls", "/run/lab-marker", "/dev/shm/lab-marker"], check=False).returncode != 0
