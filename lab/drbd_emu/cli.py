@@ -62,15 +62,16 @@ def _render(st: engine.State, node: str, fmt: str, opts: set[str], only: str | N
 
 
 def write_proc(st: engine.State, node: str) -> None:
-    """Refresh this node's /proc/drbd stand-in (read through the LD_PRELOAD shim, see install.py)."""
+    """Refresh every node's /proc/drbd stand-in (read through the LD_PRELOAD shim, see install.py): any
+    command may change what a peer's file shows (its peer role, connection)."""
     from lab.drbd_emu.view import proc_text
 
-    target = os.environ.get("TANDEM_EMU_PROC_DRBD") or proc_path(node)
-    p = Path(target)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(".tmp")
-    tmp.write_text(proc_text(st, node, _configs_from_state(st, node)))
-    os.replace(tmp, p)
+    for n in {node, *st["nodes"]}:
+        p = Path(proc_path(n))
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_suffix(".tmp")
+        tmp.write_text(proc_text(st, n, _configs_from_state(st, n)))
+        os.replace(tmp, p)
 
 
 def proc_path(node: str) -> str:
@@ -372,6 +373,7 @@ def apply_command(
             with store.locked() as st:
                 engine.become_primary(st, node, res)
                 engine.settle(st, time.time())
+                write_proc(st, node)
         else:
             with store.locked() as st:
                 if cmd == "secondary":

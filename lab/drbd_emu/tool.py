@@ -9,6 +9,7 @@
     drbd-emu fail-disk NODE RES [VOL]                 disk failure (Failed, then Diskless)
     drbd-emu handler NODE HANDLER hang|fail RC|ok     a handler that hangs, fails with RC, or runs normally
     drbd-emu slow-resync KIB_S|off                    resync speed fault
+    drbd-emu proc                                     refresh this node's /proc/drbd stand-in
     drbd-emu state                                    the raw state (JSON)
 
 Node identity comes from TANDEM_EMU_NODE or the hostname, like the fakes.
@@ -154,6 +155,8 @@ def main(argv: list[str]) -> int:
                     st["faults"].pop("slow-resync", None)
                 else:
                     st["faults"]["slow-resync"] = float(args[0])
+            elif cmd == "proc":
+                write_proc(st, node)
             elif cmd == "state":
                 print(json.dumps(st, indent=1, sort_keys=True))
             else:
