@@ -64,7 +64,8 @@ class LabError(Exception):
 @dataclass(frozen=True)
 class Bind:
     """A bind mount done in every node at boot, before the cluster starts. `source` may use {node}, {index},
-    {dir} (the node's state dir) and {root}; `target` is a path inside the node and must exist."""
+    {dir} (the node's state dir) and {root}; `target` is a path inside the node and must exist. A missing
+    source is created as an empty directory when the target is a directory."""
 
     source: str
     target: str

@@ -107,6 +107,8 @@ def boot(node_dir: Path) -> None:
     try:
         mount(["--make-rprivate", "/"])
         for src, dst in plan["binds"]:
+            if Path(dst).is_dir():  # a per-node directory (e.g. {dir}/var-lib-libvirt) may start out missing
+                Path(src).mkdir(parents=True, exist_ok=True)
             mount(["--bind", src, dst])
         mount(["-t", "tmpfs", "-o", "size=256m,mode=1777", "lab-shm", "/dev/shm"])
         mount(["-t", "proc", "proc", "/proc"])
