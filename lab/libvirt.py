@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import shutil
 import socket
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Protocol
 
 from lab.guest.qemu import DEFAULT_CMDLINE
-from lab.netns import TOP
+from lab.netns import TOP, children, proc_starttime
 
 BUILD = Path(__file__).resolve().parent / "build"
 CAPS_SEED = BUILD / "libvirt-caps"
@@ -199,11 +200,30 @@ class NodeLike(Protocol):
 
 @dataclass(frozen=True)
 class ThisNode:
-    """The lab node this process already runs in (a boot hook): commands run directly."""
+    """The lab node this process already runs in (a boot hook): commands run directly.
+
+    A boot hook runs while the node's init waits for it and reaps nothing, yet a cold libvirtd probes QEMU
+    and waits for those orphaned QEMUs to vanish: so the hook becomes their subreaper and reaps them while
+    its commands run (never the command itself, whose exit status `run` needs).
+    """
 
     name: str
     dir: Path
     address: str
+
+    @staticmethod
+    def become_subreaper() -> None:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+
+    @staticmethod
+    def reap(keep: int) -> None:
+        """Reap our zombie children, except `keep` (the command being run)."""
+        for pid in children(os.getpid()):
+            if pid != keep and proc_starttime(pid) is None:  # None: a zombie (or gone)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
 
     def run(
         self,
@@ -214,9 +234,24 @@ class ThisNode:
         env: Mapping[str, str] | None = None,
         check: bool = True,
     ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            list(argv), input=input, capture_output=True, text=True, timeout=timeout, env=env, check=check
-        )
+        end = time.monotonic() + timeout
+        stdin = subprocess.PIPE if input is not None else subprocess.DEVNULL
+        pipe = subprocess.PIPE
+        with subprocess.Popen(list(argv), stdin=stdin, stdout=pipe, stderr=pipe, text=True, env=env) as proc:
+            while True:
+                try:
+                    out, err = proc.communicate(input, timeout=0.2)
+                    break
+                except subprocess.TimeoutExpired:
+                    self.reap(keep=proc.pid)
+                    if time.monotonic() > end:
+                        proc.kill()
+                        proc.communicate()
+                        raise subprocess.TimeoutExpired(list(argv), timeout) from None
+        done = subprocess.CompletedProcess(list(argv), proc.returncode, out, err)
+        if check and done.returncode != 0:
+            raise subprocess.CalledProcessError(done.returncode, list(argv), out, err)
+        return done
 
     def spawn(self, argv: Sequence[str], *, log: Path | str, env: Mapping[str, str] | None = None) -> int:
         from lab.init import spawn
@@ -254,23 +289,27 @@ class Libvirtd:
     def start(self, timeout: float = 120.0) -> float:
         """Start libvirtd (if it is not running) and wait until it answers; returns the seconds it took."""
         t0 = time.monotonic()
-        if self.pid() is None:
+        pid = self.pid()
+        if pid is None:
             self.prepare()
             self.mount()
-            self.node.spawn(["libvirtd", "--listen"], log="/var/log/libvirt/libvirtd.out")
+            pid = self.node.spawn(["libvirtd", "--listen"], log="/var/log/libvirt/libvirtd.out")
         end = t0 + timeout
         while not self.ready():
-            if time.monotonic() > end:
-                raise LibvirtError(
-                    f"libvirtd on {self.node.name} not ready after {timeout}s: {self._log_tail()}"
-                )
+            gone = self.node.run(["kill", "-0", str(pid)], check=False).returncode != 0
+            if gone or time.monotonic() > end:
+                why = "it exited" if gone else f"not ready after {timeout}s"
+                raise LibvirtError(f"libvirtd on {self.node.name}: {why}: {self._log_tail()}")
             time.sleep(0.1)
         took = time.monotonic() - t0
         self._save_caps_seed()
         return took
 
     def ready(self) -> bool:
-        return self.virsh("version", check=False, timeout=30).returncode == 0
+        try:
+            return self.virsh("version", check=False, timeout=30).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False
 
     def pid(self) -> int | None:
         """Node-local pid of the running libvirtd (from its pid file in the node's /run)."""
@@ -389,6 +428,7 @@ def main(argv: list[str]) -> int:
         print("usage: python3 -m lab.libvirt node-boot NODE_DIR   (inside a lab node)", file=sys.stderr)
         return 2
     node = ThisNode(socket.gethostname(), Path(argv[1]), eth0_address())
+    node.become_subreaper()
     took = Libvirtd(node).start()
     print(f"libvirtd on {node.name} ready after {took:.2f}s")
     return 0
