@@ -22,6 +22,11 @@ import os
 import struct
 import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # this file also runs by path inside nodes, with no lab package to import
+    from lab.libvirt import NodeLike
 
 MAGIC = b"TANDGEN1"
 SECTOR = 512
@@ -85,6 +90,13 @@ def read_sector0(path: str) -> bytes:
 
 def read_generation(path: str) -> GenRecord | None:
     return decode(read_sector0(path))
+
+
+def read_generation_on(node: NodeLike, device: str) -> GenRecord | None:
+    """The record as `node` sees `device` (e.g. the DRBD emulator's /dev/drbd0, which exists only there)."""
+    out = node.run([sys.executable, str(Path(__file__).resolve()), device], timeout=30).stdout
+    raw = json.loads(out)
+    return None if raw is None else GenRecord(**raw)
 
 
 def main(argv: list[str]) -> int:
