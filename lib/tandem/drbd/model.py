@@ -111,7 +111,8 @@ class Resource:
     role: Role
     devices: tuple[Device, ...] = ()
     connections: tuple[Connection, ...] = ()
-    suspended: tuple[str, ...] = ()  # user, no-data, fencing, quorum; empty when I/O runs
+    # user, no-data, fencing, quorum ("unknown" where the source says only "suspended"); empty when I/O runs
+    suspended: tuple[str, ...] = ()
     node_id: int | None = None
 
     @property
