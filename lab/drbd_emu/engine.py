@@ -339,8 +339,15 @@ def _peer_outdated(r: dict[str, Any], peer: str) -> bool:
 
 
 def become_primary(st: State, node: str, res: str) -> None:
+    """Promotion while some peer is not connected starts a new data generation (DK drbd_uuid_new_current):
+    two nodes promoted apart have diverged even without writes, and meet as a split-brain."""
     r = res_state(st, node, res)
     assert r is not None
+    if any(c["state"] != "Connected" for c in r["conns"].values()):
+        for vol, d in r["disks"].items():
+            if d["state"] == "UpToDate":
+                md = meta_for(st, node, res, vol)
+                md["tag"] = f"{node}.{md['gen']}.{secrets.token_hex(3)}"
     r["role"] = "Primary"
     _publish_roles(st, res)
 
@@ -444,6 +451,7 @@ def _handshake(st: State, res: str, a: str, b: str, now: float) -> None:
                 rx = res_state(st, x, res)
                 assert rx is not None
                 rx["conns"][y]["want"] = False
+                rx["conns"][y]["state"] = "StandAlone"
                 rx["conns"][y]["split_brain"] = True
             _log(st, a, res, "Split-Brain detected, dropping connection!")
             _log(st, b, res, "Split-Brain detected, dropping connection!")
@@ -465,6 +473,7 @@ def _handshake(st: State, res: str, a: str, b: str, now: float) -> None:
                 rx = res_state(st, x, res)
                 assert rx is not None
                 rx["conns"][y]["want"] = False
+                rx["conns"][y]["state"] = "StandAlone"
             _log(st, target, res, "I shall become SyncTarget, but I am primary!")
             return
         mt, ms = meta_for(st, target, res, vol), meta_for(st, source, res, vol)

@@ -1,0 +1,310 @@
+"""DRBD's rules as the emulator engine applies them: pure functions over the state document and a clock.
+
+Each test names the DRBD behaviour it reproduces (user's guide, man page, drbd-utils or kernel source).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from lab.drbd_emu import config, engine
+
+CONF = """
+resource r0 {
+  net { protocol C; fencing %(fencing)s; allow-two-primaries %(atp)s; }
+  options { quorum %(quorum)s; on-no-quorum suspend-io; }
+  handlers {
+    fence-peer "/usr/lib/drbd/crm-fence-peer.9.sh"; unfence-peer "/usr/lib/drbd/crm-unfence-peer.9.sh";
+  }
+  volume 0 { device minor 7; disk /dev/vg/r0; meta-disk internal; }
+  on alice { node-id 0; address 10.0.0.1:7789; }
+  on bob { node-id 1; address 10.0.0.2:7789; }
+  on carol { node-id 2; address 10.0.0.3:7789; }
+}
+"""
+
+
+def make_cfg(
+    nodes: int = 2, fencing: str = "resource-only", atp: str = "no", quorum: str = "off"
+) -> config.ResourceConfig:
+    text = CONF % {"fencing": fencing, "atp": atp, "quorum": quorum}
+    if nodes == 2:
+        text = text.replace("  on carol { node-id 2; address 10.0.0.3:7789; }\n", "")
+    with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+        f.write(text)
+    try:
+        return config.load(f.name)["r0"]
+    finally:
+        Path(f.name).unlink()
+
+
+def cluster(cfg: config.ResourceConfig, t: float = 0.0) -> dict[str, Any]:
+    """All nodes up and connected; alice forced Primary, initial full sync finished (UG9 initial sync)."""
+    s = engine.new_state()
+    for n in cfg.hosts:
+        s["nodes"].setdefault(n, {})["r0"] = engine.new_resource(cfg, n)
+        engine.attach(s, n, "r0")
+        engine.connect(s, cfg, n, "r0")
+    engine.settle(s, t)
+    engine.primary(s, cfg, "alice", "r0", t, force=True)
+    engine.become_primary(s, "alice", "r0")
+    engine.settle(s, t)
+    engine.settle(s, t + 3600)
+    s["jobs"].clear()  # the unfence-peer call that ends the initial sync
+    return s
+
+
+def disk(s: dict[str, Any], node: str) -> str:
+    r = engine.res_state(s, node, "r0")
+    assert r is not None
+    return str(r["disks"]["0"]["state"])
+
+
+def conn(s: dict[str, Any], node: str, peer: str) -> dict[str, Any]:
+    r = engine.res_state(s, node, "r0")
+    assert r is not None
+    c: dict[str, Any] = r["conns"][peer]
+    return c
+
+
+def test_config_parser_reads_hosts_volumes_sections() -> None:
+    """drbd.conf(5): `on HOST { node-id; address }`, resource-level `volume N { device minor N; disk; }`."""
+    cfg = make_cfg(3)
+    assert cfg.host("bob").node_id == 1 and cfg.host("bob").address == "10.0.0.2:7789"
+    assert cfg.host("carol").volumes[0].device == "/dev/drbd7" and cfg.fencing == "resource-only"
+    assert cfg.opt("handlers", "fence-peer") == "/usr/lib/drbd/crm-fence-peer.9.sh"
+    assert "        allow-two-primaries no;" in config.dump(cfg, "alice", "/etc/drbd.conf").splitlines()
+
+
+def test_fresh_disks_refuse_promotion_with_17() -> None:
+    """UG9 initial sync / drbdsetup.c: no UpToDate data → SS_NO_UP_TO_DATE_DISK (-2), exit 17."""
+    cfg = make_cfg()
+    s = engine.new_state()
+    for n in cfg.hosts:
+        s["nodes"].setdefault(n, {})["r0"] = engine.new_resource(cfg, n)
+        engine.attach(s, n, "r0")
+    assert disk(s, "alice") == "Inconsistent"
+    with pytest.raises(engine.StateError) as e:
+        engine.primary(s, cfg, "alice", "r0", 0.0)
+    assert (e.value.code, e.value.exit_code) == (-2, 17)
+
+
+def test_second_primary_refused_without_allow_two_primaries() -> None:
+    """drbd.conf(5) allow-two-primaries; SS_TWO_PRIMARIES "Multiple primaries not allowed by config"."""
+    cfg = make_cfg()
+    s = cluster(cfg)
+    with pytest.raises(engine.StateError) as e:
+        engine.primary(s, cfg, "bob", "r0", 4000.0)
+    assert (e.value.code, e.value.exit_code, e.value.message) == (
+        -1,
+        11,
+        "Multiple primaries not allowed by config",
+    )
+    s2 = cluster(make_cfg(atp="yes"))
+    assert engine.primary(s2, make_cfg(atp="yes"), "bob", "r0", 4000.0) == []
+
+
+def test_secondary_refused_while_open() -> None:
+    """drbd_strings SS_DEVICE_IN_USE: "Device is held open by someone" (the RA's demote loop waits)."""
+    cfg = make_cfg()
+    s = cluster(cfg)
+    r = engine.res_state(s, "alice", "r0")
+    assert r is not None
+    r["disks"]["0"]["open"] = 1
+    with pytest.raises(engine.StateError) as e:
+        engine.secondary(s, "alice", "r0", 4000.0)
+    assert e.value.code == -12
+
+
+def test_writes_while_disconnected_resync_with_progress() -> None:
+    """UG9 "Resynchronization": blocks written while disconnected are synced after reconnect; the target is
+    Inconsistent (SyncTarget) until done, then holds the source's data."""
+    cfg = make_cfg()
+    s = cluster(cfg)
+    s["links"][engine.link_key("alice", "bob")] = {"cut": True}
+    engine.settle(s, 4000.0)
+    engine.write(s, "alice", "r0", "0", 4000.0, count=1000)
+    s["links"][engine.link_key("alice", "bob")] = {"cut": False}
+    s["resync_kib_s"] = 1000.0
+    engine.settle(s, 4001.0)
+    assert conn(s, "alice", "bob")["repl"]["0"] == "SyncSource" and disk(s, "bob") == "Inconsistent"
+    engine.settle(s, 4003.0)
+    done = engine.resync_done(s, "r0", "0", "alice", "bob")
+    assert done is not None and 40 < done < 60
+    engine.settle(s, 4006.0)
+    assert disk(s, "bob") == "UpToDate"
+    assert engine.meta_for(s, "bob", "r0", "0")["tag"] == engine.meta_for(s, "alice", "r0", "0")["tag"]
+
+
+def test_split_brain_when_both_wrote_while_disconnected() -> None:
+    """UG9 "Split brain": both nodes Primary and writing while disconnected → on reconnect the handshake finds
+    diverged data, logs "Split-Brain detected, dropping connection!", both sides go StandAlone."""
+    cfg = make_cfg()
+    s = cluster(cfg)
+    s["links"][engine.link_key("alice", "bob")] = {"cut": True}
+    engine.settle(s, 4000.0)
+    engine.primary(s, cfg, "bob", "r0", 4000.0, force=True)
+    engine.become_primary(s, "bob", "r0")
+    engine.write(s, "alice", "r0", "0", 4000.0)
+    engine.write(s, "bob", "r0", "0", 4000.0)
+    s["links"][engine.link_key("alice", "bob")] = {"cut": False}
+    engine.settle(s, 4001.0)
+    assert (
+        conn(s, "alice", "bob")["state"] == "StandAlone" and conn(s, "bob", "alice")["state"] == "StandAlone"
+    )
+    assert "bob r0: Split-Brain detected, dropping connection!" in s["log"]
+
+
+def test_graceful_disconnect_outdates_the_secondary() -> None:
+    """DRBD 8.4 conn_try_disconnect / DRBD 9 the same: a Secondary leaving a Primary outdates itself, so the
+    Primary does not need to fence (no fence-peer job is queued)."""
+    cfg = make_cfg()
+    s = cluster(cfg)
+    engine.disconnect(s, "bob", "r0")
+    engine.settle(s, 4000.0)
+    assert disk(s, "bob") == "Outdated"
+    assert conn(s, "alice", "bob")["peer_disk"] == {"0": "Outdated"}
+    assert s["jobs"] == []
+    engine.connect(s, cfg, "bob", "r0")
+    engine.settle(s, 4001.0)
+    assert disk(s, "bob") == "UpToDate"  # same data: Outdated → UpToDate without resync
+
+
+@pytest.mark.parametrize(
+    ("rc", "peer_disk", "local", "suspended"),
+    [
+        (3, "Inconsistent", "UpToDate", []),
+        (4, "Outdated", "UpToDate", []),
+        (5, "Outdated", "UpToDate", []),
+        (6, None, "Outdated", []),
+        (7, "Outdated", "UpToDate", []),
+        (1, None, "UpToDate", ["fencing"]),
+    ],
+)
+def test_fence_peer_exit_codes(rc: int, peer_disk: str | None, local: str, suspended: list[str]) -> None:
+    """DK drbd_nl.c conn_try_outdate_peer, UG84 "fence-peer handler exit codes": 3 peer Inconsistent, 4/5/7
+    peer Outdated, 6 outdate myself; anything else is "helper broken", I/O stays frozen (resource-and-stonith
+    suspends I/O while the helper runs)."""
+    cfg = make_cfg(fencing="resource-and-stonith")
+    s = cluster(cfg)
+    s["links"][engine.link_key("alice", "bob")] = {"cut": True}
+    engine.settle(s, 4000.0)
+    assert [j["handler"] for j in s["jobs"] if j["node"] == "alice"] == ["fence-peer"]
+    r = engine.res_state(s, "alice", "r0")
+    assert r is not None and r["suspended"] == ["fencing"]
+    with pytest.raises(engine.StateError):
+        engine.write(s, "alice", "r0", "0", 4000.0)  # frozen I/O
+    engine.apply_fence_result(s, "alice", "r0", "bob", rc)
+    assert conn(s, "alice", "bob")["peer_disk"].get("0") == peer_disk
+    assert disk(s, "alice") == local and r["suspended"] == suspended
+
+
+def test_unfence_peer_after_resync() -> None:
+    """DK drbd_state.c drbd_should_unfence: once the peer's disk is UpToDate again after the resync, the
+    source calls unfence-peer (UG9 drbd-pacemaker: unfence-peer replaces after-resync-target)."""
+    cfg = make_cfg()
+    s = cluster(cfg)
+    s["links"][engine.link_key("alice", "bob")] = {"cut": True}
+    engine.settle(s, 4000.0)
+    engine.apply_fence_result(s, "alice", "r0", "bob", 4)
+    s["jobs"].clear()
+    engine.write(s, "alice", "r0", "0", 4000.0)
+    s["links"][engine.link_key("alice", "bob")] = {"cut": False}
+    engine.settle(s, 4001.0)
+    engine.settle(s, 4100.0)
+    assert disk(s, "bob") == "UpToDate"
+    assert [(j["node"], j["handler"], j["peer"]) for j in s["jobs"]] == [("alice", "unfence-peer", "bob")]
+
+
+def test_quorum_majority_three_nodes() -> None:
+    """UG9 "Quorum": with `quorum majority` a node alone out of three loses quorum; a Primary without quorum
+    suspends I/O (on-no-quorum suspend-io) and promotion fails with SS_NO_QUORUM."""
+    cfg = make_cfg(3, fencing="dont-care", quorum="majority")
+    s = cluster(cfg)
+    for peer in ("bob", "carol"):
+        s["links"][engine.link_key("alice", peer)] = {"cut": True}
+    engine.settle(s, 4000.0)
+    assert not engine.has_quorum(s, "alice", "r0") and engine.has_quorum(s, "bob", "r0")
+    r = engine.res_state(s, "alice", "r0")
+    assert r is not None and r["suspended"] == ["quorum"]
+    engine.secondary(s, "alice", "r0", 4000.0)
+    with pytest.raises(engine.StateError) as e:
+        engine.primary(s, cfg, "alice", "r0", 4000.0)
+    assert (e.value.code, e.value.message) == (-25, "No quorum")
+    assert engine.primary(s, cfg, "carol", "r0", 4000.0) == []
+
+
+def test_disk_failure_goes_failed_then_diskless() -> None:
+    """UG9 "Disk error handling" (on-io-error detach): the disk shows Failed, then Diskless once detached."""
+    cfg = make_cfg()
+    s = cluster(cfg)
+    engine.fail_disk(s, "bob", "r0", "0", 4000.0)
+    assert disk(s, "bob") == "Failed"
+    engine.settle(s, 4000.0 + engine.FAILED_SECONDS)
+    assert disk(s, "bob") == "Diskless"
+    assert conn(s, "alice", "bob")["peer_disk"]["0"] == "Diskless"
+
+
+class RoleMachine(RuleBasedStateMachine):
+    """Random promote/demote/cut/heal/write sequences never yield two connected Primaries without
+    allow-two-primaries, and a Primary always has UpToDate data (drbd.conf(5), drbdsetup(8) primary)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cfg = CFG
+        self.s = cluster(self.cfg)
+        self.t = 4000.0
+
+    @rule(node=st.sampled_from(["alice", "bob"]))
+    def promote(self, node: str) -> None:
+        try:
+            if engine.primary(self.s, self.cfg, node, "r0", self.t) == []:
+                engine.become_primary(self.s, node, "r0")
+        except engine.StateError as e:
+            assert e.exit_code in (11, 17)
+
+    @rule(node=st.sampled_from(["alice", "bob"]))
+    def demote(self, node: str) -> None:
+        engine.secondary(self.s, node, "r0", self.t)
+
+    @rule(cut=st.booleans())
+    def link(self, cut: bool) -> None:
+        self.s["links"][engine.link_key("alice", "bob")] = {"cut": cut}
+        self.t += 1
+        engine.settle(self.s, self.t)
+
+    @rule(node=st.sampled_from(["alice", "bob"]))
+    def write(self, node: str) -> None:
+        with contextlib.suppress(engine.StateError):
+            engine.write(self.s, node, "r0", "0", self.t)
+
+    @rule()
+    def wait(self) -> None:
+        self.t += 100
+        engine.settle(self.s, self.t)
+
+    @invariant()
+    def no_two_connected_primaries(self) -> None:
+        roles = {n: engine.res_state(self.s, n, "r0")["role"] for n in ("alice", "bob")}  # type: ignore[index]
+        if engine.connected(self.s, "r0", "alice", "bob"):
+            assert list(roles.values()).count("Primary") < 2
+
+    @invariant()
+    def primary_has_up_to_date_data(self) -> None:
+        for n in ("alice", "bob"):
+            r = engine.res_state(self.s, n, "r0")
+            assert r is not None
+            if r["role"] == "Primary":
+                assert r["disks"]["0"]["state"] == "UpToDate"
+
+
+CFG = make_cfg(fencing="dont-care")
+RoleMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=25, deadline=None)
+TestRoles = RoleMachine.TestCase
