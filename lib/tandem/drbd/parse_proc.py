@@ -18,7 +18,7 @@ _VERSION = re.compile(r"version: (\S+) \(api:\S+")
 _HEADER = ("GIT-hash:", "srcversion:", "SVN Revision:", "Transports ")
 _MINOR = re.compile(r"\s*(\d+): cs:(\S+)(.*)")
 # 8.0-8.2 printed `st:` where 8.3+ print `ro:`.
-_STATE = re.compile(r" (?:ro|st):(\S+)/(\S+) ds:(\S+)/(\S+)(?: +([ABC]))?(?: +([rs][-a-z]*))? *")
+_STATE = re.compile(r" (?:ro|st):([^\s/]+)/(\S+) ds:([^\s/]+)/(\S+)(?: +([ABC]))?(?: +([rs][-a-z]*))? *")
 _COUNTERS = re.compile(r"\s+ns:\d+(?: \w+:\S+)*\s*")
 _PROGRESS = re.compile(r"\s*\[[=>.]*\] (?:sync'ed|verified): *(\d+(?:\.\d+)?)% ")
 # Lines of the progress block and of proc_details >= 1 that say nothing the model holds.
