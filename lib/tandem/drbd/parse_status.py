@@ -50,7 +50,6 @@ class _Logical:
     """A line with its continuations joined."""
 
     line: Line
-    indent: int
     tokens: list[str]
     kind: str  # resource | device | connection | peer-device
 
@@ -90,7 +89,7 @@ def _logical_lines(text: str) -> list[_Logical]:
             raise line.error(f"unexpected indentation of {indent} columns")
         if kind == "connection" and stripped.startswith(("volume:", "disk:")):
             kind = "device"
-        out.append(_Logical(line, indent, stripped.split(), kind))
+        out.append(_Logical(line, stripped.split(), kind))
     return out
 
 
