@@ -456,6 +456,8 @@ def _peer_device_json(r: Resource, c: Connection, p: PeerDevice, x: Details) -> 
             f'          "db/dt [MiB/s]": {db / dt * 1000.0 / 2048.0:.2f}',
             f'          "percent-resync-done": {done:.2f}',
         ]
+    elif p.done is not None:  # drbdsetup's in_resync_without_details branch
+        lines.append(f'          "percent-resync-done": {p.done:.2f}')
     return "        {\n" + ",\n".join(lines) + "\n        }"
 
 
