@@ -53,113 +53,76 @@ PROC: dict[str, J] = {
 # --- drbdsetup status text and --json: the GENERATED scenarios, in every variant ------------------
 # The terse text prints no minor; --verbose and --json do. A single volume 0 is printed without
 # `volume:` in the terse text, which by drbdsetup's rule still says volume 0.
-def healthy_3node_2vol(fmt: str, minor: bool) -> J:
-    m = 1000 if minor else None
-    pds = (pd(0, EST, UTD), pd(1, EST, UTD))
-    return status(
-        fmt,
-        res(
-            "r0",
-            "Primary",
-            [dev(0, m, UTD), dev(1, m and m + 1, UTD)],
-            conn("bob", "Connected", "Secondary", *pds),
-            conn("charlie", "Connected", "Secondary", *pds),
+EVERY = ("", "-verbose", "-verbose-statistics")
+NO_VERBOSE = ("", "-verbose-statistics")
+BOTH_UP = (pd(0, EST, UTD), pd(1, EST, UTD))
+# scenario: (role of r0, its disks by volume, its connections, the text variants on disk)
+SCENARIOS: dict[str, tuple[str, tuple[str, ...], tuple[J, ...], tuple[str, ...]]] = {
+    "healthy-3node-2vol": (
+        "Primary",
+        (UTD, UTD),
+        (
+            conn("bob", "Connected", "Secondary", *BOTH_UP),
+            conn("charlie", "Connected", "Secondary", *BOTH_UP),
         ),
-    )
-
-
-def syncsource_3node(fmt: str, minor: bool) -> J:
-    return status(
-        fmt,
-        res(
-            "r0",
-            "Primary",
-            [dev(0, 1000 if minor else None, UTD)],
+        EVERY,
+    ),
+    "syncsource-3node": (
+        "Primary",
+        (UTD,),
+        (
             conn("bob", "Connected", "Secondary", pd(0, "SyncSource", INC, 37.5)),
             conn("charlie", "Connected", "Secondary", pd(0, EST, UTD)),
         ),
-    )
-
-
-def degraded_connecting(fmt: str, minor: bool) -> J:
+        NO_VERBOSE,
+    ),
     # The terse text prints no peer-device line for bob (not connected): its volume is Off/DUnknown.
-    return status(
-        fmt,
-        res(
-            "r0",
-            "Primary",
-            [dev(0, 1000 if minor else None, UTD)],
+    "degraded-connecting": (
+        "Primary",
+        (UTD,),
+        (
             conn("bob", "Connecting", "Unknown", pd(0, "Off", DU)),
             conn("charlie", "Connected", "Secondary", pd(0, EST, UTD)),
         ),
-    )
-
-
-def dual_primary_2node(fmt: str, minor: bool) -> J:
-    return status(
-        fmt,
-        res(
-            "r0",
-            "Primary",
-            [dev(0, 1000 if minor else None, UTD)],
-            conn("bob", "Connected", "Primary", pd(0, EST, UTD)),
-        ),
-    )
-
-
-def secondary_with_diskless_peer(fmt: str, minor: bool) -> J:
+        NO_VERBOSE,
+    ),
+    "dual-primary-2node": ("Primary", (UTD,), (conn("bob", "Connected", "Primary", pd(0, EST, UTD)),), EVERY),
     # charlie is an intentionally diskless client (peer-client:yes), not a failed disk.
-    return status(
-        fmt,
-        res(
-            "r0",
-            "Secondary",
-            [dev(0, 1000 if minor else None, UTD)],
+    "secondary-with-diskless-peer": (
+        "Secondary",
+        (UTD,),
+        (
             conn("bob", "Connected", "Primary", pd(0, EST, UTD)),
             conn("charlie", "Connected", "Secondary", pd(0, EST, "Diskless")),
         ),
-    )
-
-
-def primary_suspended_fencing(fmt: str, minor: bool) -> J:
-    return status(
-        fmt,
-        res(
-            "r0",
-            "Primary",
-            [dev(0, 1000 if minor else None, UTD)],
-            conn("bob", "StandAlone", "Unknown", pd(0, "Off", DU)),
-        ),
-    )
-
-
-def synctarget_2node(fmt: str, minor: bool) -> J:
-    return status(
-        fmt,
-        res(
-            "r0",
-            "Secondary",
-            [dev(0, 1000 if minor else None, INC)],
-            conn("bob", "Connected", "Primary", pd(0, "SyncTarget", UTD, 37.5)),
-        ),
-    )
-
-
-SCENARIOS = {
-    "healthy-3node-2vol": (healthy_3node_2vol, ("", "-verbose", "-verbose-statistics")),
-    "syncsource-3node": (syncsource_3node, ("", "-verbose-statistics")),
-    "degraded-connecting": (degraded_connecting, ("", "-verbose-statistics")),
-    "dual-primary-2node": (dual_primary_2node, ("", "-verbose", "-verbose-statistics")),
-    "secondary-with-diskless-peer": (secondary_with_diskless_peer, ("", "-verbose", "-verbose-statistics")),
-    "primary-suspended-fencing": (primary_suspended_fencing, ("", "-verbose", "-verbose-statistics")),
-    "synctarget-2node": (synctarget_2node, ("", "-verbose-statistics")),
+        EVERY,
+    ),
+    "primary-suspended-fencing": (
+        "Primary",
+        (UTD,),
+        (conn("bob", "StandAlone", "Unknown", pd(0, "Off", DU)),),
+        EVERY,
+    ),
+    "synctarget-2node": (
+        "Secondary",
+        (INC,),
+        (conn("bob", "Connected", "Primary", pd(0, "SyncTarget", UTD, 37.5)),),
+        NO_VERBOSE,
+    ),
 }
 
+
+def scenario(fmt: str, name: str, minors: bool) -> J:
+    role, disks, connections, _ = SCENARIOS[name]
+    devices = [dev(v, 1000 + v if minors else None, disk) for v, disk in enumerate(disks)]
+    return status(fmt, res("r0", role, devices, *connections))
+
+
 GENERATED: dict[str, J] = {}
-for _scenario, (_expect, _variants) in SCENARIOS.items():
-    GENERATED[f"status-9-{_scenario}.GENERATED.json"] = _expect("json", True)
+for _name, (*_, _variants) in SCENARIOS.items():
+    GENERATED[f"status-9-{_name}.GENERATED.json"] = scenario("json", _name, True)
     for _variant in _variants:
-        GENERATED[f"status-9-{_scenario}{_variant}.GENERATED.txt"] = _expect("status", bool(_variant))
+        GENERATED[f"status-9-{_name}{_variant}.GENERATED.txt"] = scenario("status", _name, bool(_variant))
 
 
 # --- drbdsetup/drbdadm status text copied from documents ------------------------------------------
