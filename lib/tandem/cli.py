@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "print the DRBD state as JSON (from a file or this node)",
     ),
     "install": ("tandem.install", "main", "install the agents and DRBD handlers under OCF_ROOT"),
+    "docs": ("tandem.docs", "main", "man pages and README parameter tables from the agents' metadata"),
     "fence-peer": (
         "tandem.fence",
         "fence_main",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,7 +36,9 @@ def launcher(libdir: Path, body: str) -> str:
     )
 
 
-def install(ocf_root: Path, bindir: Path, python: str = "/usr/bin/python3") -> list[Path]:
+def install(
+    ocf_root: Path, bindir: Path, mandir: Path | None = None, python: str = "/usr/bin/python3"
+) -> list[Path]:
     """Install (or refresh) everything; returns what was written."""
     libdir = ocf_root / "lib" / "tandem"
     provider = ocf_root / "resource.d" / "tandem"
@@ -66,6 +69,14 @@ def install(ocf_root: Path, bindir: Path, python: str = "/usr/bin/python3") -> l
         dest.write_text(launcher(libdir, body))
         dest.chmod(0o755)
         written.append(dest)
+    if mandir is not None:
+        from tandem.docs import agent_metadata, man_page, parse_metadata
+
+        mandir.mkdir(parents=True, exist_ok=True)
+        for name in AGENT_NAMES:
+            dest = mandir / f"ocf_tandem_{name}.7"
+            dest.write_text(man_page(parse_metadata(agent_metadata(name))))
+            written.append(dest)
     return written
 
 
@@ -78,12 +89,16 @@ def main(argv: Sequence[str]) -> int:
         type=Path,
         help="where the DRBD handler scripts and `tandem` go (default /usr/sbin)",
     )
+    parser.add_argument(
+        "--mandir", default="/usr/share/man/man7", type=Path, help="where the man pages go; empty for none"
+    )
     parser.add_argument("--python", default="/usr/bin/python3", help="interpreter for the agents")
     args = parser.parse_args(list(argv))
     try:
-        for path in install(args.ocf_root, args.bindir, args.python):
+        mandir = args.mandir if str(args.mandir) not in ("", ".") else None
+        for path in install(args.ocf_root, args.bindir, mandir, args.python):
             print(f"installed {path}")
-    except OSError as exc:
+    except (OSError, subprocess.CalledProcessError) as exc:
         print(f"tandem install: {exc}", file=sys.stderr)
         return 1
     return 0

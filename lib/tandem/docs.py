@@ -1,0 +1,156 @@
+"""Documentation generated from the agents' metadata: man pages (`man ocf_tandem_drbd`) and the README's
+parameter tables, so that what users read is what the agents declare."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tandem.install import AGENT_NAMES, agent_sources
+
+
+@dataclass(frozen=True)
+class ParamDoc:
+    name: str
+    shortdesc: str
+    longdesc: str
+    type: str
+    default: str | None
+    required: bool
+
+
+@dataclass(frozen=True)
+class AgentDoc:
+    name: str
+    version: str
+    shortdesc: str
+    longdesc: str
+    params: tuple[ParamDoc, ...]
+    actions: tuple[tuple[str, str], ...]  # (name, "timeout=..s interval=..s role=..")
+
+
+def parse_metadata(xml: str) -> AgentDoc:
+    from lxml import etree
+
+    root = etree.fromstring(xml.encode())
+    params = []
+    for p in root.iterfind("parameters/parameter"):
+        content = p.find("content")
+        params.append(
+            ParamDoc(
+                name=p.get("name", ""),
+                shortdesc=" ".join((p.findtext("shortdesc") or "").split()),
+                longdesc=" ".join((p.findtext("longdesc") or "").split()),
+                type=content.get("type", "string") if content is not None else "string",
+                default=content.get("default") if content is not None else None,
+                required=p.get("required") == "1",
+            )
+        )
+    actions = tuple(
+        (
+            a.get("name", ""),
+            " ".join(f"{k}={a.get(k)}" for k in ("timeout", "interval", "role", "depth") if a.get(k)),
+        )
+        for a in root.iterfind("actions/action")
+    )
+    return AgentDoc(
+        name=root.get("name", ""),
+        version=root.get("version", ""),
+        shortdesc=" ".join((root.findtext("shortdesc") or "").split()),
+        longdesc=" ".join((root.findtext("longdesc") or "").split()),
+        params=tuple(params),
+        actions=actions,
+    )
+
+
+def agent_metadata(name: str) -> str:
+    """Ask the agent itself (as Pacemaker would), with this process's interpreter and library."""
+    env = {"TANDEM_LIBDIR": str(Path(__file__).resolve().parent.parent), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(
+        [sys.executable, str(agent_sources() / name), "meta-data"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        timeout=30,
+    )
+    return proc.stdout
+
+
+def _roff(text: str) -> str:
+    text = text.replace("\\", "\\e")
+    return re.sub(r"^([.'])", r"\\&\1", text, flags=re.MULTILINE)
+
+
+def man_page(doc: AgentDoc) -> str:
+    lines = [
+        f'.TH OCF_TANDEM_{doc.name.upper()} 7 "" "tandem {doc.version}" "OCF resource agents"',
+        ".SH NAME",
+        f"ocf_tandem_{doc.name} \\- {_roff(doc.shortdesc)}",
+        ".SH SYNOPSIS",
+        _roff(
+            f"{doc.name} [start | stop | monitor | {' | '.join(sorted({a for a, _ in doc.actions} - {'start', 'stop', 'monitor'}))}]"
+        ),
+        ".SH DESCRIPTION",
+        _roff(doc.longdesc),
+        ".SH SUPPORTED PARAMETERS",
+    ]
+    for p in doc.params:
+        flags = (
+            ", required" if p.required else (f", default: {p.default}" if p.default not in (None, "") else "")
+        )
+        lines += [
+            ".TP",
+            f"\\fB{_roff(p.name)}\\fR ({_roff(p.type + flags)})",
+            _roff(f"{p.shortdesc}. {p.longdesc}"),
+        ]
+    lines.append(".SH SUPPORTED ACTIONS")
+    lines += [line for name, attrs in doc.actions for line in (".TP", f"\\fB{_roff(name)}\\fR", _roff(attrs))]
+    lines += [
+        ".SH EXAMPLE CRM SHELL",
+        _roff(f"See the tandem README for the crmsh and pcs configuration of ocf:tandem:{doc.name}."),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def markdown_params(doc: AgentDoc) -> str:
+    rows = ["| parameter | default | description |", "|---|---|---|"]
+    for p in doc.params:
+        default = "(required)" if p.required else (f"`{p.default}`" if p.default not in (None, "") else "")
+        rows.append(f"| `{p.name}` | {_cell(default)} | {_cell(p.shortdesc)}. {_cell(p.longdesc)} |")
+    return "\n".join(rows) + "\n"
+
+
+def update_readme(text: str, tables: dict[str, str]) -> str:
+    """Replace each `<!-- params:NAME -->` ... `<!-- /params:NAME -->` block with the generated table."""
+    for name, table in tables.items():
+        pattern = re.compile(rf"(<!-- params:{name} -->\n).*?(<!-- /params:{name} -->)", re.DOTALL)
+        if not pattern.search(text):
+            raise ValueError(f"README has no <!-- params:{name} --> block")
+        text = pattern.sub(lambda m, t=table: m.group(1) + t + m.group(2), text)
+    return text
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="tandem docs", description=__doc__)
+    parser.add_argument("--man", metavar="AGENT", choices=AGENT_NAMES, help="print the man page of AGENT")
+    parser.add_argument("--readme", type=Path, help="regenerate the parameter tables in this README")
+    args = parser.parse_args(list(argv))
+    if args.man:
+        print(man_page(parse_metadata(agent_metadata(args.man))), end="")
+    if args.readme:
+        tables = {n: markdown_params(parse_metadata(agent_metadata(n))) for n in AGENT_NAMES}
+        args.readme.write_text(update_readme(args.readme.read_text(), tables))
+    if not args.man and not args.readme:
+        parser.print_usage(sys.stderr)
+        return 2
+    return 0
