@@ -93,9 +93,7 @@ def man_page(doc: AgentDoc) -> str:
         ".SH NAME",
         f"ocf_tandem_{doc.name} \\- {_roff(doc.shortdesc)}",
         ".SH SYNOPSIS",
-        _roff(
-            f"{doc.name} [start | stop | monitor | {' | '.join(sorted({a for a, _ in doc.actions} - {'start', 'stop', 'monitor'}))}]"
-        ),
+        _roff(f"{doc.name} [{' | '.join(dict.fromkeys(a for a, _ in doc.actions))}]"),
         ".SH DESCRIPTION",
         _roff(doc.longdesc),
         ".SH SUPPORTED PARAMETERS",
@@ -136,7 +134,9 @@ def update_readme(text: str, tables: dict[str, str]) -> str:
         pattern = re.compile(rf"(<!-- params:{name} -->\n).*?(<!-- /params:{name} -->)", re.DOTALL)
         if not pattern.search(text):
             raise ValueError(f"README has no <!-- params:{name} --> block")
-        text = pattern.sub(lambda m, t=table: m.group(1) + t + m.group(2), text)
+        match = pattern.search(text)
+        assert match is not None
+        text = text[: match.start()] + match.group(1) + table + match.group(2) + text[match.end() :]
     return text
 
 
