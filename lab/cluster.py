@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from lab.crm import ClusterState, parse_crm_mon
-from lab.netns import TOP, Node, NodeDown, proc_starttime
+from lab.netns import TOP, Node, NodeDown, pids_in, proc_starttime
 
 MARKER = ".tandem-lab"
 STATE = "lab.json"
@@ -568,9 +568,27 @@ def install_fence_agent() -> None:
 
 
 def teardown(config: LabConfig, keep: bool = False) -> float:
-    """Tear down whatever a lab with this config left behind (from its state file, or by its names)."""
+    """Tear down whatever a lab with this config left behind (from its state file, or by its names; but
+    never namespaces that a live lab in another dir owns)."""
     try:
         lab = Lab.load(config.path)
     except LabError:
         lab = Lab(replace(config, nodes=4))  # no state: try every node name this prefix can have
+        for node in lab.nodes:
+            owner = owner_root(node)
+            if owner is not None and owner != lab.root and (owner / STATE).exists():
+                raise LabError(f"{node.netns} belongs to the lab in {owner}: use --dir {owner}") from None
     return lab.down(keep=keep)
+
+
+def owner_root(node: Node) -> Path | None:
+    """The root of the lab whose init runs in this node's network namespace (None: no init there)."""
+    inode = node.netns_inode()
+    if inode is None:
+        return None
+    for pid in pids_in("net", inode):
+        with contextlib.suppress(OSError):
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").rstrip("\0").split("\0")
+            if len(argv) >= 3 and argv[-3].endswith("init.py") and argv[-2] == "boot":
+                return Path(argv[-1]).parent
+    return None
