@@ -105,6 +105,30 @@ def install(node: NodeLike, *, emu_dir: Path, conf: Path) -> dict[str, str]:
     return env
 
 
+def lab_hooks(emu_dir: Path, conf: Path) -> dict[str, object]:
+    """Keyword arguments for `LabConfig.with_hooks`: what install() does, done by the node init at every
+    boot (binds before the cluster starts, the kernel spawned as a node daemon, the shim in the daemons' env).
+    Use: `lab_defaults.with_hooks(**lab_hooks(emu_dir, conf))`, after `drbd-emu init` on the host."""
+    from lab.netns import init_argv
+
+    bindir = write_wrappers(emu_dir)
+    return {
+        "binds": [
+            (str(bindir / "drbdsetup"), "/usr/sbin/drbdsetup"),
+            (str(bindir / "drbdadm"), "/usr/sbin/drbdadm"),
+            (str(conf), "/etc/drbd.conf"),
+        ],
+        "boot": [
+            [*init_argv("spawn", "/var/log/pacemaker/drbd-emu.log"), "--", str(bindir / "drbd-emu"), "kernel"]
+        ],
+        "env": {
+            "LD_PRELOAD": str(build_shim(emu_dir)),
+            "TANDEM_EMU_DIR": str(emu_dir),
+            "TANDEM_EMU_DEVICES": "bind",
+        },
+    }
+
+
 def fakes_dir() -> Path:
     """The fakes in the checkout, for PATH in agent tests (they find the checkout from their own path)."""
     return HERE / "bin"

@@ -3,7 +3,7 @@
  * procfs cannot get new entries from user space: overlayfs refuses /proc as a lower layer, and a bind mount
  * needs an existing target. So processes of a lab node run with this LD_PRELOAD shim, which redirects the one
  * path "/proc/drbd" (open, stat, access families) to the file the emulator keeps current
- * ($TANDEM_EMU_PROC_DRBD). Every other path goes to libc untouched. Statically linked programs and direct
+ * (see map()). Every other path goes to libc untouched. Statically linked programs and direct
  * syscalls are not covered; bash `test -f`, sed, grep, cat and Python are.
  */
 #define _GNU_SOURCE
@@ -13,15 +13,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+static char fallback[4096];
+
+/* $TANDEM_EMU_PROC_DRBD, else $TANDEM_EMU_DIR/nodes/<hostname>/proc_drbd (the node's UTS name). */
 static const char *map(const char *path)
 {
-	const char *to;
+	const char *to, *dir;
+	char host[256];
 
 	if (!path || strcmp(path, "/proc/drbd") != 0)
 		return path;
 	to = getenv("TANDEM_EMU_PROC_DRBD");
-	return (to && *to) ? to : path;
+	if (to && *to)
+		return to;
+	dir = getenv("TANDEM_EMU_DIR");
+	if (!dir || !*dir || gethostname(host, sizeof(host)) != 0)
+		return path;
+	host[sizeof(host) - 1] = 0;
+	snprintf(fallback, sizeof(fallback), "%s/nodes/%s/proc_drbd", dir, host);
+	return fallback;
 }
 
 typedef int open_t(const char *, int, ...);
