@@ -14,7 +14,8 @@ What it models, with xl's own output formats:
   is renamed NAME--migratedaway, the target becomes NAME and runs, the source is destroyed. A killed sender
   leaves no half copy: the receiver drops the incoming domain once the sender's pid is gone, as real xl does
   when the stream breaks;
-- a broken toolstack: the file NODE.broken in the state dir makes every command fail like xl without Xen.
+- a broken toolstack: the file NODE.broken in the state dir makes every command fail like xl without Xen;
+  HOST.unreachable makes `xl migrate ... HOST` fail as ssh does.
 Fake-only commands: `fake-crash NAME` (the domain crashes) and `fake-dump` (the state as JSON).
 """
 
@@ -226,7 +227,7 @@ def cmd_migrate(node: str, args: list[str], err: list[str]) -> None:
         raise XlError("'xl migrate' requires at least 2 arguments.")
     ident, host = plain[-2], plain[-1]
     with locked() as state:
-        if host not in state["nodes"] or host == node:
+        if host == node or (state_dir() / f"{host}.unreachable").exists():
             raise XlError(
                 f"ssh: Could not resolve hostname {host}: Name or service not known\n"
                 "migration sender: Target has stopped sending data.\n"

@@ -1,0 +1,285 @@
+"""ocf:tandem:domain as real processes: the xl path against the fake xl and the DRBD emulator (two nodes,
+n1 and n2, told apart by TANDEM_XL_NODE/TANDEM_EMU_NODE), libvirt against an unreachable libvirtd with a
+stand-in qemu process, migration driven with CRM_meta_migrate_source/_target set as Pacemaker does, and
+ocf-tester. Cost: about 30 s on 2 cores (mostly waiting for fake guests, and ocf-tester).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import AGENTS, LIB, TOP
+
+AGENT = AGENTS / "domain"
+EMU_BIN = TOP / "lab" / "drbd_emu" / "bin"
+XL_BIN = TOP / "lab" / "bin"
+RES = """resource r0 {
+  net { allow-two-primaries yes; protocol C; }
+  volume 0 { device minor 1000; disk /dev/fake0; meta-disk internal; }
+  on n1 { node-id 0; address 10.0.0.1:7789; }
+  on n2 { node-id 1; address 10.0.0.2:7789; }
+}
+"""
+XL_CFG = """name = "xg1"
+memory = 256
+vcpus = 2
+disk = [ 'phy:/dev/drbd/by-res/r0/0,xvda,w' ]
+tandem_fake_shutdown = "{shutdown}"
+tandem_fake_migrate_seconds = "{migrate}"
+"""
+
+
+@dataclass
+class Run:
+    rc: int
+    out: str
+    err: str
+
+    @property
+    def reasons(self) -> list[str]:
+        return [ln.split(":", 1)[1] for ln in self.err.splitlines() if ln.startswith("ocf-exit-reason:")]
+
+
+@dataclass
+class Env:
+    tmp: Path
+
+    def base(self, node: str) -> dict[str, str]:
+        rsctmp = self.tmp / f"rsctmp-{node}"
+        rsctmp.mkdir(exist_ok=True)
+        return {
+            "PATH": f"{XL_BIN}:{EMU_BIN}:{os.environ['PATH']}",
+            "TANDEM_LIBDIR": str(LIB),
+            "TANDEM_XL_DIR": str(self.tmp / "xl"),
+            "TANDEM_XL_NODE": node,
+            "TANDEM_EMU_DIR": str(self.tmp / "emu"),
+            "TANDEM_EMU_NODE": node,
+            "HA_RSCTMP": str(rsctmp),
+            "OCF_ROOT": "/usr/lib/ocf",
+            "OCF_RESOURCE_INSTANCE": "vm",
+            "OCF_RESKEY_config": str(self.tmp / "xg1.cfg"),
+        }
+
+    def agent(
+        self,
+        action: str,
+        node: str = "n1",
+        timeout_ms: int = 20000,
+        more: dict[str, str] | None = None,
+        **extra: str,
+    ) -> Run:
+        env = {**self.base(node), "OCF_RESKEY_CRM_meta_timeout": str(timeout_ms), **(more or {})}
+        env.update(
+            {
+                k if k.startswith(("OCF_", "HA_", "TANDEM_")) else f"OCF_RESKEY_{k}": v
+                for k, v in extra.items()
+            }
+        )
+        proc = subprocess.run(
+            [sys.executable, str(AGENT), action],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout_ms / 1000 + 10,
+            check=False,
+        )
+        return Run(proc.returncode, proc.stdout, proc.stderr)
+
+    def tool(self, node: str, *argv: str) -> str:
+        proc = subprocess.run(
+            list(argv), env={**os.environ, **self.base(node)}, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    def xl_names(self, node: str) -> list[str]:
+        return [ln.split()[0] for ln in self.tool(node, "xl", "list").splitlines()[2:]]
+
+    def config(self, shutdown: str = "0.3", migrate: str = "0.3") -> None:
+        (self.tmp / "xg1.cfg").write_text(XL_CFG.format(shutdown=shutdown, migrate=migrate))
+
+
+@pytest.fixture
+def lab2(tmp_path: Path) -> Iterator[Env]:
+    """Two emulated nodes with r0 Primary/UpToDate on both (promoted-max=2), and the xl config."""
+    env = Env(tmp_path)
+    env.config()
+    (tmp_path / "r0.res").write_text(RES)
+    conf = str(tmp_path / "r0.res")
+    env.tool("n1", "drbd-emu", "init")
+    for node in ("n1", "n2"):
+        env.tool(node, "drbdadm", "-c", conf, "up", "r0")
+    env.tool("n1", "drbdadm", "-c", conf, "primary", "--force", "r0")
+    wait(lambda: "peer-disk:UpToDate" in env.tool("n1", "drbdsetup", "status", "r0"), "resync")
+    env.tool("n2", "drbdadm", "-c", conf, "primary", "r0")
+    yield env
+
+
+def wait(cond: object, what: str, seconds: float = 30.0) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if cond():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def test_lifecycle_on_xl(lab2: Env) -> None:
+    assert lab2.agent("validate-all").rc == 0
+    assert lab2.agent("monitor", OCF_RESKEY_CRM_meta_interval="0").rc == 7
+    assert lab2.agent("start").rc == 0
+    assert "xg1" in lab2.xl_names("n1")
+    assert lab2.agent("monitor", OCF_RESKEY_CRM_meta_interval="10000").rc == 0
+    assert lab2.agent("start").rc == 0  # idempotent, no second domain
+    assert lab2.xl_names("n1").count("xg1") == 1
+    stop = lab2.agent("stop")
+    assert stop.rc == 0, stop.err
+    assert "xg1" not in lab2.xl_names("n1")
+    assert lab2.agent("monitor").rc == 7
+    assert lab2.agent("stop").rc == 0
+
+
+def test_stop_destroys_a_guest_that_ignores_shutdown_within_the_timeout(lab2: Env) -> None:
+    lab2.config(shutdown="ignore")
+    assert lab2.agent("start").rc == 0
+    started = time.monotonic()
+    stop = lab2.agent("stop", timeout_ms=8000, HA_debug="1", HA_LOGFILE=str(lab2.tmp / "log"))
+    assert stop.rc == 0 and time.monotonic() - started < 8
+    assert "after" in (lab2.tmp / "log").read_text() and "destroying" in (lab2.tmp / "log").read_text()
+    assert "xg1" not in lab2.xl_names("n1")
+
+
+def test_states_paused_crashed_and_a_broken_toolstack(lab2: Env) -> None:
+    assert lab2.agent("start").rc == 0
+    lab2.tool("n1", "xl", "pause", "xg1")
+    assert lab2.agent("monitor").rc == 190  # degraded: active, but does no work
+    lab2.tool("n1", "xl", "unpause", "xg1")
+    (lab2.tmp / "xl" / "n1.broken").write_text("")
+    for probe in ("0", "10000"):
+        broken = lab2.agent("monitor", OCF_RESKEY_CRM_meta_interval=probe)
+        assert broken.rc == 1 and "cannot tell whether xg1 runs" in broken.reasons[0]  # never 7
+    (lab2.tmp / "xl" / "n1.broken").unlink()
+    lab2.tool("n1", "xl", "fake-crash", "xg1")
+    crashed = lab2.agent("monitor")
+    assert crashed.rc == 1 and "crashed" in crashed.reasons[0]
+    assert lab2.agent("stop").rc == 0
+    assert "xg1" not in lab2.xl_names("n1")
+
+
+def test_live_migration_n1_to_n2(lab2: Env) -> None:
+    assert lab2.agent("start").rc == 0
+    meta = {"OCF_RESKEY_CRM_meta_migrate_source": "n1", "OCF_RESKEY_CRM_meta_migrate_target": "n2"}
+    to = lab2.agent("migrate_to", more=meta)
+    assert to.rc == 0, to.err
+    assert "xg1" not in lab2.xl_names("n1") and "xg1" in lab2.xl_names("n2")
+    frm = lab2.agent("migrate_from", node="n2", more=meta)
+    assert frm.rc == 0, frm.err
+    assert lab2.agent("stop").rc == 0  # Pacemaker's stop on the source after a migration
+    assert lab2.agent("monitor", node="n2").rc == 0
+    assert lab2.agent("monitor", node="n1").rc == 7
+
+
+def test_migration_refused_when_the_target_drbd_is_not_primary(lab2: Env) -> None:
+    assert lab2.agent("start").rc == 0
+    lab2.tool("n2", "drbdadm", "-c", str(lab2.tmp / "r0.res"), "secondary", "r0")
+    to = lab2.agent("migrate_to", OCF_RESKEY_CRM_meta_migrate_target="n2")
+    assert to.rc == 1
+    assert to.reasons == ["migration of xg1 to n2 refused: r0 is Secondary on n2, not Primary"]
+    assert "xg1" in lab2.xl_names("n1") and lab2.xl_names("n2") == []
+    # and a start there is refused too: its disks are not writable
+    start = lab2.agent("start", node="n2")
+    assert start.rc == 1 and "r0 is Secondary here, not Primary" in start.reasons[0]
+
+
+def test_migration_that_runs_out_of_time_is_aborted(lab2: Env) -> None:
+    lab2.config(migrate="60")
+    assert lab2.agent("start").rc == 0
+    started = time.monotonic()
+    to = lab2.agent("migrate_to", timeout_ms=15000, OCF_RESKEY_CRM_meta_migrate_target="n2")
+    assert to.rc == 1 and time.monotonic() - started < 15
+    assert "did not finish" in to.reasons[0] and "running" in to.reasons[0]
+    assert lab2.agent("monitor").rc == 0  # still running on the source
+    wait(lambda: lab2.xl_names("n2") == [], "the target to drop the incoming copy")
+
+
+def test_stop_and_monitor_without_a_readable_config(lab2: Env) -> None:
+    assert lab2.agent("start").rc == 0
+    (lab2.tmp / "xg1.cfg").rename(lab2.tmp / "moved.cfg")
+    # the name recorded at start still finds the domain: never "not running" while it runs (RA#856)
+    assert lab2.agent("monitor").rc == 0
+    assert lab2.agent("start").rc == 5
+    assert lab2.agent("stop").rc == 0
+    assert "xg1" not in lab2.xl_names("n1")
+    assert lab2.agent("monitor").rc == 7
+    fresh = lab2.agent("monitor", node="n2")  # nothing recorded there, no name parameter
+    assert fresh.rc == 1 and "which domain" in fresh.reasons[0]
+    assert lab2.agent("monitor", node="n2", name="xg1").rc == 7
+
+
+def test_bad_parameters(lab2: Env) -> None:
+    assert lab2.agent("validate-all", migration_transport="http").rc == 6
+    assert lab2.agent("validate-all", migrate_options="--persistent").rc == 6
+    assert lab2.agent("validate-all", config="relative.cfg").rc == 6
+    assert lab2.agent("validate-all", name="other").rc == 6
+    assert lab2.agent("migrate_to").rc == 1  # no target: Pacemaker always sets one
+
+
+def fake_qemu(name: str) -> subprocess.Popen[bytes]:
+    """A process the process table reads as libvirt's qemu for `name` (python under qemu's argv[0])."""
+    argv = ["/usr/bin/qemu-system-x86_64", "-c", "import time; time.sleep(120)", "-name", f"guest={name},x=y"]
+    return subprocess.Popen(argv, executable=sys.executable)
+
+
+def test_libvirtd_down_is_not_stopped(tmp_path: Path) -> None:
+    env = Env(tmp_path)
+    xml = tmp_path / "tlmvm.xml"
+    xml.write_text("<domain type='qemu'><name>tlmvm-agent</name><memory unit='MiB'>64</memory></domain>")
+    down = {
+        "OCF_RESKEY_config": str(xml),
+        "OCF_RESKEY_hypervisor": f"qemu+unix:///system?socket={tmp_path}/no-libvirt-sock",
+    }
+    assert env.agent("monitor", more=down).rc == 7  # no libvirtd and no qemu: positively not running
+    qemu = fake_qemu("tlmvm-agent")
+    try:
+        wait(lambda: Path(f"/proc/{qemu.pid}/cmdline").read_bytes().startswith(b"/usr/bin/qemu"), "fake qemu")
+        for interval in ("0", "10000"):
+            assert env.agent("monitor", OCF_RESKEY_CRM_meta_interval=interval, more=down).rc == 190
+        assert env.agent("start", more=down).rc == 1  # cannot start what it cannot see
+        stop = env.agent("stop", more=down)
+        assert stop.rc == 0, stop.err
+        assert qemu.wait(timeout=10) is not None  # the emulator was killed, not forgotten
+    finally:
+        qemu.kill()
+        qemu.wait()
+
+
+def test_libvirt_test_driver_monitor(tmp_path: Path) -> None:
+    """test:///default always has a running domain "test" (its state lasts one connection, enough here)."""
+    env = Env(tmp_path)
+    xml = tmp_path / "test.xml"
+    xml.write_text("<domain type='test'><name>test</name></domain>")
+    run = env.agent("monitor", config=str(xml), hypervisor="test:///default")
+    assert run.rc == 0, run.err
+    xml.write_text("<domain type='test'><name>absent</name></domain>")
+    assert env.agent("monitor", config=str(xml), hypervisor="test:///default").rc == 7
+
+
+def test_ocf_tester_passes(lab2: Env) -> None:
+    env = {k: v for k, v in lab2.base("n1").items() if not k.startswith("OCF_RESKEY")}
+    proc = subprocess.run(
+        ["ocf-tester", "-n", "vm", "-o", f"config={lab2.tmp / 'xg1.cfg'}", str(AGENT)],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"{AGENT} passed all tests" in proc.stdout
