@@ -19,6 +19,7 @@ from lab.guest.build import ensure_built
 from lab.guest.disk import GenRecord, read_generation, read_generation_on
 from lab.libvirt import GuestSpec, Libvirtd, boot_hook, domain_xml, migrate
 
+from lab import faults
 from tests.lab.conftest import record
 
 VM = "labvm"
@@ -94,3 +95,29 @@ def test_guest_live_migrates_between_nodes(cluster: Lab, shared_disk: str) -> No
     expected = GenRecord(final.gens[-1], 1, final.heartbeats[-1])
     assert read_generation(shared_disk) == expected
     assert read_generation_on(cluster.nodes[1], shared_disk) == expected
+
+
+def test_guest_restarts_from_the_shared_disk_after_its_node_dies(cluster: Lab, shared_disk: str) -> None:
+    one, two = Libvirtd(cluster.nodes[0]), Libvirtd(cluster.nodes[1])
+    for lv in (one, two):
+        lv.start()
+    log = cluster.root / "labvm-failover.serial"
+    xml = domain_xml(GuestSpec(VM, ensure_built(), log, shared_disk), detect().domain_type)
+    one.create(xml)
+    serial.wait_for(log, r"alive t=2 gen=\d+", timeout=60)
+
+    faults.kill(cluster, cluster.nodes[0])  # power cut: its QEMU dies mid-run
+    assert not cluster.nodes[0].is_on()
+    printed = serial.parse(serial.read(log)).gens[-1]
+    on_disk = read_generation(shared_disk)
+    # each generation is written (and flushed) before it is printed; the cut may fall in between
+    assert on_disk is not None and on_disk.boots == 1 and on_disk.gen in (printed, printed + 1)
+
+    mark = serial.size(log)
+    two.create(xml)
+    found = serial.wait_for(log, r"disk gen=(\d+) boots=(\d+)", after=mark, timeout=60)
+    assert (int(found.group(1)), int(found.group(2))) == (on_disk.gen, 1)
+    serial.wait_for(log, r"alive t=1 gen=\d+", after=mark, timeout=60)
+    rerun = serial.parse(serial.read(log, after=mark))
+    assert rerun.boots == 1 and min(rerun.gens) > on_disk.gen
+    two.virsh("destroy", VM)
