@@ -25,7 +25,7 @@ from tandem.domain.state import (
     parse_xl_list,
     virsh_failure,
 )
-from tandem.ocf.runner import Result, Runner
+from tandem.ocf.runner import CommandTimeout, Result, Runner
 
 # One query may take this long; a busy libvirtd answers in milliseconds, a stuck one never does.
 QUERY_TIMEOUT = 15.0
@@ -82,6 +82,13 @@ class Virsh:
         return res.out.strip() or None if res.ok else None
 
     def observe(self, name: str, timeout: float = QUERY_TIMEOUT, uri: str | None = None) -> Observed:
+        """A libvirtd that does not answer in time is as unknown as one that is down (never "absent")."""
+        try:
+            return self._observe(name, timeout, uri)
+        except CommandTimeout as exc:
+            return Observed(Phase.UNKNOWN, str(exc))
+
+    def _observe(self, name: str, timeout: float, uri: str | None) -> Observed:
         info = self.run("dominfo", name, timeout=timeout, uri=uri)
         if not info.ok:
             return Observed(virsh_failure(info.err), _last_line(info))
