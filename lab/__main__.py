@@ -103,10 +103,8 @@ def main(argv: list[str]) -> int:
             print(lab.status_text(), end="")
         elif args.cmd == "exec":
             cmd = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
-            done = lab.node(args.node).run(cmd, timeout=3600, check=False)
-            sys.stdout.write(done.stdout)
-            sys.stderr.write(done.stderr)
-            return done.returncode
+            with lab.node(args.node).popen(cmd, stdin=None) as proc:  # stdio inherited: works in pipes
+                return proc.wait()
         elif args.cmd == "wait":
             t0 = time.monotonic()
             lab.wait_online(args.names or None, timeout=args.timeout)

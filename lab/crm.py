@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class FenceEvent:
     status: str
     delegate: str
     origin: str
+    completed: float | None  # epoch seconds (crm_mon gives whole seconds)
 
 
 @dataclass(frozen=True)
@@ -63,12 +65,29 @@ class ClusterState:
     def locations(self, rsc: str) -> set[str]:
         return set(self.roles(rsc))
 
-    def fenced(self, target: str) -> list[FenceEvent]:
-        return [f for f in self.fencing if f.target == target and f.status == "success"]
+    def fenced(self, target: str, since: float = 0.0) -> list[FenceEvent]:
+        """Successful fencing of `target` completed at or after `since` (epoch seconds). A node keeps fencing
+        history in memory only, so a node that rebooted knows less than one that did not."""
+        return [
+            f
+            for f in self.fencing
+            if f.target == target and f.status == "success" and (f.completed or 0) >= int(since)
+        ]
 
 
 def _flag(value: str | None) -> bool:
     return value == "true"
+
+
+def _epoch(stamp: str | None) -> float | None:
+    """crm_mon's "2026-11-22 00:26:05Z" as epoch seconds."""
+    if not stamp:
+        return None
+    try:
+        when = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return when.timestamp()
 
 
 def parse_crm_mon(xml: str) -> ClusterState:
@@ -107,6 +126,7 @@ def parse_crm_mon(xml: str) -> ClusterState:
             status=f.get("status", ""),
             delegate=f.get("delegate", ""),
             origin=f.get("origin", ""),
+            completed=_epoch(f.get("completed")),
         )
         for f in root.iterfind("fence_history/fence_event")
     )

@@ -1,0 +1,179 @@
+"""The lab's pure parts, without a cluster: crm_mon parsing, generated corosync.conf and CIB (checked by
+Pacemaker's own crm_verify), and fence_tandemlab's fence-agents protocol against a stand-in supervisor."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from lab.cluster import FENCE_AGENT, Lab, LabConfig, render_corosync_conf, seed_cib
+from lab.crm import parse_crm_mon
+from lxml import etree
+
+CRM_MON = """<pacemaker-result api-version="2.25" request="crm_mon -1 --output-as=xml --fence-history=3">
+  <nodes>
+    <node name="node1" id="1" online="true" standby="false" pending="false" unclean="false" is_dc="true"/>
+    <node name="node2" id="2" online="false" standby="false" pending="false" unclean="true" is_dc="false"/>
+  </nodes>
+  <resources>
+    <resource id="lab-fence" resource_agent="stonith:fence_tandemlab" role="Started" active="true"
+        failed="false" nodes_running_on="1"><node name="node1" id="1" cached="true"/></resource>
+    <clone id="st-clone" multi_state="true" unique="false" failed="false">
+      <resource id="st" resource_agent="ocf:pacemaker:Stateful" role="Promoted" active="true" failed="false"
+          nodes_running_on="1"><node name="node2" id="2" cached="true"/></resource>
+      <resource id="st" resource_agent="ocf:pacemaker:Stateful" role="Unpromoted" active="true" failed="false"
+          nodes_running_on="1"><node name="node1" id="1" cached="true"/></resource>
+    </clone>
+    <resource id="dm" resource_agent="ocf:pacemaker:Dummy" role="Stopped" active="false" failed="false"
+        nodes_running_on="0"/>
+  </resources>
+  <fence_history>
+    <fence_event action="reboot" target="node2" client="pacemaker-controld.33" origin="node1"
+        status="success" delegate="node1" completed="2026-11-22 00:26:21Z"/>
+    <fence_event action="off" target="node1" origin="node2" status="failed" delegate="node2"
+        completed="2026-11-22 00:27:00Z"/>
+  </fence_history>
+</pacemaker-result>
+"""
+
+
+def test_crm_mon_nodes_roles_and_fencing() -> None:
+    state = parse_crm_mon(CRM_MON)
+    assert state.online() == {"node1"}
+    assert state.unclean() == {"node2"}
+    assert state.dc() == "node1"
+    assert state.roles("st-clone") == {"node2": "Promoted", "node1": "Unpromoted"}
+    assert state.roles("st") == state.roles("st-clone")
+    assert state.roles("dm") == {}
+    assert state.locations("lab-fence") == {"node1"}
+    (event,) = state.fenced("node2")
+    when = datetime(2026, 11, 22, 0, 26, 21, tzinfo=UTC).timestamp()
+    assert (event.action, event.delegate, event.completed) == ("reboot", "node1", when)
+    assert state.fenced("node2", since=when + 1) == []
+    assert state.fenced("node1") == []  # a failed attempt is no fencing
+
+
+def test_corosync_conf_lists_every_node_and_two_node_quorum() -> None:
+    lab = Lab(LabConfig(prefix="tu", nodes=2, token_ms=1500))
+    conf = render_corosync_conf(lab.config, lab.nodes)
+    assert "ring0_addr: 10.213.77.2" in conf and "name: node2" in conf and "nodeid: 2" in conf
+    assert "two_node: 1" in conf and "token: 1500" in conf
+    three = Lab(LabConfig(prefix="tu", nodes=3))
+    assert "two_node" not in render_corosync_conf(three.config, three.nodes)
+
+
+@pytest.mark.parametrize("stonith", [True, False])
+def test_seeded_cib_is_valid_for_pacemaker(tmp_path: Path, stonith: bool) -> None:
+    lab = Lab(LabConfig(prefix="tu", stonith=stonith, dc_deadtime="2s"))
+    cib = seed_cib(lab.config, lab.nodes, lab.socket_path)
+    (tmp_path / "cib.xml").write_bytes(cib)
+    verify = subprocess.run(
+        ["crm_verify", "--xml-file", str(tmp_path / "cib.xml")], capture_output=True, text=True
+    )
+    assert verify.returncode == 0, verify.stderr
+    root = etree.fromstring(cib)
+    props = {n.get("name"): n.get("value") for n in root.iterfind(".//cluster_property_set/nvpair")}
+    assert props == {"stonith-enabled": str(stonith).lower(), "dc-deadtime": "2s"}
+    assert bool(root.findall(".//primitive[@type='fence_tandemlab']")) == stonith
+
+
+def test_config_round_trips_through_its_state_file() -> None:
+    config = LabConfig(prefix="tu").with_hooks(
+        binds=[("{dir}/fake-drbdsetup", "/usr/sbin/drbdsetup")], boot=[["true"]], env={"A": "1"}
+    )
+    assert LabConfig.from_json(config.to_json()) == config
+    plan = Lab(config).boot_plan(Lab(config).node(2))
+    assert ["/tmp/tu-lab/node2/fake-drbdsetup", "/usr/sbin/drbdsetup"] in plan["binds"]
+    assert ["/tmp/tu-lab/node2/run", "/run"] in plan["binds"]
+    assert plan["boot"] == [["true"]] and plan["env"]["A"] == "1" and plan["name"] == "node2"
+
+
+class FakeSupervisor:
+    """Answers the control-socket protocol like lab.supervisor, recording the requests."""
+
+    def __init__(self, path: Path) -> None:
+        self.power = {"node1": "on", "node2": "off"}
+        self.requests: list[dict[str, str]] = []
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        self.sock.listen()
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                req = json.loads(conn.makefile("rb").readline())
+                self.requests.append(req)
+                conn.sendall(json.dumps(self.answer(req)).encode() + b"\n")
+
+    def answer(self, req: dict[str, str]) -> dict[str, object]:
+        op, node = req["op"], req.get("node")
+        if op in ("ping", "list"):
+            return {"ok": True, "nodes": self.power}
+        if node not in self.power:
+            return {"ok": False, "error": f"unknown node {node!r}"}
+        if op in ("on", "reboot"):
+            self.power[node] = "on"
+        elif op == "off":
+            self.power[node] = "off"
+        return {"ok": True, "state": self.power[node]}
+
+
+@pytest.fixture
+def supervisor(tmp_path: Path) -> Iterator[tuple[FakeSupervisor, Path]]:
+    path = tmp_path / "control.sock"
+    fake = FakeSupervisor(path)
+    yield fake, path
+    fake.sock.close()
+
+
+def fence(stdin: str = "", *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(FENCE_AGENT), *argv], input=stdin, capture_output=True, text=True, timeout=30)
+
+
+def test_fence_agent_metadata_names_its_parameters_and_actions() -> None:
+    for done in (fence("action=metadata\n"), fence("", "-o", "metadata")):
+        assert done.returncode == 0
+        meta = etree.fromstring(done.stdout.encode())
+        params = {p.get("name") for p in meta.iterfind("parameters/parameter")}
+        assert {"action", "plug", "port", "lab_socket"} <= params
+        actions = {a.get("name") for a in meta.iterfind("actions/action")}
+        assert {"on", "off", "reboot", "status", "list", "monitor", "metadata"} <= actions
+
+
+def test_fence_agent_power_actions_as_pacemaker_calls_them(supervisor: tuple[FakeSupervisor, Path]) -> None:
+    fake, path = supervisor
+    args = f"lab_socket={path}\nnodename=node2\n"
+    assert fence(args + "action=status\nport=node2\n").returncode == 2  # off
+    assert fence(args + "action=reboot\nport=node2\n").returncode == 0
+    assert fence(args + "action=status\nport=node2\n").returncode == 0  # on again
+    assert fence(args + "action=off\nplug=node1\n").returncode == 0
+    assert fake.power == {"node1": "off", "node2": "on"}
+    assert [r["op"] for r in fake.requests] == ["status", "reboot", "status", "off"]
+    listed = fence(f"lab_socket={path}\naction=list\n")
+    assert listed.stdout.splitlines() == ["node1,", "node2,"]
+    assert fence(f"lab_socket={path}\naction=monitor\n").returncode == 0
+    by_argv = fence("", "-o", "status", "-n", "node2", f"--lab-socket={path}")
+    assert by_argv.returncode == 0
+
+
+def test_fence_agent_failures_exit_1_with_a_reason(
+    supervisor: tuple[FakeSupervisor, Path], tmp_path: Path
+) -> None:
+    _fake, path = supervisor
+    unknown = fence(f"lab_socket={path}\naction=reboot\nport=node9\n")
+    assert unknown.returncode == 1 and "unknown node" in unknown.stderr
+    nowhere = fence(f"lab_socket={tmp_path}/none.sock\naction=reboot\nport=node1\n")
+    assert nowhere.returncode == 1 and "lab supervisor" in nowhere.stderr
+    assert fence("action=reboot\nport=node1\n").returncode == 1  # no lab_socket
+    assert fence(f"lab_socket={path}\naction=explode\n").returncode == 1
