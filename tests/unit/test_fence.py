@@ -155,6 +155,12 @@ def make(
     return Cluster(cib, **kw)  # type: ignore[arg-type]
 
 
+# A constraint as fence-peer on alice leaves it: promotion only on alice.
+STALE = (
+    '<rsc_location id="tandem-fence-r0" rsc="ms-r0"><rule id="tandem-fence-r0-rule" role="Promoted" '
+    'score="-INFINITY" boolean-op="and"><expression id="tandem-fence-r0-expr-0" attribute="#uname" '
+    'operation="ne" value="alice"/></rule></rsc_location>'
+)
 ENV = {
     "DRBD_RESOURCE": "r0",
     "DRBD_MY_NODE_ID": "0",

@@ -63,7 +63,9 @@ class Decision:
 
 
 def peer_name(conn: Connection) -> str:
-    return conn.peer or f"node-id {conn.peer_node_id}"
+    if conn.peer:
+        return conn.peer
+    return "the peer" if conn.peer_node_id is None else f"node-id {conn.peer_node_id}"
 
 
 def local_uptodate(res: Resource) -> bool:

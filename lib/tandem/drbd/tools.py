@@ -80,7 +80,7 @@ class Drbd:
         """The loaded kernel module's version, or None when no module is loaded."""
         if self._version is None:
             try:
-                self._version = version_from_proc(Path(proc_path()).read_text())
+                self._version = version_from_proc(Path(PROC_DRBD).read_text())
             except OSError:
                 self._version = version_from_drbdadm(
                     self.runner.run(["drbdadm", "--version"], timeout=10).out
@@ -98,7 +98,7 @@ class Drbd:
         return self._status_84()
 
     def _status_9(self) -> Resource | None:
-        from tandem.drbd.parse import parse_status_json
+        from tandem.drbd.parse_json import parse_status_json
 
         result = self.runner.run(["drbdsetup", "status", "--json", self.resource], timeout=10)
         if not result.ok:
@@ -108,12 +108,15 @@ class Drbd:
         return parse_status_json(result.out).resource(self.resource)
 
     def _status_84(self) -> Resource | None:
-        from tandem.drbd.parse import parse_proc
+        from tandem.drbd.parse_proc import parse_proc
 
         minors = self.minors()
         if not minors:
             return None
-        status = parse_proc(Path(proc_path()).read_text())
+        try:
+            status = parse_proc(Path(PROC_DRBD).read_text())
+        except FileNotFoundError:  # module unloaded meanwhile
+            return None
         parts = [r for r in status.resources if any(d.minor in minors for d in r.devices)]
         return merge_minors(self.resource, parts) if parts else None
 
@@ -176,11 +179,6 @@ def merge_minors(name: str, parts: list[Resource]) -> Resource:
         connections=(connection,) if connection else (),
         suspended=tuple(dict.fromkeys(s for r in parts for s in r.suspended)),
     )
-
-
-def proc_path() -> str:
-    """/proc/drbd, or the emulator's copy of it (TANDEM_PROC_DRBD) when DRBD is emulated."""
-    return os.environ.get("TANDEM_PROC_DRBD") or PROC_DRBD
 
 
 def state_dir() -> Path:
