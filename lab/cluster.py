@@ -245,6 +245,10 @@ class Lab:
             raise LabError(f"{self.socket_path}: too long for a unix socket")
 
     def _create(self) -> None:
+        if (self.root / MARKER).exists():  # logs kept by an earlier lab: a stale CIB must not come back
+            shutil.rmtree(self.root)
+        elif self.root.exists() and any(self.root.iterdir()):
+            raise LabError(f"{self.root} exists and is not a lab dir")
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / MARKER).touch()
         (self.root / STATE).write_text(self.config.to_json())
@@ -376,7 +380,8 @@ class Lab:
 
     def power(self, op: str, node: str | int | Node) -> None:
         """on, off (hard power cut), shutdown (clean: stop the cluster services first) or reboot."""
-        self.request(op, self.node(node).name)
+        # a clean shutdown waits for pacemaker to stop every resource (up to 300 s per daemon)
+        self.request(op, self.node(node).name, timeout=700.0 if op == "shutdown" else 120.0)
 
     def power_all(self, op: str, nodes: Sequence[str | int | Node] | None = None) -> None:
         """The same power operation on several nodes at once."""
