@@ -283,3 +283,24 @@ def test_ocf_tester_passes(lab2: Env) -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"{AGENT} passed all tests" in proc.stdout
+
+
+def test_ocft_config_passes(tmp_path: Path) -> None:
+    """ocft/domain, pointed at this checkout (ocft itself writes its cases under /var/lib/resource-agents)."""
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / "domain").symlink_to(AGENT)
+    (tmp_path / "cfg").mkdir()
+    text = (TOP / "ocft" / "domain").read_text()
+    text = text.replace("AgentRoot /usr/lib/ocf/resource.d/tandem", f"AgentRoot {tmp_path / 'root'}")
+    text = text.replace("OCFT_top=/usr/share/tandem", f"OCFT_top={TOP}")
+    text = text.replace("/tmp/tandem-ocft-domain", str(tmp_path / "run"))
+    (tmp_path / "cfg" / "domain").write_text(text)
+    env = {**os.environ, "TANDEM_LIBDIR": str(LIB)}
+    made = subprocess.run(
+        ["ocft", "make", "-d", str(tmp_path / "cfg"), "domain"], env=env, capture_output=True
+    )
+    assert made.returncode == 0, made.stderr
+    run = subprocess.run(["ocft", "test", "domain"], env=env, capture_output=True, text=True, timeout=600)
+    cases = [ln for ln in run.stdout.splitlines() if ln.startswith("domain: ")]
+    assert len(cases) == text.count('\nCASE "'), run.stdout
+    assert all(ln.endswith("OK\x1b[0m.") or ln.endswith("OK.") for ln in cases), run.stdout
