@@ -542,6 +542,8 @@ def _progress_resyncs(st: State, now: float) -> None:
 
 
 def _maybe_unfence(st: State, node: str, res: str, peer: str) -> None:
+    """DK drbd_state.c drbd_should_unfence: a peer disk just became UpToDate and, on that connection, every
+    volume is UpToDate on both sides → call unfence-peer (if fencing is configured)."""
     r = res_state(st, node, res)
     pr = res_state(st, peer, res)
     if r is None or pr is None or r["fencing"] == "dont-care":
@@ -682,7 +684,8 @@ def _refresh_view(st: State, node: str, res: str) -> None:
         if c["state"] != "Connected" or pr is None:
             c["repl"] = {}
             continue
-        for vol, _d in r["disks"].items():
+        before = dict(c["peer_disk"])
+        for vol in r["disks"]:
             pd = pr["disks"].get(vol)
             if pd is None:
                 continue
@@ -695,6 +698,8 @@ def _refresh_view(st: State, node: str, res: str) -> None:
             else:
                 c["repl"][vol] = "Established"
         c["peer_client"] = {v: pd["client"] for v, pd in pr["disks"].items()}
+        if any(before.get(v) != "UpToDate" for v in c["peer_disk"]):
+            _maybe_unfence(st, node, res, peer)
 
 
 def _paused(st: State, res: str) -> bool:
