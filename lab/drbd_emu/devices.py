@@ -92,3 +92,21 @@ def _res_of(device: str) -> str | None:
             if os.readlink(link) == device:
                 return res_dir.name
     return None
+
+
+def detach_loops(emu_dir: Path) -> list[str]:
+    """Detach the loop devices over this emulator directory's backing files (also ones already deleted)."""
+    out = subprocess.run(
+        ["losetup", "--list", "--noheadings", "--output", "NAME,BACK-FILE"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    prefix = str(emu_dir / "backing") + "/"
+    gone = []
+    for line in out.splitlines():
+        name, _, back = line.strip().partition(" ")
+        if back.strip().startswith(prefix):
+            subprocess.run(["losetup", "-d", name], check=False)
+            gone.append(name)
+    return gone

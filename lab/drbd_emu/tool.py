@@ -11,6 +11,7 @@
     drbd-emu slow-resync KIB_S|off                    resync speed fault
     drbd-emu proc                                     refresh this node's /proc/drbd stand-in
     drbd-emu state                                    the raw state (JSON)
+    drbd-emu cleanup                                  detach loop devices over this directory's backing
 
 Node identity comes from TANDEM_EMU_NODE or the hostname, like the fakes.
 """
@@ -122,6 +123,12 @@ def main(argv: list[str]) -> int:
             return 0
         if cmd == "kernel":
             kernel(node)
+            return 0
+        if cmd == "cleanup":
+            from lab.drbd_emu.devices import detach_loops
+
+            for name in detach_loops(store.dir):
+                print(f"detached {name}")
             return 0
         with store.locked() as st:
             t = time.time()

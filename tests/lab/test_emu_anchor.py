@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from lab.cluster import Lab, LabConfig, poll
 from lab.crm import ClusterState
+from lab.drbd_emu.devices import detach_loops
 from lab.drbd_emu.install import lab_hooks, write_wrappers
 
 RA = Path("/usr/lib/ocf/resource.d/linbit/drbd")
@@ -51,6 +53,7 @@ def emu_dir(config: LabConfig) -> Path:
 def lab_config(lab_defaults: LabConfig) -> LabConfig:
     """Emulator state with UpToDate data on both nodes (as after the initial sync), then the hooks."""
     d = emu_dir(lab_defaults)
+    detach_loops(d)
     subprocess.run(["rm", "-rf", str(d)], check=True)
     d.mkdir(parents=True)
     conf = d / "drbd.conf"
@@ -100,6 +103,13 @@ def handler_calls(lab: Lab, handler: str) -> list[tuple[str, int]]:
 def emu(lab: Lab, *args: str) -> None:
     node = lab.first_live()
     node.run([str(emu_dir(lab.config) / "bin" / "drbd-emu"), *args])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def loops(lab: Lab) -> Iterator[None]:
+    """The nodes' loop devices over the shared backing file, detached after the module (autoclear if busy)."""
+    yield
+    detach_loops(emu_dir(lab.config))
 
 
 @pytest.mark.skipif(not RA.exists(), reason="drbd-utils not installed (run ./run setup)")
