@@ -571,3 +571,61 @@ def test_stateful_random_actions_and_faults(machine_root: Path) -> None:
     if not (EMU_BIN / "drbdadm").exists():
         pytest.fail("the DRBD emulator (lab/drbd_emu/bin) is missing")
     AgentMachine.TestCase("runTest").runTest()
+
+
+# -- ocf-tester and ocft, in a private mount namespace (their state files stay out of the host's /run) -------
+def sandbox(e: Emu, argv: list[str], **extra: str) -> subprocess.CompletedProcess[str]:
+    """Run argv as node alice with private /run and /var/lib/heartbeat (pacemaker-recipe.md §6)."""
+    run, varlib = e.root / "run", e.root / "varlibhb"
+    run.mkdir(exist_ok=True)
+    varlib.mkdir(exist_ok=True)
+    script = (
+        f'mount -n --bind "{run}" /run && mount -n --bind "{varlib}" /var/lib/heartbeat && '
+        'mkdir -p /run/resource-agents /run/lock && hostname alice && exec "$@"'
+    )
+    env = {k: v for k, v in e.env("alice", **extra).items() if k != "HA_RSCTMP"}
+    return subprocess.run(
+        ["unshare", "-m", "-u", "--propagation", "private", "sh", "-c", script, "sh", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_ocf_tester(emu: Emu) -> None:
+    assert emu.adm("bob", "up", "r0").returncode == 0  # a connected peer: a started instance is healthy
+    options = ["drbd_resource=r0", f"drbdconf={emu.conf}", "wait_for_peers=5", "promote_backoff=0"]
+    argv = ["ocf-tester", "-n", "tld", *(a for o in options for a in ("-o", o)), str(AGENT)]
+    result = sandbox(emu, argv)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "passed all tests" in result.stdout
+
+
+def test_ocft(emu: Emu) -> None:
+    """The ocft configuration in ocft/drbd (CI runs it here), with AgentRoot pointed at this checkout."""
+    cfg = emu.root / "ocft-configs"
+    cfg.mkdir()
+    text = (TOP / "ocft" / "drbd").read_text()
+    (cfg / "drbd").write_text(text.replace("AgentRoot /work/main/agents", f"AgentRoot {AGENTS}"))
+    dual = emu.root / "dual.res"
+    dual.write_text(CONF.format(net="allow-two-primaries yes;"))
+    cases = emu.root / "ocft-cases"
+    ocft = emu.root / "ocft"
+    ocft.write_text(
+        "\n".join(
+            f"CASES_DIR={cases}" if line.startswith("CASES_DIR=") else line
+            for line in Path("/usr/sbin/ocft").read_text().splitlines()
+        )
+        + "\n"
+    )
+    ocft.chmod(0o755)
+    env = {"TLD_OCFT_CONF": str(emu.conf), "TLD_OCFT_DUAL_CONF": str(dual)}
+    made = sandbox(emu, [str(ocft), "make", "-d", str(cfg), "drbd"], **env)
+    assert made.returncode == 0, made.stdout + made.stderr
+    tested = sandbox(emu, [str(ocft), "test", "drbd"], **env)
+    output = tested.stdout + tested.stderr
+    assert tested.returncode == 0, output
+    assert "FAILED" not in output
+    assert output.count("OK") >= 17, output
