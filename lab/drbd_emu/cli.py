@@ -361,6 +361,8 @@ def apply_command(
         if r is not None and r.get("conf"):
             cfg = load(r["conf"]).get(res)
     now = time.time()
+    if cmd in ("secondary", "down") and cfg is not None:
+        note_real_openers(store, cfg, node, res)
     try:
         if cmd == "primary":
             assert cfg is not None
@@ -414,6 +416,19 @@ def apply_command(
 
         devices.remove(node, res)
     return 0
+
+
+def note_real_openers(store: engine.Store, cfg: ResourceConfig, node: str, res: str) -> None:
+    """Record which devices processes of this node hold open (a VM), for `secondary`, `down` and status."""
+    from lab.drbd_emu import devices
+
+    paths = {str(v.number): v.device for v in cfg.host(node).volumes.values()}
+    counts = devices.real_openers(paths)
+    with store.locked() as st:
+        r = engine.res_state(st, node, res)
+        for vol, n in counts.items():
+            if r is not None and vol in r["disks"]:
+                r["disks"][vol]["open_real"] = n
 
 
 def outdate(st: engine.State, node: str, res: str) -> None:
@@ -648,6 +663,8 @@ def _lifecycle(
 
     res = cfg.name
     now = time.time()
+    if cmd == "down":
+        note_real_openers(store, cfg, node, res)
     with store.locked() as st:
         r = engine.res_state(st, node, res)
         if cmd in ("create-md", "check-resize"):

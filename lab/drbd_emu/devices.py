@@ -110,3 +110,40 @@ def detach_loops(emu_dir: Path) -> list[str]:
             subprocess.run(["losetup", "-d", name], check=False)
             gone.append(name)
     return gone
+
+
+def real_openers(devices: dict[str, str]) -> dict[str, int]:
+    """vol -> how many processes of this mount namespace hold the device open (as a QEMU guest does);
+    `devices` maps vol -> device path. Only with TANDEM_EMU_DEVICES=bind (the paths are then ours)."""
+    counts = dict.fromkeys(devices, 0)
+    if not enabled():
+        return counts
+    rdevs: dict[int, str] = {}
+    for vol, path in devices.items():
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if stat.S_ISBLK(st.st_mode):
+            rdevs[st.st_rdev] = vol
+    if not rdevs:
+        return counts
+    me = os.readlink("/proc/self/ns/mnt")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.readlink(f"/proc/{pid}/ns/mnt") != me:
+                continue
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        seen: set[str] = set()
+        for fd in fds:
+            try:
+                st = os.stat(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            held = rdevs.get(st.st_rdev) if stat.S_ISBLK(st.st_mode) else None
+            if held is not None and held not in seen:
+                seen.add(held)
+                counts[held] += 1
+    return counts

@@ -237,6 +237,8 @@ def down(st: State, node: str, res: str, now: float) -> None:
     r = res_state(st, node, res)
     if r is None:
         return
+    if any(d["open"] or d.get("open_real") for d in r["disks"].values()):
+        raise device_in_use()
     if r["role"] == "Primary":
         secondary(st, node, res, now)
     disconnect(st, node, res)
@@ -358,7 +360,7 @@ def secondary(st: State, node: str, res: str, now: float) -> None:
     assert r is not None
     if r["role"] != "Primary":
         return
-    if any(d["open"] for d in r["disks"].values()):
+    if any(d["open"] or d.get("open_real") for d in r["disks"].values()):
         raise device_in_use()
     r["role"] = "Secondary"
     _publish_roles(st, res)

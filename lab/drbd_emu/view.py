@@ -61,7 +61,7 @@ def resource_view(
             backing = cfg.host(node).volumes[v].disk
         dev_x[(res, v)] = DeviceExtra(
             backing,
-            bool(d["open"]),
+            bool(d["open"] or d.get("open_real")),
             DeviceStats(size=engine.DEFAULT_SIZE_KIB, written=md["gen"] * engine.KIB_PER_WRITE),
         )
     conns: list[Connection] = []

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from lab.drbd_emu.devices import detach_loops
 from lab.drbd_emu.install import build_shim, fakes_dir
 
 from tandem.drbd.model import ConnState, DiskState, ReplState, Role
@@ -139,11 +140,7 @@ class Cluster:
         for p in self.holders.values():
             p.kill()
             p.wait()
-        out = subprocess.run(
-            ["losetup", "-j", str(self.dir / "backing" / "r0-0.img")], capture_output=True, text=True
-        )
-        for line in out.stdout.splitlines():
-            subprocess.run(["losetup", "-d", line.split(":")[0]], check=False)
+        detach_loops(self.dir)
         Path(f"/dev/drbd{self.minor}").unlink(missing_ok=True)
 
 
@@ -351,5 +348,41 @@ def test_anchor_ra_lifecycle(tmp_path: Path) -> None:
         assert ra("bob", "stop") == 0
         assert ra("alice", "monitor", OCF_RESKEY_CRM_meta_interval="0") == 7
         assert c.run("alice", "test", "-b", f"/dev/drbd{c.minor}").returncode != 0
+    finally:
+        c.close()
+
+
+def test_device_held_open_by_a_process_blocks_secondary(tmp_path: Path) -> None:
+    """drbd_strings SS_DEVICE_IN_USE: `secondary` (and `down`) fail with "(-12) Device is held open by
+    someone" while a process of the node (a VM) has /dev/drbdN open; fine once it closed it."""
+    if os.geteuid() != 0:
+        pytest.fail("the agent tier needs root (mount namespaces)")
+    c = Cluster(tmp_path, ["alice", "bob"])
+    c.start_namespaces()
+    try:
+        up_all(c)
+        c.adm("alice", "primary", "--force", "r0")
+        holder = subprocess.Popen(
+            [
+                "nsenter",
+                "-t",
+                str(c.holders["alice"].pid),
+                "-m",
+                "--",
+                "sh",
+                "-c",
+                f"exec 3</dev/drbd{c.minor}; exec sleep 60",
+            ]
+        )
+        try:
+            c.wait(lambda: c.status("alice").devices[0].disk is DiskState.UP_TO_DATE)
+            time.sleep(0.3)
+            r = c.adm("alice", "secondary", "r0")
+            assert r.returncode == 11 and "(-12) Device is held open by someone" in r.stderr
+            assert c.adm("alice", "down", "r0").returncode == 11
+        finally:
+            holder.kill()
+            holder.wait()
+        assert c.adm("alice", "secondary", "r0").returncode == 0
     finally:
         c.close()
