@@ -6,7 +6,7 @@ Contract for everyone who runs things in lab nodes (libvirt/guest, DRBD emulator
   IPv4 address, reachable only from inside the lab's namespaces), `netns` (the `ip netns` name of its network
   namespace, which lives as long as the lab) and `hub` (the namespace holding the bridge all nodes plug into).
 - While a node is powered on, its PID 1 (the "holder", lab/init.py) pins its mount, UTS and PID namespaces.
-  Inside the node, these are private per node (bind mounts of `dir/<name>` on the host):
+  Private per node (bind mounts of entries of `dir`, e.g. dir/etc-corosync, plus LabConfig.binds):
   /etc/corosync, /var/lib/{pacemaker,corosync,heartbeat}, /var/log/{pacemaker,corosync,crmsh}, /run
   (`dir/run`, wiped at power-off like a tmpfs) and /dev/shm (a tmpfs that dies with the node).
   Everything else (/usr, /tmp, /etc, the rest of /var) is the host's, shared by all nodes.
@@ -15,7 +15,7 @@ Contract for everyone who runs things in lab nodes (libvirt/guest, DRBD emulator
   is killed inside the node too. `popen()` is the same for processes the caller manages; `spawn()` starts a
   detached daemon that the node's init adopts, so it lives until the node powers off.
 - A powered-off node raises `NodeDown` from all three. Power (on, off, reboot) is the lab's business
-  (`lab.cluster`), not the node's: a node only knows how to find its processes and run things in itself.
+  (Lab.power, lab.faults), not the node's: a node only finds its processes and runs things in itself.
 - Pids: `holder()` and `pids()` are host pids (for signals from the host); pids printed inside a node are
   node-local and must only be used inside it.
 """
