@@ -152,3 +152,31 @@ def test_allow_two_primaries(line, allowed):
 
 def test_fencing_default():
     assert fencing_policy("resource r0 { }") == "dont-care"
+
+
+@pytest.mark.parametrize(
+    ("fixture", "promoted_max", "rc", "words"),
+    [
+        ("status-9-dual-primary-2node.GENERATED.json", 2, Rc.RUNNING_PROMOTED, ""),
+        ("status-9-dual-primary-2node.GENERATED.json", 1, Rc.FAILED_PROMOTED, "unexpected peer Primary: bob"),
+        (
+            "status-9-primary-suspended-fencing.GENERATED.json",
+            1,
+            Rc.DEGRADED_PROMOTED,
+            "StandAlone towards bob",
+        ),
+        ("status-9-syncsource-3node.GENERATED.json", 1, Rc.DEGRADED_PROMOTED, "resync SyncSource with bob"),
+        ("status-9-synctarget-2node.GENERATED.json", 1, Rc.DEGRADED, "local disk Inconsistent"),
+        ("status-9-degraded-connecting.GENERATED.json", 1, Rc.DEGRADED_PROMOTED, "disconnected (Connecting)"),
+        ("status-9-secondary-with-diskless-peer.GENERATED.json", 1, Rc.SUCCESS, ""),  # a client peer is fine
+        ("status-9-healthy-3node-2vol.GENERATED.json", 1, Rc.RUNNING_PROMOTED, ""),
+    ],
+)
+def test_verdicts_on_real_outputs(fixtures_dir, fixture, promoted_max, rc, words):
+    """The fixtures as drbdsetup prints them, through the same parser the agent uses."""
+    from tandem.drbd.parse import parse
+
+    res = parse((fixtures_dir / fixture).read_text()).resources[0]
+    v = verdict(res, promoted_max=promoted_max)
+    assert v.rc is rc, v.reason
+    assert words in v.reason
