@@ -1,0 +1,346 @@
+"""ocf:tandem:drbd and its fence handlers in a 2-node lab cluster on the DRBD emulator, side by side with the
+anchor ocf:linbit:drbd + crm-fence-peer.9.sh running the same scenarios.
+
+Scenarios, per agent: a promotable clone, single primary; a DRBD disconnect places the fencing constraint and
+a reconnect + resync removes it; the Primary's node is killed, the survivor is promoted, the killed node comes
+back Secondary and resyncs; dual primary (promoted-max=2, allow-two-primaries). What each agent showed is
+written to <lab root>/drbd-agents-compared.md (see docs/drbd-vs-linbit.md for the summary).
+
+Cost: one cluster (up ~5 s) and a few minutes of scenarios on 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from lab.cluster import Lab, LabConfig, poll
+from lab.crm import ClusterState
+from lab.drbd_emu import engine
+from lab.drbd_emu.devices import detach_loops
+from lab.drbd_emu.install import lab_hooks, write_wrappers
+
+from lab import faults
+from tandem.install import install
+from tests.lab.conftest import record
+
+MINOR = 9250
+
+CONF = """# lab drbd.conf for the emulator
+resource r0 {{
+  net {{ protocol C; fencing resource-only; {two} }}
+  handlers {{
+    fence-peer "{fence}";
+    unfence-peer "{unfence}";
+  }}
+  volume 0 {{ device /dev/drbd{minor}; disk /dev/lab/r0; meta-disk internal; }}
+  on node1 {{ node-id 0; address {net}.1:7789; }}
+  on node2 {{ node-id 1; address {net}.2:7789; }}
+}}
+"""
+
+# The crm configuration of README.md ("ocf:tandem:drbd"), run verbatim.
+TANDEM_CIB = """primitive drbd_r0 ocf:tandem:drbd params drbd_resource=r0 \\
+    op monitor interval=10s role=Promoted timeout=20s \\
+    op monitor interval=20s role=Unpromoted timeout=20s \\
+    op start timeout=240s op stop timeout=100s op promote timeout=90s op demote timeout=90s
+clone ms_drbd_r0 drbd_r0 meta promotable=true promoted-max=1 promoted-node-max=1 \\
+    clone-max=2 clone-node-max=1 notify=true
+commit
+"""
+LINBIT_CIB = """primitive drbd_r0 ocf:linbit:drbd params drbd_resource=r0 \\
+    op monitor interval=10s role=Promoted timeout=20s \\
+    op monitor interval=20s role=Unpromoted timeout=20s \\
+    op start timeout=240s op stop timeout=100s op promote timeout=90s op demote timeout=90s
+clone ms_drbd_r0 drbd_r0 meta promotable=true promoted-max=1 promoted-node-max=1 \\
+    clone-max=2 clone-node-max=1 notify=true
+commit
+"""
+
+
+@dataclass(frozen=True)
+class Flavour:
+    name: str
+    cib: str
+    fence: str
+    unfence: str
+    constraint: str
+
+
+def emu_dir(config: LabConfig) -> Path:
+    return Path(f"/tmp/{config.prefix}-drbd-agents")
+
+
+def flavours(d: Path) -> dict[str, Flavour]:
+    return {
+        "tandem": Flavour(
+            "ocf:tandem:drbd",
+            TANDEM_CIB,
+            f"{d}/sbin/tandem-fence-peer",
+            f"{d}/sbin/tandem-unfence-peer",
+            "tandem-fence-r0",
+        ),
+        "linbit": Flavour(
+            "ocf:linbit:drbd",
+            LINBIT_CIB,
+            "/usr/lib/drbd/crm-fence-peer.9.sh",
+            "/usr/lib/drbd/crm-unfence-peer.9.sh",
+            "drbd-fence-by-handler-r0-ms_drbd_r0",
+        ),
+    }
+
+
+OBSERVED: dict[str, dict[str, object]] = {}
+
+
+def write_conf(config: LabConfig, flavour: Flavour, *, dual: bool = False) -> None:
+    """Rewrite the bind-mounted drbd.conf in place (same inode, so every node sees it)."""
+    d = emu_dir(config)
+    text = CONF.format(
+        minor=MINOR,
+        net=config.net,
+        fence=flavour.fence,
+        unfence=flavour.unfence,
+        two="allow-two-primaries yes;" if dual else "",
+    )
+    with open(d / "drbd.conf", "r+") as fh:
+        fh.seek(0)
+        fh.write(text)
+        fh.truncate()
+
+
+@pytest.fixture(scope="module")
+def lab_config(lab_defaults: LabConfig) -> LabConfig:
+    """UpToDate data on both nodes (as after the initial sync); ocf:tandem:drbd installed in every node."""
+    d = emu_dir(lab_defaults)
+    detach_loops(d)
+    subprocess.run(["rm", "-rf", str(d)], check=True)
+    d.mkdir(parents=True)
+    install(d / "ocf", d / "sbin")
+    # /usr/lib/ocf/resource.d as every node sees it: Debian's providers plus tandem
+    shutil.copytree(
+        "/usr/lib/ocf/resource.d", d / "resource.d", symlinks=True, ignore=shutil.ignore_patterns("tandem")
+    )
+    shutil.copytree(d / "ocf" / "resource.d" / "tandem", d / "resource.d" / "tandem")
+    conf = d / "drbd.conf"
+    conf.write_text("")
+    write_conf(lab_defaults, flavours(d)["tandem"])
+    tool = write_wrappers(d, devices="") / "drbd-emu"
+
+    def host(node: str, prog: str, *args: str) -> None:
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "TANDEM_EMU_DIR": str(d), "TANDEM_EMU_NODE": node}
+        subprocess.run([str(tool.parent / prog), *args], env=env, check=True, capture_output=True)
+
+    host("node1", "drbd-emu", "init")
+    for n in ("node1", "node2"):
+        host(n, "drbdadm", "-c", str(conf), "up", "r0")
+    host("node1", "drbdadm", "-c", str(conf), "primary", "--force", "r0")
+    host("node2", "drbdadm", "-c", str(conf), "wait-sync", "r0")
+    for n in ("node1", "node2"):
+        host(n, "drbdadm", "-c", str(conf), "down", "r0")
+    return lab_defaults.with_hooks(**lab_hooks(d, conf)).with_hooks(  # type: ignore[arg-type]
+        binds=[(str(d / "resource.d"), "/usr/lib/ocf/resource.d")],
+        env={"TANDEM_LIBDIR": str(d / "ocf" / "lib" / "tandem")},
+    )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def loops(lab: Lab) -> Iterator[None]:
+    yield
+    detach_loops(emu_dir(lab.config))
+    write_report(lab)
+
+
+@pytest.fixture(scope="module", params=["tandem", "linbit"])
+def flavour(request: pytest.FixtureRequest, lab: Lab) -> Iterator[Flavour]:
+    """One agent's clone in the cluster for a run of scenarios; removed (and DRBD down) afterwards."""
+    f = flavours(emu_dir(lab.config))[request.param]
+    write_conf(lab.config, f)
+    OBSERVED.setdefault(f.name, {})
+    yield f
+    stop_clone(lab)
+
+
+def stop_clone(lab: Lab) -> None:
+    faults.heal(lab)
+    lab.power_all("on", [n for n in lab.nodes if not n.is_on()])
+    lab.wait_online(timeout=180)
+    if "ms_drbd_r0" in lab.cibadmin("-Q", "-o", "resources"):
+        lab.crm("resource", "stop", "ms_drbd_r0")
+        lab.wait_for(lambda s: not active(s), "ms_drbd_r0 stopped", timeout=180)
+        lab.crm("configure", "delete", "ms_drbd_r0", "drbd_r0")
+    for c in ("tandem-fence-r0", "drbd-fence-by-handler-r0-ms_drbd_r0"):
+        lab.cibadmin("-D", "-A", f"//rsc_location[@id='{c}']")
+
+
+def configure(lab: Lab, text: str) -> None:
+    done = lab.first_live().run(["crm", "configure"], input=text, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def active(state: ClusterState) -> dict[str, str]:
+    return {n: r for n, r in state.roles("ms_drbd_r0").items() if r in ("Promoted", "Unpromoted")}
+
+
+def promoted(state: ClusterState) -> list[str]:
+    return sorted(n for n, r in active(state).items() if r == "Promoted")
+
+
+def drbd(lab: Lab, node: str) -> dict[str, object] | None:
+    out = lab.node(node).run(["drbdsetup", "status", "r0", "--json"], check=False).stdout
+    return json.loads(out)[0] if out.strip().startswith("[") and json.loads(out) else None
+
+
+def disk(lab: Lab, node: str) -> str:
+    status = drbd(lab, node)
+    if status is None:
+        return "Down"
+    return str(status["devices"][0]["disk-state"])  # type: ignore[index]
+
+
+def role(lab: Lab, node: str) -> str:
+    status = drbd(lab, node)
+    return "Down" if status is None else str(status["role"])
+
+
+def constraint_present(lab: Lab, flavour: Flavour) -> bool:
+    return flavour.constraint in lab.cibadmin("-Q", "-o", "constraints")
+
+
+def handler_calls(lab: Lab, handler: str) -> list[tuple[str, int]]:
+    log = json.loads((emu_dir(lab.config) / "state.json").read_text()).get("handler_log", [])
+    return [(e["node"], e["rc"]) for e in log if e["handler"] == handler]
+
+
+def emu(lab: Lab, *args: str, node: str | None = None) -> None:
+    target = lab.node(node) if node else lab.first_live()
+    target.run([str(emu_dir(lab.config) / "bin" / "drbd-emu"), *args])
+
+
+def monitor_rc(lab: Lab, node: str) -> str:
+    """The last recorded monitor result of the instance on `node`, from the CIB's operation history."""
+    out = lab.cibadmin("-Q", "-o", "status")
+    from lxml import etree
+
+    doc = etree.fromstring(out.encode())
+    ops = [
+        op
+        for st in doc.iter("node_state")
+        if st.get("uname") == node
+        for op in st.iter("lrm_rsc_op")
+        if op.get("operation") == "monitor" and op.get("interval") != "0" and "drbd_r0" in op.get("id", "")
+    ]
+    ops.sort(key=lambda op: int(op.get("last-rc-change", "0")))
+    return ops[-1].get("rc-code", "?") if ops else "none"
+
+
+def note(flavour: Flavour, key: str, value: object) -> None:
+    OBSERVED.setdefault(flavour.name, {})[key] = value
+
+
+# -- scenarios --------------------------------------------------------------------------------------------
+def test_single_primary(cluster: Lab, flavour: Flavour) -> None:
+    t0 = time.monotonic()
+    configure(cluster, flavour.cib)
+    state = cluster.wait_for(
+        lambda s: len(promoted(s)) == 1 and len(active(s)) == 2, "one promoted", timeout=180
+    )
+    note(flavour, "configure to one Promoted (s)", round(time.monotonic() - t0, 1))
+    record(f"{flavour.name}: configure to promoted", time.monotonic() - t0)
+    for node, r in active(state).items():
+        assert role(cluster, node) == ("Primary" if r == "Promoted" else "Secondary")
+        assert disk(cluster, node) == "UpToDate"
+    assert not [r for r in state.instances("ms_drbd_r0") if r.failed]
+
+
+def test_disconnect_places_constraint_reconnect_removes_it(cluster: Lab, flavour: Flavour) -> None:
+    state = cluster.wait_for(lambda s: len(promoted(s)) == 1, "one promoted", timeout=180)
+    primary = promoted(state)[0]
+    secondary = next(n for n in active(state) if n != primary)
+    before = len(handler_calls(cluster, "fence-peer"))
+    emu(cluster, "write", "r0", node=primary)
+    emu(cluster, "cut", "node1", "node2")
+    calls = poll(lambda: handler_calls(cluster, "fence-peer")[before:] or None, 120, "fence-peer done")
+    note(flavour, "fence-peer on DRBD link loss (node, exit)", calls)
+    assert (primary, 4) in calls
+    assert constraint_present(cluster, flavour)
+    time.sleep(25)  # one monitor interval of each role
+    note(
+        flavour,
+        "monitor rc while disconnected (Primary, Secondary)",
+        (monitor_rc(cluster, primary), monitor_rc(cluster, secondary)),
+    )
+    emu(cluster, "heal", "node1", "node2")
+    poll(lambda: (not constraint_present(cluster, flavour)) or None, 180, "fencing constraint removed")
+    assert disk(cluster, secondary) == "UpToDate"
+    note(flavour, "constraint removed after reconnect + resync", True)
+
+
+def crash_kernel(lab: Lab, node: str) -> None:
+    """A powered-off node loses its DRBD kernel state (the emulator keeps it in a shared file)."""
+    store = engine.Store(emu_dir(lab.config))
+    with store.locked() as st:
+        st["nodes"].get(node, {}).pop("r0", None)
+        engine.settle(st, time.time())
+
+
+def test_kill_primary_node(cluster: Lab, flavour: Flavour) -> None:
+    state = cluster.wait_for(lambda s: len(promoted(s)) == 1 and len(active(s)) == 2, "steady", timeout=180)
+    primary = promoted(state)[0]
+    survivor = next(n for n in active(state) if n != primary)
+    emu(cluster, "write", "r0", node=primary)
+    t0 = time.monotonic()
+    faults.kill(cluster, primary)
+    crash_kernel(cluster, primary)
+    cluster.wait_for(lambda s: promoted(s) == [survivor], f"{survivor} promoted", timeout=240, node=survivor)
+    took = time.monotonic() - t0
+    note(flavour, "kill Primary's node to survivor Promoted (s)", round(took, 1))
+    record(f"{flavour.name}: failover after node kill", took)
+    assert role(cluster, survivor) == "Primary"
+    emu(cluster, "write", "r0", node=survivor)
+    note(flavour, "fence-peer on the survivor (node, exit)", handler_calls(cluster, "fence-peer")[-1:])
+    faults.start(cluster, primary)
+    cluster.wait_online(timeout=240)
+    cluster.wait_for(
+        lambda s: active(s).get(primary) == "Unpromoted" and promoted(s) == [survivor],
+        f"{primary} back as Unpromoted",
+        timeout=240,
+    )
+    assert role(cluster, primary) == "Secondary"
+    poll(lambda: disk(cluster, primary) == "UpToDate" or None, 180, f"{primary} resynced")
+    poll(lambda: (not constraint_present(cluster, flavour)) or None, 180, "constraint removed after resync")
+    note(flavour, "killed node back Secondary, resynced, constraint gone", True)
+
+
+def test_dual_primary(cluster: Lab, flavour: Flavour) -> None:
+    stop_clone(cluster)
+    write_conf(cluster.config, flavour, dual=True)
+    configure(cluster, flavour.cib.replace("promoted-max=1", "promoted-max=2"))
+    state = cluster.wait_for(lambda s: len(promoted(s)) == 2, "both promoted", timeout=180)
+    for node in active(state):
+        assert role(cluster, node) == "Primary"
+    note(flavour, "dual primary: both Promoted", True)
+    stop_clone(cluster)
+    write_conf(cluster.config, flavour)
+
+
+def write_report(lab: Lab) -> None:
+    if not OBSERVED:
+        return
+    keys = list(dict.fromkeys(k for obs in OBSERVED.values() for k in obs))
+    names = list(OBSERVED)
+    lines = [
+        "# ocf:tandem:drbd vs ocf:linbit:drbd in the lab (this run)",
+        "",
+        "| | " + " | ".join(names) + " |",
+    ]
+    lines.append("|---|" + "---|" * len(names))
+    for k in keys:
+        lines.append(f"| {k} | " + " | ".join(str(OBSERVED[n].get(k, "-")) for n in names) + " |")
+    (lab.config.path / "drbd-agents-compared.md").write_text("\n".join(lines) + "\n")
