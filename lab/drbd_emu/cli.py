@@ -125,15 +125,14 @@ def handler_env(
     return env
 
 
-def run_handler(command: str, env: dict[str, str], fault: Any) -> int:
-    """`/bin/sh -c <handler>` as drbdadm runs it; a fault makes it hang (until cleared) or fail."""
-    if fault == "hang":
-        while True:
-            time.sleep(0.5)
-            st = engine.Store().read()
-            if not any(v == "hang" for k, v in st["faults"].items() if k.startswith("handler/")):
-                break
-    elif isinstance(fault, int):
+def run_handler(command: str, env: dict[str, str], where: tuple[str, str, str]) -> int:
+    """`/bin/sh -c <handler>` as drbdadm runs it. A fault for (node, res, handler) makes it hang until the
+    fault changes, or return an exit code without running."""
+    fault = handler_fault(engine.Store().read(), *where)
+    while fault == "hang":
+        time.sleep(0.3)
+        fault = handler_fault(engine.Store().read(), *where)
+    if isinstance(fault, int):
         return fault
     full = {
         **{k: v for k, v in os.environ.items() if k.startswith(("TANDEM_EMU_", "LD_PRELOAD", "HOSTNAME"))},
@@ -156,10 +155,9 @@ def fence_before_promote(
         with store.locked() as st:
             command = cfg.opt("handlers", "fence-peer")
             env = handler_env(st, node, res, peer, cfg)
-            fault = handler_fault(st, node, res, "fence-peer")
         if not command:
             raise engine.primary_nop()
-        rc = run_handler(command, env, fault)
+        rc = run_handler(command, env, (node, res, "fence-peer"))
         with store.locked() as st:
             engine.apply_fence_result(st, node, res, peer, rc)
             r = engine.res_state(st, node, res)
@@ -634,10 +632,9 @@ def _drbdadm_one(
         with store.locked() as st:
             command = cfg.opt("handlers", cmd)
             env = handler_env(st, node, res, peer, cfg)
-            fault = handler_fault(st, node, res, cmd)
         if not command:
             return 0
-        return run_handler(command, env, fault)
+        return run_handler(command, env, (node, res, cmd))
     if cmd in ("wait-connect", "wait-sync"):
         return wait_connect(store, node, res, {}, sync=cmd == "wait-sync")
     raise Fail(20, f"drbdadm {cmd}: not emulated")

@@ -26,7 +26,7 @@ import time
 from typing import Any
 
 from lab.drbd_emu import engine
-from lab.drbd_emu.cli import Fail, handler_env, handler_fault, node_name, run_handler, write_proc
+from lab.drbd_emu.cli import Fail, handler_env, node_name, run_handler, write_proc
 
 TICK = 0.2
 
@@ -53,10 +53,10 @@ def kernel(node: str, *, once: bool = False) -> None:
                 cfg = load(r["conf"]).get(j["res"]) if r.get("conf") else None
                 command = r["handlers"].get(j["handler"], "")
                 env = handler_env(st, node, j["res"], j["peer"], cfg)
-                starts.append((j, command, env, handler_fault(st, node, j["res"], j["handler"])))
-        for j, command, env, fault in starts:
+                starts.append((j, command, env))
+        for j, command, env in starts:
             running[j["id"]] = True
-            _start_job(store, node, j, command, env, fault, running)
+            _start_job(store, node, j, command, env, running)
         if once:
             _join(running)
             return
@@ -69,13 +69,12 @@ def _start_job(
     job: dict[str, Any],
     command: str,
     env: dict[str, str],
-    fault: Any,
     running: dict[str, Any],
 ) -> None:
     import threading
 
     def work() -> None:
-        rc = run_handler(command, env, fault)
+        rc = run_handler(command, env, (node, job["res"], job["handler"]))
         with store.locked() as st:
             st["jobs"] = [j for j in st["jobs"] if j["id"] != job["id"]]
             st.setdefault("handler_log", []).append(

@@ -386,3 +386,35 @@ def test_device_held_open_by_a_process_blocks_secondary(tmp_path: Path) -> None:
         assert c.adm("alice", "secondary", "r0").returncode == 0
     finally:
         c.close()
+
+
+def test_hanging_then_failing_fence_handler_keeps_io_frozen(tmp_path: Path) -> None:
+    """fencing resource-and-stonith (UG9 drbd-pacemaker, DK conn_try_outdate_peer): I/O is suspended
+    (`suspended:fencing`) while fence-peer runs; a hanging handler keeps it frozen; a handler returning 1 is
+    "helper broken", I/O stays frozen; one returning 7 (peer STONITHed) outdates the peer and resumes I/O."""
+    c = Cluster(tmp_path, ["alice", "bob"], fencing="resource-and-stonith", handlers='fence-peer "exit 7";')
+    kern = subprocess.Popen([str(fakes_dir() / "drbd-emu"), "kernel"], env=c.env("alice"))
+    try:
+        up_all(c)
+        c.adm("alice", "primary", "--force", "r0")
+        c.wait(lambda: c.status("bob").devices[0].disk is DiskState.UP_TO_DATE)
+        c.emu("alice", "handler", "alice", "fence-peer", "hang")
+        c.emu("alice", "cut", "alice", "bob")
+        c.wait(lambda: c.status("alice").suspended == ("fencing",))
+        w = c.emu("alice", "write", "r0")
+        assert w.returncode == 1 and "I/O suspended (fencing)" in w.stderr
+        c.emu("alice", "handler", "alice", "fence-peer", "fail", "1")  # the hung call now returns 1
+        c.wait(lambda: "alice r0: fence-peer helper broken, returned 1" in c.emu("alice", "state").stdout)
+        assert c.status("alice").suspended == ("fencing",)
+        c.emu("alice", "handler", "alice", "fence-peer", "ok")
+        assert c.adm("alice", "resume-io", "r0").returncode == 0  # drbdsetup resume-io: the admin's way out
+        assert c.status("alice").suspended == ()
+        c.emu("alice", "heal", "alice", "bob")
+        c.wait(lambda: c.status("alice").connections[0].connection is ConnState.CONNECTED)
+        c.emu("alice", "cut", "alice", "bob")  # this time the handler runs: exit 7
+        c.wait(lambda: c.status("alice").connections[0].peer_devices[0].peer_disk is DiskState.OUTDATED)
+        assert c.status("alice").suspended == ()
+    finally:
+        kern.kill()
+        kern.wait()
+        c.close()
