@@ -234,6 +234,17 @@ def emu(tmp_path: Path) -> Iterator[Emu]:
         e.adm(node, "down", "r0")
 
 
+def start_both(emu: Emu) -> None:
+    for node in NODES:
+        assert emu.agent(node, "start").rc == 0
+
+
+def healthy_again(emu: Emu, node: str) -> None:
+    """Wait until the emulator says `node` is a healthy Secondary; the agent must then agree."""
+    emu.wait(node, lambda raw: expected_codes(raw) == {0})
+    assert emu.agent(node, "monitor").rc == 0
+
+
 # -- the actions, one by one -----------------------------------------------------------------------------
 def test_probe_of_a_stopped_resource_is_7_and_writes_nothing(emu: Emu) -> None:
     assert emu.agent("alice", "monitor", OCF_RESKEY_CRM_meta_interval="0").rc == 7
@@ -253,8 +264,7 @@ def test_start_ends_secondary_and_sets_the_score(emu: Emu) -> None:
 
 
 def test_steady_state_monitor_writes_nothing(emu: Emu) -> None:
-    for node in NODES:
-        assert emu.agent(node, "start").rc == 0
+    start_both(emu)
     assert emu.agent("alice", "monitor").rc == 0
     before = len(emu.attr_calls())
     for _ in range(3):
@@ -291,8 +301,7 @@ def test_promote_refuses_without_uptodate_data(emu: Emu) -> None:
 
 
 def test_promote_demote_stop_cycle(emu: Emu) -> None:
-    for node in NODES:
-        assert emu.agent(node, "start").rc == 0
+    start_both(emu)
     assert emu.agent("alice", "promote").rc == 0
     assert emu.agent("alice", "monitor").rc == 8
     assert emu.agent("alice", "promote").rc == 0  # already Primary
@@ -324,8 +333,7 @@ def test_demote_waits_for_openers_and_reports_in_time(emu: Emu) -> None:
 
 
 def test_disconnect_is_degraded_and_reconnect_heals(emu: Emu) -> None:
-    for node in NODES:
-        assert emu.agent(node, "start").rc == 0
+    start_both(emu)
     assert emu.agent("alice", "promote").rc == 0
     emu.emu("cut", "alice", "bob")
     r = emu.agent("alice", "monitor")
@@ -334,14 +342,12 @@ def test_disconnect_is_degraded_and_reconnect_heals(emu: Emu) -> None:
     assert r.rc == 190
     assert emu.score("bob") == "1000"
     emu.emu("heal", "alice", "bob")
-    emu.wait("bob", lambda raw: expected_codes(raw) == {0})
+    healthy_again(emu, "bob")
     assert emu.agent("alice", "monitor").rc == 8
-    assert emu.agent("bob", "monitor").rc == 0
 
 
 def test_standalone_is_reconnected_by_notify(emu: Emu) -> None:
-    for node in NODES:
-        assert emu.agent(node, "start").rc == 0
+    start_both(emu)
     assert emu.adm("bob", "disconnect", "r0").returncode == 0
     r = emu.agent("bob", "monitor")
     assert r.rc == 190 and "StandAlone towards alice" in r.reason
@@ -351,14 +357,12 @@ def test_standalone_is_reconnected_by_notify(emu: Emu) -> None:
         "OCF_RESKEY_CRM_meta_notify_start_uname": "bob",
     }
     assert emu.agent("bob", "notify", **notify).rc == 0
-    emu.wait("bob", lambda raw: expected_codes(raw) == {0})
-    assert emu.agent("bob", "monitor").rc == 0
+    healthy_again(emu, "bob")
 
 
 def test_post_notify_removes_our_stale_fencing_constraint(emu: Emu) -> None:
     emu.cib.write_text(CIB.format(quorum="1", bob=BOB[Peer.REACHABLE], extra=STALE))
-    for node in NODES:
-        assert emu.agent(node, "start").rc == 0
+    start_both(emu)
     notify = {"OCF_RESKEY_CRM_meta_notify_type": "post", "OCF_RESKEY_CRM_meta_notify_operation": "start"}
     assert emu.agent("bob", "notify", **notify).rc == 0
     assert "tandem-fence-r0" in emu.cib.read_text()  # it admits only alice: not bob's to remove
@@ -368,8 +372,7 @@ def test_post_notify_removes_our_stale_fencing_constraint(emu: Emu) -> None:
 
 
 def test_failed_disk_under_a_primary_is_9(emu: Emu) -> None:
-    for node in NODES:
-        assert emu.agent(node, "start").rc == 0
+    start_both(emu)
     assert emu.agent("alice", "promote").rc == 0
     emu.emu("fail-disk", "alice", "r0")
     r = emu.agent("alice", "monitor")

@@ -155,12 +155,13 @@ def make(
     return Cluster(cib, **kw)  # type: ignore[arg-type]
 
 
-# A constraint as fence-peer on alice leaves it: promotion only on alice.
-STALE = (
-    '<rsc_location id="tandem-fence-r0" rsc="ms-r0"><rule id="tandem-fence-r0-rule" role="Promoted" '
-    'score="-INFINITY" boolean-op="and"><expression id="tandem-fence-r0-expr-0" attribute="#uname" '
-    'operation="ne" value="alice"/></rule></rsc_location>'
+# A fencing constraint that admits only `node` to the promoted role.
+LOCATION = (
+    '<rsc_location id="{id}" rsc="ms-r0"><rule id="{id}-rule" role="Promoted" score="-INFINITY">'
+    '<expression id="{id}-expr-0" attribute="#uname" operation="ne" value="{node}"/></rule></rsc_location>'
 )
+STALE = LOCATION.format(id="tandem-fence-r0", node="alice")  # as fence-peer on alice leaves it
+THEIRS = LOCATION.format(id="tandem-fence-r0", node="bob")
 ENV = {
     "DRBD_RESOURCE": "r0",
     "DRBD_MY_NODE_ID": "0",
@@ -305,12 +306,7 @@ def test_dc_election_in_progress_times_out_to_broken(tmp_path):
 
 
 def test_conflicting_constraint_is_not_overwritten(tmp_path):
-    theirs = (
-        '<rsc_location id="tandem-fence-r0" rsc="ms-r0"><rule id="tandem-fence-r0-rule" role="Promoted" '
-        'score="-INFINITY"><expression id="tandem-fence-r0-expr-0" attribute="#uname" operation="ne" '
-        'value="bob"/></rule></rsc_location>'
-    )
-    c = make(tmp_path, Peer.REACHABLE, extra=theirs)
+    c = make(tmp_path, Peer.REACHABLE, extra=THEIRS)
     assert fence(c) == BROKEN
     (loc,) = c.constraints()
     assert allowed_by(loc) == {"bob"}
@@ -361,26 +357,15 @@ def test_unfence_only_when_every_peer_is_uptodate(tmp_path):
     assert unfence_peer(env, c, log, 5) == 0  # nothing left: still fine
 
 
-def test_unfence_leaves_a_constraint_that_is_not_ours(tmp_path):
-    linbit = (
-        '<rsc_location id="drbd-fence-by-handler-r0-ms-r0" rsc="ms-r0"><rule id="x-rule" role="Promoted" '
-        'score="-INFINITY"><expression id="x-expr" attribute="#uname" operation="ne" value="alice"/></rule>'
-        "</rsc_location>"
-    )
-    c = make(tmp_path, Peer.REACHABLE, extra=linbit, connection="Connected")
+@pytest.mark.parametrize(
+    "constraint",
+    [LOCATION.format(id="drbd-fence-by-handler-r0-ms-r0", node="alice"), THEIRS],
+    ids=["crm-fence-peer's", "placed for bob"],
+)
+def test_unfence_leaves_constraints_that_are_not_ours(tmp_path, constraint):
+    c = make(tmp_path, Peer.REACHABLE, extra=constraint, connection="Connected")
     assert unfence_peer(HandlerEnv.parse(ENV), c, Logger("test"), 5) == 0
-    assert "drbd-fence-by-handler-r0-ms-r0" in c.cib.read_text()
-
-
-def test_unfence_leaves_a_constraint_placed_for_another_node(tmp_path):
-    theirs = (
-        '<rsc_location id="tandem-fence-r0" rsc="ms-r0"><rule id="tandem-fence-r0-rule" role="Promoted" '
-        'score="-INFINITY"><expression id="tandem-fence-r0-expr-0" attribute="#uname" operation="ne" '
-        'value="bob"/></rule></rsc_location>'
-    )
-    c = make(tmp_path, Peer.REACHABLE, extra=theirs, connection="Connected")
-    assert unfence_peer(HandlerEnv.parse(ENV), c, Logger("test"), 5) == 0
-    assert len(c.constraints()) == 1
+    assert constraint.split('"')[1] in c.cib.read_text()
 
 
 def test_cli_registers_the_handlers():
