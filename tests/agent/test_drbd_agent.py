@@ -632,3 +632,11 @@ def test_ocft(emu: Emu) -> None:
     assert tested.returncode == 0, output
     assert "FAILED" not in output
     assert output.count("OK") >= 17, output
+
+
+def test_reload_applies_the_configuration(emu: Emu) -> None:
+    start_both(emu)
+    assert emu.adm("alice", "disconnect", "r0").returncode == 0
+    assert emu.agent("alice", "monitor").rc == 190
+    assert emu.agent("alice", "reload").rc == 0  # drbdadm adjust: connect again, as the config says
+    healthy_again(emu, "alice")

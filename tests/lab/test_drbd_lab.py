@@ -167,7 +167,7 @@ def stop_clone(lab: Lab) -> None:
     if "ms_drbd_r0" in lab.cibadmin("-Q", "-o", "resources"):
         lab.crm("resource", "stop", "ms_drbd_r0")
         lab.wait_for(lambda s: not active(s), "ms_drbd_r0 stopped", timeout=180)
-        lab.crm("configure", "delete", "ms_drbd_r0", "drbd_r0")
+        lab.cibadmin("-D", "-A", "//clone[@id='ms_drbd_r0']")
     for c in ("tandem-fence-r0", "drbd-fence-by-handler-r0-ms_drbd_r0"):
         lab.cibadmin("-D", "-A", f"//rsc_location[@id='{c}']")
 
