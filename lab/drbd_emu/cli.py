@@ -125,7 +125,9 @@ def handler_env(
     return env
 
 
-def run_handler(command: str, env: dict[str, str], where: tuple[str, str, str]) -> int:
+def run_handler(
+    command: str, env: dict[str, str], where: tuple[str, str, str], peer: str | None = None
+) -> int:
     """`/bin/sh -c <handler>` as drbdadm runs it. A fault for (node, res, handler) makes it hang until the
     fault changes, or return an exit code without running."""
     fault = handler_fault(engine.Store().read(), *where)
@@ -133,12 +135,22 @@ def run_handler(command: str, env: dict[str, str], where: tuple[str, str, str]) 
         time.sleep(0.3)
         fault = handler_fault(engine.Store().read(), *where)
     if isinstance(fault, int):
-        return fault
-    full = {
-        **{k: v for k, v in os.environ.items() if k.startswith(("TANDEM_EMU_", "LD_PRELOAD", "HOSTNAME"))},
-        **env,
-    }
-    return subprocess.run(["/bin/sh", "-c", command], env=full, check=False).returncode
+        rc = fault
+    else:
+        full = {
+            **{
+                k: v for k, v in os.environ.items() if k.startswith(("TANDEM_EMU_", "LD_PRELOAD", "HOSTNAME"))
+            },
+            **env,
+        }
+        rc = subprocess.run(["/bin/sh", "-c", command], env=full, check=False).returncode
+    node, res, handler = where
+    with engine.Store().locked() as st:  # for tests and people: which helper ran where, with what result
+        st.setdefault("handler_log", []).append(
+            {"node": node, "res": res, "handler": handler, "peer": peer, "rc": rc, "t": time.time()}
+        )
+        del st["handler_log"][:-100]
+    return rc
 
 
 def handler_fault(st: engine.State, node: str, res: str, handler: str) -> Any:
@@ -157,7 +169,7 @@ def fence_before_promote(
             env = handler_env(st, node, res, peer, cfg)
         if not command:
             raise engine.primary_nop()
-        rc = run_handler(command, env, (node, res, "fence-peer"))
+        rc = run_handler(command, env, (node, res, "fence-peer"), peer)
         with store.locked() as st:
             engine.apply_fence_result(st, node, res, peer, rc)
             r = engine.res_state(st, node, res)
@@ -634,7 +646,7 @@ def _drbdadm_one(
             env = handler_env(st, node, res, peer, cfg)
         if not command:
             return 0
-        return run_handler(command, env, (node, res, cmd))
+        return run_handler(command, env, (node, res, cmd), peer)
     if cmd in ("wait-connect", "wait-sync"):
         return wait_connect(store, node, res, {}, sync=cmd == "wait-sync")
     raise Fail(20, f"drbdadm {cmd}: not emulated")

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from lab.drbd_emu import net
 from lab.drbd_emu.config import ResourceConfig
 
 State = dict[str, Any]
@@ -131,7 +132,8 @@ def connected(st: State, res: str, a: str, b: str) -> bool:
     if ra is None or rb is None:
         return False
     ca, cb = ra["conns"].get(b), rb["conns"].get(a)
-    return bool(ca and cb and ca["want"] and cb["want"] and not link_cut(st, a, b))
+    wanted = bool(ca and cb and ca["want"] and cb["want"] and not link_cut(st, a, b))
+    return wanted and net.reachable(st, res, a, b)
 
 
 def new_resource(cfg: ResourceConfig, node: str) -> dict[str, Any]:
@@ -139,6 +141,7 @@ def new_resource(cfg: ResourceConfig, node: str) -> dict[str, Any]:
     me = cfg.host(node)
     return {
         "node_id": me.node_id,
+        "address": me.address,
         "role": "Secondary",
         "suspended": [],
         "fencing": cfg.fencing,

@@ -89,6 +89,7 @@ def node_env(emu_dir: Path, node: str) -> dict[str, str]:
         "TANDEM_EMU_PROC_DRBD": str(emu_dir / "nodes" / node / "proc_drbd"),
         "TANDEM_EMU_DIR": str(emu_dir),
         "TANDEM_EMU_DEVICES": "bind",
+        "TANDEM_EMU_NET": "probe",
     }
 
 
@@ -125,6 +126,7 @@ def lab_hooks(emu_dir: Path, conf: Path) -> dict[str, object]:
             "LD_PRELOAD": str(build_shim(emu_dir)),
             "TANDEM_EMU_DIR": str(emu_dir),
             "TANDEM_EMU_DEVICES": "bind",
+            "TANDEM_EMU_NET": "probe",
         },
     }
 

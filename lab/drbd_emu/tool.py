@@ -35,12 +35,21 @@ def kernel(node: str, *, once: bool = False) -> None:
     """The node's emulator kernel: ticks the state (resync progress, Failed→Diskless), runs this node's
     queued helpers (fence-peer, unfence-peer) in the node's own namespaces, refreshes /proc/drbd."""
     from lab.drbd_emu.config import load
+    from lab.drbd_emu.net import Prober
 
     store = engine.Store()
     running: dict[str, Any] = {}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    prober = Prober(node) if os.environ.get("TANDEM_EMU_NET") == "probe" else None
+    with store.locked() as st:  # a (re)booted node: its DRBD "kernel" starts empty; meta data survives
+        st["nodes"].pop(node, None)
+        st["jobs"] = [j for j in st["jobs"] if j["node"] != node]
     while True:
+        seen = prober.round(store.read()) if prober is not None else {}
         with store.locked() as st:
+            if prober is not None:
+                st["net"] = "probe"
+                st.setdefault("reach", {}).update(seen)
             engine.settle(st, time.time())
             write_proc(st, node)
             jobs = [j for j in st["jobs"] if j["node"] == node and j["id"] not in running]
@@ -74,19 +83,9 @@ def _start_job(
     import threading
 
     def work() -> None:
-        rc = run_handler(command, env, (node, job["res"], job["handler"]))
+        rc = run_handler(command, env, (node, job["res"], job["handler"]), peer=job["peer"])
         with store.locked() as st:
             st["jobs"] = [j for j in st["jobs"] if j["id"] != job["id"]]
-            st.setdefault("handler_log", []).append(
-                {
-                    "node": node,
-                    "res": job["res"],
-                    "handler": job["handler"],
-                    "peer": job["peer"],
-                    "rc": rc,
-                    "t": time.time(),
-                }
-            )
             if job["handler"] == "fence-peer":
                 engine.apply_fence_result(st, node, job["res"], job["peer"], rc)
             engine.settle(st, time.time())

@@ -3,7 +3,7 @@
 The emulator is installed into every node at boot (lab.drbd_emu.install.lab_hooks): fake drbdsetup/drbdadm
 bind-mounted over /usr/sbin, the lab's drbd.conf over /etc/drbd.conf, the node's emulator kernel (runs
 fence-peer/unfence-peer inside the node, so crm-fence-peer.9.sh talks to that node's Pacemaker) and the
-/proc/drbd shim in the daemons' environment. Cost: one cluster (~5 s up) and about 60 s of tests on 2 cores.
+/proc/drbd shim in the daemons' environment. Cost: one cluster (~5 s up) and about 20 s of tests on 2 cores.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from lab.cluster import Lab, LabConfig, poll
 from lab.crm import ClusterState
 from lab.drbd_emu.devices import detach_loops
 from lab.drbd_emu.install import lab_hooks, write_wrappers
+
+from lab import faults
 
 RA = Path("/usr/lib/ocf/resource.d/linbit/drbd")
 MINOR = 9240
@@ -138,6 +140,34 @@ def test_fence_peer_places_and_unfence_removes_constraint(cluster: Lab) -> None:
     emu(cluster, "heal", "node1", "node2")
     poll(lambda: (not constraint_present(cluster)) or None, 120, "fencing constraint removed")
     assert (primary, 0) in handler_calls(cluster, "unfence-peer")
+
+
+def test_primary_power_cut_fails_over_and_resyncs_on_return(cluster: Lab) -> None:
+    """The Primary's node dies. Its DRBD link drops (the emulator follows the lab network), Pacemaker fences
+    it and promotes the survivor; DRBD runs fence-peer inside `primary` (DK drbd_set_role →
+    conn_try_outdate_peer) and crm-fence-peer.9.sh places its constraint. When the node returns it resyncs
+    from the new Primary (promotion while disconnected made a new data generation) and unfence-peer removes
+    the constraint."""
+    state = cluster.wait_for(one_promoted, "ms_drbd_r0 promoted on one node", timeout=120)
+    old = next(n for n, r in state.roles("ms_drbd_r0").items() if r == "Promoted")
+    new = next(n for n in ("node1", "node2") if n != old)
+    faults.kill(cluster, old)
+    cluster.wait_for(lambda s: s.roles("ms_drbd_r0") == {new: "Promoted"}, f"{new} promoted", timeout=180)
+    assert drbd_role(cluster, new) == "Primary"
+    assert constraint_present(cluster)
+    assert handler_calls(cluster, "fence-peer")[-1][0] == new
+    faults.start(cluster, old)
+    cluster.wait_for(
+        lambda s: s.roles("ms_drbd_r0") == {new: "Promoted", old: "Unpromoted"}, f"{old} back", timeout=180
+    )
+    poll(lambda: (not constraint_present(cluster)) or None, 120, "fencing constraint removed")
+    data = {
+        n: json.loads(
+            cluster.node(n).run([str(emu_dir(cluster.config) / "bin" / "drbd-emu"), "data", "r0"]).stdout
+        )
+        for n in ("node1", "node2")
+    }
+    assert data["node1"]["tag"] == data["node2"]["tag"]
 
 
 def test_ra_demotes_and_stops(cluster: Lab) -> None:

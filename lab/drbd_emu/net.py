@@ -1,0 +1,77 @@
+"""DRBD connections that follow the lab's real network (TANDEM_EMU_NET=probe, set by the lab hooks).
+
+Each node's kernel listens on its resources' configured `address` (ip:port, in the node's network namespace)
+and probes its peers' addresses once per second. A direction counts as reachable while its last successful
+probe is younger than STALE seconds; `engine.connected()` then also needs both directions reachable. So a lab
+fault that partitions the network, powers a node off or kills its kernel drops the DRBD connection too,
+after a few seconds, like DRBD's ping timeout does (drbd.conf(5) ping-int, ping-timeout).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any
+
+STALE = 3.0
+PROBE_EVERY = 1.0
+
+
+def _split(addr: str) -> tuple[str, int]:
+    host, _, port = addr.rpartition(":")
+    return host, int(port or 7789)
+
+
+class Prober:
+    """Listeners for this node's addresses and a probe round over the peers."""
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self.listening: set[tuple[str, int]] = set()
+        self.last = 0.0
+
+    def _listen(self, addr: tuple[str, int]) -> None:
+        try:
+            srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            srv.bind(addr)
+            srv.listen(16)
+        except OSError:
+            return  # the address is not here (yet): retried next round
+
+        def serve() -> None:
+            while True:
+                conn, _ = srv.accept()
+                conn.close()
+
+        threading.Thread(target=serve, daemon=True).start()
+        self.listening.add(addr)
+
+    def round(self, st: dict[str, Any]) -> dict[str, float]:
+        """Probe once per PROBE_EVERY; returns {"res/me>peer": time} for the peers that answered."""
+        now = time.time()
+        if now - self.last < PROBE_EVERY:
+            return {}
+        self.last = now
+        seen: dict[str, float] = {}
+        for res, r in st["nodes"].get(self.node, {}).items():
+            me = r.get("address")
+            if me and _split(me) not in self.listening:
+                self._listen(_split(me))
+            for peer, c in r["conns"].items():
+                try:
+                    with socket.create_connection(_split(c["address"]), timeout=0.5):
+                        seen[f"{res}/{self.node}>{peer}"] = now
+                except OSError:
+                    pass
+        return seen
+
+
+def reachable(st: dict[str, Any], res: str, a: str, b: str, now: float | None = None) -> bool:
+    """Both directions answered recently (always true unless the network is probed)."""
+    if st.get("net") != "probe":
+        return True
+    t = time.time() if now is None else now
+    reach: dict[str, Any] = st.get("reach", {})
+    return all(t - float(reach.get(f"{res}/{x}>{y}", 0.0)) < STALE for x, y in ((a, b), (b, a)))
