@@ -99,7 +99,7 @@ class Store:
             before = json.dumps(st, sort_keys=True)
             yield st
             after = json.dumps(st, sort_keys=True)
-            if after != before:
+            if after != before or not self.path.exists():
                 tmp = self.path.with_suffix(".tmp")
                 tmp.write_text(after)
                 os.replace(tmp, self.path)

@@ -44,6 +44,7 @@ def kernel(node: str, *, once: bool = False) -> None:
     with store.locked() as st:  # a (re)booted node: its DRBD "kernel" starts empty; meta data survives
         st["nodes"].pop(node, None)
         st["jobs"] = [j for j in st["jobs"] if j["node"] != node]
+        st.setdefault("kernels", {})[node] = os.getpid()  # ready: tests wait for this before `up`
     while True:
         seen = prober.round(store.read()) if prober is not None else {}
         with store.locked() as st:

@@ -133,6 +133,13 @@ class Cluster:
             assert time.time() < end, "condition not reached in time"
             time.sleep(0.2)
 
+    def start_kernel(self, node: str) -> subprocess.Popen[bytes]:
+        """The node's emulator kernel (runs its handlers); returns once it has reset the node's state."""
+        kern = subprocess.Popen([str(fakes_dir() / "drbd-emu"), "kernel"], env=self.env(node))
+        state = self.dir / "state.json"
+        self.wait(lambda: json.loads(state.read_text()).get("kernels", {}).get(node) == kern.pid)
+        return kern
+
     def close(self) -> None:
         for n in self.nodes:
             if n in self.holders:
@@ -283,7 +290,7 @@ def test_fence_peer_handler_env_and_exit_code(tmp_path: Path) -> None:
     envfile = tmp_path / "fence.env"
     handler = f'fence-peer "env > {envfile}; exit 4";'
     c = Cluster(tmp_path, ["alice", "bob"], handlers=handler)
-    kern = subprocess.Popen([str(fakes_dir() / "drbd-emu"), "kernel"], env=c.env("alice"))
+    kern = c.start_kernel("alice")
     try:
         up_all(c)
         c.adm("alice", "primary", "--force", "r0")
@@ -393,7 +400,7 @@ def test_hanging_then_failing_fence_handler_keeps_io_frozen(tmp_path: Path) -> N
     (`suspended:fencing`) while fence-peer runs; a hanging handler keeps it frozen; a handler returning 1 is
     "helper broken", I/O stays frozen; one returning 7 (peer STONITHed) outdates the peer and resumes I/O."""
     c = Cluster(tmp_path, ["alice", "bob"], fencing="resource-and-stonith", handlers='fence-peer "exit 7";')
-    kern = subprocess.Popen([str(fakes_dir() / "drbd-emu"), "kernel"], env=c.env("alice"))
+    kern = c.start_kernel("alice")
     try:
         up_all(c)
         c.adm("alice", "primary", "--force", "r0")
