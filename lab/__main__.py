@@ -9,6 +9,7 @@
   python3 -m lab fault crash-daemon NODE DAEMON [--signal KILL]
   python3 -m lab wait [--timeout S] [NODE...]   until these nodes (default all) are online
   python3 -m lab down [--keep]
+  python3 -m lab demo [--report DIR]           the demo (lab/demo.py): its own lab, always torn down
 Global options --prefix and --dir (or TANDEM_LAB_PREFIX / TANDEM_LAB_DIR) pick the lab (default prefix tlab,
 dir /tmp/PREFIX-lab); several labs can coexist with different prefixes.
 """
@@ -48,6 +49,8 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--dc-deadtime", help="pacemaker dc-deadtime (default 1s)")
     up.add_argument("--no-stonith", action="store_true", help="stonith-enabled=false and no fence device")
     sub.add_parser("status", help="crm_mon -1 of a live node")
+    demo = sub.add_parser("demo", help="the demo: migration, power cut, partition (default prefix tdemo)")
+    demo.add_argument("--report", default="report", help="where report.md and timeline.png go")
     ex = sub.add_parser("exec", help="run a command inside a node")
     ex.add_argument("node")
     ex.add_argument("argv", nargs=argparse.REMAINDER)
@@ -80,6 +83,10 @@ def main(argv: list[str]) -> int:
     from lab.cluster import Lab, LabConfig, LabError, teardown
 
     args = parser().parse_args(argv)
+    if args.cmd == "demo":
+        from lab.demo import main as demo
+
+        return demo(["--report", args.report] + (["--prefix", args.prefix] if args.prefix else []))
     try:
         if args.cmd == "up":
             config = LabConfig.from_env(

@@ -1,0 +1,710 @@
+"""The three end-to-end scenarios of the demo and the scenario tests, on one 2-node lab cluster.
+
+The cluster: STONITH (fence_tandemlab), a dual-primary DRBD resource r0 on the emulator (allow-two-primaries,
+fencing resource-and-stonith, handlers tandem-fence-peer/tandem-unfence-peer) as the promotable clone
+drbd-r0-clone (ocf:tandem:drbd), and vm1 (ocf:tandem:domain), a real QEMU guest under each node's libvirtd
+whose disk is the emulated /dev/drbdN, configured from lab/config/crm.txt (the README's crm block).
+
+The emulator does not see the guest's I/O (its block device is a loop device shared by both nodes), nor a
+node's power. The `Observer` fills both gaps while a scenario runs: every generation the guest prints is an
+emulated write on the node whose QEMU runs it (so a node that was away really resyncs when it returns), and a
+node that loses power loses its DRBD state at once (so its peer sees the connection drop and fences). It also
+samples where QEMU runs, which is what "never two copies" is checked on.
+
+Use: `with VmCluster.start(base_config, work_dir, progress) as vc:` then `live_migration(vc)`,
+`node_failure(vc)`, `partition(vc)`; each returns its measurements and raises ScenarioError when the
+cluster does not do what it should.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import filecmp
+import json
+import os
+import re
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from lab.cluster import Bind, Lab, LabConfig, LabError, poll, teardown
+from lab.crm import ClusterState
+from lab.guest.serial import SerialLog
+from lab.netns import TOP
+
+RES = "r0"
+VM = "vm1"
+CLONE = "drbd-r0-clone"
+MINOR = 9271
+DOMAIN_XML = "/etc/libvirt/tandem/vm1.xml"  # the path crm.txt names; per node, under its private /etc/libvirt
+CRM_CONFIG = TOP / "lab" / "config" / "crm.txt"
+README = TOP / "README.md"
+CRM_MARKERS = ("<!-- crm-config -->", "<!-- /crm-config -->")
+RESYNC_KIB_S = 64  # emulated resync speed after the initial sync: slow enough to see a resync happen
+WAIT = 240.0  # generous: the machine has 2 shared cores and the guest runs under TCG
+
+DRBD_CONF = """# lab drbd.conf (emulated DRBD 9): dual primary, fencing through Pacemaker by tandem's handlers
+resource {res} {{
+  net {{ protocol C; allow-two-primaries yes; fencing resource-and-stonith; }}
+  handlers {{
+    fence-peer "/usr/sbin/tandem-fence-peer";
+    unfence-peer "/usr/sbin/tandem-unfence-peer";
+  }}
+  volume 0 {{ device /dev/drbd{minor}; disk /dev/lab/{res}; meta-disk internal; }}
+  on node1 {{ node-id 0; address {net}.1:7789; }}
+  on node2 {{ node-id 1; address {net}.2:7789; }}
+}}
+"""
+
+
+class ScenarioError(AssertionError):
+    """The cluster did not do what the scenario expects; the message says what and where to look."""
+
+
+Progress = Callable[[str], None]
+
+
+def quiet(_: str) -> None:
+    """A Progress that says nothing."""
+
+
+def crm_block(readme: Path = README, fallback: Path = CRM_CONFIG) -> str:
+    """The README's crm configuration block (between its markers, without the code fence), else crm.txt."""
+    text = readme.read_text() if readme.exists() else ""
+    start, end = CRM_MARKERS
+    if start in text and end in text:
+        body = text.split(start, 1)[1].split(end, 1)[0]
+        lines = [ln for ln in body.strip().splitlines() if not ln.startswith("```")]
+        return "\n".join(lines).strip() + "\n"
+    return fallback.read_text()
+
+
+# ---------------------------------------------------------------- observing the guest and the nodes
+
+
+@dataclass(frozen=True)
+class Sample:
+    t: float  # epoch seconds
+    on: frozenset[str]  # nodes powered on
+    qemu: tuple[str, ...]  # the node of every QEMU process of the guest (a node twice: two processes)
+
+
+def qemu_processes(lab: Lab, vm: str = VM) -> list[str]:
+    """The lab node of each QEMU process running `vm` (a host /proc scan: cheap enough 4 times a second)."""
+    by_net = {n.netns_inode(): n.name for n in lab.nodes}
+    found = []
+    needle = f"guest={vm},".encode()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as fh:
+                cmdline = fh.read()
+            if b"qemu-system" not in cmdline.split(b"\0", 1)[0] or needle not in cmdline:
+                continue
+            net = os.stat(f"/proc/{entry.name}/ns/net").st_ino
+        except OSError:
+            continue
+        if net in by_net:
+            found.append(by_net[net])
+    return sorted(found)
+
+
+class Observer:
+    """A thread that samples the lab (power, QEMU processes) and keeps the DRBD emulator in step with it."""
+
+    def __init__(self, vc: VmCluster, interval: float = 0.25) -> None:
+        self.vc = vc
+        self.interval = interval
+        self.samples: list[Sample] = []
+        self.writes = 0  # emulated writes issued for the guest
+        self.crashes: list[tuple[float, str]] = []
+        self.resyncs: list[tuple[float, int]] = []  # (epoch, KiB) of every resync the emulator started
+        self._resyncing: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lab-observer", daemon=True)
+        self._serial_at = 0
+        self._error: BaseException | None = None
+
+    def __enter__(self) -> Observer:
+        self._serial_at = self.vc.serial.stat().st_size if self.vc.serial.exists() else 0
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def check(self) -> None:
+        if self._error is not None:
+            raise ScenarioError(f"the lab observer failed: {self._error!r}")
+
+    def _run(self) -> None:
+        on = {n.name for n in self.vc.lab.nodes if n.is_on()}
+        try:
+            while not self._stop.wait(self.interval):
+                now_on = {n.name for n in self.vc.lab.nodes if n.is_on()}
+                for gone in sorted(on - now_on):
+                    self.vc.emu_power_cut(gone)
+                    self.crashes.append((time.time(), gone))
+                on = now_on
+                qemu = qemu_processes(self.vc.lab)
+                self.samples.append(Sample(time.time(), frozenset(now_on), tuple(qemu)))
+                self._note_resyncs()
+                new_gens = self._new_generations()
+                if new_gens and len(qemu) == 1:
+                    self.writes += self.vc.emu_write(qemu[0], new_gens)
+        except BaseException as exc:  # reported to the scenario thread by check()
+            self._error = exc
+
+    def _note_resyncs(self) -> None:
+        running = self.vc.emu_state().get("resyncs") or {}
+        assert isinstance(running, dict)
+        for key in sorted(set(running) - self._resyncing):
+            self.resyncs.append((time.time(), int(running[key]["total_kib"])))
+        self._resyncing = set(running)
+
+    def _new_generations(self) -> int:
+        try:
+            with open(self.vc.serial, "rb") as fh:
+                fh.seek(self._serial_at)
+                data = fh.read()
+        except FileNotFoundError:
+            return 0
+        cut = data.rfind(b"\n") + 1
+        self._serial_at += cut
+        return len(re.findall(rb"alive t=\d+ gen=\d+", data[:cut]))
+
+    def doubles(self, windows: list[tuple[float, float]]) -> list[Sample]:
+        """Samples with more than one QEMU of the guest outside every allowed (migration) window."""
+        return [s for s in self.samples if len(s.qemu) > 1 and not any(a <= s.t <= b for a, b in windows)]
+
+
+# ---------------------------------------------------------------- the cluster
+
+
+@dataclass
+class VmCluster:
+    """The lab with DRBD, libvirt and the guest; `work` holds the emulator state, drbd.conf and serial log."""
+
+    lab: Lab
+    work: Path
+    progress: Progress = quiet
+    t0: float = field(default_factory=time.monotonic)
+    observer: Observer | None = None
+    migration_windows: list[tuple[float, float]] = field(default_factory=list)
+    marks: list[tuple[float, str]] = field(default_factory=list)  # (epoch, what the scenario did)
+
+    @property
+    def emu_dir(self) -> Path:
+        return self.work / "emu"
+
+    @property
+    def serial(self) -> Path:
+        return self.work / f"{VM}.serial"
+
+    @property
+    def conf(self) -> Path:
+        return self.emu_dir / "drbd.conf"
+
+    # ---- set-up ----------------------------------------------------------------------------
+    @staticmethod
+    def lab_config(base: LabConfig, work: Path) -> LabConfig:
+        """`base` plus what every node needs before its cluster starts: libvirtd at boot, the DRBD emulator
+        (state as after the initial full sync: UpToDate on both nodes), and /etc/hosts with the node names
+        (the domain agent reaches the peer's libvirtd by node name)."""
+        from lab.drbd_emu import engine
+        from lab.drbd_emu.install import lab_hooks, write_wrappers
+        from lab.libvirt import boot_hook
+
+        shutil.rmtree(work, ignore_errors=True)
+        emu = work / "emu"
+        emu.mkdir(parents=True)
+        conf = emu / "drbd.conf"
+        conf.write_text(DRBD_CONF.format(res=RES, minor=MINOR, net=base.net))
+        tool = write_wrappers(emu, devices="")
+
+        def host(node: str, prog: str, *args: str) -> None:
+            env = {
+                **os.environ,
+                "TANDEM_EMU_DIR": str(emu),
+                "TANDEM_EMU_NODE": node,
+                "TANDEM_EMU_DEVICES": "",
+            }
+            subprocess.run([str(tool / prog), *args], env=env, check=True, capture_output=True, timeout=60)
+
+        host("node1", "drbd-emu", "init")
+        for n in ("node1", "node2"):
+            host(n, "drbdadm", "-c", str(conf), "up", RES)
+        host("node1", "drbdadm", "-c", str(conf), "primary", "--force", RES)
+        poll(lambda: _synced(emu) or None, 60, "the initial sync of the emulated DRBD")
+        for n in ("node1", "node2"):
+            host(n, "drbdadm", "-c", str(conf), "secondary", RES)
+            host(n, "drbdadm", "-c", str(conf), "down", RES)
+        with engine.Store(emu).locked() as st:
+            st["resync_kib_s"] = RESYNC_KIB_S
+        hosts = work / "hosts"
+        names = "".join(f"{base.net}.{i} node{i}\n" for i in range(1, base.nodes + 1))
+        hosts.write_text(f"127.0.0.1 localhost\n{names}")
+        hooks = lab_hooks(emu, conf)
+        config = base.with_hooks(boot=[boot_hook()]).with_hooks(**hooks)  # type: ignore[arg-type]
+        return replace(config, binds=(*config.binds, Bind(str(hosts), "/etc/hosts")))
+
+    @classmethod
+    @contextlib.contextmanager
+    def start(
+        cls, base: LabConfig, work: Path, progress: Progress = quiet, crm: str | None = None
+    ) -> Iterator[VmCluster]:
+        """Build the whole cluster, yield it, and always tear it down (logs kept in work/logs on failure)."""
+        t0 = time.monotonic()
+        config = cls.lab_config(base, work)
+        teardown(config)
+        lab = Lab(config)
+        vc = cls(lab, work, progress, t0)
+        try:
+            took = lab.up()
+            vc.say(f"lab cluster up: {len(lab.nodes)} nodes online with STONITH ({took:.1f}s)")
+            vc.configure(crm if crm is not None else crm_block())
+            yield vc
+        finally:
+            if vc.observer is not None:
+                vc.observer.__exit__()
+            with contextlib.suppress(Exception):
+                vc.collect(work / "logs")
+            lab.down()
+
+    def collect(self, dest: Path) -> Path:
+        """The cluster's own record, for the timeline: every node's logs and CIB (lab.collect_logs), plus
+        the fencing history and the CIB as a live node sees them now (files stonith-history.txt, cib.xml)."""
+        self.lab.collect_logs(dest)
+        for node in self.lab.live_nodes():
+            history = node.run(["stonith_admin", "--history", "*", "--verbose"], timeout=30, check=False)
+            cib = node.run(["cibadmin", "--query"], timeout=30, check=False)
+            if history.returncode == 0 and cib.returncode == 0:
+                (dest / "stonith-history.txt").write_text(history.stdout)
+                (dest / "cib.xml").write_text(cib.stdout)
+                break
+        (dest / "marks.json").write_text(json.dumps(self.marks))
+        return dest
+
+    def say(self, text: str) -> None:
+        self.progress(f"[{time.monotonic() - self.t0:6.1f}s] {text}")
+
+    def configure(self, crm: str) -> None:
+        """tandem install, the guest's domain XML on every node, the crm configuration; until vm1 runs."""
+        from lab.accel import detect
+        from lab.guest.build import ensure_built
+        from lab.libvirt import GuestSpec, domain_xml
+
+        ensure_installed()
+        accel = detect()
+        xml = domain_xml(GuestSpec(VM, ensure_built(), self.serial, f"/dev/drbd{MINOR}"), accel.domain_type)
+        for node in self.lab.nodes:
+            path = node.dir / "libvirt" / "etc" / Path(DOMAIN_XML).relative_to("/etc/libvirt")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(xml)
+        self.observer = Observer(self).__enter__()
+        self.lab.crm("configure", input=crm)
+        state = self.wait(
+            lambda s: (
+                sorted(s.roles(CLONE).values()) == ["Promoted", "Promoted"] and len(s.locations(VM)) == 1
+            ),
+            "drbd-r0-clone promoted on both nodes and vm1 started",
+        )
+        self.wait_guest_running()
+        self.say(f"drbd-r0-clone Promoted on both nodes; vm1 runs on {self.vm_node(state)} ({accel.kind})")
+
+    # ---- looking -------------------------------------------------------------------------------
+    def wait(self, check: Callable[[ClusterState], bool], what: str, timeout: float = WAIT) -> ClusterState:
+        def checked(s: ClusterState) -> bool:
+            if self.observer is not None:
+                self.observer.check()
+            return check(s)
+
+        try:
+            return self.lab.wait_for(checked, what, timeout)
+        except LabError as exc:
+            raise ScenarioError(f"{exc}\n{self.status_text()}") from None
+
+    def status_text(self) -> str:
+        try:
+            return self.lab.status_text()
+        except LabError as exc:
+            return str(exc)
+
+    @staticmethod
+    def vm_node(state: ClusterState) -> str:
+        nodes = sorted(state.locations(VM))
+        if len(nodes) != 1:
+            raise ScenarioError(f"vm1 is active on {nodes or 'no node'}")
+        return nodes[0]
+
+    def other(self, node: str) -> str:
+        return next(n.name for n in self.lab.nodes if n.name != node)
+
+    def last_gen(self) -> int:
+        from lab.guest import serial
+
+        gens = serial.parse(serial.read(self.serial)).gens
+        return gens[-1] if gens else 0
+
+    def wait_guest_running(self, after: int = 0) -> re.Match[str]:
+        """Until the guest prints a heartbeat past byte `after` of its serial log."""
+        from lab.guest import serial
+
+        return serial.wait_for(self.serial, r"alive t=\d+ gen=(\d+)", after=after, timeout=WAIT)
+
+    def constraints(self) -> list[str]:
+        """Ids of the location constraints in the CIB (the agents', crm resource move's, and any others)."""
+        from lxml import etree
+
+        xml = self.lab.cibadmin("--query", "--scope", "constraints")
+        return [str(el.get("id")) for el in etree.fromstring(xml.encode()).iter("rsc_location")]
+
+    def emu_state(self) -> dict[str, object]:
+        from lab.drbd_emu.engine import Store
+
+        return Store(self.emu_dir).read()
+
+    def drbd_summary(self) -> str:
+        """e.g. "node1 Primary/UpToDate, node2 Secondary/Inconsistent (SyncTarget)" from the emulator."""
+        st = self.emu_state()
+        parts = []
+        for node in self.lab.nodes:
+            r = st["nodes"].get(node.name, {}).get(RES)  # type: ignore[attr-defined]
+            if r is None:
+                parts.append(f"{node.name} down")
+                continue
+            disk = r["disks"]["0"]["state"]
+            repl = {v for c in r["conns"].values() for v in c["repl"].values()} - {"Established"}
+            parts.append(
+                f"{node.name} {r['role']}/{disk}" + (f" ({', '.join(sorted(repl))})" if repl else "")
+            )
+        return ", ".join(parts)
+
+    def drbd_synced(self) -> bool | None:
+        """True when both nodes have the resource up, Connected, UpToDate, no resync running."""
+        st = self.emu_state()
+        if st.get("resyncs"):
+            return None
+        for node in self.lab.nodes:
+            r = st["nodes"].get(node.name, {}).get(RES)  # type: ignore[attr-defined]
+            if r is None or r["disks"]["0"]["state"] != "UpToDate":
+                return None
+            if any(c["state"] != "Connected" for c in r["conns"].values()) or not r["conns"]:
+                return None
+        return True
+
+    # ---- the emulator in step with the lab ---------------------------------------------------------
+    def emu_link(self, a: str, b: str, *, cut: bool) -> None:
+        """The DRBD replication link between two nodes fails or comes back (with the lab's network)."""
+        from lab.drbd_emu import engine
+
+        with engine.Store(self.emu_dir).locked() as st:
+            st["links"][engine.link_key(a, b)] = {"cut": cut}
+            engine.settle(st, time.time())
+
+    def emu_write(self, node: str, count: int) -> int:
+        """The guest's writes as emulated DRBD writes on `node` (0 when DRBD refuses them: I/O frozen)."""
+        from lab.drbd_emu import engine
+
+        with engine.Store(self.emu_dir).locked() as st:
+            try:
+                engine.write(st, node, RES, "0", time.time(), count)
+            except engine.StateError:
+                return 0
+        return count
+
+    def emu_power_cut(self, node: str) -> None:
+        """A node that lost power has no DRBD any more: its peers see the connection drop (not a clean
+        disconnect), and its helpers that were queued never run. Its meta data (the disk) stays."""
+        from lab.drbd_emu import engine
+
+        with engine.Store(self.emu_dir).locked() as st:
+            st["nodes"].pop(node, None)
+            st["jobs"] = [j for j in st["jobs"] if j["node"] != node]
+            engine.settle(st, time.time())
+
+
+def _synced(emu: Path) -> bool:
+    """The emulator's resync has run to its end (the host runs no emulator kernel: settle it here)."""
+    from lab.drbd_emu import engine
+
+    with engine.Store(emu).locked() as st:
+        engine.settle(st, time.time())
+    meta = st.get("meta", {})
+    one, two = meta.get(f"node1/{RES}/0", {}), meta.get(f"node2/{RES}/0", {})
+    return bool(one.get("disk") == two.get("disk") == "UpToDate" and one.get("tag") == two.get("tag"))
+
+
+def ensure_installed(ocf_root: Path = Path("/usr/lib/ocf"), bindir: Path = Path("/usr/sbin")) -> bool:
+    """`tandem install` into the system, unless what is installed is already this checkout's (the lab's
+    nodes share /usr with the host, and other labs may be running agents from it). True if it installed."""
+    import tempfile
+
+    from tandem.install import install
+
+    with tempfile.TemporaryDirectory(prefix="tandem-install-") as tmp:
+        fresh = Path(tmp)
+        install(fresh / "ocf", fresh / "sbin", None)
+        pairs = [(fresh / "ocf" / "resource.d" / "tandem", ocf_root / "resource.d" / "tandem")]
+        pairs.append((fresh / "ocf" / "lib" / "tandem" / "tandem", ocf_root / "lib" / "tandem" / "tandem"))
+        if all(_same_tree(a, b) for a, b in pairs) and all(
+            (bindir / h).exists() for h in ("tandem-fence-peer", "tandem-unfence-peer")
+        ):
+            return False
+    install(ocf_root, bindir, None)
+    return True
+
+
+def _same_tree(a: Path, b: Path) -> bool:
+    if not b.is_dir():
+        return False
+    cmp = filecmp.dircmp(a, b)
+    if cmp.left_only or cmp.right_only or cmp.diff_files or cmp.funny_files:
+        return False
+    return all(_same_tree(a / d, b / d) for d in cmp.common_dirs)
+
+
+# ---------------------------------------------------------------- scenario helpers
+
+
+def mark(vc: VmCluster, text: str) -> float:
+    """Note what the scenario did, and when (epoch seconds), for the timeline; also says it."""
+    now = time.time()
+    vc.marks.append((now, text))
+    vc.say(text)
+    return now
+
+
+def healthy(vc: VmCluster, what: str = "a healthy cluster") -> ClusterState:
+    """Both nodes online, the clone Promoted on both, vm1 on one node, DRBD connected and UpToDate on both
+    nodes, no location constraint left (the agents' fencing constraint or crm resource move's)."""
+
+    def ok(s: ClusterState) -> bool:
+        return (
+            len(s.online()) == 2
+            and sorted(s.roles(CLONE).values()) == ["Promoted", "Promoted"]
+            and len(s.locations(VM)) == 1
+            and vc.drbd_summary() == "node1 Primary/UpToDate, node2 Primary/UpToDate"
+            and not vc.constraints()
+        )
+
+    return vc.wait(ok, what)
+
+
+def guest_log(vc: VmCluster, after: int = 0) -> SerialLog:
+    from lab.guest import serial
+
+    return serial.parse(serial.read(vc.serial, after=after))
+
+
+def wait_fenced(vc: VmCluster, since: float) -> tuple[str, float]:
+    """The node fenced at or after `since` (epoch), and when (crm_mon's fence history: whole seconds)."""
+
+    def fenced(s: ClusterState) -> bool:
+        return any(s.fenced(n.name, since) for n in vc.lab.nodes)
+
+    state = vc.wait(fenced, "a node fenced")
+    event = min(
+        (e for n in vc.lab.nodes for e in state.fenced(n.name, since)), key=lambda e: e.completed or 0
+    )
+    return event.target, event.completed or time.time()
+
+
+def power_back(vc: VmCluster, node: str, timeout: float = 10.0) -> None:
+    """Pacemaker fences with reboot (the node comes back by itself); DRBD's fence-peer handler powers the
+    peer off (stonith_admin --fence), and then someone has to power it on: the scenario does."""
+    target = vc.lab.node(node)
+    end = time.monotonic() + timeout
+    while not target.is_on() and time.monotonic() < end:
+        time.sleep(0.5)
+    if not target.is_on():
+        mark(vc, f"{node} stays off (fenced with off): powering it on")
+        vc.lab.power("on", node)
+
+
+def wait_resync(vc: VmCluster, since: float) -> tuple[float, int]:
+    """Until the emulated DRBD is connected and UpToDate on both nodes again; returns (seconds it took
+    from `since`, KiB resynced), from the emulator's record of resyncs."""
+    poll(vc.drbd_synced, WAIT, "DRBD connected and UpToDate on both nodes", interval=0.5)
+    obs = vc.observer
+    kib = sum(k for t, k in (obs.resyncs if obs else []) if t >= since)
+    return time.time() - since, kib
+
+
+# ---------------------------------------------------------------- the three scenarios
+
+
+@dataclass(frozen=True)
+class Move:
+    source: str
+    target: str
+    wall_s: float  # crm resource move until crm_mon shows vm1 started on the target, one QEMU left
+    libvirt_ms: int  # the migration job's elapsed time (virsh domjobinfo --completed on the target)
+    downtime_ms: int | None  # the guest's pause at switch-over (libvirt's job statistics)
+    heartbeat_gaps: int  # lost guest heartbeats (1 per second) across the move
+
+
+def live_migration(vc: VmCluster) -> list[Move]:
+    """vm1 to the other node and back, with crm resource move / clear: live, no restart, memory intact."""
+    from lab.guest import serial
+    from lab.libvirt import Libvirtd, parse_jobinfo
+
+    home = vc.vm_node(healthy(vc, "a healthy cluster before the migrations"))
+    booted = guest_log(vc).boots
+    moves = []
+    for source, target in ((home, vc.other(home)), (vc.other(home), home)):
+        at = serial.size(vc.serial)
+        t0 = mark(vc, f"crm resource move {VM} {target}")
+        vc.lab.crm("resource", "move", VM, target)
+        vc.wait(lambda s: s.locations(VM) == {target}, f"vm1 started on {target}")  # noqa: B023 (waited on here)
+        poll(lambda: qemu_processes(vc.lab) == [target] or None, WAIT, f"one QEMU, on {target}")  # noqa: B023
+        done = time.time()
+        vc.migration_windows.append((t0, done))
+        job = parse_jobinfo(Libvirtd(vc.lab.node(target)).virsh("domjobinfo", "--completed", VM).stdout)
+        vc.lab.crm("resource", "clear", VM)
+        serial.wait_for(vc.serial, r"verify=ok", after=at, timeout=WAIT)  # memory checked on the target
+        vc.wait_guest_running(after=serial.size(vc.serial))
+        after = guest_log(vc, at)
+        move = Move(source, target, done - t0, job.elapsed_ms, job.downtime_ms, len(after.heartbeat_gaps()))
+        moves.append(move)
+        mark(
+            vc,
+            f"vm1 live-migrated {source} → {target} in {move.wall_s:.1f}s (libvirt job {job.elapsed_ms} ms, "
+            f"guest paused {job.downtime_ms} ms, {move.heartbeat_gaps} heartbeats lost); crm resource clear",
+        )
+        if after.corrupt:
+            raise ScenarioError(f"the guest's memory check failed after the move: {after.corrupt}")
+    log = guest_log(vc)
+    if log.boots != booted:
+        raise ScenarioError(f"the guest restarted during live migration ({booted} → {log.boots} boots)")
+    healthy(vc, "a healthy cluster after the migrations, the move constraints cleared")
+    return moves
+
+
+@dataclass(frozen=True)
+class Failover:
+    victim: str
+    survivor: str
+    fenced_s: float  # power cut → fencing of the victim confirmed (whole seconds, from the fence history)
+    restarted_s: float  # power cut → vm1 started on the survivor (crm_mon)
+    guest_s: float  # power cut → the guest's first heartbeat on the survivor
+    gen_before: int  # last generation the guest printed (so had written) before the cut
+    gen_found: int  # the generation the guest found on its disk when it booted on the survivor
+    returned_s: float  # power cut → the victim back online in the cluster
+    resync_kib: int  # what DRBD resynced to the victim when it came back
+    healthy_s: float  # power cut → everything healthy again (both Promoted, no constraints)
+
+
+def node_failure(vc: VmCluster) -> Failover:
+    """Power cut of the node running vm1 → fencing → vm1 restarted on the survivor from the same disk →
+    the node comes back (fence_tandemlab reboots it) → DRBD resyncs it → the fencing constraint goes."""
+    from lab import faults
+
+    victim = vc.vm_node(healthy(vc, "a healthy cluster before the power cut"))
+    survivor = vc.other(victim)
+    gen_before = vc.last_gen()
+    at = vc.serial.stat().st_size
+    t0 = mark(vc, f"power cut of {victim} (runs vm1; last generation written {gen_before})")
+    faults.kill(vc.lab, victim)
+    who, when = wait_fenced(vc, t0)
+    if who != victim:
+        raise ScenarioError(f"{who} was fenced, not the node that lost power ({victim})")
+    mark(vc, f"{victim} fenced ({when - t0:.0f}s after the cut)")
+    vc.wait(lambda s: s.locations(VM) == {survivor}, f"vm1 started on {survivor}")
+    restarted = time.time()
+    mark(vc, f"vm1 started on {survivor} ({restarted - t0:.1f}s after the cut)")
+    from lab.guest import serial
+
+    found = serial.wait_for(vc.serial, r"disk gen=(\d+) boots=(\d+)", after=at, timeout=WAIT)
+    vc.wait_guest_running(after=at)
+    alive = time.time()
+    gen_found = int(found.group(1))
+    if gen_found < gen_before:
+        raise ScenarioError(
+            f"the guest found generation {gen_found} on its disk, but had written {gen_before}"
+        )
+    mark(vc, f"guest alive on {survivor}: found generation {gen_found} ≥ {gen_before} on its disk")
+    power_back(vc, victim)
+    vc.wait(lambda s: victim in s.online(), f"{victim} back online")
+    returned = time.time()
+    mark(vc, f"{victim} back online ({returned - t0:.1f}s after the cut); DRBD reconnects")
+    _, kib = wait_resync(vc, t0)
+    mark(vc, f"DRBD resynced {kib} KiB {survivor} → {victim}: {vc.drbd_summary()}")
+    healthy(vc, "a healthy cluster after the failover")
+    done = mark(vc, "fencing constraint cleared; drbd-r0-clone Promoted on both nodes again")
+    return Failover(
+        victim,
+        survivor,
+        when - t0,
+        restarted - t0,
+        alive - t0,
+        gen_before,
+        gen_found,
+        returned - t0,
+        kib,
+        done - t0,
+    )
+
+
+@dataclass(frozen=True)
+class Partition:
+    fenced: str  # the node that lost the fence race
+    vm_moved: bool  # vm1 ran on the fenced node and was restarted on the other
+    constraint_s: float  # partition → tandem-fence-r0 in the CIB
+    fenced_s: float  # partition → the fencing done
+    healed_s: float  # partition → healed (network back)
+    cleared_s: float  # partition → the constraint gone again, everything healthy
+    gen_before: int
+    gen_after: int  # the first generation the guest printed after the partition
+
+
+def partition(vc: VmCluster) -> Partition:
+    """The network between the nodes fails (cluster and DRBD links): the nodes race to fence each other,
+    the winner's fence-peer handler places tandem-fence-r0; healing lets the loser rejoin, resync, and
+    unfence-peer clears the constraint."""
+    from lab import faults
+
+    vm_node = vc.vm_node(healthy(vc, "a healthy cluster before the partition"))
+    gen_before = vc.last_gen()
+    at = vc.serial.stat().st_size
+    t0 = mark(vc, f"network partition node1 | node2 (vm1 on {vm_node}; last generation written {gen_before})")
+    faults.partition(vc.lab, ["node1"], ["node2"])
+    vc.emu_link("node1", "node2", cut=True)
+    cid = "tandem-fence-" + RES
+    poll(lambda: cid in vc.constraints() or None, WAIT, f"the fencing constraint {cid}", interval=0.5)
+    placed = mark(vc, f"fence-peer placed {cid}")
+    loser, when = wait_fenced(vc, t0)
+    winner = vc.other(loser)
+    mark(vc, f"{loser} fenced by {winner} ({when - t0:.0f}s after the partition)")
+    vc.wait(lambda s: s.locations(VM) == {winner}, f"vm1 running on {winner}")
+    power_back(vc, loser)
+    healed = mark(vc, "network healed")
+    faults.heal(vc.lab)
+    vc.emu_link("node1", "node2", cut=False)
+    vc.wait(lambda s: len(s.online()) == 2, f"{loser} back online")
+    mark(vc, f"{loser} rejoined; DRBD reconnects")
+    _, kib = wait_resync(vc, healed)
+    mark(vc, f"DRBD resynced {kib} KiB {winner} → {loser}")
+    poll(lambda: cid not in vc.constraints() or None, WAIT, f"{cid} cleared", interval=0.5)
+    cleared = mark(vc, f"unfence-peer cleared {cid}")
+    healthy(vc, "a healthy cluster after the partition")
+    gen_after = int(vc.wait_guest_running(after=at).group(1))
+    log = guest_log(vc, at)
+    if vm_node == loser:
+        found = log.disk[0] if log.disk else ""
+        m = re.match(r"gen=(\d+)", found)
+        if m is None or int(m.group(1)) < gen_before:
+            raise ScenarioError(
+                f"vm1 restarted on {winner} found {found!r} on its disk; had written {gen_before}"
+            )
+    elif log.boots:
+        raise ScenarioError(f"vm1 restarted on {winner} although {winner} won the fence race")
+    return Partition(
+        loser, vm_node == loser, placed - t0, when - t0, healed - t0, cleared - t0, gen_before, gen_after
+    )
