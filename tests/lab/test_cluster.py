@@ -53,6 +53,19 @@ def test_stonith_is_on_with_the_lab_fence_device(cluster: Lab) -> None:
     assert status.returncode == 0, status.stderr
 
 
+def test_stonith_admin_reboots_a_node_with_the_lab_fence_device(cluster: Lab) -> None:
+    node2 = cluster.node("node2")
+    holder = node2.holder()
+    since = time.time()
+    done = cluster.node("node1").run(["stonith_admin", "--reboot", "node2", "--timeout", "90"], timeout=120)
+    assert done.returncode == 0
+    assert node2.holder() != holder  # powered off and booted again: a new init
+    cluster.wait_online()
+    history = cluster.node("node1").run(["stonith_admin", "--history", "node2", "--output-as=xml"]).stdout
+    assert 'action="reboot"' in history and 'status="success"' in history
+    assert cluster.state("node1").fenced("node2", since)  # type: ignore[union-attr]
+
+
 def test_stateful_clone_is_promoted_on_both_nodes(cluster: Lab) -> None:
     cluster.crm("configure", input=STATEFUL)
     cluster.wait_for(both_promoted, "st-clone promoted on both nodes")
