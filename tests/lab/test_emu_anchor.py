@@ -153,9 +153,9 @@ def test_primary_power_cut_fails_over_and_resyncs_on_return(cluster: Lab) -> Non
     new = next(n for n in ("node1", "node2") if n != old)
     faults.kill(cluster, old)
     cluster.wait_for(lambda s: s.roles("ms_drbd_r0") == {new: "Promoted"}, f"{new} promoted", timeout=180)
-    assert drbd_role(cluster, new) == "Primary"
-    assert constraint_present(cluster)
-    assert handler_calls(cluster, "fence-peer")[-1][0] == new
+    poll(lambda: drbd_role(cluster, new) == "Primary" or None, 60, f"{new} Primary in DRBD")
+    poll(lambda: constraint_present(cluster) or None, 60, "fencing constraint placed by the new Primary")
+    poll(lambda: handler_calls(cluster, "fence-peer")[-1][0] == new or None, 60, "fence-peer logged")
     faults.start(cluster, old)
     cluster.wait_for(
         lambda s: s.roles("ms_drbd_r0") == {new: "Promoted", old: "Unpromoted"}, f"{old} back", timeout=180
