@@ -256,6 +256,7 @@ class Lab:
         sh(["ip", "netns", "add", self.hub])
         sh(["ip", "-n", self.hub, "link", "add", "br0", "type", "bridge"])
         sh(["ip", "-n", self.hub, "link", "set", "br0", "up"])
+        (self.root / "hosts").write_text(render_hosts(self.nodes))
         corosync_conf = render_corosync_conf(self.config, self.nodes)
         cib = seed_cib(self.config, self.nodes, self.socket_path)
         for node in self.nodes:
@@ -298,6 +299,7 @@ class Lab:
             return text
 
         binds = [[str(node.dir / sub), target] for sub, target in NODE_MOUNTS.items()]
+        binds.append([str(self.root / "hosts"), "/etc/hosts"])
         binds += [[fill(b.source), b.target] for b in self.config.binds]
         return {
             "name": node.name,
@@ -504,6 +506,13 @@ class Lab:
             text = tail(node.dir / "var-log-pacemaker" / "pacemaker.log", 50_000_000)
             found += [f"{node.name}: {line}" for line in text.splitlines() if pattern in line]
         return found
+
+
+def render_hosts(nodes: Sequence[Node]) -> str:
+    """Node names resolve inside the lab (libvirt migration URIs and VirtualDomain use them)."""
+    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+    lines += [f"{node.address}\t{node.name}" for node in nodes]
+    return "\n".join(lines) + "\n"
 
 
 def render_corosync_conf(config: LabConfig, nodes: Sequence[Node]) -> str:

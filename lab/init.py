@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -118,7 +119,7 @@ def boot(node_dir: Path) -> None:
         write_atomic(node_dir / "holder.pid", f"{host_pid} {start}\n")
         for argv in plan["boot"]:
             log(node_dir, f"boot hook: {argv}")
-            done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
+            done = run_hook(argv, env)
             if done.returncode != 0:
                 raise RuntimeError(f"boot hook {argv} exited {done.returncode}: {done.stderr.strip()[-500:]}")
         if plan["services"]:
@@ -131,6 +132,34 @@ def boot(node_dir: Path) -> None:
         write_atomic(node_dir / "boot.state", "booted\n")
         log(node_dir, "booted")
     reap_forever()
+
+
+def run_hook(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run one boot hook while reaping every other child: daemons a hook starts (libvirtd) fork helpers
+    whose orphans are ours as PID 1, and a zombie left unreaped can stall them. The hook's own exit status
+    is left for subprocess to collect (waitid with WNOWAIT only peeks)."""
+    with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        done = threading.Event()
+        reaper = threading.Thread(target=reap_others, args=(proc.pid, done), daemon=True)
+        reaper.start()
+        try:
+            out, err = proc.communicate(timeout=300)
+        finally:
+            done.set()
+            reaper.join()
+        return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+def reap_others(keep: int, done: threading.Event) -> None:
+    while not done.is_set():
+        try:
+            info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            info = None
+        if info is not None and info.si_pid != keep:
+            os.waitpid(info.si_pid, 0)
+            continue
+        done.wait(0.05)
 
 
 def reap_forever() -> None:

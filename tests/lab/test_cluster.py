@@ -38,6 +38,8 @@ def test_nodes_are_isolated_machines(cluster: Lab) -> None:
         ps = node.run(["ps", "-e", "-o", "comm="]).stdout.split()
         assert ps.count("corosync") == 1  # its own PID namespace: only its own daemons
         assert node.address in node.run(["ip", "-4", "-o", "addr", "show", "eth0"]).stdout
+        for other in cluster.nodes:  # node names resolve, as migration URIs need
+            assert node.run(["getent", "hosts", other.name]).stdout.split()[0] == other.address
     links = cluster.nodes[0].run(["corosync-cfgtool", "-s"]).stdout
     assert re.search(r"nodeid:\s+2:\s+connected", links)  # node1 reaches node2 over the lab's bridge
     host = subprocess.run(["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True, check=True)
