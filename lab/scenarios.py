@@ -516,7 +516,7 @@ def wait_fenced(vc: VmCluster, since: float) -> tuple[str, float]:
     return event.target, event.completed or time.time()
 
 
-def power_back(vc: VmCluster, node: str, timeout: float = 10.0) -> None:
+def power_back(vc: VmCluster, node: str, timeout: float = 5.0) -> None:
     """Pacemaker fences with reboot (the node comes back by itself); DRBD's fence-peer handler powers the
     peer off (stonith_admin --fence), and then someone has to power it on: the scenario does."""
     target = vc.lab.node(node)
@@ -708,3 +708,20 @@ def partition(vc: VmCluster) -> Partition:
     return Partition(
         loser, vm_node == loser, placed - t0, when - t0, healed - t0, cleared - t0, gen_before, gen_after
     )
+
+
+PCS_SCRIPT = TOP / "lab" / "config" / "pcs.sh"
+
+
+def reconfigure_with_pcs(vc: VmCluster) -> None:
+    """Stop and delete the crmsh-made configuration, then build the same one with pcs (lab/config/pcs.sh),
+    until it is healthy again. Needs pcs (Debian package pcs)."""
+    vc.lab.crm("resource", "stop", VM)
+    vc.wait(lambda s: not s.locations(VM), "vm1 stopped")
+    vc.lab.crm("resource", "stop", CLONE)
+    vc.wait(lambda s: not s.roles(CLONE), "drbd-r0-clone stopped")
+    vc.lab.crm("configure", "delete", "--force", VM, CLONE, "drbd-r0")
+    mark(vc, "crmsh configuration deleted; the same with pcs (lab/config/pcs.sh)")
+    vc.lab.first_live().run(["sh", str(PCS_SCRIPT)], timeout=120)
+    healthy(vc, "a healthy cluster configured with pcs")
+    vc.wait_guest_running(after=vc.serial.stat().st_size)
