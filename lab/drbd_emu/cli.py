@@ -716,6 +716,10 @@ def _lifecycle(
 
 def main(prog: str, argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    trace = os.environ.get("TANDEM_EMU_TRACE")
+    if trace:  # a log of every call, to check which paths a caller (e.g. the RA) took
+        with open(trace, "a") as f:
+            f.write(" ".join([node_name(), prog, *args]) + "\n")
     try:
         return drbdsetup(args) if prog == "drbdsetup" else drbdadm(args)
     except Fail as e:

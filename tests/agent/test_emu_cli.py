@@ -308,12 +308,14 @@ def test_fence_peer_handler_env_and_exit_code(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not RA.exists(), reason="drbd-utils not installed (run ./run setup)")
-def test_anchor_ra_lifecycle(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["9", "8.4"])
+def test_anchor_ra_lifecycle(tmp_path: Path, mode: str) -> None:
     """ocf:linbit:drbd (Debian drbd-utils 9.22), unchanged: start on both nodes (0), promote one (0), monitor
-    8 on the Primary and 0 on the Secondary with promotion score 10000, demote, stop (RA §1.2-1.5)."""
+    8 on the Primary and 0 on the Secondary with promotion score 10000, demote, stop (RA §1.2-1.5). In 8.4
+    mode the RA takes its 8.x paths: `drbdadm attach`, `drbdsetup wait-connect /dev/drbdN`, `sh-status`."""
     if shutil.which("unshare") is None or os.geteuid() != 0:
         pytest.fail("the agent tier needs root and unshare (CI runs as root)")
-    c = Cluster(tmp_path, ["alice", "bob"])
+    c = Cluster(tmp_path, ["alice", "bob"], mode=mode)
     c.start_namespaces()
     try:
         for n in c.nodes:
@@ -335,6 +337,7 @@ def test_anchor_ra_lifecycle(tmp_path: Path) -> None:
             "OCF_RESKEY_CRM_meta_master_max": "1",
             "OCF_RESKEY_CRM_meta_master_node_max": "1",
             "OCF_RESKEY_CRM_meta_timeout": "20000",
+            "TANDEM_EMU_TRACE": str(tmp_path / "calls"),
         }
 
         def ra(node: str, action: str, **extra: str) -> int:
@@ -355,6 +358,11 @@ def test_anchor_ra_lifecycle(tmp_path: Path) -> None:
         assert ra("bob", "stop") == 0
         assert ra("alice", "monitor", OCF_RESKEY_CRM_meta_interval="0") == 7
         assert c.run("alice", "test", "-b", f"/dev/drbd{c.minor}").returncode != 0
+        calls = (tmp_path / "calls").read_text()
+        if mode == "8.4":
+            assert "drbdsetup sh-status r0" in calls and f"wait-connect /dev/drbd{c.minor}" in calls
+        else:
+            assert "drbdsetup events2 --now r0" in calls and "drbdsetup wait-connect-resource r0" in calls
     finally:
         c.close()
 
