@@ -70,7 +70,10 @@ def parse_line(line: str, year: int) -> Event | None:
     head = _HEAD.match(line.rstrip("\n"))
     if head is None:
         return None
-    t = parse_time(head["mon"], head["day"], head["hms"], year)
+    try:
+        t = parse_time(head["mon"], head["day"], head["hms"], year)
+    except ValueError:  # not a date after all ("Nov 31", a damaged line)
+        return None
     host, daemon, msg = head["host"], head["daemon"], head["msg"].strip()
 
     def ev(kind: str, subject: str, where: str, op: str, text: str) -> Event:
@@ -95,8 +98,8 @@ def parse_line(line: str, year: int) -> Event | None:
         return None
     if daemon == "pacemaker-schedulerd" and (m := _ACTIONS.match(msg)):
         what = " ".join(m["what"].split()).replace("( ", "(").replace(" )", ")")
-        subject = what.split("(")[0].split()[-1] if "(" in what else ""
-        return ev("decision", subject, "", what.split()[0], what)
+        words = [*what.split(), "", ""]  # "Migrate vm1 (node2 -> node1)", "Fence (reboot) node2 'why'"
+        return ev("decision", words[2] if words[0] == "Fence" else words[1], "", words[0], what)
     if daemon == "pacemaker-fenced":
         if m := _FENCE_ASK.match(msg):
             who = m["client"].split(".")[0]
