@@ -155,6 +155,9 @@ def flavour(request: pytest.FixtureRequest, lab: Lab) -> Iterator[Flavour]:
     """One agent's clone in the cluster for a run of scenarios; removed (and DRBD down) afterwards."""
     f = flavours(emu_dir(lab.config))[request.param]
     write_conf(lab.config, f)
+    # A fenced node stays off until the test powers it on (with the default reboot it rejoins within a
+    # second, in the middle of the survivor's promotion transition).
+    lab.crm("configure", "property", "stonith-action=off")
     OBSERVED.setdefault(f.name, {})
     yield f
     stop_clone(lab)
