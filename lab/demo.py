@@ -138,6 +138,7 @@ def main(argv: list[str]) -> int:
             from lab.accel import detect
 
             run.up_s, run.accel = time.time() - run.t0, detect().kind
+            run.phases.append(timeline.Phase("set-up", run.t0, time.time()))
             run.moves = scenario(run, vc, "1. live migration", live_migration)  # type: ignore[assignment]
             run.failover = scenario(run, vc, "2. power cut", node_failure)  # type: ignore[assignment]
             run.partition = scenario(run, vc, "3. network partition", partition)  # type: ignore[assignment]

@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -34,7 +35,7 @@ from pathlib import Path
 from lab.cluster import Bind, Lab, LabConfig, LabError, poll, teardown
 from lab.crm import ClusterState
 from lab.guest.serial import SerialLog
-from lab.netns import TOP
+from lab.netns import TOP, NodeDown
 
 RES = "r0"
 VM = "vm1"
@@ -271,11 +272,12 @@ class VmCluster:
             vc.configure(crm if crm is not None else crm_block())
             yield vc
         finally:
-            if vc.observer is not None:
-                vc.observer.__exit__()
-            with contextlib.suppress(Exception):
-                vc.collect(work / "logs")
-            lab.down()
+            with _no_interrupts():  # a second Ctrl-C must not leave the lab half torn down
+                if vc.observer is not None:
+                    vc.observer.__exit__()
+                with contextlib.suppress(Exception):
+                    vc.collect(work / "logs")
+                lab.down()
 
     def collect(self, dest: Path) -> Path:
         """The cluster's own record, for the timeline: every node's logs and CIB (lab.collect_logs), plus
@@ -300,7 +302,8 @@ class VmCluster:
         from lab.guest.build import ensure_built
         from lab.libvirt import GuestSpec, domain_xml
 
-        ensure_installed()
+        fresh = ensure_installed()
+        self.say("tandem install: " + ("agents and DRBD handlers installed" if fresh else "already current"))
         accel = detect()
         xml = domain_xml(GuestSpec(VM, ensure_built(), self.serial, f"/dev/drbd{MINOR}"), accel.domain_type)
         for node in self.lab.nodes:
@@ -362,8 +365,16 @@ class VmCluster:
         """Ids of the location constraints in the CIB (the agents', crm resource move's, and any others)."""
         from lxml import etree
 
-        xml = self.lab.cibadmin("--query", "--scope", "constraints")
-        return [str(el.get("id")) for el in etree.fromstring(xml.encode()).iter("rsc_location")]
+        for node in self.lab.live_nodes():  # the first that answers: a node may be fenced while asked
+            try:
+                done = node.run(["cibadmin", "--query", "--scope", "constraints"], timeout=30, check=False)
+            except (NodeDown, subprocess.TimeoutExpired):
+                continue
+            if done.returncode == 0:
+                return [
+                    str(el.get("id")) for el in etree.fromstring(done.stdout.encode()).iter("rsc_location")
+                ]
+        raise LabError("no node answers cibadmin --query")
 
     def emu_state(self) -> dict[str, object]:
         from lab.drbd_emu.engine import Store
@@ -430,6 +441,18 @@ class VmCluster:
             engine.settle(st, time.time())
 
 
+@contextlib.contextmanager
+def _no_interrupts() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 def _synced(emu: Path) -> bool:
     """The emulator's resync has run to its end (the host runs no emulator kernel: settle it here)."""
     from lab.drbd_emu import engine
@@ -491,10 +514,18 @@ def healthy(vc: VmCluster, what: str = "a healthy cluster") -> ClusterState:
             and sorted(s.roles(CLONE).values()) == ["Promoted", "Promoted"]
             and len(s.locations(VM)) == 1
             and vc.drbd_summary() == "node1 Primary/UpToDate, node2 Primary/UpToDate"
-            and not vc.constraints()
+            and not answer(vc.constraints, ["?"])
         )
 
     return vc.wait(ok, what)
+
+
+def answer(ask: Callable[[], list[str]], otherwise: list[str] | None = None) -> list[str]:
+    """`ask()`, or `otherwise` (default: nothing) while no node can answer (fenced, rebooting)."""
+    try:
+        return ask()
+    except LabError:
+        return otherwise or []
 
 
 def guest_log(vc: VmCluster, after: int = 0) -> SerialLog:
@@ -677,7 +708,7 @@ def partition(vc: VmCluster) -> Partition:
     faults.partition(vc.lab, ["node1"], ["node2"])
     vc.emu_link("node1", "node2", cut=True)
     cid = "tandem-fence-" + RES
-    poll(lambda: cid in vc.constraints() or None, WAIT, f"the fencing constraint {cid}", interval=0.5)
+    poll(lambda: cid in answer(vc.constraints) or None, WAIT, f"the fencing constraint {cid}", interval=0.5)
     placed = mark(vc, f"fence-peer placed {cid}")
     loser, when = wait_fenced(vc, t0)
     winner = vc.other(loser)
@@ -691,7 +722,7 @@ def partition(vc: VmCluster) -> Partition:
     mark(vc, f"{loser} rejoined; DRBD reconnects")
     _, kib = wait_resync(vc, healed)
     mark(vc, f"DRBD resynced {kib} KiB {winner} → {loser}")
-    poll(lambda: cid not in vc.constraints() or None, WAIT, f"{cid} cleared", interval=0.5)
+    poll(lambda: cid not in answer(vc.constraints, [cid]) or None, WAIT, f"{cid} cleared", interval=0.5)
     cleared = mark(vc, f"unfence-peer cleared {cid}")
     healthy(vc, "a healthy cluster after the partition")
     gen_after = int(vc.wait_guest_running(after=at).group(1))

@@ -342,11 +342,14 @@ def plot(
         lane = f"{e.subject} power"
         if e.kind == "fence-done" and lane in row:
             ax.plot(e.t - t0, row[lane], "x", color="#d62728", markersize=11, mew=2.5, zorder=4)
+    last, level = -1e9, 0
     for n, (t, _) in enumerate(marks, 1):
         ax.axvline(t - t0, color="#555555", linestyle=":", linewidth=0.8, zorder=1)
-        ax.text(t - t0, -0.9, str(n), ha="center", fontsize=7, color="#333333")
+        level = (level + 1) % 3 if t - t0 - last < end / 60 else 0  # close numbers: staggered, not on top
+        last = t - t0
+        ax.text(t - t0, -0.75 - 0.3 * level, str(n), ha="center", fontsize=7, color="#333333")
     ax.set_yticks(list(row.values()), list(row.keys()))
-    ax.set_ylim(-1.1, len(lanes) + 0.2)
+    ax.set_ylim(-1.5, len(lanes) + 0.2)
     ax.set_xlim(0, end * 1.01)
     ax.set_xlabel("seconds since the demo started (numbers: the scenario's actions, listed in the report)")
     legend = [Patch(color=c, label=op) for op, c in COLORS.items()]
