@@ -1,0 +1,285 @@
+"""ocf:tandem:domain under Pacemaker in the 2-node lab, and the same scenarios with VirtualDomain
+(ocf:heartbeat) and ocf:heartbeat:Xen, recording where they differ (docs/domain-vs-virtualdomain.md).
+
+The cluster is lab.scenarios.VmCluster (emulated dual-primary DRBD r0 as drbd-r0-clone at promoted-max=2, a
+real QEMU guest vm1 under each node's libvirtd, the README's order/colocation constraints) plus xvm: a Xen
+domain under the fake xl (lab/bin on the daemons' PATH, one state for both nodes), on the same DRBD.
+`crm resource move` and live migration of vm1 itself are covered by tests/lab/test_scenarios.py; here: that
+the move ran migrate_to/migrate_from, start/stop, a migration refused for a Secondary target, libvirtd killed
+under monitors, the utilization, and the Xen path. One cluster per agent family, about 2 x 150 s.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from lab.cluster import Lab, LabConfig
+from lab.guest import serial
+from lab.libvirt import Libvirtd
+from lab.netns import TOP
+from lab.scenarios import CLONE, DOMAIN_XML, MINOR, VM, VmCluster, crm_block
+from lxml import etree
+
+from tests.lab.conftest import record
+
+XVM = "xvm"
+XL_CFG = f"""name = "{XVM}"
+memory = 128
+vcpus = 1
+disk = [ 'phy:/dev/drbd{MINOR},xvda,w' ]
+tandem_fake_shutdown = "0.5"
+tandem_fake_migrate_seconds = "0.5"
+"""
+FAMILIES = {
+    "tandem": {
+        "vm": "ocf:tandem:domain",
+        "xen": "ocf:tandem:domain",
+        "xen_params": "config={cfg} backend=xl",
+    },
+    "heartbeat": {
+        "vm": "ocf:heartbeat:VirtualDomain",
+        "xen": "ocf:heartbeat:Xen",
+        "xen_params": "xmfile={cfg}",
+    },
+}
+
+
+@dataclass
+class Setup:
+    family: str
+    vc: VmCluster
+    xl_dir: Path
+
+    @property
+    def lab(self) -> Lab:
+        return self.vc.lab
+
+    @property
+    def tandem(self) -> bool:
+        return self.family == "tandem"
+
+
+def crm_config(family: str, cfg: Path) -> str:
+    """The README's block with vm1's agent swapped, plus xvm on the same DRBD with the same constraints."""
+    agents = FAMILIES[family]
+    body = crm_block().replace("ocf:tandem:domain", agents["vm"]).replace("\ncommit\n", "\n")
+    body += (
+        f"primitive {XVM} {agents['xen']} params {agents['xen_params'].format(cfg=cfg)} "
+        "meta allow-migrate=true op monitor interval=10s timeout=30s op start timeout=60s "
+        "op stop timeout=60s op migrate_to timeout=60s op migrate_from timeout=60s\n"
+        f"colocation {XVM}-with-drbd-r0 inf: {XVM} {CLONE}:Promoted\n"
+        f"order drbd-r0-before-{XVM} Mandatory: {CLONE}:promote {XVM}:start\n"
+        "commit\n"
+    )
+    return body
+
+
+@pytest.fixture(scope="module", params=sorted(FAMILIES), ids=lambda f: f)
+def setup(request: pytest.FixtureRequest, lab_defaults: LabConfig) -> Iterator[Setup]:
+    family = request.param
+    xl_dir = Path(f"/tmp/{lab_defaults.prefix}-domain-xl")
+    subprocess.run(["rm", "-rf", str(xl_dir)], check=True)
+    xl_dir.mkdir(parents=True)
+    cfg = xl_dir / f"{XVM}.cfg"
+    cfg.write_text(XL_CFG)
+    path = f"{TOP / 'lab' / 'bin'}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    base = lab_defaults.with_hooks(env={"PATH": path, "TANDEM_XL_DIR": str(xl_dir)})
+    work = Path(f"/tmp/{lab_defaults.prefix}-domain")
+    with VmCluster.start(base, work, print, crm=crm_config(family, cfg)) as vc:
+        vc.wait(lambda s: len(s.locations(XVM)) == 1, f"{XVM} started")
+        record(f"test_domain_lab[{family}]: cluster with vm1 and xvm ready", time.monotonic() - vc.t0)
+        yield Setup(family, vc, xl_dir)
+    subprocess.run(["rm", "-rf", str(xl_dir)], check=False)
+
+
+def where(s: Setup, rsc: str = VM) -> str:
+    state = s.lab.state()
+    assert state is not None
+    nodes = sorted(state.locations(rsc))
+    assert len(nodes) == 1, f"{rsc} active on {nodes}"
+    return nodes[0]
+
+
+def failures(s: Setup, rsc: str) -> list[str]:
+    """Failed operations of `rsc` crm_mon shows (op key and exit reason)."""
+    xml = s.lab.crm_mon_xml()
+    assert xml is not None
+    doc = etree.fromstring(xml.encode())
+    return [
+        f"{f.get('op_key')}: {f.get('exitreason')}"
+        for f in doc.iter("failure")
+        if str(f.get("op_key", "")).startswith(f"{rsc}_")
+    ]
+
+
+def agent_in_node(s: Setup, node: str, action: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run vm1's agent in a node the way pacemaker-execd does, with the lab's daemon environment."""
+    agent = FAMILIES[s.family]["vm"].split(":")
+    full = {
+        **dict(s.vc.lab.config.env),
+        "OCF_ROOT": "/usr/lib/ocf",
+        "OCF_RESOURCE_INSTANCE": VM,
+        "OCF_RESKEY_config": DOMAIN_XML,
+        "OCF_RESKEY_hypervisor": "qemu:///system",
+        "OCF_RESKEY_migration_transport": "tcp",
+        "OCF_RESKEY_CRM_meta_timeout": "120000",
+        **env,
+    }
+    path = f"/usr/lib/ocf/resource.d/{agent[1]}/{agent[2]}"
+    return s.lab.node(node).run([path, action], env=full, check=False, timeout=150)
+
+
+def fake_xl_domains(s: Setup) -> dict[str, list[str]]:
+    state = json.loads((s.xl_dir / "state.json").read_text())
+    return {node: sorted(v["domains"]) for node, v in state["nodes"].items()}
+
+
+def test_move_runs_migrate_to_and_migrate_from(setup: Setup) -> None:
+    s = setup
+    source = where(s)
+    target = s.vc.other(source)
+    boots = serial.parse(serial.read(s.vc.serial)).boots
+    size = serial.size(s.vc.serial)
+    t0 = time.monotonic()
+    s.lab.crm("resource", "move", VM, target)
+    try:
+        s.vc.wait(lambda st: st.locations(VM) == {target}, f"{VM} on {target}")
+        record(f"[{s.family}] crm resource move {VM}: to started on the target", time.monotonic() - t0)
+    finally:
+        s.lab.crm("resource", "clear", VM)
+    serial.wait_for(s.vc.serial, r"alive t=\d+", after=size, timeout=60)
+    assert serial.parse(serial.read(s.vc.serial)).boots == boots  # moved live, never restarted
+    for op in ("migrate_to", "migrate_from"):
+        results = s.lab.logs(f"Result of {op} operation for {VM} ")
+        assert results and results[-1].endswith(": ok"), (op, results[-3:])
+    assert failures(s, VM) == []
+
+
+def test_stop_is_graceful_and_start_is_transient(setup: Setup) -> None:
+    s = setup
+    node = where(s)
+    before = serial.parse(serial.read(s.vc.serial))
+    s.lab.crm("resource", "stop", VM)
+    try:
+        s.vc.wait(lambda st: not st.locations(VM), f"{VM} stopped")
+        after = serial.parse(serial.read(s.vc.serial))
+        assert after.poweroffs == before.poweroffs + 1  # the guest saw the power button: a graceful stop
+    finally:
+        s.lab.crm("resource", "start", VM)
+    s.vc.wait(lambda st: len(st.locations(VM)) == 1, f"{VM} started again")
+    s.vc.wait_guest_running(after=0)
+    for lv in (Libvirtd(n) for n in s.lab.nodes):
+        listed = lv.virsh("list", "--all", "--name").stdout.split()
+        running = lv.virsh("list", "--name").stdout.split()
+        assert listed == running, f"a persistent definition left on {lv.node.name}: {listed}"
+    print(f"[{s.family}] graceful stop on {node}; no persistent definitions")
+
+
+def test_migration_to_a_secondary_target(setup: Setup) -> None:
+    """promoted-max=1 demotes the node without vm1; a migrate_to there must refuse (tandem) — VirtualDomain,
+    which checks nothing, migrates onto the Secondary (recorded), and is migrated back by hand."""
+    s = setup
+    source = where(s)
+    target = s.vc.other(source)
+    s.lab.crm("resource", "meta", CLONE, "set", "promoted-max", "1")
+    try:
+        s.vc.wait(
+            lambda st: s.lab.state() is not None and st.roles(CLONE).get(target) == "Unpromoted",
+            f"{CLONE} demoted on {target}",
+        )
+        meta = {"OCF_RESKEY_CRM_meta_migrate_source": source, "OCF_RESKEY_CRM_meta_migrate_target": target}
+        run = agent_in_node(s, source, "migrate_to", meta)
+        if s.tandem:
+            assert run.returncode == 1, run.stderr
+            assert (
+                f"ocf-exit-reason:migration of {VM} to {target} refused: r0 is Secondary on {target}"
+                in run.stderr
+            )
+            assert Libvirtd(s.lab.node(source)).domstate(VM) == "running"
+        else:
+            print(f"[heartbeat] VirtualDomain migrate_to onto a Secondary target: rc {run.returncode}")
+            if run.returncode == 0:  # it went; bring it back where Pacemaker has it
+                back = {
+                    "OCF_RESKEY_CRM_meta_migrate_source": target,
+                    "OCF_RESKEY_CRM_meta_migrate_target": source,
+                }
+                assert agent_in_node(s, target, "migrate_to", back).returncode == 0
+            assert Libvirtd(s.lab.node(source)).domstate(VM) == "running"
+    finally:
+        s.lab.crm("resource", "meta", CLONE, "set", "promoted-max", "2")
+    s.vc.wait(
+        lambda st: sorted(st.roles(CLONE).values()) == ["Promoted", "Promoted"], f"{CLONE} promoted twice"
+    )
+    assert where(s) == source
+
+
+def test_libvirtd_killed_under_monitors(setup: Setup) -> None:
+    """libvirtd dies on vm1's node for three monitor intervals: the domain must not be read as stopped."""
+    s = setup
+    node = where(s)
+    lv = Libvirtd(s.lab.node(node))
+    pid = lv.pid()
+    assert pid is not None
+    size = serial.size(s.vc.serial)
+    s.lab.node(node).run(["kill", "-KILL", str(pid)])
+    try:
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            state = s.lab.state()
+            assert state is not None and state.locations(VM) == {node}, s.lab.status_text()
+            time.sleep(1)
+        monitors = s.lab.logs(f"{VM}_monitor_10000")
+        print(f"[{s.family}] vm1 monitors while libvirtd was dead: {monitors[-3:]}")
+        assert failures(s, VM) == [], s.lab.status_text()
+    finally:
+        lv.start()
+    assert serial.parse(serial.read(s.vc.serial)[size:]).boots == 0  # never restarted
+    assert where(s) == node
+
+
+def test_utilization(setup: Setup) -> None:
+    s = setup
+    xml = s.lab.cibadmin("--query", "--scope", "resources")
+    prim = etree.fromstring(xml.encode()).find(f".//primitive[@id='{VM}']")
+    assert prim is not None
+    util = {nv.get("name"): nv.get("value") for nv in prim.iterfind("utilization/nvpair")}
+    print(f"[{s.family}] vm1 utilization in the CIB: {util}")
+    assert util.get("cpu") == "1" and util.get("hv_memory")
+    if s.tandem:
+        writes = [line for line in s.lab.logs("utilization set") if f"({VM})" in line]
+        monitors = s.lab.logs(f"Result of monitor operation for {VM}")
+        assert 1 <= len(writes) <= 6 < len(monitors) + 6  # once per start/migration, not once per monitor
+
+
+def test_xen_path_under_the_fake_xl(setup: Setup) -> None:
+    s = setup
+    source = where(s, XVM)
+    target = s.vc.other(source)
+    assert XVM in fake_xl_domains(s)[source]
+    s.lab.crm("resource", "move", XVM, target)
+    try:
+        s.vc.wait(lambda st: st.locations(XVM) == {target}, f"{XVM} on {target}")
+    finally:
+        s.lab.crm("resource", "clear", XVM)
+    domains = fake_xl_domains(s)
+    assert XVM in domains[target] and XVM not in domains.get(source, [])
+    migrated = [line for line in s.lab.logs("Result of migrate_from operation") if XVM in line]
+    print(f"[{s.family}] {XVM} moved by: {migrated[-1:] or 'stop/start'}")
+    assert migrated, "the move was not a migration"
+    assert failures(s, XVM) == []
+    # a broken toolstack under monitors: tandem reports "cannot tell" (a failure), never "stopped"
+    if s.tandem:
+        (s.xl_dir / f"{target}.broken").write_text("")
+        try:
+            s.vc.wait(lambda st: failures(s, XVM) != [], f"{XVM} monitor failure with xl broken", timeout=60)
+            assert any("cannot tell" in f for f in failures(s, XVM)), failures(s, XVM)
+        finally:
+            (s.xl_dir / f"{target}.broken").unlink()
+            s.lab.crm("resource", "cleanup", XVM)
+        s.vc.wait(lambda st: len(st.locations(XVM)) == 1 and not failures(s, XVM), f"{XVM} healthy again")
