@@ -1,0 +1,151 @@
+"""Host side of a measurement: hand a run list to bench.spawn inside a lab node, read back the runs, and
+everything around them: strace counts, the CIB's counters, the emulator's share of the time."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.netns import TOP, Node
+
+from bench.stats import Summary, summarize
+from bench.trace import CibVersion, Counts, Exec, Kind, cib_version, classify, count, parse_execs
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    i: int
+    wall_ns: int
+    rc: int
+    maxrss_kib: int
+    user_s: float
+    sys_s: float
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+
+
+def spawn(
+    node: Node | None, commands: Sequence[Command], order: Sequence[str], logs: Path, strace: bool = False
+) -> list[Run]:
+    """Run `order` (names of `commands`) inside `node` (None: on the host), one after another; logs: a
+    directory every node sees (under /tmp), for stderr and strace output."""
+    logs.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "commands": [{"name": c.name, "argv": list(c.argv), "env": dict(c.env)} for c in commands],
+        "order": list(order),
+        "strace": str(logs / "trace") if strace else None,
+        "stderr": str(logs / "run"),
+    }
+    argv = ["/usr/bin/python3", "-m", "bench.spawn"]
+    timeout = 60.0 + 60.0 * len(order)
+    if node is None:
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": str(TOP)}
+        done = subprocess.run(
+            argv, input=json.dumps(spec), env=env, capture_output=True, text=True, timeout=timeout, check=True
+        )
+    else:
+        done = node.run(argv, input=json.dumps(spec), env={"PYTHONPATH": str(TOP)}, timeout=timeout)
+    return [Run(**json.loads(line)) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
+def stderr_of(logs: Path, name: str) -> str:
+    try:
+        return (logs / f"run-{name}.err").read_text(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def traces(logs: Path, name: str) -> list[list[Exec]]:
+    return [parse_execs(p.read_text(errors="replace")) for p in sorted(logs.glob(f"trace-{name}-*.log"))]
+
+
+def cib(node: Node) -> CibVersion:
+    return cib_version(node.run(["cibadmin", "-Q"], timeout=60).stdout)
+
+
+def walls_ms(runs: Sequence[Run], name: str) -> list[float]:
+    return [r.wall_ns / 1e6 for r in runs if r.name == name]
+
+
+def summary_ms(runs: Sequence[Run], name: str) -> Summary:
+    return summarize(walls_ms(runs, name))
+
+
+# Emulator replay: what the fake DRBD tools cost on their own, for the agent's exact calls. Only calls that
+# read state are replayed (a steady-state monitor makes no others; anything else is left out and noted).
+_CHANGES = {
+    "up", "down", "primary", "secondary", "adjust", "connect", "disconnect", "attach", "detach", "outdate",
+    "resize", "invalidate", "invalidate-remote", "new-current-uuid", "pause-sync", "resume-sync",
+    "suspend-io", "resume-io", "wait-connect", "wait-sync", "wait-connect-resource", "net-options",
+    "disk-options", "resource-options", "peer-device-options", "new-resource", "new-minor", "del-minor",
+    "del-resource", "create-md", "apply-al",
+}  # fmt: skip
+
+
+def replayable(e: Exec) -> bool:
+    return classify(e) is Kind.DRBD and not (_CHANGES & set(e.argv[1:]))
+
+
+@dataclass(frozen=True)
+class EmuShare:
+    """The fake DRBD tools' part of one monitor: per call median wall time, summed over the calls one
+    monitor makes; and the largest resident set of a fake call."""
+
+    calls: int
+    skipped: int  # calls that change state: not replayed, not in ms
+    ms: float
+    maxrss_kib: int
+
+
+def emulator_share(
+    node: Node, execs: Sequence[Exec], env: Mapping[str, str], logs: Path, rounds: int
+) -> EmuShare:
+    drbd = [e for e in execs if classify(e) is Kind.DRBD]
+    replay = [e for e in drbd if replayable(e)]
+    distinct: dict[tuple[str, ...], str] = {}
+    for e in replay:
+        distinct.setdefault((e.path, *e.argv[1:]), f"emu{len(distinct)}")
+    if not distinct:
+        return EmuShare(len(drbd), len(drbd) - len(replay), 0.0, 0)
+    commands = [Command(name, argv, env) for argv, name in distinct.items()]
+    names = [c.name for c in commands]
+    runs = spawn(node, commands, names * rounds, logs)
+    median = {n: summarize(walls_ms(runs, n)).median for n in names}
+    total = sum(median[distinct[(e.path, *e.argv[1:])]] for e in replay)
+    return EmuShare(len(drbd), len(drbd) - len(replay), total, max(r.maxrss_kib for r in runs))
+
+
+@dataclass(frozen=True)
+class Census:
+    """What one agent's steady-state monitors did, counted over `runs` consecutive monitors under strace."""
+
+    runs: int
+    counts: tuple[Counts, ...]
+    cib_updates: int  # CIB changes over those runs (its version counters), minus the idle drift
+    drift: int  # CIB changes over the same time with no agent running
+    seconds: float
+
+
+def census(node: Node, command: Command, runs: int, logs: Path) -> Census:
+    """Count programs started (strace) and CIB updates (version counters before/after) of `runs` monitors,
+    then the CIB's idle drift over the same duration."""
+    before = cib(node)
+    t0 = time.monotonic()
+    spawn(node, [command], [command.name] * runs, logs, strace=True)
+    took = time.monotonic() - t0
+    after = cib(node)
+    idle0 = cib(node)
+    time.sleep(took)
+    drift = cib(node).updates_since(idle0)
+    found = tuple(count(t) for t in traces(logs, command.name))
+    return Census(runs, found, after.updates_since(before) - drift, drift, took)

@@ -1,0 +1,338 @@
+"""Steady-state monitor of each pair, on the same resource in the same state: wall time, what it starts,
+what it writes to the CIB, peak RSS, and the DRBD emulator's share of the time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.cluster import poll
+from lab.guest import serial
+from lab.netns import Node
+
+from bench.agents import Agent, Pair, clone_meta, ocf_env
+from bench.measure import Census, Command, EmuShare, Run, census, emulator_share, spawn, stderr_of, traces
+from bench.report import med_p90, num, section, spread, table, times
+from bench.stats import paired_ratios, ratio, round_robin, summarize
+from bench.testbed import VM, VM_MINOR, Bed
+
+INTERVAL_PROMOTED_MS = 10_000
+INTERVAL_UNPROMOTED_MS = 11_000
+TIMEOUT_MS = 30_000
+
+
+def drbd_pair() -> Pair:
+    return Pair(
+        Agent("ocf:tandem:drbd", "bench_drbd_ours", {"drbd_resource": "r0"}),
+        Agent("ocf:linbit:drbd", "bench_drbd_anchor", {"drbd_resource": "r0"}),
+    )
+
+
+def domain_pair(bed: Bed) -> Pair:
+    params = {"config": str(bed.vm_xml), "hypervisor": "qemu:///system", "migration_transport": "tcp"}
+    return Pair(
+        Agent("ocf:tandem:domain", "bench_vm_ours", params),
+        Agent("ocf:heartbeat:VirtualDomain", "bench_vm_anchor", params),
+    )
+
+
+def cib_config(bed: Bed) -> str:
+    """The four resources, unmanaged and without recurring operations: the cluster knows them (so their
+    cluster tools work as in production) but never runs them while we do."""
+    lines = []
+    for pair in (drbd_pair(), domain_pair(bed)):
+        for agent in (pair.ours, pair.anchor):
+            params = " ".join(f"{k}={v}" for k, v in agent.params.items())
+            kind = agent.standard_provider_type
+            lines.append(f"primitive {agent.instance} {kind} params {params} meta is-managed=false")
+    for agent in (drbd_pair().ours, drbd_pair().anchor):
+        lines.append(
+            f"clone ms_{agent.instance} {agent.instance} meta promotable=true promoted-max=1 "
+            "promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true is-managed=false"
+        )
+    return "\n".join([*lines, "commit", ""])
+
+
+@dataclass(frozen=True)
+class Scenario:
+    title: str
+    node: str
+    pair: Pair
+    interval_ms: int
+    meta: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class PairResult:
+    scenario: Scenario
+    runs: tuple[Run, ...]
+    census: Mapping[str, Census]
+    emu: Mapping[str, EmuShare]
+
+
+@dataclass(frozen=True)
+class Settings:
+    rounds: int
+    warmup: int
+    census_runs: int
+    replay_rounds: int
+
+
+def commands(bed: Bed, sc: Scenario) -> list[Command]:
+    node = bed.node(sc.node)
+    base = bed.daemon_env(node)
+    out = []
+    for name in sc.pair.names:
+        agent = sc.pair.agent(name)
+        env = ocf_env(
+            base,
+            agent,
+            "monitor",
+            node=node.name,
+            node_id=str(node.index),
+            interval_ms=sc.interval_ms,
+            timeout_ms=TIMEOUT_MS,
+            meta=sc.meta,
+        )
+        out.append(Command(name, (agent.path, "monitor"), env))
+    return out
+
+
+def measure(bed: Bed, sc: Scenario, s: Settings, log: Callable[[str], None]) -> PairResult:
+    node = bed.node(sc.node)
+    cmds = commands(bed, sc)
+    logs = bed.work / "runs" / slug(sc.title)
+    names = [c.name for c in cmds]
+    spawn(node, cmds, round_robin(names, s.warmup), logs)
+    runs = spawn(node, cmds, round_robin(names, s.rounds), logs)
+    for name in names:
+        rcs = {r.rc for r in runs if r.name == name}
+        log(f"  {sc.title}: {name} rc {sorted(rcs)} {summarize_ms(runs, name)}")
+        if rcs - {0, 8}:
+            log(f"    stderr: {stderr_of(logs, name)[-600:]}")
+    counted = {c.name: census(node, c, s.census_runs, logs / f"census-{c.name}") for c in cmds}
+    emu = {}
+    for c in cmds:
+        found = traces(logs / f"census-{c.name}", c.name)
+        emu[c.name] = emulator_share(node, found[0] if found else [], c.env, logs / "emu", s.replay_rounds)
+    return PairResult(sc, tuple(runs), counted, emu)
+
+
+def summarize_ms(runs: Sequence[Run], name: str) -> str:
+    s = summarize([r.wall_ns / 1e6 for r in runs if r.name == name])
+    return f"median {s.median:.1f} ms, p90 {s.p90:.1f} ms (n={s.n})"
+
+
+def slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")[:60]
+
+
+def scenarios(bed: Bed) -> list[Scenario]:
+    d = drbd_pair()
+    return [
+        Scenario(
+            "DRBD r0 Primary, peer Secondary, connected, both UpToDate (promoted-max=1)",
+            "node1",
+            d,
+            INTERVAL_PROMOTED_MS,
+            clone_meta(1, "Promoted"),
+        ),
+        Scenario(
+            "DRBD r0 Secondary, peer Primary, connected, both UpToDate (promoted-max=1)",
+            "node2",
+            d,
+            INTERVAL_UNPROMOTED_MS,
+            clone_meta(1, "Unpromoted"),
+        ),
+        Scenario(
+            "DRBD r0 Primary, peer Secondary, connected, both UpToDate (promoted-max=2, dual-primary clone)",
+            "node1",
+            d,
+            INTERVAL_PROMOTED_MS,
+            clone_meta(2, "Promoted"),
+        ),
+        Scenario(
+            f"Domain {VM} running under libvirtd on node1, disk /dev/drbd{VM_MINOR}",
+            "node1",
+            domain_pair(bed),
+            INTERVAL_PROMOTED_MS,
+            {},
+        ),
+    ]
+
+
+def prepare(bed: Bed, log: Callable[[str], None]) -> None:
+    """DRBD r0 and vm0 up on both nodes, Primary on node1; the guest running on node1; the resources in
+    the CIB (unmanaged) and the cluster idle."""
+    n1, n2 = bed.node(1), bed.node(2)
+    for n in (n1, n2):
+        bed.drbdadm(n, "up", "r0", "vm0", check=False)
+    bed.drbdadm(n1, "primary", "r0", "vm0")
+    poll(lambda: connected(bed, n1) or None, 60, "r0 and vm0 connected and UpToDate")
+    lv = bed.libvirtd(n1)
+    if lv.domstate(VM) != "running":
+        mark = serial.size(bed.serial) if bed.serial.exists() else 0
+        lv.create(bed.vm_xml.read_text())
+        serial.wait_for(bed.serial, r"alive t=\d+", after=mark, timeout=120)
+    log("  guest running on node1")
+    bed.lab.crm("configure", input=cib_config(bed))
+    idle(bed)
+
+
+def idle(bed: Bed) -> None:
+    """Until the cluster has nothing left to do (the probes of the new resources are in)."""
+    bed.lab.first_live().run(["crm_resource", "--wait", "--timeout", "300"], timeout=320, check=False)
+
+
+def connected(bed: Bed, node: Node) -> bool:
+    out = node.run(["drbdsetup", "status"], env=bed.daemon_env(node)).stdout
+    return out.count("peer-disk:UpToDate") >= 2 and "Connecting" not in out
+
+
+def run(bed: Bed, s: Settings, log: Callable[[str], None]) -> tuple[list[PairResult], str]:
+    prepare(bed, log)
+    results = [measure(bed, sc, s, log) for sc in scenarios(bed)]
+    return results, render(results, s)
+
+
+# ---- the report --------------------------------------------------------------------------------------------
+
+
+def walls(r: PairResult, name: str) -> list[float]:
+    return [x.wall_ns / 1e6 for x in r.runs if x.name == name]
+
+
+def render(results: Sequence[PairResult], s: Settings) -> str:
+    wall_rows, what_rows, emu_rows = [], [], []
+    for r in results:
+        sc = r.scenario
+        o, a = summarize(walls(r, "ours")), summarize(walls(r, "anchor"))
+        pr = summarize(paired_ratios(walls(r, "ours"), walls(r, "anchor")))
+        wall_rows.append(
+            [
+                sc.title,
+                f"{sc.pair.ours.standard_provider_type} / {sc.pair.anchor.standard_provider_type}",
+                rcs(r, "ours") + " / " + rcs(r, "anchor"),
+                med_p90(o),
+                med_p90(a),
+                times(ratio(o.median, a.median)),
+                times(ratio(o.p90, a.p90)),
+                f"{pr.median:.2f}× (IQR {pr.p25:.2f}–{pr.p75:.2f})",
+            ]
+        )
+        for name in sc.pair.names:
+            agent = sc.pair.agent(name)
+            c = r.census[name]
+            n = max(len(c.counts), 1)
+            rss = summarize([x.maxrss_kib / 1024 for x in r.runs if x.name == name])
+            share = r.emu[name]
+            what_rows.append(
+                [
+                    sc.title,
+                    agent.standard_provider_type,
+                    num(sum(x.processes for x in c.counts) / n),
+                    num(sum(x.drbd for x in c.counts) / n),
+                    num(sum(x.hypervisor for x in c.counts) / n),
+                    num(sum(x.cib_reads for x in c.counts) / n),
+                    num(sum(x.cib_writes for x in c.counts) / n),
+                    num(c.cib_updates / c.runs, 2),
+                    f"{rss.median:.1f} (max {rss.maximum:.1f})",
+                    "n/a" if not share.maxrss_kib else f"{share.maxrss_kib / 1024:.1f}",
+                ]
+            )
+        oe, ae = r.emu["ours"], r.emu["anchor"]
+        adj_o, adj_a = o.median - oe.ms, a.median - ae.ms
+        emu_rows.append(
+            [
+                sc.title,
+                f"{oe.calls} / {ae.calls}",
+                f"{oe.ms:.1f} / {ae.ms:.1f}",
+                f"{adj_o:.1f} / {adj_a:.1f}",
+                times(ratio(adj_o, adj_a)) if adj_o > 0 and adj_a > 0 else "n/a (noise)",
+                f"{oe.skipped} / {ae.skipped}",
+            ]
+        )
+    wall = table(
+        [
+            "state",
+            "ours / anchor",
+            "rc ours / anchor",
+            "ours ms (median / p90)",
+            "anchor ms (median / p90)",
+            "ratio of medians",
+            "ratio of p90s",
+            "paired ratio, median (IQR)",
+        ],
+        wall_rows,
+        right=[3, 4, 5, 6],
+    )
+    spreads = table(
+        ["state", "ours spread (ms)", "anchor spread (ms)"],
+        [
+            [r.scenario.title, spread(summarize(walls(r, "ours"))), spread(summarize(walls(r, "anchor")))]
+            for r in results
+        ],
+    )
+    what = table(
+        [
+            "state",
+            "agent",
+            "programs started",
+            "DRBD tool calls",
+            "virsh calls",
+            "cluster reads",
+            "cluster write requests",
+            "CIB updates per monitor",
+            "peak RSS MiB (tree), median",
+            "peak RSS MiB of one emulator call",
+        ],
+        what_rows,
+        right=[2, 3, 4, 5, 6, 7],
+    )
+    emu_table = table(
+        [
+            "state",
+            "DRBD calls ours / anchor",
+            "emulator ms ours / anchor",
+            "median − emulator ms ours / anchor",
+            "ratio without the emulator",
+            "not replayed (state changes)",
+        ],
+        emu_rows,
+        right=[1, 2, 3, 4],
+    )
+    notes = {k: v.format(s=s) for k, v in NOTES.items()}
+    parts = [
+        section("Monitor: wall time", notes["wall"], wall, "Spread of the wall times:", spreads),
+        section("Monitor: what one steady-state monitor does", notes["what"], what),
+        section("Monitor: the DRBD emulator's share", notes["emu"], emu_table),
+    ]
+    return "\n".join(parts)
+
+
+NOTES = {
+    "wall": "{s.rounds} interleaved rounds per state after {s.warmup} warm-up round(s); per round each "
+    "agent runs once, the order rotating each round. Ratios are ours/anchor: below 1 means ours is "
+    "faster. The paired ratio is the median of the per-round ratios (runs back to back share the "
+    "machine's load of that moment).",
+    "what": "Counted over {s.census_runs} consecutive monitors of each agent alone, under "
+    "`strace -f -e trace=execve` (programs started, not counting the agent itself; cluster tools split "
+    "into reads and write requests by their options). CIB updates: the CIB's epoch/num_updates before "
+    "and after those monitors, minus the change over an equally long idle period. Peak RSS: `wait4` "
+    "ru_maxrss of the agent's process tree, i.e. the largest resident set of any one process in it "
+    "(an emulator call counts: see the last column).",
+    "emu": "The emulator's drbdsetup/drbdadm are Python programs, far slower than the real C tools. Each "
+    "DRBD call a monitor made (from its strace) was replayed alone {s.replay_rounds} times with the "
+    "agent's environment; the sum of the per-call medians is the emulator's time in one monitor. "
+    "Subtracting it estimates each agent's own time with instant DRBD tools (real drbdsetup/drbdadm "
+    "take a few ms each, so a real node sits between the two columns).",
+}
+
+
+def rcs(r: PairResult, name: str) -> str:
+    return ",".join(str(x) for x in sorted({x.rc for x in r.runs if x.name == name}))
+
+
+def runs_dir(bed: Bed) -> Path:
+    return bed.work / "runs"

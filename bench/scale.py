@@ -1,0 +1,77 @@
+"""Monitor cost as the number of DRBD resources on the node grows: the same monitor of r0 (Primary, peer
+Secondary, connected, UpToDate; promoted-max=1) with 1, 10, 50, 100 resources up on both nodes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from bench import monitor
+from bench.agents import clone_meta
+from bench.report import med_p90, section, table, times
+from bench.stats import ratio, summarize
+from bench.testbed import VM, Bed, scale_names
+
+
+def run(bed: Bed, points: Sequence[int], s: monitor.Settings, log: Callable[[str], None]) -> str:
+    n1, n2 = bed.node(1), bed.node(2)
+    bed.libvirtd(n1).virsh("destroy", VM, check=False)
+    for n in (n1, n2):
+        bed.drbdadm(n, "down", "vm0", check=False)
+    up: list[str] = []
+    rows = []
+    sc = monitor.Scenario(
+        "r0 Primary, peer Secondary (promoted-max=1)",
+        "node1",
+        monitor.drbd_pair(),
+        monitor.INTERVAL_PROMOTED_MS,
+        clone_meta(1, "Promoted"),
+    )
+    try:
+        for count in points:
+            want = scale_names(count)
+            bed.set_conf(["r0", *want])
+            bed.scale_up([n for n in want if n not in up])
+            up = want
+            log(f"  {count} resources up")
+            r = monitor.measure(bed, sc, s, log)
+            o, a = summarize(monitor.walls(r, "ours")), summarize(monitor.walls(r, "anchor"))
+            oe, ae = r.emu["ours"], r.emu["anchor"]
+            adj_o, adj_a = o.median - oe.ms, a.median - ae.ms
+            rows.append(
+                [
+                    str(count),
+                    med_p90(o),
+                    med_p90(a),
+                    times(ratio(o.median, a.median)),
+                    f"{oe.calls} / {ae.calls}",
+                    f"{oe.ms:.1f} / {ae.ms:.1f}",
+                    f"{adj_o:.1f} / {adj_a:.1f}",
+                    times(ratio(adj_o, adj_a)) if adj_o > 0 and adj_a > 0 else "n/a (noise)",
+                ]
+            )
+    finally:
+        bed.scale_down(up)
+        bed.set_conf(["r0", "vm0"])
+    return section(
+        "Monitor cost by number of DRBD resources on the node",
+        f"The same monitor of r0 ({sc.title}) on node1 while 1 to {max(points)} resources are up and "
+        f"connected on both nodes (r0 counted; the guest's vm0 is down). {s.rounds} interleaved rounds "
+        f"per point after {s.warmup} warm-up round(s); emulator share as in the monitor section, replayed "
+        f"{s.replay_rounds} times at each point. The emulator's every call walks the state of every "
+        "resource, so its share grows with the count; the columns without it are what the agents "
+        "themselves add.",
+        table(
+            [
+                "resources",
+                "ours ms (median / p90)",
+                "anchor ms (median / p90)",
+                "ratio of medians",
+                "DRBD calls ours / anchor",
+                "emulator ms ours / anchor",
+                "median − emulator ms ours / anchor",
+                "ratio without the emulator",
+            ],
+            rows,
+            right=[0, 1, 2, 3],
+        ),
+    )

@@ -1,0 +1,61 @@
+"""Runs agent processes inside a lab node, as pacemaker-execd does (fork/exec, wait), and measures each.
+
+Started by the host in the node (`python3 -m bench.spawn < spec.json`), so no nsenter or host process sits
+between the clock and the agent. Stdlib only. The spec:
+
+    {"commands": [{"name": "tandem", "argv": [...], "env": {...}}, ...],
+     "order": ["tandem", "linbit", ...],       # one run per entry, in this order
+     "strace": "/path/prefix" or null,          # run under strace -f -e trace=execve, log per run
+     "stderr": "/path/prefix"}                  # each command's last stderr, for diagnosis
+
+Per run it prints one JSON line: name, wall_ns (spawn to reaped, perf_counter_ns), rc, maxrss_kib (wait4's
+ru_maxrss: the largest resident set of any process of the run's tree, agent or child), user_s, sys_s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+
+def run_once(argv: list[str], env: dict[str, str], err_path: str) -> dict[str, Any]:
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 2, err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
+    ]
+    t0 = time.perf_counter_ns()
+    pid = os.posix_spawn(argv[0], argv, env, file_actions=actions)
+    _, status, usage = os.wait4(pid, 0)
+    wall = time.perf_counter_ns() - t0
+    return {
+        "wall_ns": wall,
+        "rc": os.waitstatus_to_exitcode(status),
+        "maxrss_kib": usage.ru_maxrss,
+        "user_s": usage.ru_utime,
+        "sys_s": usage.ru_stime,
+    }
+
+
+def main() -> int:
+    spec = json.load(sys.stdin)
+    commands = {c["name"]: c for c in spec["commands"]}
+    seen: dict[str, int] = {}
+    for name in spec["order"]:
+        cmd = commands[name]
+        i = seen.get(name, 0)
+        seen[name] = i + 1
+        argv = list(cmd["argv"])
+        if spec.get("strace"):
+            log = f"{spec['strace']}-{name}-{i}.log"
+            argv = ["/usr/bin/strace", "-f", "-qq", "-e", "trace=execve", "-s", "256", "-o", log, *argv]
+        result = run_once(argv, cmd["env"], f"{spec['stderr']}-{name}.err")
+        print(json.dumps({"name": name, "i": i, **result}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
