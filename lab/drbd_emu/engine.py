@@ -391,30 +391,34 @@ def _new_data(st: State, node: str, res: str, vol: str) -> None:
 
 def write(st: State, node: str, res: str, vol: str, now: float, count: int = 1) -> dict[str, Any]:
     """A write on the Primary: bumps the generation, replicated to connected peers (protocol C), including a
-    SyncTarget. Refused while I/O is suspended (fencing/quorum) or when not Primary."""
+    SyncTarget. Refused while I/O is suspended (fencing/quorum) or when not Primary. A Primary whose disk
+    failed (Diskless) keeps writing through an UpToDate peer (UG9 "Disk error handling", detach)."""
     settle(st, now)
     r = res_state(st, node, res)
     if r is None or r["role"] != "Primary":
         raise StateError(0, "not Primary: writes need the Primary role", 1)
     if r["suspended"]:
         raise StateError(0, f"I/O suspended ({','.join(r['suspended'])})", 1)
-    d = r["disks"][vol]
-    if d["state"] != "UpToDate":
-        raise StateError(0, f"local disk {d['state']}: I/O error", 1)
+    peers = [
+        p
+        for p, c in r["conns"].items()
+        if c["state"] == "Connected"
+        and (res_state(st, p, res) or {}).get("disks", {}).get(vol, {}).get("state")
+        not in (None, "Diskless", "Failed")
+    ]
+    local = r["disks"][vol]["state"] == "UpToDate"
+    if not local and not any(r["conns"][p]["peer_disk"].get(vol) == "UpToDate" for p in peers):
+        raise StateError(0, f"local disk {r['disks'][vol]['state']} and no UpToDate peer: I/O error", 1)
     md = meta_for(st, node, res, vol)
+    if not local:  # the data lives on the peers: continue from their generation
+        newest = max((meta_for(st, p, res, vol) for p in peers), key=lambda m: int(m["gen"]))
+        md["gen"], md["tag"] = newest["gen"], newest["tag"]
     for _ in range(count):
         _new_data(st, node, res, vol)
-    for peer, c in r["conns"].items():
-        if c["state"] != "Connected":
-            c.setdefault("oos", {})
-            continue
-        repl = c["repl"].get(vol, "Established")
+    for peer in peers:
         pmd = meta_for(st, peer, res, vol)
-        pr = res_state(st, peer, res)
-        if pr is None or pr["disks"][vol]["state"] == "Diskless":
-            continue
         pmd["gen"], pmd["tag"] = md["gen"], md["tag"]
-        if repl == "Established":
+        if r["conns"][peer]["repl"].get(vol, "Established") == "Established" and local:
             md["synced"][peer] = md["tag"]
             pmd["synced"][node] = md["tag"]
     return {"gen": md["gen"], "tag": md["tag"]}

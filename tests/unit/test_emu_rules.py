@@ -252,6 +252,22 @@ def test_disk_failure_goes_failed_then_diskless() -> None:
     assert conn(s, "alice", "bob")["peer_disk"]["0"] == "Diskless"
 
 
+def test_diskless_primary_writes_through_its_peer() -> None:
+    """UG9 "Disk error handling": after its disk detached, a Primary serves I/O from the peer's disk; the
+    writes land on the peer (the data generation there grows)."""
+    cfg = make_cfg()
+    s = cluster(cfg)
+    engine.fail_disk(s, "alice", "r0", "0", 4000.0)
+    engine.settle(s, 4000.0 + engine.FAILED_SECONDS)
+    assert disk(s, "alice") == "Diskless"
+    before = engine.meta_for(s, "bob", "r0", "0")["gen"]
+    out = engine.write(s, "alice", "r0", "0", 4002.0, count=2)
+    assert engine.meta_for(s, "bob", "r0", "0")["gen"] == before + 2 == out["gen"]
+    s["links"][engine.link_key("alice", "bob")] = {"cut": True}
+    with pytest.raises(engine.StateError):
+        engine.write(s, "alice", "r0", "0", 4003.0)  # no disk, no peer: I/O error
+
+
 class RoleMachine(RuleBasedStateMachine):
     """Random promote/demote/cut/heal/write sequences never yield two connected Primaries without
     allow-two-primaries, and a Primary always has UpToDate data (drbd.conf(5), drbdsetup(8) primary)."""
