@@ -12,6 +12,7 @@ from pathlib import Path
 
 from lab.netns import TOP, Node
 
+from bench.spawn import safe
 from bench.stats import Summary, summarize
 from bench.trace import CibVersion, Counts, Exec, Kind, cib_version, classify, count, parse_execs
 
@@ -60,13 +61,15 @@ def spawn(
 
 def stderr_of(logs: Path, name: str) -> str:
     try:
-        return (logs / f"run-{name}.err").read_text(errors="replace").strip()
+        return (logs / f"run-{safe(name)}.err").read_text(errors="replace").strip()
     except OSError:
         return ""
 
 
 def traces(logs: Path, name: str) -> list[list[Exec]]:
-    return [parse_execs(p.read_text(errors="replace")) for p in sorted(logs.glob(f"trace-{name}-*.log"))]
+    return [
+        parse_execs(p.read_text(errors="replace")) for p in sorted(logs.glob(f"trace-{safe(name)}-*.log"))
+    ]
 
 
 def cib(node: Node) -> CibVersion:

@@ -21,6 +21,11 @@ import time
 from typing import Any
 
 
+def safe(name: str) -> str:
+    """A command's name as part of a file name."""
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
+
+
 def run_once(argv: list[str], env: dict[str, str], err_path: str) -> dict[str, Any]:
     actions = [
         (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
@@ -50,9 +55,9 @@ def main() -> int:
         seen[name] = i + 1
         argv = list(cmd["argv"])
         if spec.get("strace"):
-            log = f"{spec['strace']}-{name}-{i}.log"
+            log = f"{spec['strace']}-{safe(name)}-{i}.log"
             argv = ["/usr/bin/strace", "-f", "-qq", "-e", "trace=execve", "-s", "256", "-o", log, *argv]
-        result = run_once(argv, cmd["env"], f"{spec['stderr']}-{name}.err")
+        result = run_once(argv, cmd["env"], f"{spec['stderr']}-{safe(name)}.err")
         print(json.dumps({"name": name, "i": i, **result}), flush=True)
     return 0
 
