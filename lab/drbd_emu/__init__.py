@@ -1,0 +1,19 @@
+"""An emulated DRBD for the lab and the agent tests: fake drbdsetup/drbdadm over state shared by all nodes.
+
+Pieces (each module's docstring says more):
+- `bin/drbdsetup`, `bin/drbdadm`, `bin/drbd-emu`: the executables (Python, lazy imports, ~50 ms a call).
+- `cli`: DRBD's command lines, messages and exit codes; outputs rendered by `tandem.drbd.render`.
+- `engine`: the shared state (JSON under TANDEM_EMU_DIR, flock) and DRBD's rules as pure functions.
+- `view`: one node's state as the `tandem.drbd.model` plus render details.
+- `config`: drbd.conf parsing and `drbdadm dump`.
+- `tool` (`drbd-emu`): init, writes and data generations, faults, the per-node kernel loop.
+- `devices`: /dev/drbdN as loop devices bind-mounted in each node's mount namespace.
+- `net`: DRBD connections that follow the lab network (TCP probes between the nodes' kernels).
+- `shim/procdrbd.c`: LD_PRELOAD shim giving processes a /proc/drbd.
+- `install`: `install(node, ...)` or `lab_hooks(...)` for `LabConfig.with_hooks` to put it into lab nodes.
+
+Environment: TANDEM_EMU_DIR (state directory, default /tmp/tandem-drbd-emu), TANDEM_EMU_NODE (node name,
+default the hostname), TANDEM_EMU_CONF (drbd.conf when no -c, default /etc/drbd.conf), TANDEM_EMU_DEVICES=bind
+(make /dev/drbdN; needs a private mount namespace), TANDEM_EMU_NET=probe (connections follow the network),
+TANDEM_EMU_PROC_DRBD (the shim's file), TANDEM_EMU_TRACE (log every fake call to this file).
+"""
