@@ -112,7 +112,7 @@ def failures(s: Setup, rsc: str) -> list[str]:
     assert xml is not None
     doc = etree.fromstring(xml.encode())
     return [
-        f"{f.get('op_key')}: {f.get('exitreason')}"
+        f"{f.get('op_key')}: {f.get('exitstatus')}: {f.get('exitreason')}"
         for f in doc.iter("failure")
         if str(f.get("op_key", "")).startswith(f"{rsc}_")
     ]
@@ -157,7 +157,7 @@ def test_move_runs_migrate_to_and_migrate_from(setup: Setup) -> None:
     assert serial.parse(serial.read(s.vc.serial)).boots == boots  # moved live, never restarted
     for op in ("migrate_to", "migrate_from"):
         results = s.lab.logs(f"Result of {op} operation for {VM} ")
-        assert results and results[-1].endswith(": ok"), (op, results[-3:])
+        assert results and ": ok |" in results[-1], (op, results[-3:])
     assert failures(s, VM) == []
 
 
@@ -234,13 +234,18 @@ def test_libvirtd_killed_under_monitors(setup: Setup) -> None:
             state = s.lab.state()
             assert state is not None and state.locations(VM) == {node}, s.lab.status_text()
             time.sleep(1)
-        monitors = s.lab.logs(f"{VM}_monitor_10000")
-        print(f"[{s.family}] vm1 monitors while libvirtd was dead: {monitors[-3:]}")
-        assert failures(s, VM) == [], s.lab.status_text()
+        seen = failures(s, VM)
+        print(f"[{s.family}] vm1 monitors while libvirtd was dead: {seen or 'all 0'}")
+        if s.tandem:  # degraded (190), with the reason: shown by crm_mon, no recovery
+            assert seen and all(": OCF_DEGRADED: " in f and "libvirt unreachable" in f for f in seen), seen
+        else:
+            assert seen == [], seen
     finally:
         lv.start()
     assert serial.parse(serial.read(s.vc.serial)[size:]).boots == 0  # never restarted
     assert where(s) == node
+    s.lab.crm("resource", "cleanup", VM)
+    s.vc.wait(lambda st: not failures(s, VM), "vm1's degraded monitors cleaned up")
 
 
 def test_utilization(setup: Setup) -> None:
