@@ -137,7 +137,12 @@ class Cluster:
         """The node's emulator kernel (runs its handlers); returns once it has reset the node's state."""
         kern = subprocess.Popen([str(fakes_dir() / "drbd-emu"), "kernel"], env=self.env(node))
         state = self.dir / "state.json"
-        self.wait(lambda: json.loads(state.read_text()).get("kernels", {}).get(node) == kern.pid)
+        try:
+            self.wait(lambda: json.loads(state.read_text()).get("kernels", {}).get(node) == kern.pid)
+        except BaseException:
+            kern.kill()
+            kern.wait()
+            raise
         return kern
 
     def close(self) -> None:
