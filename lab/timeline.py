@@ -125,22 +125,24 @@ def _interesting_monitor(status: str) -> bool:
 
 
 def parse_logs(texts: Iterable[str], year: int, window: float = 2.0) -> list[Event]:
-    """Events of every node's log, in time order; one event logged by several nodes within `window`
-    seconds is kept once (the earliest)."""
+    """Events of every node's log, in time order, each once: an event that another node logged too within
+    `window` seconds is dropped, and a constraint counts only when it really appears or goes (a node that
+    joins replays the CIB, which is no new change)."""
     lines = (line for text in texts for line in text.splitlines())
     events = sorted((e for line in lines if (e := parse_line(line, year)) is not None), key=_order)
     kept: list[Event] = []
-    last: dict[tuple[str, str, str, str, str], float] = {}
-    present: set[str] = set()  # constraints: a node that joins replays the CIB, which is no new change
+    last: dict[tuple[str, str, str, str, str], tuple[float, str]] = {}
+    present: set[str] = set()
     for e in events:
-        seen = last.get(e.key)
-        if seen is not None and e.t - seen <= window:
-            continue
         if e.kind in ("constraint-add", "constraint-del"):
             if (e.subject in present) == (e.kind == "constraint-add"):
                 continue
             present.symmetric_difference_update({e.subject})
-        last[e.key] = e.t
+        else:
+            seen = last.get(e.key)
+            if seen is not None and seen[1] != e.node and e.t - seen[0] <= window:
+                continue
+            last[e.key] = (e.t, e.node)
         kept.append(e)
     return kept
 

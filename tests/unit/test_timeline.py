@@ -234,3 +234,18 @@ def test_damaged_recorded_lines_parse_or_are_left_out(line: str, cut: int, junk:
     damaged = line[:cut] + junk + line[cut + len(junk) :]
     event = parse_line(damaged, YEAR)  # an Event or None: a damaged date must not raise
     assert event is None or event.kind in KINDS
+
+
+def test_a_constraint_placed_and_removed_twice_in_quick_succession() -> None:
+    """crm resource move / clear there and back: every change logged by both nodes' CIB managers."""
+    add = "Nov 22 00:43:{} {} pacemaker-based     [75] (cib_perform_op) \tinfo: ++ /cib/configuration/"
+    add += 'constraints:  <rsc_location id="cli-prefer-vm1" rsc="vm1" role="Started" node="node1"/>'
+    rm = "Nov 22 00:43:{} {} pacemaker-based     [75] (cib_perform_op) \tinfo: -- /cib/configuration/"
+    rm += "constraints/rsc_location[@id='cli-prefer-vm1']"
+    stamps = [(add, "32.422"), (rm, "34.118"), (add, "34.554"), (rm, "35.870")]
+    logs = ["\n".join(fmt.format(t, node) for fmt, t in stamps) for node in ("node1", "node2")]
+    got = [(s.start, s.end) for s in spans(parse_logs(logs, YEAR), 99e9)]
+    assert got == [
+        (at("Nov 22 00:43:32.422"), at("Nov 22 00:43:34.118")),
+        (at("Nov 22 00:43:34.554"), at("Nov 22 00:43:35.870")),
+    ]
