@@ -18,6 +18,7 @@ import pytest
 from lab.cluster import LabConfig
 from lab.scenarios import (
     CLONE,
+    CRM_CONFIG,
     VmCluster,
     crm_block,
     live_migration,
@@ -46,6 +47,19 @@ def never_two_copies(vc: VmCluster) -> None:
 
 def no_constraints_left(vc: VmCluster) -> None:
     assert vc.constraints() == []
+
+
+def test_crm_block_is_read_from_between_the_readme_markers(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "x\n<!-- crm-config -->\n```crm\nprimitive a ocf:p:a\ncommit\n```\n<!-- /crm-config -->\ny\n"
+    )
+    assert crm_block(readme) == "primitive a ocf:p:a\ncommit\n"
+    readme.write_text("no markers yet\n")
+    assert crm_block(readme) == CRM_CONFIG.read_text()
+    assert (
+        crm_block() == CRM_CONFIG.read_text()
+    )  # the README's block (once it is there) is lab/config/crm.txt
 
 
 def test_readme_crm_block_configures_the_cluster(vc: VmCluster) -> None:
