@@ -34,7 +34,7 @@ MINOR = 9250
 
 CONF = """# lab drbd.conf for the emulator
 resource r0 {{
-  net {{ protocol C; fencing resource-only; {two} }}
+  net {{ protocol C; fencing {fencing}; {two} }}
   handlers {{
     fence-peer "{fence}";
     unfence-peer "{unfence}";
@@ -92,7 +92,7 @@ def flavours(d: Path) -> dict[str, Flavour]:
 OBSERVED: dict[str, dict[str, object]] = {}
 
 
-def write_conf(config: LabConfig, flavour: Flavour, *, dual: bool = False) -> None:
+def write_conf(config: LabConfig, flavour: Flavour, *, dual: bool = False, stonith: bool = False) -> None:
     """Rewrite the bind-mounted drbd.conf in place (same inode, so every node sees it)."""
     d = emu_dir(config)
     text = CONF.format(
@@ -101,6 +101,7 @@ def write_conf(config: LabConfig, flavour: Flavour, *, dual: bool = False) -> No
         fence=flavour.fence,
         unfence=flavour.unfence,
         two="allow-two-primaries yes;" if dual else "",
+        fencing="resource-and-stonith" if stonith else "resource-only",
     )
     with open(d / "drbd.conf", "r+") as fh:
         fh.seek(0)
@@ -170,9 +171,9 @@ def stop_clone(lab: Lab) -> None:
     if "ms_drbd_r0" in lab.cibadmin("-Q", "-o", "resources"):
         lab.crm("resource", "stop", "ms_drbd_r0")
         lab.wait_for(lambda s: not active(s), "ms_drbd_r0 stopped", timeout=180)
+        for c in ("tandem-fence-r0", "drbd-fence-by-handler-r0-ms_drbd_r0"):  # they refer to the clone
+            lab.cibadmin("-D", "-A", f"//rsc_location[@id='{c}']")
         lab.cibadmin("-D", "-A", "//clone[@id='ms_drbd_r0']")
-    for c in ("tandem-fence-r0", "drbd-fence-by-handler-r0-ms_drbd_r0"):
-        lab.cibadmin("-D", "-A", f"//rsc_location[@id='{c}']")
 
 
 def configure(lab: Lab, text: str) -> None:
@@ -325,6 +326,40 @@ def test_dual_primary(cluster: Lab, flavour: Flavour) -> None:
     for node in active(state):
         assert role(cluster, node) == "Primary"
     note(flavour, "dual primary: both Promoted", True)
+    stop_clone(cluster)
+    write_conf(cluster.config, flavour)
+
+
+def suspended(lab: Lab, node: str) -> bool | None:
+    """Whether `node`'s DRBD I/O is frozen; None when the node is off (it writes nothing either way)."""
+    if not lab.node(node).is_on():
+        return None
+    status = drbd(lab, node)
+    return bool(status and status.get("suspended"))
+
+
+def test_dual_primary_link_loss_with_stonith(cluster: Lab, flavour: Flavour) -> None:
+    """Both Primary, `fencing resource-and-stonith`, the DRBD link breaks while the cluster stays connected:
+    both fence-peer handlers race. Whatever happens, both nodes must not go on writing."""
+    stop_clone(cluster)
+    write_conf(cluster.config, flavour, dual=True, stonith=True)
+    configure(cluster, flavour.cib.replace("promoted-max=1", "promoted-max=2"))
+    cluster.wait_for(lambda s: len(promoted(s)) == 2, "both promoted", timeout=180)
+    before = len(handler_calls(cluster, "fence-peer"))
+    emu(cluster, "cut", "node1", "node2")
+    calls = poll(
+        lambda: handler_calls(cluster, "fence-peer")[before:] or None, 120, "a fence-peer handler done"
+    )
+    time.sleep(10)  # let the other handler (if its node lives) finish too
+    calls = handler_calls(cluster, "fence-peer")[before:]
+    states = {n: suspended(cluster, n) for n in ("node1", "node2")}
+    note(flavour, "dual primary, resource-and-stonith, link cut: handlers (node, exit)", calls)
+    note(flavour, "... then I/O frozen per node (None = node off)", states)
+    assert not all(s is False for s in states.values()), "both Primaries resumed I/O after the link loss"
+    for node in ("node1", "node2"):
+        if not cluster.node(node).is_on():
+            crash_kernel(cluster, node)
+    emu(cluster, "heal", "node1", "node2")
     stop_clone(cluster)
     write_conf(cluster.config, flavour)
 
