@@ -122,8 +122,6 @@ class Observer:
         self.vc = vc
         self.interval = interval
         self.samples: list[Sample] = []
-        self.writes = 0  # emulated writes issued for the guest
-        self.crashes: list[tuple[float, str]] = []
         self.resyncs: list[tuple[float, int]] = []  # (epoch, KiB) of every resync the emulator started
         self._resyncing: set[str] = set()
         self._stop = threading.Event()
@@ -131,12 +129,12 @@ class Observer:
         self._serial_at = 0
         self._error: BaseException | None = None
 
-    def __enter__(self) -> Observer:
+    def start(self) -> Observer:
         self._serial_at = self.vc.serial.stat().st_size if self.vc.serial.exists() else 0
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=30)
 
@@ -151,14 +149,13 @@ class Observer:
                 now_on = {n.name for n in self.vc.lab.nodes if n.is_on()}
                 for gone in sorted(on - now_on):
                     self.vc.emu_power_cut(gone)
-                    self.crashes.append((time.time(), gone))
                 on = now_on
                 qemu = qemu_processes(self.vc.lab)
                 self.samples.append(Sample(time.time(), frozenset(now_on), tuple(qemu)))
                 self._note_resyncs()
                 new_gens = self._new_generations()
                 if new_gens and len(qemu) == 1:
-                    self.writes += self.vc.emu_write(qemu[0], new_gens)
+                    self.vc.emu_write(qemu[0], new_gens)
         except BaseException as exc:  # reported to the scenario thread by check()
             self._error = exc
 
@@ -207,10 +204,6 @@ class VmCluster:
     @property
     def serial(self) -> Path:
         return self.work / f"{VM}.serial"
-
-    @property
-    def conf(self) -> Path:
-        return self.emu_dir / "drbd.conf"
 
     # ---- set-up ----------------------------------------------------------------------------
     @staticmethod
@@ -274,7 +267,7 @@ class VmCluster:
         finally:
             with _no_interrupts():  # a second Ctrl-C must not leave the lab half torn down
                 if vc.observer is not None:
-                    vc.observer.__exit__()
+                    vc.observer.stop()
                 with contextlib.suppress(Exception):
                     vc.collect(work / "logs")
                 lab.down()
@@ -310,7 +303,7 @@ class VmCluster:
             path = node.dir / "libvirt" / "etc" / Path(DOMAIN_XML).relative_to("/etc/libvirt")
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(xml)
-        self.observer = Observer(self).__enter__()
+        self.observer = Observer(self).start()
         self.lab.crm("configure", input=crm)
         state = self.wait(
             lambda s: (
@@ -419,16 +412,13 @@ class VmCluster:
             st["links"][engine.link_key(a, b)] = {"cut": cut}
             engine.settle(st, time.time())
 
-    def emu_write(self, node: str, count: int) -> int:
-        """The guest's writes as emulated DRBD writes on `node` (0 when DRBD refuses them: I/O frozen)."""
+    def emu_write(self, node: str, count: int) -> None:
+        """The guest's writes as emulated DRBD writes on `node` (none while DRBD refuses them: I/O frozen, not
+        Primary, which is what a real guest's writes would meet too)."""
         from lab.drbd_emu import engine
 
-        with engine.Store(self.emu_dir).locked() as st:
-            try:
-                engine.write(st, node, RES, "0", time.time(), count)
-            except engine.StateError:
-                return 0
-        return count
+        with engine.Store(self.emu_dir).locked() as st, contextlib.suppress(engine.StateError):
+            engine.write(st, node, RES, "0", time.time(), count)
 
     def emu_power_cut(self, node: str) -> None:
         """A node that lost power has no DRBD any more: its peers see the connection drop (not a clean
@@ -559,13 +549,12 @@ def power_back(vc: VmCluster, node: str, timeout: float = 5.0) -> None:
         vc.lab.power("on", node)
 
 
-def wait_resync(vc: VmCluster, since: float) -> tuple[float, int]:
-    """Until the emulated DRBD is connected and UpToDate on both nodes again; returns (seconds it took
-    from `since`, KiB resynced), from the emulator's record of resyncs."""
+def wait_resync(vc: VmCluster, since: float) -> int:
+    """Until the emulated DRBD is connected and UpToDate on both nodes again; returns the KiB resynced
+    since `since` (epoch), from the emulator's record of resyncs."""
     poll(vc.drbd_synced, WAIT, "DRBD connected and UpToDate on both nodes", interval=0.5)
     obs = vc.observer
-    kib = sum(k for t, k in (obs.resyncs if obs else []) if t >= since)
-    return time.time() - since, kib
+    return sum(k for t, k in (obs.resyncs if obs else []) if t >= since)
 
 
 # ---------------------------------------------------------------- the three scenarios
@@ -665,7 +654,7 @@ def node_failure(vc: VmCluster) -> Failover:
     vc.wait(lambda s: victim in s.online(), f"{victim} back online")
     returned = time.time()
     mark(vc, f"{victim} back online ({returned - t0:.1f}s after the cut); DRBD reconnects")
-    _, kib = wait_resync(vc, t0)
+    kib = wait_resync(vc, t0)
     mark(vc, f"DRBD resynced {kib} KiB {survivor} → {victim}: {vc.drbd_summary()}")
     healthy(vc, "a healthy cluster after the failover")
     done = mark(vc, "fencing constraint cleared; drbd-r0-clone Promoted on both nodes again")
@@ -720,7 +709,7 @@ def partition(vc: VmCluster) -> Partition:
     vc.emu_link("node1", "node2", cut=False)
     vc.wait(lambda s: len(s.online()) == 2, f"{loser} back online")
     mark(vc, f"{loser} rejoined; DRBD reconnects")
-    _, kib = wait_resync(vc, healed)
+    kib = wait_resync(vc, healed)
     mark(vc, f"DRBD resynced {kib} KiB {winner} → {loser}")
     poll(lambda: cid not in answer(vc.constraints, [cid]) or None, WAIT, f"{cid} cleared", interval=0.5)
     cleared = mark(vc, f"unfence-peer cleared {cid}")
