@@ -27,20 +27,16 @@ class Plan:
     rounds: int
     warmup: int
     census_runs: int
-    replay_rounds: int
     scale_points: tuple[int, ...]
     scale_rounds: int
     move_repeats: int
 
 
-QUICK = Plan(
-    rounds=5, warmup=1, census_runs=2, replay_rounds=3, scale_points=(1, 10), scale_rounds=3, move_repeats=1
-)
+QUICK = Plan(rounds=5, warmup=1, census_runs=2, scale_points=(1, 10), scale_rounds=3, move_repeats=1)
 FULL = Plan(
     rounds=30,
     warmup=3,
     census_runs=5,
-    replay_rounds=10,
     scale_points=(1, 10, 50, 100),
     scale_rounds=10,
     move_repeats=3,
@@ -87,13 +83,13 @@ def run(plan: Plan, only: Sequence[str], prefix: str, keep: bool) -> list[str]:
             if "startup" in only:
                 log("reference: bare process start")
                 sections.append(startup.run(bed, plan.rounds, log))
-            settings = monitor.Settings(plan.rounds, plan.warmup, plan.census_runs, plan.replay_rounds)
+            settings = monitor.Settings(plan.rounds, plan.warmup, plan.census_runs)
             if "monitor" in only:
                 log("monitor, both pairs")
                 sections.append(monitor.run(bed, settings, log)[1])
             if "scale" in only:
                 log("monitor cost by number of DRBD resources")
-                few = monitor.Settings(plan.scale_rounds, 1, 1, plan.replay_rounds)
+                few = monitor.Settings(plan.scale_rounds, 1, 1)
                 sections.append(scale.run(bed, plan.scale_points, few, log))
         finally:
             if not keep:
@@ -145,7 +141,7 @@ def render(plan: Plan, quick: bool, only: Sequence[str], sections: Sequence[str]
         "order rotating per round; warm-up rounds are discarded. Statistics: median and p90 (linear "
         "interpolation), spread as IQR and min–max.\n"
         f"- This run: {plan.rounds} rounds, {plan.warmup} warm-up, {plan.census_runs} traced monitors per "
-        f"agent for the counts, emulator calls replayed {plan.replay_rounds} times, scaling points "
+        f"agent for the counts, scaling points "
         f"{', '.join(map(str, plan.scale_points))} with {plan.scale_rounds} rounds, {plan.move_repeats} "
         "move/failover repetition(s) per pair.\n"
         "- The machine is shared with other work (see the load average): the interleaving and the paired "

@@ -23,9 +23,9 @@ class Run:
     i: int
     wall_ns: int
     rc: int
-    maxrss_kib: int
     user_s: float
     sys_s: float
+    tree_maxrss_kib: int | None = None  # with rss=True only
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,13 @@ class Command:
 
 
 def spawn(
-    node: Node | None, commands: Sequence[Command], order: Sequence[str], logs: Path, strace: bool = False
+    node: Node | None,
+    commands: Sequence[Command],
+    order: Sequence[str],
+    logs: Path,
+    *,
+    strace: bool = False,
+    rss: bool = False,
 ) -> list[Run]:
     """Run `order` (names of `commands`) inside `node` (None: on the host), one after another; logs: a
     directory every node sees (under /tmp), for stderr and strace output."""
@@ -45,6 +51,7 @@ def spawn(
         "commands": [{"name": c.name, "argv": list(c.argv), "env": dict(c.env)} for c in commands],
         "order": list(order),
         "strace": str(logs / "trace") if strace else None,
+        "rss": rss,
         "stderr": str(logs / "run"),
     }
     argv = ["/usr/bin/python3", "-m", "bench.spawn"]
@@ -70,6 +77,11 @@ def traces(logs: Path, name: str) -> list[list[Exec]]:
     return [
         parse_execs(p.read_text(errors="replace")) for p in sorted(logs.glob(f"trace-{safe(name)}-*.log"))
     ]
+
+
+def peak_rss_mib(runs: Sequence[Run], names: Sequence[str]) -> list[float]:
+    """The process-tree peaks (MiB) of the runs of these commands (made with rss=True)."""
+    return [r.tree_maxrss_kib / 1024 for r in runs if r.name in names and r.tree_maxrss_kib is not None]
 
 
 def cib(node: Node) -> CibVersion:
@@ -100,32 +112,35 @@ def replayable(e: Exec) -> bool:
 
 
 @dataclass(frozen=True)
-class EmuShare:
-    """The fake DRBD tools' part of one monitor: per call median wall time, summed over the calls one
-    monitor makes; and the largest resident set of a fake call."""
+class Replay:
+    """The DRBD calls one monitor of an agent made (from its strace), as commands to run alone: what the
+    emulator's fake tools cost by themselves, timed in the same rounds as the agents."""
 
-    calls: int
-    skipped: int  # calls that change state: not replayed, not in ms
-    ms: float
-    maxrss_kib: int
+    agent: str
+    calls: tuple[str, ...]  # command names, one per call the monitor made (repeats allowed)
+    skipped: int  # calls that change state: not replayed
+    commands: tuple[Command, ...]  # the distinct ones
 
 
-def emulator_share(
-    node: Node, execs: Sequence[Exec], env: Mapping[str, str], logs: Path, rounds: int
-) -> EmuShare:
+def replay(agent: str, execs: Sequence[Exec], env: Mapping[str, str]) -> Replay:
     drbd = [e for e in execs if classify(e) is Kind.DRBD]
-    replay = [e for e in drbd if replayable(e)]
     distinct: dict[tuple[str, ...], str] = {}
-    for e in replay:
-        distinct.setdefault((e.path, *e.argv[1:]), f"emu{len(distinct)}")
-    if not distinct:
-        return EmuShare(len(drbd), len(drbd) - len(replay), 0.0, 0)
-    commands = [Command(name, argv, env) for argv, name in distinct.items()]
-    names = [c.name for c in commands]
-    runs = spawn(node, commands, names * rounds, logs)
-    median = {n: summarize(walls_ms(runs, n)).median for n in names}
-    total = sum(median[distinct[(e.path, *e.argv[1:])]] for e in replay)
-    return EmuShare(len(drbd), len(drbd) - len(replay), total, max(r.maxrss_kib for r in runs))
+    calls = []
+    for e in drbd:
+        if replayable(e):
+            argv = (e.path, *e.argv[1:])
+            calls.append(distinct.setdefault(argv, f"{agent}-drbd{len(distinct)}"))
+    commands = tuple(Command(name, argv, env) for argv, name in distinct.items())
+    return Replay(agent, tuple(calls), len(drbd) - len(calls), commands)
+
+
+def per_round_ms(runs: Sequence[Run], names: Sequence[str]) -> list[float]:
+    """For each round, the sum of the wall times of these commands' runs in it (a name listed twice counts
+    twice: the monitor made that call twice)."""
+    by_round: dict[int, dict[str, float]] = {}
+    for r in runs:
+        by_round.setdefault(r.i, {})[r.name] = r.wall_ns / 1e6
+    return [sum(got[n] for n in names) for _, got in sorted(by_round.items()) if all(n in got for n in names)]
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,19 @@ from lab.guest import serial
 from lab.netns import Node
 
 from bench.agents import Agent, Pair, clone_meta, ocf_env
-from bench.measure import Census, Command, EmuShare, Run, census, emulator_share, spawn, stderr_of, traces
+from bench.measure import (
+    Census,
+    Command,
+    Replay,
+    Run,
+    census,
+    peak_rss_mib,
+    per_round_ms,
+    replay,
+    spawn,
+    stderr_of,
+    traces,
+)
 from bench.report import med_p90, num, section, spread, table, times
 from bench.stats import paired_ratios, ratio, round_robin, summarize
 from bench.testbed import VM, VM_MINOR, Bed
@@ -66,9 +78,23 @@ class Scenario:
 @dataclass(frozen=True)
 class PairResult:
     scenario: Scenario
-    runs: tuple[Run, ...]
+    runs: tuple[Run, ...]  # the agents' and the replayed DRBD calls', in the same rounds
     census: Mapping[str, Census]
-    emu: Mapping[str, EmuShare]
+    replays: Mapping[str, Replay]
+    rss_runs: tuple[Run, ...]  # the same commands again under GNU time, for peak RSS
+
+    def emu_ms(self, name: str) -> list[float]:
+        """Per round: what the DRBD calls of one monitor of `name` cost the emulator alone."""
+        return per_round_ms(self.runs, self.replays[name].calls)
+
+    def own_ms(self, name: str) -> list[float]:
+        """Per round: the agent's wall time minus its DRBD calls' time in the emulator."""
+        return [w - e for w, e in zip(walls(self, name), self.emu_ms(name), strict=True)]
+
+    def emu_rss_mib(self, name: str) -> float | None:
+        """The largest peak of one of the emulator calls `name` makes."""
+        found = peak_rss_mib(self.rss_runs, [c.name for c in self.replays[name].commands])
+        return max(found) if found else None
 
 
 @dataclass(frozen=True)
@@ -76,7 +102,6 @@ class Settings:
     rounds: int
     warmup: int
     census_runs: int
-    replay_rounds: int
 
 
 def commands(bed: Bed, sc: Scenario) -> list[Command]:
@@ -100,23 +125,29 @@ def commands(bed: Bed, sc: Scenario) -> list[Command]:
 
 
 def measure(bed: Bed, sc: Scenario, s: Settings, log: Callable[[str], None]) -> PairResult:
+    """Warm-up; the census of each agent (strace, CIB counters); then the timed rounds, in which every
+    DRBD call the census saw is also replayed alone."""
     node = bed.node(sc.node)
     cmds = commands(bed, sc)
     logs = bed.work / "runs" / slug(sc.title)
     names = [c.name for c in cmds]
     spawn(node, cmds, round_robin(names, s.warmup), logs)
-    runs = spawn(node, cmds, round_robin(names, s.rounds), logs)
+    counted = {c.name: census(node, c, s.census_runs, logs / f"census-{c.name}") for c in cmds}
+    replays = {}
+    for c in cmds:
+        found = traces(logs / f"census-{c.name}", c.name)
+        replays[c.name] = replay(c.name, found[0] if found else [], c.env)
+    extra = [e for r in replays.values() for e in r.commands]
+    order = round_robin([*names, *(e.name for e in extra)], s.rounds)
+    runs = spawn(node, [*cmds, *extra], order, logs)
+    every = [*names, *(e.name for e in extra)]
+    rss_runs = spawn(node, [*cmds, *extra], round_robin(every, s.census_runs), logs, rss=True)
     for name in names:
         rcs = {r.rc for r in runs if r.name == name}
         log(f"  {sc.title}: {name} rc {sorted(rcs)} {summarize_ms(runs, name)}")
         if rcs - {0, 8}:
             log(f"    stderr: {stderr_of(logs, name)[-600:]}")
-    counted = {c.name: census(node, c, s.census_runs, logs / f"census-{c.name}") for c in cmds}
-    emu = {}
-    for c in cmds:
-        found = traces(logs / f"census-{c.name}", c.name)
-        emu[c.name] = emulator_share(node, found[0] if found else [], c.env, logs / "emu", s.replay_rounds)
-    return PairResult(sc, tuple(runs), counted, emu)
+    return PairResult(sc, tuple(runs), counted, replays, tuple(rss_runs))
 
 
 def summarize_ms(runs: Sequence[Run], name: str) -> str:
@@ -165,11 +196,8 @@ def scenarios(bed: Bed) -> list[Scenario]:
 def prepare(bed: Bed, log: Callable[[str], None]) -> None:
     """DRBD r0 and vm0 up on both nodes, Primary on node1; the guest running on node1; the resources in
     the CIB (unmanaged) and the cluster idle."""
-    n1, n2 = bed.node(1), bed.node(2)
-    for n in (n1, n2):
-        bed.drbdadm(n, "up", "r0", "vm0", check=False)
-    bed.drbdadm(n1, "primary", "r0", "vm0")
-    poll(lambda: connected(bed, n1) or None, 60, "r0 and vm0 connected and UpToDate")
+    n1 = bed.node(1)
+    drbd_ready(bed, ["r0", "vm0"])
     lv = bed.libvirtd(n1)
     if lv.domstate(VM) != "running":
         mark = serial.size(bed.serial) if bed.serial.exists() else 0
@@ -180,14 +208,23 @@ def prepare(bed: Bed, log: Callable[[str], None]) -> None:
     idle(bed)
 
 
+def drbd_ready(bed: Bed, names: Sequence[str]) -> None:
+    """These resources up on both nodes, Primary on node1, connected and UpToDate."""
+    n1, n2 = bed.node(1), bed.node(2)
+    for n in (n1, n2):
+        bed.drbdadm(n, "up", *names, check=False)
+    bed.drbdadm(n1, "primary", *names)
+    poll(lambda: connected(bed, n1, len(names)) or None, 60, f"{' '.join(names)} connected and UpToDate")
+
+
 def idle(bed: Bed) -> None:
     """Until the cluster has nothing left to do (the probes of the new resources are in)."""
     bed.lab.first_live().run(["crm_resource", "--wait", "--timeout", "300"], timeout=320, check=False)
 
 
-def connected(bed: Bed, node: Node) -> bool:
+def connected(bed: Bed, node: Node, count: int) -> bool:
     out = node.run(["drbdsetup", "status"], env=bed.daemon_env(node)).stdout
-    return out.count("peer-disk:UpToDate") >= 2 and "Connecting" not in out
+    return out.count("peer-disk:UpToDate") >= count and "Connecting" not in out
 
 
 def run(bed: Bed, s: Settings, log: Callable[[str], None]) -> tuple[list[PairResult], str]:
@@ -225,8 +262,8 @@ def render(results: Sequence[PairResult], s: Settings) -> str:
             agent = sc.pair.agent(name)
             c = r.census[name]
             n = max(len(c.counts), 1)
-            rss = summarize([x.maxrss_kib / 1024 for x in r.runs if x.name == name])
-            share = r.emu[name]
+            rss = summarize(peak_rss_mib(r.rss_runs, [name]))
+            emu_rss = r.emu_rss_mib(name)
             what_rows.append(
                 [
                     sc.title,
@@ -238,21 +275,10 @@ def render(results: Sequence[PairResult], s: Settings) -> str:
                     num(sum(x.cib_writes for x in c.counts) / n),
                     num(c.cib_updates / c.runs, 2),
                     f"{rss.median:.1f} (max {rss.maximum:.1f})",
-                    "n/a" if not share.maxrss_kib else f"{share.maxrss_kib / 1024:.1f}",
+                    "n/a" if emu_rss is None else f"{emu_rss:.1f}",
                 ]
             )
-        oe, ae = r.emu["ours"], r.emu["anchor"]
-        adj_o, adj_a = o.median - oe.ms, a.median - ae.ms
-        emu_rows.append(
-            [
-                sc.title,
-                f"{oe.calls} / {ae.calls}",
-                f"{oe.ms:.1f} / {ae.ms:.1f}",
-                f"{adj_o:.1f} / {adj_a:.1f}",
-                times(ratio(adj_o, adj_a)) if adj_o > 0 and adj_a > 0 else "n/a (noise)",
-                f"{oe.skipped} / {ae.skipped}",
-            ]
-        )
+        emu_rows.append(emu_row(r, sc.title))
     wall = table(
         [
             "state",
@@ -295,8 +321,8 @@ def render(results: Sequence[PairResult], s: Settings) -> str:
             "state",
             "DRBD calls ours / anchor",
             "emulator ms ours / anchor",
-            "median − emulator ms ours / anchor",
-            "ratio without the emulator",
+            "wall − emulator ms ours / anchor",
+            "ratio without the emulator, paired (IQR)",
             "not replayed (state changes)",
         ],
         emu_rows,
@@ -319,15 +345,34 @@ NOTES = {
     "what": "Counted over {s.census_runs} consecutive monitors of each agent alone, under "
     "`strace -f -e trace=execve` (programs started, not counting the agent itself; cluster tools split "
     "into reads and write requests by their options). CIB updates: the CIB's epoch/num_updates before "
-    "and after those monitors, minus the change over an equally long idle period. Peak RSS: `wait4` "
-    "ru_maxrss of the agent's process tree, i.e. the largest resident set of any one process in it "
-    "(an emulator call counts: see the last column).",
+    "and after those monitors, minus the change over an equally long idle period. Peak RSS: GNU time's "
+    "%M over {s.census_runs} more monitors, i.e. the largest resident set of any one process of the "
+    "agent's tree (an emulator call counts: see the last column, the largest of its DRBD calls run "
+    "alone).",
     "emu": "The emulator's drbdsetup/drbdadm are Python programs, far slower than the real C tools. Each "
-    "DRBD call a monitor made (from its strace) was replayed alone {s.replay_rounds} times with the "
-    "agent's environment; the sum of the per-call medians is the emulator's time in one monitor. "
-    "Subtracting it estimates each agent's own time with instant DRBD tools (real drbdsetup/drbdadm "
-    "take a few ms each, so a real node sits between the two columns).",
+    "DRBD call a monitor made (from its strace) ran alone, with the agent's environment, in every timed "
+    "round next to the agents; a round's sum over one monitor's calls is the emulator's time in that "
+    "round's monitor, and the agent's wall time minus it estimates the agent's own time with instant DRBD "
+    "tools (medians of the per-round values). A real drbdsetup/drbdadm call costs a few ms (see the "
+    "reference section), so on a real node each agent lands between its two columns.",
 }
+
+
+def emu_row(r: PairResult, title: str) -> list[str]:
+    """calls, emulator ms, own ms (medians of the per-round values), own-time ratio (paired), skipped."""
+    ro, ra = r.replays["ours"], r.replays["anchor"]
+    eo, ea = summarize(r.emu_ms("ours")), summarize(r.emu_ms("anchor"))
+    oo, oa = summarize(r.own_ms("ours")), summarize(r.own_ms("anchor"))
+    pairs = [(o, a) for o, a in zip(r.own_ms("ours"), r.own_ms("anchor"), strict=True) if o > 0 and a > 0]
+    own = summarize(paired_ratios([o for o, _ in pairs], [a for _, a in pairs])) if pairs else None
+    return [
+        title,
+        f"{len(ro.calls)} / {len(ra.calls)}",
+        f"{eo.median:.1f} / {ea.median:.1f}",
+        f"{oo.median:.1f} / {oa.median:.1f}",
+        "n/a" if own is None else f"{own.median:.2f}× (IQR {own.p25:.2f}–{own.p75:.2f})",
+        f"{ro.skipped} / {ra.skipped}",
+    ]
 
 
 def rcs(r: PairResult, name: str) -> str:

@@ -6,10 +6,14 @@ between the clock and the agent. Stdlib only. The spec:
     {"commands": [{"name": "tandem", "argv": [...], "env": {...}}, ...],
      "order": ["tandem", "linbit", ...],       # one run per entry, in this order
      "strace": "/path/prefix" or null,          # run under strace -f -e trace=execve, log per run
+     "rss": true/false,                         # run under GNU time for the process tree's peak RSS
      "stderr": "/path/prefix"}                  # each command's last stderr, for diagnosis
 
-Per run it prints one JSON line: name, wall_ns (spawn to reaped, perf_counter_ns), rc, maxrss_kib (wait4's
-ru_maxrss: the largest resident set of any process of the run's tree, agent or child), user_s, sys_s.
+Per run it prints one JSON line: name, i (its round), wall_ns (spawn to reaped, perf_counter_ns), rc,
+user_s, sys_s and, with "rss", tree_maxrss_kib: the largest resident set of any process of the run's tree
+(agent or child). Not wait4's own ru_maxrss: a child spawned from this Python process starts with its
+resident set counted, which would put a floor of about 10 MiB under every number; GNU time's forked child
+starts from time's own small one.
 """
 
 from __future__ import annotations
@@ -39,7 +43,6 @@ def run_once(argv: list[str], env: dict[str, str], err_path: str) -> dict[str, A
     return {
         "wall_ns": wall,
         "rc": os.waitstatus_to_exitcode(status),
-        "maxrss_kib": usage.ru_maxrss,
         "user_s": usage.ru_utime,
         "sys_s": usage.ru_stime,
     }
@@ -57,7 +60,13 @@ def main() -> int:
         if spec.get("strace"):
             log = f"{spec['strace']}-{safe(name)}-{i}.log"
             argv = ["/usr/bin/strace", "-f", "-qq", "-e", "trace=execve", "-s", "256", "-o", log, *argv]
+        rss = f"{spec['stderr']}-{safe(name)}.rss"
+        if spec.get("rss"):
+            argv = ["/usr/bin/time", "-f", "%M", "-o", rss, *argv]
         result = run_once(argv, cmd["env"], f"{spec['stderr']}-{safe(name)}.err")
+        if spec.get("rss"):
+            with open(rss) as fh:
+                result["tree_maxrss_kib"] = int(fh.read().split()[-1])
         print(json.dumps({"name": name, "i": i, **result}), flush=True)
     return 0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bench.measure import Command, spawn, walls_ms
+from bench.measure import Command, peak_rss_mib, spawn, walls_ms
 from bench.report import med_p90, section, spread, table
 from bench.stats import round_robin, summarize
 from bench.testbed import Bed
@@ -31,9 +31,10 @@ def run(bed: Bed, rounds: int, log: Callable[[str], None]) -> str:
         logs = bed.work / "runs" / "startup"
         spawn(node, cmds, names, logs)
         runs = spawn(node, cmds, round_robin(names, rounds), logs)
+        rss_runs = spawn(node, cmds, names, logs, rss=True)
         for name in names:
             s = summarize(walls_ms(runs, name))
-            rss = max(r.maxrss_kib for r in runs if r.name == name) / 1024
+            rss = max(peak_rss_mib(rss_runs, [name]))
             log(f"  {name}: median {s.median:.1f} ms")
             rows.append([name, med_p90(s), spread(s), f"{rss:.1f}"])
     return section(
