@@ -1,0 +1,39 @@
+"""The README stays true: its parameter tables are what the agents declare, and its configuration blocks are
+the ones the lab runs."""
+
+from __future__ import annotations
+
+import re
+
+from tandem.docs import agent_metadata, markdown_params, parse_metadata, update_readme
+from tests.conftest import TOP
+
+README = TOP / "README.md"
+
+
+def block(text: str, name: str) -> str:
+    match = re.search(rf"<!-- {name} -->\n```\n(.*?)```\n<!-- /{name} -->", text, re.DOTALL)
+    assert match, f"README has no {name} block"
+    return match.group(1)
+
+
+def test_parameter_tables_are_current() -> None:
+    text = README.read_text()
+    tables = {name: markdown_params(parse_metadata(agent_metadata(name))) for name in ("drbd", "domain")}
+    assert update_readme(text, tables) == text, "run: tandem docs --readme README.md"
+
+
+def test_vm_crm_block_is_the_labs_configuration() -> None:
+    assert block(README.read_text(), "crm-config") == (TOP / "lab" / "config" / "crm.txt").read_text()
+
+
+def test_drbd_crm_block_is_what_the_drbd_lab_test_runs() -> None:
+    from tests.lab.test_drbd_lab import TANDEM_CIB
+
+    assert block(README.read_text(), "crm-drbd") == TANDEM_CIB
+
+
+def test_readme_opens_with_the_two_commands() -> None:
+    head = README.read_text().split("## ", 1)[0]
+    assert "./run demo" in head and "./run test" in head
+    assert "exec ./run test" in (TOP / ".ci" / "run").read_text()
