@@ -8,12 +8,14 @@ crm-fence-peer.9.sh/crm-unfence-peer.9.sh, as DRBD's user guide configures them 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from lab.cluster import LabConfig
-from lab.scenarios import Failover, Move, VmCluster, crm_block, live_migration, node_failure
+from lab.scenarios import VM, Failover, Move, VmCluster, crm_block, live_migration, node_failure
+from lab.timeline import Span
 
 from bench.report import section, table, times
 from bench.stats import ratio, summarize
@@ -50,11 +52,45 @@ class AnchorCluster(VmCluster):
 
 
 @dataclass(frozen=True)
+class FromLogs:
+    """What the cluster's own log says about one move or failover (pacemaker.log, millisecond stamps)."""
+
+    ops_s: float | None  # the agents' operations: migrate_to + migrate_from, or the start on the survivor
+    done_s: float | None  # from the move command / power cut to the last of those operations' result
+
+
+@dataclass(frozen=True)
 class PairRuns:
     label: str
     moves: tuple[Move, ...]
     failovers: tuple[Failover, ...]
+    move_logs: tuple[FromLogs, ...]
+    fail_logs: tuple[FromLogs, ...]
     accel: str
+
+
+def from_logs(spans: Sequence[Span], t0: float, until: float, labels: Sequence[str]) -> FromLogs:
+    """The operations (by span label, e.g. "migrate_to vm1") initiated between t0 and `until`."""
+    got = [s for s in spans if s.label in labels and t0 <= s.start <= until]
+    if not got:
+        return FromLogs(None, None)
+    return FromLogs(sum(s.end - s.start for s in got), max(s.end for s in got) - t0)
+
+
+def read_spans(vc: VmCluster) -> list[Span]:
+    from lab.timeline import parse_logs, read_logs, spans
+
+    vc.collect(vc.work / "bench-logs")
+    year = time.gmtime().tm_year
+    return spans(parse_logs(read_logs(vc.work / "bench-logs"), year), time.time())
+
+
+def check_agents(vc: VmCluster, want: Sequence[str]) -> None:
+    """The cluster runs the agents this pair is about (a wrong swap would compare ours with ours)."""
+    state = vc.lab.state()
+    running = sorted({r.agent for r in state.resources if r.id in (VM, "drbd-r0")}) if state else []
+    if running != sorted(want):
+        raise RuntimeError(f"expected the agents {sorted(want)}, the cluster runs {running}")
 
 
 def run_pair(
@@ -71,11 +107,17 @@ def run_pair(
     moves: list[Move] = []
     fails: list[Failover] = []
     with cls.start(base, work, log, crm=crm) as vc:
+        check_agents(vc, [w.split()[2] for w in crm.splitlines() if w.startswith("primitive ")])
         for _ in range(repeats):
             moves += live_migration(vc)
         for _ in range(repeats):
             fails.append(node_failure(vc))
-    return PairRuns(label, tuple(moves), tuple(fails), detect().kind)
+        spans = read_spans(vc)
+    migrations = [f"migrate_to {VM}", f"migrate_from {VM}"]
+    move_logs = [from_logs(spans, a, b + 1.0, migrations) for a, b in vc.migration_windows]
+    cuts = [t for t, text in vc.marks if text.startswith("power cut of")]
+    fail_logs = [from_logs(spans, t, t + 300.0, [f"start {VM}"]) for t in cuts]
+    return PairRuns(label, tuple(moves), tuple(fails), tuple(move_logs), tuple(fail_logs), detect().kind)
 
 
 def run(base: LabConfig, work: Path, repeats: int, log: Callable[[str], None]) -> str:
@@ -100,36 +142,47 @@ def _median(values: Sequence[float | None]) -> float | None:
     return summarize(got).median if got else None
 
 
-MOVE_COLUMNS: tuple[tuple[str, Callable[[Move], float | None]], ...] = (
-    ("crm resource move → started on the target, one QEMU (s)", lambda m: m.wall_s),
-    ("libvirt migration job (ms)", lambda m: float(m.libvirt_ms)),
-    (
-        "guest paused, libvirt's downtime (ms)",
-        lambda m: None if m.downtime_ms is None else float(m.downtime_ms),
-    ),
-    ("guest heartbeats lost (1/s)", lambda m: float(m.heartbeat_gaps)),
-)
-FAIL_COLUMNS: tuple[tuple[str, Callable[[Failover], float | None]], ...] = (
-    ("power cut → victim fenced (s, whole seconds)", lambda f: f.fenced_s),
-    ("power cut → VM started on the survivor (s)", lambda f: f.restarted_s),
-    ("power cut → guest's first heartbeat on the survivor (s)", lambda f: f.guest_s),
-    ("power cut → victim back online (s)", lambda f: f.returned_s),
-    ("DRBD resync to the victim (KiB)", lambda f: float(f.resync_kib)),
-    ("power cut → all healthy again (s)", lambda f: f.healthy_s),
-)
+Getter = Callable[[PairRuns], list[float | None]]
+ROWS: tuple[tuple[str, int, Getter], ...] = (
+    ("move: crm resource move → crm_mon shows vm1 on the target, one QEMU (s, polled every 0.5 s)", 2,
+     lambda p: [m.wall_s for m in p.moves]),
+    ("move: crm resource move → migrate_from's result, from pacemaker.log (s)", 2,
+     lambda p: [x.done_s for x in p.move_logs]),
+    ("move: migrate_to + migrate_from, initiation to result (s)", 2,
+     lambda p: [x.ops_s for x in p.move_logs]),
+    ("move: libvirt migration job (ms)", 0, lambda p: [float(m.libvirt_ms) for m in p.moves]),
+    ("move: guest paused, libvirt's downtime (ms)", 0,
+     lambda p: [None if m.downtime_ms is None else float(m.downtime_ms) for m in p.moves]),
+    ("move: guest heartbeats lost (1/s)", 0, lambda p: [float(m.heartbeat_gaps) for m in p.moves]),
+    ("failover: power cut → victim fenced (s; fence history has whole seconds)", 1,
+     lambda p: [f.fenced_s for f in p.failovers]),
+    ("failover: power cut → start on the survivor done, from pacemaker.log (s)", 2,
+     lambda p: [x.done_s for x in p.fail_logs]),
+    ("failover: the start operation on the survivor (s)", 2, lambda p: [x.ops_s for x in p.fail_logs]),
+    ("failover: power cut → crm_mon shows vm1 started on the survivor (s, polled)", 1,
+     lambda p: [f.restarted_s for f in p.failovers]),
+    ("failover: power cut → the guest's first heartbeat on the survivor (s)", 1,
+     lambda p: [f.guest_s for f in p.failovers]),
+    ("failover: power cut → victim back online (s)", 1, lambda p: [f.returned_s for f in p.failovers]),
+    ("failover: DRBD resync to the victim (KiB)", 0, lambda p: [float(f.resync_kib) for f in p.failovers]),
+    ("failover: power cut → all healthy again (s)", 1, lambda p: [f.healthy_s for f in p.failovers]),
+)  # fmt: skip
 
 
 def render(pairs: Sequence[PairRuns], crm: str, repeats: int) -> str:
     ours, anchor = pairs
     rows = []
-    for title, get in MOVE_COLUMNS:
-        o, a = [get(m) for m in ours.moves], [get(m) for m in anchor.moves]
+    for title, digits, get in ROWS:
+        o, a = get(ours), get(anchor)
         mo, ma = _median(o), _median(a)
-        rows.append([title, _col(o, 2), _col(a, 2), times(ratio(mo, ma)) if mo is not None and ma else "n/a"])
-    for title, get_f in FAIL_COLUMNS:
-        fo, fa = [get_f(f) for f in ours.failovers], [get_f(f) for f in anchor.failovers]
-        mo, ma = _median(fo), _median(fa)
-        rows.append([title, _col(fo), _col(fa), times(ratio(mo, ma)) if mo is not None and ma else "n/a"])
+        rows.append(
+            [
+                title,
+                _col(o, digits),
+                _col(a, digits),
+                times(ratio(mo, ma)) if mo is not None and ma else "n/a",
+            ]
+        )
     n_moves = f"{len(ours.moves)} / {len(anchor.moves)}"
     n_fail = f"{len(ours.failovers)} / {len(anchor.failovers)}"
     return section(
