@@ -80,16 +80,18 @@ def run(plan: Plan, only: Sequence[str], prefix: str, keep: bool) -> list[str]:
         log(f"bench lab {prefix}: up")
         bed = testbed.up(prefix)
         try:
+            real_ms = None
             if "startup" in only:
                 log("reference: bare process start")
-                sections.append(startup.run(bed, plan.rounds, log))
-            settings = monitor.Settings(plan.rounds, plan.warmup, plan.census_runs)
+                md, real_ms = startup.run(bed, plan.rounds, log)
+                sections.append(md)
+            settings = monitor.Settings(plan.rounds, plan.warmup, plan.census_runs, real_ms)
             if "monitor" in only:
                 log("monitor, both pairs")
                 sections.append(monitor.run(bed, settings, log)[1])
             if "scale" in only:
                 log("monitor cost by number of DRBD resources")
-                few = monitor.Settings(plan.scale_rounds, 1, 1)
+                few = monitor.Settings(plan.scale_rounds, 1, 1, real_ms)
                 sections.append(scale.run(bed, plan.scale_points, few, log))
         finally:
             if not keep:

@@ -102,6 +102,7 @@ class Settings:
     rounds: int
     warmup: int
     census_runs: int
+    real_call_ms: float | None = None  # what one real drbdsetup/drbdadm call costs here (bench.startup)
 
 
 def commands(bed: Bed, sc: Scenario) -> list[Command]:
@@ -156,7 +157,7 @@ def summarize_ms(runs: Sequence[Run], name: str) -> str:
 
 
 def slug(text: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")[:60]
+    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")[:120]
 
 
 def scenarios(bed: Bed) -> list[Scenario]:
@@ -278,7 +279,7 @@ def render(results: Sequence[PairResult], s: Settings) -> str:
                     "n/a" if emu_rss is None else f"{emu_rss:.1f}",
                 ]
             )
-        emu_rows.append(emu_row(r, sc.title))
+        emu_rows.append(emu_row(r, sc.title, s.real_call_ms))
     wall = table(
         [
             "state",
@@ -323,15 +324,23 @@ def render(results: Sequence[PairResult], s: Settings) -> str:
             "emulator ms ours / anchor",
             "wall − emulator ms ours / anchor",
             "ratio without the emulator, paired (IQR)",
+            "estimate with real DRBD tools ms ours / anchor (ratio)",
             "not replayed (state changes)",
         ],
         emu_rows,
         right=[1, 2, 3, 4],
     )
-    notes = {k: v.format(s=s) for k, v in NOTES.items()}
+    real = "not measured" if s.real_call_ms is None else f"{s.real_call_ms:.1f} ms, the reference section"
+    notes = {k: v.format(s=s, real=real) for k, v in NOTES.items()}
     parts = [
         section("Monitor: wall time", notes["wall"], wall, "Spread of the wall times:", spreads),
-        section("Monitor: what one steady-state monitor does", notes["what"], what),
+        section(
+            "Monitor: what one steady-state monitor does",
+            notes["what"],
+            what,
+            "The programs of one traced monitor, in order:",
+            programs_table(results),
+        ),
         section("Monitor: the DRBD emulator's share", notes["emu"], emu_table),
     ]
     return "\n".join(parts)
@@ -353,13 +362,15 @@ NOTES = {
     "DRBD call a monitor made (from its strace) ran alone, with the agent's environment, in every timed "
     "round next to the agents; a round's sum over one monitor's calls is the emulator's time in that "
     "round's monitor, and the agent's wall time minus it estimates the agent's own time with instant DRBD "
-    "tools (medians of the per-round values). A real drbdsetup/drbdadm call costs a few ms (see the "
-    "reference section), so on a real node each agent lands between its two columns.",
+    "tools (medians of the per-round values). The estimate adds back, per DRBD call, what the real "
+    "drbdsetup/drbdadm binaries take to start and answer --version here ({real}); a real call also "
+    "talks to the kernel, so take it as a lower bound.",
 }
 
 
-def emu_row(r: PairResult, title: str) -> list[str]:
-    """calls, emulator ms, own ms (medians of the per-round values), own-time ratio (paired), skipped."""
+def emu_row(r: PairResult, title: str, real_ms: float | None) -> list[str]:
+    """calls, emulator ms, own ms (medians of the per-round values), own-time ratio (paired), the estimate
+    with real DRBD tools (own + calls × real_ms), skipped."""
     ro, ra = r.replays["ours"], r.replays["anchor"]
     eo, ea = summarize(r.emu_ms("ours")), summarize(r.emu_ms("anchor"))
     oo, oa = summarize(r.own_ms("ours")), summarize(r.own_ms("anchor"))
@@ -371,8 +382,26 @@ def emu_row(r: PairResult, title: str) -> list[str]:
         f"{eo.median:.1f} / {ea.median:.1f}",
         f"{oo.median:.1f} / {oa.median:.1f}",
         "n/a" if own is None else f"{own.median:.2f}× (IQR {own.p25:.2f}–{own.p75:.2f})",
+        estimate(oo.median, len(ro.calls), oa.median, len(ra.calls), real_ms),
         f"{ro.skipped} / {ra.skipped}",
     ]
+
+
+def estimate(own_o: float, calls_o: int, own_a: float, calls_a: int, real_ms: float | None) -> str:
+    if real_ms is None:
+        return "n/a (no reference run)"
+    o, a = own_o + calls_o * real_ms, own_a + calls_a * real_ms
+    return f"{o:.1f} / {a:.1f} ({times(ratio(o, a))})"
+
+
+def programs_table(results: Sequence[PairResult]) -> str:
+    rows = []
+    for r in results:
+        for name in r.scenario.pair.names:
+            counts = r.census[name].counts
+            progs = " → ".join(counts[0].programs) if counts and counts[0].programs else "(none)"
+            rows.append([r.scenario.title, r.scenario.pair.agent(name).standard_provider_type, progs])
+    return table(["state", "agent", "programs started"], rows)
 
 
 def rcs(r: PairResult, name: str) -> str:

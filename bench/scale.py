@@ -45,7 +45,7 @@ def run(bed: Bed, points: Sequence[int], s: monitor.Settings, log: Callable[[str
                     med_p90(o),
                     med_p90(a),
                     times(ratio(o.median, a.median)),
-                    *monitor.emu_row(r, "")[1:5],
+                    *monitor.emu_row(r, "", s.real_call_ms)[1:6],
                 ]
             )
     finally:
@@ -68,6 +68,7 @@ def run(bed: Bed, points: Sequence[int], s: monitor.Settings, log: Callable[[str
                 "emulator ms ours / anchor",
                 "wall − emulator ms ours / anchor",
                 "ratio without the emulator, paired (IQR)",
+                "estimate with real DRBD tools ms ours / anchor (ratio)",
             ],
             rows,
             right=[0, 1, 2, 3],

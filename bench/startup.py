@@ -23,8 +23,10 @@ ON_HOST = (
 )
 
 
-def run(bed: Bed, rounds: int, log: Callable[[str], None]) -> str:
+def run(bed: Bed, rounds: int, log: Callable[[str], None]) -> tuple[str, float]:
+    """The section, and the median start of the real DRBD tools (mean of the two) for the estimates."""
     rows = []
+    real: list[float] = []
     for node, entries in ((bed.node(1), IN_NODE), (None, ON_HOST)):
         cmds = [Command(title, argv, ENV) for title, argv in entries]
         names = [c.name for c in cmds]
@@ -36,9 +38,12 @@ def run(bed: Bed, rounds: int, log: Callable[[str], None]) -> str:
             s = summarize(walls_ms(runs, name))
             rss = max(peak_rss_mib(rss_runs, [name]))
             log(f"  {name}: median {s.median:.1f} ms")
+            if node is None:
+                real.append(s.median)
             rows.append([name, med_p90(s), spread(s), f"{rss:.1f}"])
-    return section(
+    md = section(
         "Reference: bare process start",
         f"{rounds} interleaved rounds, timed like the agents (spawn to reaped).",
         table(["command", "ms (median / p90)", "spread (ms)", "peak RSS MiB"], rows, right=[1, 3]),
     )
+    return md, sum(real) / len(real)
