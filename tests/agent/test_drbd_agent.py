@@ -346,6 +346,16 @@ def test_disconnect_is_degraded_and_reconnect_heals(emu: Emu) -> None:
     assert emu.agent("alice", "monitor").rc == 8
 
 
+def test_degraded_can_be_reported_as_healthy(emu: Emu) -> None:
+    start_both(emu)
+    assert emu.agent("alice", "promote").rc == 0
+    emu.emu("cut", "alice", "bob")
+    r = emu.agent("alice", "monitor", OCF_RESKEY_report_degraded="false")
+    assert r.rc == 8 and not r.reason
+    assert emu.agent("bob", "monitor", OCF_RESKEY_report_degraded="false").rc == 0
+    assert emu.agent("alice", "monitor").rc == 191
+
+
 def test_standalone_is_reconnected_by_notify(emu: Emu) -> None:
     start_both(emu)
     assert emu.adm("bob", "disconnect", "r0").returncode == 0
