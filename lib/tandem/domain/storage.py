@@ -87,45 +87,43 @@ def target_problems(status: Status, resources: Iterable[str], target: str) -> li
     problems: list[str] = []
     for name in resources:
         res = status.resource(name)
-        if res is None:
-            problems.append(f"DRBD resource {name} is not configured here")
-            continue
-        if res.role is not Role.PRIMARY:
-            problems.append(f"{name} is {res.role} here, not Primary")
-        for dev in res.devices:
-            if dev.disk is not DiskState.UP_TO_DATE:
-                problems.append(f"{name}/{dev.volume} local disk is {dev.disk}")
-        conn = find_connection(res, target)
-        if conn is None:
-            problems.append(f"{name} has no connection to {target}")
-            continue
-        if conn.connection is not ConnState.CONNECTED:
-            problems.append(f"{name} connection to {target} is {conn.connection}")
-            continue
-        if conn.peer_role is not Role.PRIMARY:
-            problems.append(f"{name} is {conn.peer_role} on {target}, not Primary")
-        if not conn.peer_devices:
-            problems.append(f"{name} reports no volumes on {target}")
-        for pd in conn.peer_devices:
-            if pd.peer_disk is not DiskState.UP_TO_DATE:
-                problems.append(f"{name}/{pd.volume} disk on {target} is {pd.peer_disk}, not UpToDate")
-            elif pd.replication.resyncing:
-                problems.append(f"{name}/{pd.volume} is resyncing ({pd.replication}) with {target}")
+        problems += _local(name, res)
+        if res is not None:
+            problems += _peer(name, res, target)
     return problems
 
 
 def local_problems(status: Status, resources: Iterable[str]) -> list[str]:
     """What stops a start here: the disks must be writable (Primary) with UpToDate data."""
-    problems: list[str] = []
-    for name in resources:
-        res = status.resource(name)
-        if res is None:
-            problems.append(f"DRBD resource {name} is not configured here")
-            continue
-        if res.role is not Role.PRIMARY:
-            problems.append(f"{name} is {res.role} here, not Primary (is the DRBD clone promoted here?)")
-        bad = [d for d in res.devices if d.disk is not DiskState.UP_TO_DATE]
-        problems += [f"{name}/{d.volume} disk is {d.disk}" for d in bad]
+    return [p for name in resources for p in _local(name, status.resource(name))]
+
+
+def _local(name: str, res: Resource | None) -> list[str]:
+    if res is None:
+        return [f"DRBD resource {name} is not configured here"]
+    problems = []
+    if res.role is not Role.PRIMARY:
+        problems.append(f"{name} is {res.role} here, not Primary (is the DRBD clone promoted here?)")
+    bad = [d for d in res.devices if d.disk is not DiskState.UP_TO_DATE]
+    return problems + [f"{name}/{d.volume} disk is {d.disk} here" for d in bad]
+
+
+def _peer(name: str, res: Resource, target: str) -> list[str]:
+    conn = find_connection(res, target)
+    if conn is None:
+        return [f"{name} has no connection to {target}"]
+    if conn.connection is not ConnState.CONNECTED:
+        return [f"{name} connection to {target} is {conn.connection}"]
+    problems = []
+    if conn.peer_role is not Role.PRIMARY:
+        problems.append(f"{name} is {conn.peer_role} on {target}, not Primary")
+    if not conn.peer_devices:
+        problems.append(f"{name} reports no volumes on {target}")
+    for pd in conn.peer_devices:
+        if pd.peer_disk is not DiskState.UP_TO_DATE:
+            problems.append(f"{name}/{pd.volume} disk on {target} is {pd.peer_disk}, not UpToDate")
+        elif pd.replication.resyncing:
+            problems.append(f"{name}/{pd.volume} is resyncing ({pd.replication}) with {target}")
     return problems
 
 
