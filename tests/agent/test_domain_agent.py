@@ -304,3 +304,33 @@ def test_ocft_config_passes(tmp_path: Path) -> None:
     cases = [ln for ln in run.stdout.splitlines() if ln.startswith("domain: ")]
     assert len(cases) == text.count('\nCASE "'), run.stdout
     assert all(ln.endswith("OK\x1b[0m.") or ln.endswith("OK.") for ln in cases), run.stdout
+
+
+def test_monitor_scripts_reload_and_utilization_written_once(lab2: Env) -> None:
+    bin_dir = lab2.tmp / "bin"
+    bin_dir.mkdir()
+    calls = lab2.tmp / "crm_resource.calls"
+    crm = bin_dir / "crm_resource"  # records its argv, as the CIB write it stands for
+    crm.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n')
+    crm.chmod(0o755)
+    check = lab2.tmp / "check"
+    check.write_text("#!/bin/sh\necho 'guest agent: no answer' >&2\nexit 3\n")
+    check.chmod(0o755)
+    pacemaker = {
+        "PATH": f"{bin_dir}:{XL_BIN}:{EMU_BIN}:{os.environ['PATH']}",
+        "OCF_RESKEY_crm_feature_set": "3.16.2",
+        "OCF_RESKEY_CRM_meta_interval": "10000",
+    }
+    assert lab2.agent("start").rc == 0
+    for _ in range(3):
+        assert lab2.agent("monitor", more=pacemaker).rc == 0
+    assert calls.read_text().splitlines() == [
+        "--resource vm --utilization --set-parameter cpu --parameter-value 2",
+        "--resource vm --utilization --set-parameter hv_memory --parameter-value 256",
+    ]  # three monitors, one write of each value
+    assert lab2.agent("reload", more=pacemaker).rc == 0
+    assert len(calls.read_text().splitlines()) == 2
+    failed = lab2.agent("monitor", more=pacemaker, monitor_scripts=str(check))
+    assert failed.rc == 1
+    assert failed.reasons == ["monitor script check failed: guest agent: no answer"]
+    assert lab2.agent("stop").rc == 0
