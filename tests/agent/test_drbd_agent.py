@@ -463,12 +463,13 @@ class AgentMachine(RuleBasedStateMachine):
     """
 
     root: Path
+    dual = False
 
     def __init__(self) -> None:
         super().__init__()
         root = AgentMachine.root / f"run{time.monotonic_ns()}"
         root.mkdir()
-        self.e = Emu(root)
+        self.e = Emu(root, dual=self.dual)
         self.e.uptodate_pair()
         self.cut = False
         self.opened: set[str] = set()
@@ -553,7 +554,9 @@ class AgentMachine(RuleBasedStateMachine):
         for node in NODES:
             raw = self.e.raw(node)
             r = self.e.agent(node, "monitor")
-            assert r.rc in expected_codes(self.e.raw(node)) | expected_codes(raw), (node, raw, r.err)
+            promoted_max = 2 if self.dual else 1
+            codes = expected_codes(self.e.raw(node), promoted_max) | expected_codes(raw, promoted_max)
+            assert r.rc in codes, (node, raw, r.err)
             if r.rc in (1, 9, 190, 191):
                 assert r.reason, r.err
 
@@ -566,12 +569,20 @@ class AgentMachine(RuleBasedStateMachine):
                 assert all(s in ("UpToDate", "Failed", "Diskless") for s in disks(raw)), raw
 
 
-AgentMachine.TestCase.settings = settings(
-    max_examples=int(os.environ.get("TLD_STATEFUL_EXAMPLES", "6")),
-    stateful_step_count=8,
+class DualAgentMachine(AgentMachine):
+    """The same walk with promoted-max=2 and allow-two-primaries (both nodes may be Primary)."""
+
+    dual = True
+
+
+STATEFUL = settings(
     deadline=None,
+    stateful_step_count=8,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
+EXAMPLES = os.environ.get("TLD_STATEFUL_EXAMPLES")
+AgentMachine.TestCase.settings = settings(STATEFUL, max_examples=int(EXAMPLES or 6))
+DualAgentMachine.TestCase.settings = settings(STATEFUL, max_examples=int(EXAMPLES or 4))
 
 
 @pytest.fixture
@@ -580,10 +591,11 @@ def machine_root(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_stateful_random_actions_and_faults(machine_root: Path) -> None:
+@pytest.mark.parametrize("machine", [AgentMachine, DualAgentMachine], ids=["single-primary", "dual-primary"])
+def test_stateful_random_actions_and_faults(machine_root: Path, machine: type[AgentMachine]) -> None:
     if not (EMU_BIN / "drbdadm").exists():
         pytest.fail("the DRBD emulator (lab/drbd_emu/bin) is missing")
-    AgentMachine.TestCase("runTest").runTest()
+    machine.TestCase("runTest").runTest()
 
 
 # -- ocf-tester and ocft, in a private mount namespace (their state files stay out of the host's /run) -------
