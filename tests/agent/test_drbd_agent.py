@@ -447,6 +447,13 @@ def test_validate_all_and_bad_parameters(emu: Emu) -> None:
     assert r.rc == 5 and "not readable" in r.reason
     # stop with a broken configuration still succeeds (a failed stop would get the node fenced)
     assert emu.agent("alice", "stop", OCF_RESKEY_drbd_resource="-rf").rc == 0
+    assert emu.agent("alice", "start").rc == 0
+    assert emu.agent("alice", "promote").rc == 0
+    assert emu.agent("alice", "stop", OCF_RESKEY_drbdconf="/nonexistent/drbd.conf").rc == 0
+    assert emu.raw("alice") is None
+    assert emu.agent("alice", "start").rc == 0
+    assert emu.agent("alice", "stop", OCF_RESKEY_drbdconf="not a path").rc == 0
+    assert emu.raw("alice") is None
 
 
 def test_probe_without_drbd_installed_is_not_running(emu: Emu) -> None:

@@ -138,6 +138,13 @@ class Drbd:
         level(result.describe() if not result.ok else f"{' '.join(argv)}: ok")
         return result
 
+    def setup(self, command: str) -> Result:
+        """`drbdsetup COMMAND RESOURCE`: no configuration needed (secondary, down), for a stop whose
+        configuration file is gone or unreadable."""
+        result = self.runner.run(["drbdsetup", command, self.resource], timeout=60)
+        (self.log.info if result.ok else self.log.warning)(result.describe())
+        return result
+
     def dump(self) -> str:
         """The resource's configuration as drbdadm reads it (for allow-two-primaries and fencing)."""
         result = self.adm("dump", timeout=20)
