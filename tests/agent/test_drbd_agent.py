@@ -669,3 +669,18 @@ def test_reload_applies_the_configuration(emu: Emu) -> None:
     assert emu.agent("alice", "monitor").rc == 190
     assert emu.agent("alice", "reload").rc == 0  # drbdadm adjust: connect again, as the config says
     healthy_again(emu, "alice")
+
+
+def test_every_notification_succeeds_and_recomputes_the_score(emu: Emu) -> None:
+    start_both(emu)
+    for kind in ("pre", "post"):
+        for operation in ("start", "stop", "promote", "demote"):
+            emu.attrs.write_text("{}")  # the score lost in the cluster (and in the cache)
+            (emu.root / "rsctmp-alice" / "tandem-drbd-drbd-r0.score").unlink(missing_ok=True)
+            note = {
+                "OCF_RESKEY_CRM_meta_notify_type": kind,
+                "OCF_RESKEY_CRM_meta_notify_operation": operation,
+            }
+            assert emu.agent("alice", "notify", **note).rc == 0
+            # post notifications write it again; pre notifications leave the score alone
+            assert emu.score("alice") == ("10000" if kind == "post" else None), (kind, operation)
