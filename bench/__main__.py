@@ -149,7 +149,21 @@ def render(plan: Plan, quick: bool, only: Sequence[str], sections: Sequence[str]
         "- The machine is shared with other work (see the load average): the interleaving and the paired "
         "ratios are there so that load changes hit both agents alike.",
     )
-    return "\n".join([header, mach, method, *sections])
+    reading = section(
+        "How to read this",
+        "- The DRBD tools in the lab are the emulator's Python fakes, 10-30 times slower than the real "
+        "ones, and the anchor makes more DRBD calls than ours: the raw monitor wall times favour ours. "
+        "Compare the agents on the emulator-share section, which takes the fakes' time out and adds a "
+        "real tool's start back.\n"
+        "- Peak RSS is that of the largest single process of a monitor's tree; an emulator call (a Python "
+        "process) can be that process, for either agent.\n"
+        "- CIB updates count real changes of the CIB; a write request of an unchanged transient attribute "
+        "ends in attrd without one.\n"
+        "- Live move and failover run the guest on the accelerator shown above, timed by a 0.5 s crm_mon "
+        "poll; the pacemaker.log rows have millisecond stamps. Few repetitions: the min–max ranges say "
+        "how far to trust a ratio.",
+    )
+    return "\n".join([header, mach, method, reading, *sections])
 
 
 if __name__ == "__main__":

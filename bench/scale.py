@@ -54,7 +54,8 @@ def run(bed: Bed, points: Sequence[int], s: monitor.Settings, log: Callable[[str
     return section(
         "Monitor cost by number of DRBD resources on the node",
         f"The same monitor of r0 ({sc.title}) on node1 while 1 to {max(points)} resources are up and "
-        f"connected on both nodes (r0 counted; the guest's vm0 is down). {s.rounds} interleaved rounds "
+        "connected on both nodes, Primary on node1 like r0 (r0 counted; the guest's vm0 is down; each "
+        f"node's emulator kernel ticks over all of them, a load of its own). {s.rounds} interleaved rounds "
         f"per point after {s.warmup} warm-up round(s); emulator share as in the monitor section. The "
         "emulator's every call walks the state of every resource, so its share grows with the count; "
         "the columns without it are what the agents themselves add.",
