@@ -107,19 +107,25 @@ class Env:
         (self.tmp / "xg1.cfg").write_text(XL_CFG.format(shutdown=shutdown, migrate=migrate))
 
 
-@pytest.fixture
-def lab2(tmp_path: Path) -> Iterator[Env]:
-    """Two emulated nodes with r0 Primary/UpToDate on both (promoted-max=2), and the xl config."""
-    env = Env(tmp_path)
-    env.config()
-    (tmp_path / "r0.res").write_text(RES)
-    conf = str(tmp_path / "r0.res")
-    env.tool("n1", "drbd-emu", "init")
+def two_primaries(env: Env, *mode: str) -> None:
+    """r0 Primary/UpToDate on n1 and n2 (promoted-max=2), as after the initial sync."""
+    (env.tmp / "r0.res").write_text(RES)
+    conf = str(env.tmp / "r0.res")
+    env.tool("n1", "drbd-emu", "init", *mode)
     for node in ("n1", "n2"):
         env.tool(node, "drbdadm", "-c", conf, "up", "r0")
     env.tool("n1", "drbdadm", "-c", conf, "primary", "--force", "r0")
-    wait(lambda: "peer-disk:UpToDate" in env.tool("n1", "drbdsetup", "status", "r0"), "resync")
+    synced = "UpToDate/UpToDate"
+    wait(lambda: env.tool("n1", "drbdadm", "-c", conf, "dstate", "r0").strip() == synced, "the initial sync")
     env.tool("n2", "drbdadm", "-c", conf, "primary", "r0")
+
+
+@pytest.fixture
+def lab2(tmp_path: Path) -> Iterator[Env]:
+    """Two emulated nodes with DRBD 9 r0 on both Primary, and the xl config."""
+    env = Env(tmp_path)
+    env.config()
+    two_primaries(env)
     yield env
 
 
@@ -334,3 +340,37 @@ def test_monitor_scripts_reload_and_utilization_written_once(lab2: Env) -> None:
     assert failed.rc == 1
     assert failed.reasons == ["monitor script check failed: guest agent: no answer"]
     assert lab2.agent("stop").rc == 0
+
+
+def test_target_check_on_drbd_84(tmp_path: Path) -> None:
+    """DRBD 8.4 has no `drbdsetup status`: the peer's role and disk come from /proc/drbd (ro:, ds:)."""
+    from lab.drbd_emu.install import node_env
+
+    env = Env(tmp_path)
+    env.config()
+    two_primaries(env, "--mode", "8.4")
+    # drbd-utils 8.4's drbdsetup has no `status` (the emulator answers it in both modes): refuse it like 8.4
+    bin_dir = tmp_path / "bin84"
+    bin_dir.mkdir()
+    (bin_dir / "drbdsetup").write_text(
+        '#!/bin/sh\n[ "$1" = status ] && { echo "drbdsetup: unknown command \'status\'" >&2; exit 20; }\n'
+        f'exec {EMU_BIN / "drbdsetup"} "$@"\n'
+    )
+    (bin_dir / "drbdsetup").chmod(0o755)
+    proc = {
+        **node_env(tmp_path / "emu", "n1"),
+        "TANDEM_EMU_DEVICES": "",
+        "TANDEM_EMU_CONF": str(tmp_path / "r0.res"),  # drbdadm's /etc/drbd.conf
+        "PATH": f"{bin_dir}:{XL_BIN}:{EMU_BIN}:{os.environ['PATH']}",
+    }
+    assert env.agent("start", more=proc).rc == 0
+    target = {**proc, "OCF_RESKEY_CRM_meta_migrate_target": "n2"}
+    env.tool("n2", "drbdadm", "-c", str(tmp_path / "r0.res"), "secondary", "r0")
+    refused = env.agent("migrate_to", more=target)
+    assert refused.rc == 1 and refused.reasons == [
+        "migration of xg1 to n2 refused: r0 is Secondary on n2, not Primary"
+    ]
+    env.tool("n2", "drbdadm", "-c", str(tmp_path / "r0.res"), "primary", "r0")
+    moved = env.agent("migrate_to", more=target)
+    assert moved.rc == 0, moved.err
+    assert env.xl_names("n2") == ["xg1"]
