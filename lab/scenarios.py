@@ -538,8 +538,8 @@ def wait_fenced(vc: VmCluster, since: float) -> tuple[str, float]:
 
 
 def power_back(vc: VmCluster, node: str, timeout: float = 5.0) -> None:
-    """Pacemaker fences with reboot (the node comes back by itself); DRBD's fence-peer handler powers the
-    peer off (stonith_admin --fence), and then someone has to power it on: the scenario does."""
+    """Fencing reboots (stonith-action=reboot, and tandem-fence-peer follows it), so the node comes back by
+    itself; where it stayed off (a cluster configured with stonith-action=off), the scenario powers it on."""
     target = vc.lab.node(node)
     end = time.monotonic() + timeout
     while not target.is_on() and time.monotonic() < end:

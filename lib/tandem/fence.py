@@ -115,8 +115,13 @@ def _flag(value: str | None, *true_words: str) -> bool:
     return value in true_words or (value.isdigit() and int(value) > 0)
 
 
+def node_state(cib: _Element, attr: str, value: str) -> _Element | None:
+    """The node_state whose `attr` is `value`, compared as data (a name never becomes part of an XPath)."""
+    return next((n for n in cib.iterfind("status/node_state") if n.get(attr) == value), None)
+
+
 def peer_state(cib: _Element, peer: str) -> Peer:
-    node = cib.find(f"status/node_state[@uname='{peer}']")
+    node = node_state(cib, "uname", peer)
     if node is None:
         return Peer.UNKNOWN
     member = _flag(node.get("in_ccm"), "true")
@@ -139,8 +144,17 @@ def dc_known(cib: _Element) -> bool:
     dc = cib.get("dc-uuid")
     if not dc:
         return False
-    node = cib.find(f"status/node_state[@id='{dc}']")
+    node = node_state(cib, "id", dc)
     return node is None or _flag(node.get("crmd"), "online")
+
+
+def stonith_verb(cib: _Element) -> str:
+    """Fence the way the cluster does (its stonith-action): reboot by default, so the peer comes back as a
+    Secondary and resyncs; power off only where the cluster is configured to."""
+    for nvpair in cib.iterfind("configuration/crm_config/cluster_property_set/nvpair"):
+        if nvpair.get("name") == "stonith-action" and nvpair.get("value") in ("off", "poweroff"):
+            return "--fence"
+    return "--reboot"
 
 
 def cluster_nodes(cib: _Element) -> list[str]:
@@ -341,7 +355,7 @@ def fence_peer(env: HandlerEnv, runner: Runner, log: Logger, deadline: Deadline,
     if decision.stonith:
         budget = max(1.0, deadline.remaining() - 5)
         result = runner.run(
-            ["stonith_admin", "--fence", peer, "--timeout", str(int(budget))], timeout=budget + 2
+            ["stonith_admin", stonith_verb(doc), peer, "--timeout", str(int(budget))], timeout=budget + 2
         )
         if not result.ok:
             raise Refused(f"STONITH of {peer} failed: {result.describe()}")

@@ -315,12 +315,23 @@ def test_conflicting_constraint_is_not_overwritten(tmp_path):
 def test_dual_primary_stonith_fences_a_reachable_primary_peer_first(tmp_path):
     c = make(tmp_path, Peer.REACHABLE, fencing="resource-and-stonith", two_primaries=True)
     assert fence(c) == PEER_FENCED
-    assert c.stonith_calls and c.stonith_calls[0][:3] == ("stonith_admin", "--fence", "bob")
+    assert c.stonith_calls and c.stonith_calls[0][:3] == ("stonith_admin", "--reboot", "bob")
     # STONITH came before the constraint (I/O must not resume before the peer is dead)
     kinds = [a[0] for a in c.calls]
     assert kinds.index("stonith_admin") < max(
         i for i, a in enumerate(c.calls) if a[:2] == ("cibadmin", "--create")
     )
+
+
+def test_stonith_follows_the_clusters_stonith_action(tmp_path):
+    c = make(tmp_path, Peer.REACHABLE, fencing="resource-and-stonith", two_primaries=True)
+    off = (
+        '<crm_config><cluster_property_set id="p">'
+        '<nvpair id="p-a" name="stonith-action" value="off"/></cluster_property_set></crm_config>'
+    )
+    c.cib.write_text(c.cib.read_text().replace("<crm_config/>", off))
+    assert fence(c) == PEER_FENCED
+    assert c.stonith_calls[0][:3] == ("stonith_admin", "--fence", "bob")
 
 
 def test_failed_stonith_keeps_io_frozen(tmp_path):
