@@ -70,7 +70,8 @@ class PairRuns:
 
 
 def from_logs(spans: Sequence[Span], t0: float, until: float, labels: Sequence[str]) -> FromLogs:
-    """The operations (by span label, e.g. "migrate_to vm1") initiated between t0 and `until`."""
+    """The operations (by span label, e.g. "migrate_to vm1") initiated between t0 and `until`: their
+    summed durations, and t0 to the last one's result."""
     got = [s for s in spans if s.label in labels and t0 <= s.start <= until]
     if not got:
         return FromLogs(None, None)
@@ -114,9 +115,12 @@ def run_pair(
             fails.append(node_failure(vc))
         spans = read_spans(vc)
     migrations = [f"migrate_to {VM}", f"migrate_from {VM}"]
-    move_logs = [from_logs(spans, a, b + 1.0, migrations) for a, b in vc.migration_windows]
+    # an operation belongs to the move or failover in whose window it was initiated (they run back to back)
+    move_logs = [from_logs(spans, a, b, migrations) for a, b in vc.migration_windows]
     cuts = [t for t, text in vc.marks if text.startswith("power cut of")]
-    fail_logs = [from_logs(spans, t, t + 300.0, [f"start {VM}"]) for t in cuts]
+    fail_logs = [
+        from_logs(spans, t, t + f.healthy_s, [f"start {VM}"]) for t, f in zip(cuts, fails, strict=True)
+    ]
     return PairRuns(label, tuple(moves), tuple(fails), tuple(move_logs), tuple(fail_logs), detect().kind)
 
 
