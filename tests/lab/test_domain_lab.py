@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from lab.cluster import Lab, LabConfig
+from lab.cluster import Lab, LabConfig, poll
 from lab.guest import serial
 from lab.libvirt import Libvirtd
 from lab.netns import TOP
@@ -118,8 +118,8 @@ def failures(s: Setup, rsc: str) -> list[str]:
     ]
 
 
-def agent_in_node(s: Setup, node: str, action: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run vm1's agent in a node the way pacemaker-execd does, with the lab's daemon environment."""
+def agent_argv(s: Setup, action: str, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """vm1's agent as pacemaker-execd runs it, with the lab's daemon environment."""
     agent = FAMILIES[s.family]["vm"].split(":")
     full = {
         **dict(s.vc.lab.config.env),
@@ -131,8 +131,18 @@ def agent_in_node(s: Setup, node: str, action: str, env: dict[str, str]) -> subp
         "OCF_RESKEY_CRM_meta_timeout": "120000",
         **env,
     }
-    path = f"/usr/lib/ocf/resource.d/{agent[1]}/{agent[2]}"
-    return s.lab.node(node).run([path, action], env=full, check=False, timeout=150)
+    return [f"/usr/lib/ocf/resource.d/{agent[1]}/{agent[2]}", action], full
+
+
+def agent_in_node(s: Setup, node: str, action: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    argv, full = agent_argv(s, action, env)
+    return s.lab.node(node).run(argv, env=full, check=False, timeout=150)
+
+
+def agent_spawned(s: Setup, node: str, action: str, env: dict[str, str]) -> int:
+    """vm1's agent started detached in the node (its children may outlive it); returns its node-local pid."""
+    argv, full = agent_argv(s, action, env)
+    return s.lab.node(node).spawn(argv, log=f"/var/log/pacemaker/{VM}-{action}.log", env=full)
 
 
 def fake_xl_domains(s: Setup) -> dict[str, list[str]]:
@@ -187,10 +197,12 @@ def test_migration_to_a_secondary_target(setup: Setup) -> None:
     s = setup
     source = where(s)
     target = s.vc.other(source)
+    s.lab.crm("resource", "stop", XVM)  # xvm may run on the other node: then that one would stay promoted
+    s.vc.wait(lambda st: not st.locations(XVM), f"{XVM} stopped")
     s.lab.crm("resource", "meta", CLONE, "set", "promoted-max", "1")
     try:
         s.vc.wait(
-            lambda st: s.lab.state() is not None and st.roles(CLONE).get(target) == "Unpromoted",
+            lambda st: st.roles(CLONE).get(target) == "Unpromoted",
             f"{CLONE} demoted on {target}",
         )
         meta = {"OCF_RESKEY_CRM_meta_migrate_source": source, "OCF_RESKEY_CRM_meta_migrate_target": target}
@@ -213,8 +225,12 @@ def test_migration_to_a_secondary_target(setup: Setup) -> None:
             assert Libvirtd(s.lab.node(source)).domstate(VM) == "running"
     finally:
         s.lab.crm("resource", "meta", CLONE, "set", "promoted-max", "2")
+        s.lab.crm("resource", "start", XVM)
     s.vc.wait(
-        lambda st: sorted(st.roles(CLONE).values()) == ["Promoted", "Promoted"], f"{CLONE} promoted twice"
+        lambda st: (
+            sorted(st.roles(CLONE).values()) == ["Promoted", "Promoted"] and len(st.locations(XVM)) == 1
+        ),
+        f"{CLONE} promoted twice and {XVM} started again",
     )
     assert where(s) == source
 
@@ -288,3 +304,52 @@ def test_xen_path_under_the_fake_xl(setup: Setup) -> None:
             (s.xl_dir / f"{target}.broken").unlink()
             s.lab.crm("resource", "cleanup", XVM)
         s.vc.wait(lambda st: len(st.locations(XVM)) == 1 and not failures(s, XVM), f"{XVM} healthy again")
+
+
+def test_start_on_the_peer_while_it_runs(setup: Setup) -> None:
+    """A start where the domain already runs on the DRBD peer (a double start, RA#856's outcome)."""
+    s = setup
+    node = where(s)
+    other = s.vc.other(node)
+    run = agent_in_node(s, other, "start", {})
+    second = Libvirtd(s.lab.node(other))
+    if s.tandem:
+        assert run.returncode == 1, run.stderr
+        assert f"ocf-exit-reason:{VM} is running" in run.stderr and f"on {node}: refusing" in run.stderr
+        assert VM not in second.domains()
+    else:
+        print(
+            f"[heartbeat] VirtualDomain start while vm1 runs on {node}: rc {run.returncode}, "
+            f"{other} now runs {second.domains()}"
+        )
+        second.virsh("destroy", VM, check=False)  # the second copy, before it writes
+    assert where(s) == node
+
+
+def test_migration_outliving_its_timeout_is_aborted(setup: Setup) -> None:
+    """migrate_to at 1 MiB/s (the guest dirties pages faster: it never converges) with a 15 s timeout."""
+    s = setup
+    node = where(s)
+    source = Libvirtd(s.lab.node(node))
+    meta = {
+        "OCF_RESKEY_CRM_meta_migrate_source": node,
+        "OCF_RESKEY_CRM_meta_migrate_target": s.vc.other(node),
+        "OCF_RESKEY_CRM_meta_timeout": "15000",
+        "OCF_RESKEY_migration_speed": "1",
+    }
+    if s.tandem:  # it cancels the job itself and says so
+        run = agent_in_node(s, node, "migrate_to", meta)
+        assert run.returncode == 1, run.stderr
+        assert "did not finish" in run.stderr and "aborted" in run.stderr
+    else:  # VirtualDomain has no limit of its own: killed at the timeout, as by Pacemaker; its job goes on
+        pid = agent_spawned(s, node, "migrate_to", meta)
+        time.sleep(15)
+        s.lab.node(node).run(["kill", "-KILL", str(pid)], check=False)
+        job = source.virsh("domjobinfo", VM).stdout
+        print(f"[heartbeat] after VirtualDomain's migrate_to was killed: {job.splitlines()[:2]}")
+        assert "Outgoing migration" in job
+        source.virsh("domjobabort", VM)
+    assert source.domstate(VM) == "running"
+    target = Libvirtd(s.lab.node(s.vc.other(node)))
+    poll(lambda: VM not in target.domains() or None, 60, "the target to drop its incoming copy")
+    assert where(s) == node and failures(s, VM) == []
