@@ -360,7 +360,11 @@ def test_dual_primary_link_loss_with_stonith(cluster: Lab, flavour: Flavour) -> 
     states = {n: suspended(cluster, n) for n in ("node1", "node2")}
     note(flavour, "dual primary, resource-and-stonith, link cut: handlers (node, exit)", calls)
     note(flavour, "... then I/O frozen per node (None = node off)", states)
-    assert not all(s is False for s in states.values()), "both Primaries resumed I/O after the link loss"
+    both_resumed = all(s is False for s in states.values())
+    if flavour.name == "tandem":
+        assert not both_resumed, "both Primaries resumed I/O after the link loss"
+    else:  # the anchor's known weakness (constraint only, no STONITH): recorded, not required
+        note(flavour, "... both Primaries resumed I/O (diverging data)", both_resumed)
     for node in ("node1", "node2"):
         if not cluster.node(node).is_on():
             crash_kernel(cluster, node)
