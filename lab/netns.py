@@ -185,7 +185,10 @@ class Node:
                 for child in children(proc.pid):
                     kill_pid(child)
                 proc.kill()
-                out, err = proc.communicate()
+                try:
+                    out, err = proc.communicate(timeout=5)
+                except subprocess.TimeoutExpired:  # a grandchild (e.g. a background virsh) holds the pipes
+                    out, err = "", ""
                 raise subprocess.TimeoutExpired(list(argv), timeout, out, err) from None
         result = subprocess.CompletedProcess(list(argv), proc.returncode, out, err)
         if check and result.returncode != 0:
