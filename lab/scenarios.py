@@ -271,6 +271,9 @@ class VmCluster:
                 with contextlib.suppress(Exception):
                     vc.collect(work / "logs")
                 lab.down()
+                from lab.drbd_emu.devices import detach_loops
+
+                detach_loops(vc.emu_dir)  # the emulator's loop devices outlive the lab
 
     def collect(self, dest: Path) -> Path:
         """The cluster's own record, for the timeline: every node's logs and CIB (lab.collect_logs), plus

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 from lab.cluster import Lab, LabConfig, poll
-from lab.drbd_emu.devices import detach_loops
 from lab.guest import serial
 from lab.libvirt import Libvirtd
 from lab.netns import TOP
@@ -96,7 +95,6 @@ def setup(request: pytest.FixtureRequest, lab_defaults: LabConfig) -> Iterator[S
         vc.wait(lambda s: len(s.locations(XVM)) == 1, f"{XVM} started")
         record(f"test_domain_lab[{family}]: cluster with vm1 and xvm ready", time.monotonic() - vc.t0)
         yield Setup(family, vc, xl_dir)
-    detach_loops(vc.emu_dir)  # the emulator's loop devices outlive the lab
     subprocess.run(["rm", "-rf", str(xl_dir), str(work)], check=False)
 
 
