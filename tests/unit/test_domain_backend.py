@@ -2,36 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from tandem.domain.backend import Migration, Virsh, Xl
 from tandem.domain.state import Phase
 from tandem.ocf.runner import Result
+from tests.fakes import RecordingRunner
 from tests.unit.test_domain_state import DOMINFO, JOB_OUT, NO_LIBVIRTD, NOT_FOUND, TARGET_JOB_ERR, XL_LIST
 
 
 @dataclass
-class Scripted:
+class Scripted(RecordingRunner):
     """Answers by the first argv word after the tool and its connection options."""
 
     answers: dict[str, list[tuple[int, str, str]]]
-    calls: list[list[str]] = field(default_factory=list)
 
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        timeout: float | None = None,
-        input: str | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> Result:
-        assert timeout is not None and timeout > 0  # every call is bounded
-        self.calls.append(list(argv))
+    def answer(self, argv: tuple[str, ...], timeout: float) -> Result:
         words = [a for a in argv[1:] if not a.startswith("-")]
         key = words[1] if argv[0] == "virsh" and "--connect" in argv else words[0]
         rc, out, err = self.answers[key].pop(0)
-        return Result(tuple(argv), rc, out, err)
+        return Result(argv, rc, out, err)
 
 
 def paused(reason: str) -> str:
@@ -42,7 +32,7 @@ def test_running_takes_one_call() -> None:
     runner = Scripted({"dominfo": [(0, DOMINFO, "")]})
     obs = Virsh(runner, "qemu:///system").observe("vmx-guest")
     assert obs.phase is Phase.RUNNING and (obs.vcpus, obs.memory_mib) == (1, 64)
-    assert runner.calls == [["virsh", "--quiet", "--connect", "qemu:///system", "dominfo", "vmx-guest"]]
+    assert runner.calls == [("virsh", "--quiet", "--connect", "qemu:///system", "dominfo", "vmx-guest")]
 
 
 def test_paused_for_migration_on_each_side() -> None:
@@ -79,7 +69,7 @@ def test_migrate_argv_and_remote_observe() -> None:
     virsh = Virsh(runner)
     plan = Migration("b", "qemu+tcp://b/system", "tcp://b-mig", ("--p2p",), 100)
     assert virsh.migrate("vm;x", plan, timeout=30).ok
-    assert runner.calls[0] == [
+    assert runner.calls[0] == (
         "virsh",
         "--quiet",
         "migrate",
@@ -91,10 +81,10 @@ def test_migrate_argv_and_remote_observe() -> None:
         "tcp://b-mig",
         "vm;x",
         "qemu+tcp://b/system",
-    ]  # one argv word per value: nothing is ever parsed by a shell
+    )  # one argv word per value: nothing is ever parsed by a shell
     remote = virsh.observe_remote("vm", "qemu+tcp://b/system", 5)
     assert remote is not None and remote.gone
-    assert runner.calls[1][:4] == ["virsh", "--quiet", "--connect", "qemu+tcp://b/system"]
+    assert runner.calls[1][:4] == ("virsh", "--quiet", "--connect", "qemu+tcp://b/system")
 
 
 def test_shutdown_modes() -> None:
@@ -103,9 +93,9 @@ def test_shutdown_modes() -> None:
     Xl(runner).shutdown("g", None, 5)
     Xl(runner).shutdown("g", "acpi", 5)
     assert [c[-3:] for c in runner.calls] == [
-        ["g", "--mode", "acpi"],
-        ["xl", "shutdown", "g"],
-        ["trigger", "g", "power"],
+        ("g", "--mode", "acpi"),
+        ("xl", "shutdown", "g"),
+        ("trigger", "g", "power"),
     ]
 
 
@@ -115,6 +105,6 @@ def test_xl_observe_and_abort() -> None:
     assert xl.observe("web").phase is Phase.UNKNOWN  # a broken toolstack is never "not running"
     runner = Scripted({"list": [(0, XL_LIST, "")], "rename": [(0, "", "")], "unpause": [(0, "", "")]})
     Xl(runner).abort_migration("out", 5)
-    assert runner.calls[1:] == [["xl", "rename", "out--migratedaway", "out"], ["xl", "unpause", "out"]]
+    assert runner.calls[1:] == [("xl", "rename", "out--migratedaway", "out"), ("xl", "unpause", "out")]
     runner = Scripted({"list": [(0, XL_LIST, "")]})
     assert Xl(runner).abort_migration("web", 5) is None

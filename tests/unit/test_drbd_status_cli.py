@@ -7,7 +7,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from tandem.drbd import status_cli
 from tandem.ocf.runner import CommandMissing, CommandTimeout, Result
 from tests.conftest import LIB
+from tests.fakes import RecordingRunner
 from tests.unit.test_parse_fixtures import EXPECTED
 
 SAMPLES = {
@@ -27,24 +29,14 @@ JSON_CMD = ("drbdsetup", "status", "--json")
 EVENTS2_CMD = ("drbdsetup", "events2", "--now")
 
 
-class FakeRunner:
-    """Answers each command with a canned Result or raises the given exception; records the calls."""
+@dataclass
+class FakeRunner(RecordingRunner):
+    """Answers each command with a canned Result or raises the given exception."""
 
-    def __init__(self, answers: Mapping[tuple[str, ...], Result | Exception]) -> None:
-        self.answers = answers
-        self.calls: list[tuple[str, ...]] = []
+    answers: Mapping[tuple[str, ...], Result | Exception]
 
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        timeout: float | None = None,
-        input: str | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> Result:
-        assert timeout is not None  # a DRBD command can hang on netlink; never wait forever
-        self.calls.append(tuple(argv))
-        answer = self.answers.get(tuple(argv), CommandMissing(f"{argv[0]}: not found"))
+    def answer(self, argv: tuple[str, ...], timeout: float) -> Result:
+        answer = self.answers.get(argv, CommandMissing(f"{argv[0]}: not found"))
         if isinstance(answer, Exception):
             raise answer
         return answer

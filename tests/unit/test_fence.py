@@ -4,8 +4,8 @@ applies it to a CIB file (CIB_file, no cluster needed)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -35,6 +35,7 @@ from tandem.fence import (
 from tandem.ocf.deadline import Deadline
 from tandem.ocf.log import Logger
 from tandem.ocf.runner import ProcessRunner, Result
+from tests.fakes import RecordingRunner
 
 CIB = """<cib crm_feature_set="3.16.1" validate-with="pacemaker-3.9" epoch="1" num_updates="0" admin_epoch="0"
      have-quorum="{quorum}" dc-uuid="1">
@@ -103,7 +104,7 @@ def status_json(role: str, disk: str = "UpToDate", connection: str = "StandAlone
 
 
 @dataclass
-class Cluster:
+class Cluster(RecordingRunner):
     """cibadmin is real (on a CIB file); DRBD and stonith_admin answer from canned state."""
 
     cib: Path
@@ -113,18 +114,8 @@ class Cluster:
     fencing: str = "resource-only"
     two_primaries: bool = False
     stonith_rc: int = 0
-    calls: list[tuple[str, ...]] = field(default_factory=list)
 
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        timeout: float | None = None,
-        input: str | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> Result:
-        argv = tuple(argv)
-        self.calls.append(argv)
+    def answer(self, argv: tuple[str, ...], timeout: float) -> Result:
         if argv[0] == "cibadmin":
             return ProcessRunner().run(argv, timeout=timeout, env={"CIB_file": str(self.cib)})
         if argv[:2] == ("drbdadm", "--version"):
