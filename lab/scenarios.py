@@ -48,19 +48,6 @@ CRM_MARKERS = ("<!-- crm-config -->", "<!-- /crm-config -->")
 RESYNC_KIB_S = 64  # emulated resync speed after the initial sync: slow enough to see a resync happen
 WAIT = 240.0  # generous: the machine has 2 shared cores and the guest runs under TCG
 
-DRBD_CONF = """# lab drbd.conf (emulated DRBD 9): dual primary, fencing through Pacemaker by tandem's handlers
-resource {res} {{
-  net {{ protocol C; allow-two-primaries yes; fencing resource-and-stonith; }}
-  handlers {{
-    fence-peer "/usr/sbin/tandem-fence-peer";
-    unfence-peer "/usr/sbin/tandem-unfence-peer";
-  }}
-  volume 0 {{ device /dev/drbd{minor}; disk /dev/lab/{res}; meta-disk internal; }}
-  on node1 {{ node-id 0; address {net}.1:7789; }}
-  on node2 {{ node-id 1; address {net}.2:7789; }}
-}}
-"""
-
 
 class ScenarioError(AssertionError):
     """The cluster did not do what the scenario expects; the message says what and where to look."""
@@ -211,36 +198,30 @@ class VmCluster:
         """`base` plus what every node needs before its cluster starts: libvirtd at boot, the DRBD emulator
         (state as after the initial full sync: UpToDate on both nodes), and /etc/hosts with the node names
         (the domain agent reaches the peer's libvirtd by node name)."""
-        from lab.drbd_emu import engine
-        from lab.drbd_emu.install import lab_hooks, write_wrappers
+        from lab.drbd_emu.install import lab_hooks
+        from lab.drbd_emu.setup import initial_sync, two_node_conf
         from lab.libvirt import boot_hook
 
         shutil.rmtree(work, ignore_errors=True)
         emu = work / "emu"
         emu.mkdir(parents=True)
         conf = emu / "drbd.conf"
-        conf.write_text(DRBD_CONF.format(res=RES, minor=MINOR, net=base.net))
-        tool = write_wrappers(emu, devices="")
-
-        def host(node: str, prog: str, *args: str) -> None:
-            env = {
-                **os.environ,
-                "TANDEM_EMU_DIR": str(emu),
-                "TANDEM_EMU_NODE": node,
-                "TANDEM_EMU_DEVICES": "",
-            }
-            subprocess.run([str(tool / prog), *args], env=env, check=True, capture_output=True, timeout=60)
-
-        host("node1", "drbd-emu", "init")
-        for n in ("node1", "node2"):
-            host(n, "drbdadm", "-c", str(conf), "up", RES)
-        host("node1", "drbdadm", "-c", str(conf), "primary", "--force", RES)
-        poll(lambda: _synced(emu) or None, 60, "the initial sync of the emulated DRBD")
-        for n in ("node1", "node2"):
-            host(n, "drbdadm", "-c", str(conf), "secondary", RES)
-            host(n, "drbdadm", "-c", str(conf), "down", RES)
-        with engine.Store(emu).locked() as st:
-            st["resync_kib_s"] = RESYNC_KIB_S
+        handlers = {
+            "fence-peer": "/usr/sbin/tandem-fence-peer",
+            "unfence-peer": "/usr/sbin/tandem-unfence-peer",
+        }
+        conf.write_text(
+            two_node_conf(
+                net=base.net,
+                minor=MINOR,
+                res=RES,
+                dual=True,
+                fencing="resource-and-stonith",
+                handlers=handlers,
+                comment="lab drbd.conf (emulated DRBD 9): dual primary, fencing by tandem's handlers",
+            )
+        )
+        initial_sync(emu, conf, RES, resync_kib_s=RESYNC_KIB_S)
         hosts = work / "hosts"
         names = "".join(f"{base.net}.{i} node{i}\n" for i in range(1, base.nodes + 1))
         hosts.write_text(f"127.0.0.1 localhost\n{names}")
@@ -444,17 +425,6 @@ def _no_interrupts() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, old)
-
-
-def _synced(emu: Path) -> bool:
-    """The emulator's resync has run to its end (the host runs no emulator kernel: settle it here)."""
-    from lab.drbd_emu import engine
-
-    with engine.Store(emu).locked() as st:
-        engine.settle(st, time.time())
-    meta = st.get("meta", {})
-    one, two = meta.get(f"node1/{RES}/0", {}), meta.get(f"node2/{RES}/0", {})
-    return bool(one.get("disk") == two.get("disk") == "UpToDate" and one.get("tag") == two.get("tag"))
 
 
 def ensure_installed(ocf_root: Path = Path("/usr/lib/ocf"), bindir: Path = Path("/usr/sbin")) -> bool:

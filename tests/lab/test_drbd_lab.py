@@ -24,26 +24,14 @@ from lab.cluster import Lab, LabConfig, poll
 from lab.crm import ClusterState
 from lab.drbd_emu import engine
 from lab.drbd_emu.devices import detach_loops
-from lab.drbd_emu.install import lab_hooks, write_wrappers
+from lab.drbd_emu.install import lab_hooks
+from lab.drbd_emu.setup import initial_sync, two_node_conf
 
 from lab import faults
 from tandem.install import install
 from tests.lab.conftest import record
 
 MINOR = 9250
-
-CONF = """# lab drbd.conf for the emulator
-resource r0 {{
-  net {{ protocol C; fencing {fencing}; {two} }}
-  handlers {{
-    fence-peer "{fence}";
-    unfence-peer "{unfence}";
-  }}
-  volume 0 {{ device /dev/drbd{minor}; disk /dev/lab/r0; meta-disk internal; }}
-  on node1 {{ node-id 0; address {net}.1:7789; }}
-  on node2 {{ node-id 1; address {net}.2:7789; }}
-}}
-"""
 
 # The crm configuration of README.md ("ocf:tandem:drbd"), run verbatim.
 TANDEM_CIB = """primitive drbd_r0 ocf:tandem:drbd params drbd_resource=r0 \\
@@ -94,16 +82,15 @@ OBSERVED: dict[str, dict[str, object]] = {}
 
 def write_conf(config: LabConfig, flavour: Flavour, *, dual: bool = False, stonith: bool = False) -> None:
     """Rewrite the bind-mounted drbd.conf in place (same inode, so every node sees it)."""
-    d = emu_dir(config)
-    text = CONF.format(
-        minor=MINOR,
+    text = two_node_conf(
         net=config.net,
-        fence=flavour.fence,
-        unfence=flavour.unfence,
-        two="allow-two-primaries yes;" if dual else "",
+        minor=MINOR,
+        dual=dual,
         fencing="resource-and-stonith" if stonith else "resource-only",
+        handlers={"fence-peer": flavour.fence, "unfence-peer": flavour.unfence},
+        comment="lab drbd.conf for the emulator",
     )
-    with open(d / "drbd.conf", "r+") as fh:
+    with open(emu_dir(config) / "drbd.conf", "r+") as fh:
         fh.seek(0)
         fh.write(text)
         fh.truncate()
@@ -125,19 +112,7 @@ def lab_config(lab_defaults: LabConfig) -> LabConfig:
     conf = d / "drbd.conf"
     conf.write_text("")
     write_conf(lab_defaults, flavours(d)["tandem"])
-    tool = write_wrappers(d, devices="") / "drbd-emu"
-
-    def host(node: str, prog: str, *args: str) -> None:
-        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "TANDEM_EMU_DIR": str(d), "TANDEM_EMU_NODE": node}
-        subprocess.run([str(tool.parent / prog), *args], env=env, check=True, capture_output=True)
-
-    host("node1", "drbd-emu", "init")
-    for n in ("node1", "node2"):
-        host(n, "drbdadm", "-c", str(conf), "up", "r0")
-    host("node1", "drbdadm", "-c", str(conf), "primary", "--force", "r0")
-    host("node2", "drbdadm", "-c", str(conf), "wait-sync", "r0")
-    for n in ("node1", "node2"):
-        host(n, "drbdadm", "-c", str(conf), "down", "r0")
+    initial_sync(d, conf)
     return lab_defaults.with_hooks(**lab_hooks(d, conf)).with_hooks(  # type: ignore[arg-type]
         binds=[(str(d / "resource.d"), "/usr/lib/ocf/resource.d")],
         env={"TANDEM_LIBDIR": str(d / "ocf" / "lib" / "tandem")},

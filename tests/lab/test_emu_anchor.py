@@ -9,7 +9,6 @@ fence-peer/unfence-peer inside the node, so crm-fence-peer.9.sh talks to that no
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,26 +17,14 @@ import pytest
 from lab.cluster import Lab, LabConfig, poll
 from lab.crm import ClusterState
 from lab.drbd_emu.devices import detach_loops
-from lab.drbd_emu.install import lab_hooks, write_wrappers
+from lab.drbd_emu.install import lab_hooks
+from lab.drbd_emu.setup import initial_sync, two_node_conf
 
 from lab import faults
 
 RA = Path("/usr/lib/ocf/resource.d/linbit/drbd")
 MINOR = 9240
 CONSTRAINT = "drbd-fence-by-handler-r0-ms_drbd_r0"
-
-CONF = """# lab drbd.conf for the emulator (UG9 drbd-pacemaker: fencing by constraints)
-resource r0 {{
-  net {{ protocol C; fencing resource-only; }}
-  handlers {{
-    fence-peer "/usr/lib/drbd/crm-fence-peer.9.sh";
-    unfence-peer "/usr/lib/drbd/crm-unfence-peer.9.sh";
-  }}
-  volume 0 {{ device /dev/drbd{minor}; disk /dev/lab/r0; meta-disk internal; }}
-  on node1 {{ node-id 0; address {net}.1:7789; }}
-  on node2 {{ node-id 1; address {net}.2:7789; }}
-}}
-"""
 
 CIB = """primitive drbd_r0 ocf:linbit:drbd params drbd_resource=r0 \\
     op monitor interval=10s role=Promoted timeout=30s op monitor interval=11s role=Unpromoted timeout=30s
@@ -59,21 +46,20 @@ def lab_config(lab_defaults: LabConfig) -> LabConfig:
     subprocess.run(["rm", "-rf", str(d)], check=True)
     d.mkdir(parents=True)
     conf = d / "drbd.conf"
-    conf.write_text(CONF.format(minor=MINOR, net=lab_defaults.net))
-    tool = write_wrappers(d, devices="") / "drbd-emu"
-
-    def host(node: str, prog: str, *args: str) -> None:
-        env = {**os.environ, "TANDEM_EMU_DIR": str(d), "TANDEM_EMU_NODE": node, "TANDEM_EMU_DEVICES": ""}
-        subprocess.run([str(tool.parent / prog), *args], env=env, check=True, capture_output=True)
-
-    host("node1", "drbd-emu", "init")
-    for n in ("node1", "node2"):
-        host(n, "drbdadm", "-c", str(conf), "up", "r0")
-    host("node1", "drbdadm", "-c", str(conf), "primary", "--force", "r0")
-    host("node2", "drbdadm", "-c", str(conf), "wait-sync", "r0")  # UG9 initial full sync
+    conf.write_text(
+        two_node_conf(
+            net=lab_defaults.net,
+            minor=MINOR,
+            fencing="resource-only",
+            handlers={
+                "fence-peer": "/usr/lib/drbd/crm-fence-peer.9.sh",
+                "unfence-peer": "/usr/lib/drbd/crm-unfence-peer.9.sh",
+            },
+            comment="lab drbd.conf for the emulator (UG9 drbd-pacemaker: fencing by constraints)",
+        )
+    )
+    initial_sync(d, conf)  # UG9 initial full sync
     assert _data(d, "node2") == _data(d, "node1") is not None
-    for n in ("node1", "node2"):
-        host(n, "drbdadm", "-c", str(conf), "down", "r0")
     return lab_defaults.with_hooks(**lab_hooks(d, conf))  # type: ignore[arg-type]
 
 

@@ -7,7 +7,6 @@ the block device as shared storage (no --unsafe). Own cluster (~5 s up), about 1
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,20 +14,16 @@ from pathlib import Path
 import pytest
 from lab.accel import detect
 from lab.cluster import Lab, LabConfig
-from lab.drbd_emu.install import lab_hooks, write_wrappers
+from lab.drbd_emu.devices import detach_loops
+from lab.drbd_emu.install import lab_hooks
+from lab.drbd_emu.setup import initial_sync, two_node_conf
 from lab.guest import serial
 from lab.guest.build import ensure_built
 from lab.guest.disk import read_generation_on
 from lab.libvirt import GuestSpec, Libvirtd, boot_hook, domain_xml, migrate
 
-DEVICE = "/dev/drbd9241"
-CONF = """resource r0 {{
-  net {{ protocol C; allow-two-primaries yes; }}
-  volume 0 {{ device {device}; disk /dev/lab/r0; meta-disk internal; }}
-  on node1 {{ node-id 0; address {net}.1:7789; }}
-  on node2 {{ node-id 1; address {net}.2:7789; }}
-}}
-"""
+MINOR = 9241
+DEVICE = f"/dev/drbd{MINOR}"
 
 
 def emu_dir(config: LabConfig) -> Path:
@@ -42,26 +37,11 @@ def lab_config(lab_defaults: LabConfig) -> Iterator[LabConfig]:
     subprocess.run(["rm", "-rf", str(d)], check=True)
     d.mkdir(parents=True)
     conf = d / "drbd.conf"
-    conf.write_text(CONF.format(device=DEVICE, net=lab_defaults.net))
-    bindir = write_wrappers(d, devices="")
-
-    def host(node: str, prog: str, *args: str) -> None:
-        env = {**os.environ, "TANDEM_EMU_DIR": str(d), "TANDEM_EMU_NODE": node, "TANDEM_EMU_DEVICES": ""}
-        subprocess.run([str(bindir / prog), *args], env=env, check=True, capture_output=True)
-
-    host("node1", "drbd-emu", "init")
-    for n in ("node1", "node2"):
-        host(n, "drbdadm", "-c", str(conf), "up", "r0")
-    host("node1", "drbdadm", "-c", str(conf), "primary", "--force", "r0")
-    host("node2", "drbdadm", "-c", str(conf), "wait-sync", "r0")
-    for n in ("node1", "node2"):
-        host(n, "drbdadm", "-c", str(conf), "down", "r0")
+    conf.write_text(two_node_conf(net=lab_defaults.net, minor=MINOR, dual=True))
+    initial_sync(d, conf)
     yield lab_defaults.with_hooks(**lab_hooks(d, conf)).with_hooks(boot=[boot_hook()])  # type: ignore[arg-type]
     # after the lab is down: the loop devices the emulator set up over its backing files, then its state
-    for image in (d / "backing").glob("*.img"):
-        attached = subprocess.run(["losetup", "-j", str(image)], capture_output=True, text=True, check=False)
-        for line in attached.stdout.splitlines():
-            subprocess.run(["losetup", "-d", line.split(":", 1)[0]], check=False)
+    detach_loops(d)
     subprocess.run(["rm", "-rf", str(d)], check=False)
 
 
