@@ -5,11 +5,11 @@ fencing resource-and-stonith, handlers tandem-fence-peer/tandem-unfence-peer) as
 drbd-r0-clone (ocf:tandem:drbd), and vm1 (ocf:tandem:domain), a real QEMU guest under each node's libvirtd
 whose disk is the emulated /dev/drbdN, configured from lab/config/crm.txt (the README's crm block).
 
-The emulator does not see the guest's I/O (its block device is a loop device shared by both nodes), nor a
-node's power. The `Observer` fills both gaps while a scenario runs: every generation the guest prints is an
-emulated write on the node whose QEMU runs it (so a node that was away really resyncs when it returns), and a
-node that loses power loses its DRBD state at once (so its peer sees the connection drop and fences). It also
-samples where QEMU runs, which is what "never two copies" is checked on.
+The emulator does not see the guest's I/O (its block device is a loop device shared by both nodes). The
+`Observer` fills that gap while a scenario runs: every generation the guest prints is an emulated write on the
+node whose QEMU runs it (so a node that was away really resyncs when it returns). (A node that loses power
+loses its DRBD state by itself: the peer's emulator kernel sees its kernel gone.) It also samples the nodes'
+power and where QEMU runs, which is what "never two copies" is checked on.
 
 Use: `with VmCluster.start(base_config, work_dir, progress) as vc:` then `live_migration(vc)`,
 `node_failure(vc)`, `partition(vc)`; each returns its measurements and raises ScenarioError when the
@@ -103,7 +103,8 @@ def qemu_processes(lab: Lab, vm: str = VM) -> list[str]:
 
 
 class Observer:
-    """A thread that samples the lab (power, QEMU processes) and keeps the DRBD emulator in step with it."""
+    """A thread that samples the lab (power, QEMU processes) and writes the guest's generations to the DRBD
+    emulator."""
 
     def __init__(self, vc: VmCluster, interval: float = 0.25) -> None:
         self.vc = vc
@@ -130,15 +131,11 @@ class Observer:
             raise ScenarioError(f"the lab observer failed: {self._error!r}")
 
     def _run(self) -> None:
-        on = {n.name for n in self.vc.lab.nodes if n.is_on()}
         try:
             while not self._stop.wait(self.interval):
-                now_on = {n.name for n in self.vc.lab.nodes if n.is_on()}
-                for gone in sorted(on - now_on):
-                    self.vc.emu_power_cut(gone)
-                on = now_on
+                on = {n.name for n in self.vc.lab.nodes if n.is_on()}
                 qemu = qemu_processes(self.vc.lab)
-                self.samples.append(Sample(time.time(), frozenset(now_on), tuple(qemu)))
+                self.samples.append(Sample(time.time(), frozenset(on), tuple(qemu)))
                 self._note_resyncs()
                 new_gens = self._new_generations()
                 if new_gens and len(qemu) == 1:
@@ -403,16 +400,6 @@ class VmCluster:
 
         with engine.Store(self.emu_dir).locked() as st, contextlib.suppress(engine.StateError):
             engine.write(st, node, RES, "0", time.time(), count)
-
-    def emu_power_cut(self, node: str) -> None:
-        """A node that lost power has no DRBD any more: its peers see the connection drop (not a clean
-        disconnect), and its helpers that were queued never run. Its meta data (the disk) stays."""
-        from lab.drbd_emu import engine
-
-        with engine.Store(self.emu_dir).locked() as st:
-            st["nodes"].pop(node, None)
-            st["jobs"] = [j for j in st["jobs"] if j["node"] != node]
-            engine.settle(st, time.time())
 
 
 @contextlib.contextmanager

@@ -250,6 +250,16 @@ def down(st: State, node: str, res: str, now: float) -> None:
     settle(st, now)
 
 
+def power_loss(st: State, node: str, now: float) -> None:
+    """The node's DRBD is gone at once (power cut, crash, reboot: its kernel died): its peers see the
+    connection drop, not a clean disconnect (no graceful outdate, so a Primary peer fences), and its queued
+    helpers never run. Its meta data (the disk) stays; it comes back from "down"."""
+    st["nodes"].pop(node, None)
+    st["jobs"] = [j for j in st["jobs"] if j["node"] != node]
+    st.get("kernels", {}).pop(node, None)
+    settle(st, now)
+
+
 def _set_disk(st: State, node: str, res: str, vol: str, state: str) -> None:
     r = res_state(st, node, res)
     assert r is not None

@@ -3,8 +3,9 @@
 Each node's kernel listens on its resources' configured `address` (ip:port, in the node's network namespace)
 and probes its peers' addresses once per second. A direction counts as reachable while its last successful
 probe is younger than STALE seconds; `engine.connected()` then also needs both directions reachable. So a lab
-fault that partitions the network, powers a node off or kills its kernel drops the DRBD connection too,
-after a few seconds, like DRBD's ping timeout does (drbd.conf(5) ping-int, ping-timeout).
+fault that partitions the network drops the DRBD connection too, after a few seconds, like DRBD's ping timeout
+does (drbd.conf(5) ping-int, ping-timeout). A node that powers off takes its DRBD with it: its peers' kernels
+see its kernel gone and drop its state at once (tool.kernel, engine.power_loss).
 """
 
 from __future__ import annotations

@@ -18,11 +18,13 @@ Node identity comes from TANDEM_EMU_NODE or the hostname, like the fakes.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from lab.drbd_emu import engine
@@ -33,7 +35,8 @@ TICK = 0.2
 
 def kernel(node: str, *, once: bool = False) -> None:
     """The node's emulator kernel: ticks the state (resync progress, Failed→Diskless), runs this node's
-    queued helpers (fence-peer, unfence-peer) in the node's own namespaces, refreshes /proc/drbd."""
+    queued helpers (fence-peer, unfence-peer) in the node's own namespaces, refreshes /proc/drbd, and drops
+    the DRBD state of peers whose kernel is gone (a power cut: `engine.power_loss`)."""
     from lab.drbd_emu.config import load
     from lab.drbd_emu.net import Prober
 
@@ -41,9 +44,9 @@ def kernel(node: str, *, once: bool = False) -> None:
     running: dict[str, Any] = {}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     prober = Prober(node) if os.environ.get("TANDEM_EMU_NET") == "probe" else None
+    alive = _hold_alive_lock(store.dir, node)  # noqa: F841 (held, never read: released when we die)
     with store.locked() as st:  # a (re)booted node: its DRBD "kernel" starts empty; meta data survives
-        st["nodes"].pop(node, None)
-        st["jobs"] = [j for j in st["jobs"] if j["node"] != node]
+        engine.power_loss(st, node, time.time())
         st.setdefault("kernels", {})[node] = os.getpid()  # ready: tests wait for this before `up`
     while True:
         seen = prober.round(store.read()) if prober is not None else {}
@@ -51,6 +54,8 @@ def kernel(node: str, *, once: bool = False) -> None:
             if prober is not None:
                 st["net"] = "probe"
                 st.setdefault("reach", {}).update(seen)
+            for gone in _dead_kernels(store.dir, st, node):
+                engine.power_loss(st, gone, time.time())
             engine.settle(st, time.time())
             write_proc(st, node)
             jobs = [j for j in st["jobs"] if j["node"] == node and j["id"] not in running]
@@ -71,6 +76,42 @@ def kernel(node: str, *, once: bool = False) -> None:
             _join(running)
             return
         time.sleep(TICK)
+
+
+def _alive_lock(emu_dir: Path, node: str) -> Path:
+    return emu_dir / "nodes" / node / "kernel.lock"
+
+
+def _hold_alive_lock(emu_dir: Path, node: str) -> int:
+    """Lock the node's liveness file for this kernel's whole life (waits for an earlier kernel of the node
+    to be gone). The kernel is the node's DRBD, and the lock goes with the process however it ends (power
+    off, SIGKILL), which its peers can see from their own PID namespaces where a pid would mean nothing."""
+    path = _alive_lock(emu_dir, node)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def _dead_kernels(emu_dir: Path, st: engine.State, me: str) -> list[str]:
+    """The other nodes whose registered kernel is gone while they still hold DRBD state (their lock is
+    free). A node that never ran a kernel (state set up from the host) is left alone."""
+    gone = []
+    for node in st.get("kernels", {}):
+        if node == me or not (node in st["nodes"] or any(j["node"] == node for j in st["jobs"])):
+            continue
+        try:
+            fd = os.open(_alive_lock(emu_dir, node), os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            gone.append(node)
+        except BlockingIOError:
+            pass  # its kernel holds it: alive
+        finally:
+            os.close(fd)
+    return gone
 
 
 def _start_job(

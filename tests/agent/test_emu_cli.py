@@ -438,3 +438,38 @@ def test_hanging_then_failing_fence_handler_keeps_io_frozen(tmp_path: Path) -> N
         kern.kill()
         kern.wait()
         c.close()
+
+
+def test_a_node_whose_kernel_dies_loses_its_drbd(tmp_path: Path) -> None:
+    """Power loss: the node's emulator kernel (its DRBD) dies with it, so its peer's kernel tears the node's
+    state down at once. The peer sees the connection lost, not a clean disconnect, so the Primary calls
+    fence-peer (DK conn_try_outdate_peer; exit 4 marks the peer Outdated). The node comes back from "down"
+    (DRBD does not bring itself up at boot) and, once up again, resyncs from the Primary."""
+    c = Cluster(tmp_path, ["alice", "bob"], handlers='fence-peer "exit 4";')
+    alice, bob = c.start_kernel("alice"), c.start_kernel("bob")
+    try:
+        up_all(c)
+        c.adm("alice", "primary", "--force", "r0")
+        c.wait(lambda: c.status("bob").devices[0].disk is DiskState.UP_TO_DATE)
+        bob.kill()
+        bob.wait()
+        c.wait(lambda: c.status("alice").connections[0].peer_devices[0].peer_disk is DiskState.OUTDATED)
+        state = json.loads(c.emu("alice", "state").stdout)
+        assert "bob" not in state["nodes"]
+        assert [(e["node"], e["rc"]) for e in state["handler_log"] if e["handler"] == "fence-peer"] == [
+            ("alice", 4)
+        ]
+        c.emu("alice", "write", "r0")
+        bob = c.start_kernel("bob")
+        assert c.setup("bob", "status", "r0").returncode != 0  # down until something brings it up
+        assert c.adm("bob", "up", "r0").returncode == 0
+        c.wait(lambda: c.status("bob").devices[0].disk is DiskState.UP_TO_DATE)
+        assert (
+            json.loads(c.emu("bob", "data", "r0").stdout)["tag"]
+            == json.loads(c.emu("alice", "data", "r0").stdout)["tag"]
+        )
+    finally:
+        for kern in (alice, bob):
+            kern.kill()
+            kern.wait()
+        c.close()

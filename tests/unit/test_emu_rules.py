@@ -177,6 +177,22 @@ def test_graceful_disconnect_outdates_the_secondary() -> None:
     assert disk(s, "bob") == "UpToDate"  # same data: Outdated → UpToDate without resync
 
 
+def test_power_loss_is_not_a_graceful_disconnect() -> None:
+    """A node that loses power has no DRBD any more (it comes back from "down"); unlike a graceful disconnect
+    its peer's Primary learns nothing about its disk, so it fences (DK conn_try_outdate_peer). The lost node's
+    queued helpers never run; its meta data (the disk) stays."""
+    cfg = make_cfg()
+    s = cluster(cfg)
+    engine.queue_handler(s, "bob", "r0", "fence-peer", "alice")
+    s["kernels"] = {"alice": 1, "bob": 2}
+    engine.power_loss(s, "bob", 4000.0)
+    assert engine.res_state(s, "bob", "r0") is None and "bob" not in s["kernels"]
+    assert conn(s, "alice", "bob")["state"] == "Connecting"
+    assert conn(s, "alice", "bob")["peer_disk"] == {}
+    assert [(j["node"], j["handler"], j["peer"]) for j in s["jobs"]] == [("alice", "fence-peer", "bob")]
+    assert engine.meta_for(s, "bob", "r0", "0")["disk"] == "UpToDate"
+
+
 @pytest.mark.parametrize(
     ("rc", "peer_disk", "local", "suspended"),
     [
