@@ -1,5 +1,5 @@
-"""`python -m bench`: the side-by-side benchmarks; writes bench/results.md. See bench/README section in
-results.md for the method. Needs root (lab namespaces) and the Debian packages of ./run setup.
+"""`python -m bench`: the side-by-side benchmarks; writes bench/results.md (numbers, machine, method).
+Needs root (lab namespaces) and the Debian packages of ./run setup.
 
     python -m bench                      # everything, full run (by hand: about an hour on 2 cores)
     python -m bench --quick              # few runs of everything (what CI could afford)
@@ -57,7 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--out", type=Path, default=OUT, help="the Markdown report (default bench/results.md)"
     )
     parser.add_argument("--prefix", default=os.environ.get("TANDEM_LAB_PREFIX", "tlb"), help="lab prefix")
-    parser.add_argument("--keep", action="store_true", help="leave the monitor lab running at the end")
+    parser.add_argument(
+        "--keep", action="store_true", help="leave the monitor lab running (move, if run, replaces it)"
+    )
     args = parser.parse_args(argv)
     only = [p for p in args.only.split(",") if p]
     unknown = set(only) - set(PARTS)
