@@ -374,17 +374,28 @@ def emu_row(r: PairResult, title: str, real_ms: float | None) -> list[str]:
     ro, ra = r.replays["ours"], r.replays["anchor"]
     eo, ea = summarize(r.emu_ms("ours")), summarize(r.emu_ms("anchor"))
     oo, oa = summarize(r.own_ms("ours")), summarize(r.own_ms("anchor"))
+    calls = f"{len(ro.calls)} / {len(ra.calls)}"
+    emu = f"{eo.median:.1f} / {ea.median:.1f}"
+    wo, wa = summarize(walls(r, "ours")).median, summarize(walls(r, "anchor")).median
+    if eo.median > SWAMPED * wo or ea.median > SWAMPED * wa:
+        why = f"n/a: the emulator is over {SWAMPED:.0%} of the wall time"
+        return [title, calls, emu, why, why, why, f"{ro.skipped} / {ra.skipped}"]
     pairs = [(o, a) for o, a in zip(r.own_ms("ours"), r.own_ms("anchor"), strict=True) if o > 0 and a > 0]
     own = summarize(paired_ratios([o for o, _ in pairs], [a for _, a in pairs])) if pairs else None
     return [
         title,
-        f"{len(ro.calls)} / {len(ra.calls)}",
-        f"{eo.median:.1f} / {ea.median:.1f}",
+        calls,
+        emu,
         f"{oo.median:.1f} / {oa.median:.1f}",
         "n/a" if own is None else f"{own.median:.2f}× (IQR {own.p25:.2f}–{own.p75:.2f})",
         estimate(oo.median, len(ro.calls), oa.median, len(ra.calls), real_ms),
         f"{ro.skipped} / {ra.skipped}",
     ]
+
+
+# Past this share of an agent's wall time, the emulator's run-to-run variation is larger than what is left
+# of the agent: wall − emulator says nothing any more.
+SWAMPED = 0.9
 
 
 def estimate(own_o: float, calls_o: int, own_a: float, calls_a: int, real_ms: float | None) -> str:
