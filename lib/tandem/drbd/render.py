@@ -663,7 +663,7 @@ def _thousands(v: int) -> str:
     return f"{v:,}"
 
 
-def _cs84(r: Resource, c: Connection | None, vol: int | None) -> str:
+def _cs84(c: Connection | None, p: PeerDevice | None) -> str:
     """8.x folds connection and replication into `cs:` (the parsers split it back)."""
     if c is None:
         return "StandAlone"
@@ -671,7 +671,6 @@ def _cs84(r: Resource, c: Connection | None, vol: int | None) -> str:
         return "WFConnection"
     if c.connection is not ConnState.CONNECTED:
         return str(c.connection)
-    p = next((p for p in c.peer_devices if _vol(p.volume) == _vol(vol)), None)
     if p is None or p.replication in (ReplState.ESTABLISHED, ReplState.OFF):
         return "Connected"
     return str(p.replication)
@@ -693,7 +692,7 @@ def render_proc(status: Status, *, details: Details = NO_DETAILS) -> str:
         r, d = minors[minor]
         c = r.connections[0] if r.connections else None
         p = next((p for p in c.peer_devices if _vol(p.volume) == _vol(d.volume)), None) if c else None
-        cs = _cs84(r, c, d.volume)
+        cs = _cs84(c, p)
         if cs == "StandAlone" and d.disk is DiskState.DISKLESS and r.role is not Role.PRIMARY:
             lines.append(f"{minor:2d}: cs:Unconfigured")
             continue
