@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Protocol
 
 from lab.guest.qemu import DEFAULT_CMDLINE
-from lab.netns import TOP, children, proc_starttime
+from lab.netns import TOP, children, finished, proc_starttime
 
 BUILD = Path(__file__).resolve().parent / "build"
 CAPS_SEED = BUILD / "libvirt-caps"
@@ -248,10 +248,7 @@ class ThisNode:
                         proc.kill()
                         proc.communicate()
                         raise subprocess.TimeoutExpired(list(argv), timeout) from None
-        done = subprocess.CompletedProcess(list(argv), proc.returncode, out, err)
-        if check and done.returncode != 0:
-            raise subprocess.CalledProcessError(done.returncode, list(argv), out, err)
-        return done
+        return finished(argv, proc.returncode, out, err, check=check)
 
     def spawn(self, argv: Sequence[str], *, log: Path | str, env: Mapping[str, str] | None = None) -> int:
         from lab.init import spawn

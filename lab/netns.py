@@ -190,10 +190,7 @@ class Node:
                 except subprocess.TimeoutExpired:  # a grandchild (e.g. a background virsh) holds the pipes
                     out, err = "", ""
                 raise subprocess.TimeoutExpired(list(argv), timeout, out, err) from None
-        result = subprocess.CompletedProcess(list(argv), proc.returncode, out, err)
-        if check and result.returncode != 0:
-            raise subprocess.CalledProcessError(result.returncode, list(argv), out, err)
-        return result
+        return finished(argv, proc.returncode, out, err, check=check)
 
     def popen(
         self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, **kwargs: Any
@@ -209,6 +206,15 @@ class Node:
         and stderr appended to `log` (a path inside the node). Returns its node-local pid."""
         result = self.run([*init_argv("spawn", str(log)), "--", *argv], timeout=30, env=env)
         return int(result.stdout.strip())
+
+
+def finished(
+    argv: Sequence[str], returncode: int, out: str, err: str, *, check: bool
+) -> subprocess.CompletedProcess[str]:
+    """A command's outcome as subprocess.run gives it (CalledProcessError if `check` and it failed)."""
+    if check and returncode != 0:
+        raise subprocess.CalledProcessError(returncode, list(argv), out, err)
+    return subprocess.CompletedProcess(list(argv), returncode, out, err)
 
 
 def init_argv(*args: str) -> list[str]:
