@@ -2,6 +2,7 @@
 
 What every lab user of the emulator does before its cluster boots (then `install.lab_hooks(emu_dir, conf)`):
 
+    fresh_dir(emu_dir)
     conf = emu_dir / "drbd.conf"
     conf.write_text(two_node_conf(net=config.net, minor=9250, fencing="resource-only", handlers={...}))
     initial_sync(emu_dir, conf)   # UpToDate on both nodes, resource down, as the cluster expects to find it
@@ -12,11 +13,22 @@ The nodes are node1 and node2 at NET.1 and NET.2 (the lab's addresses), node-ids
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
 NODES = ("node1", "node2")
+
+
+def fresh_dir(emu_dir: Path) -> None:
+    """An empty emulator directory: the loop devices over its old backing files detached, old state gone."""
+    from lab.drbd_emu.devices import detach_loops
+
+    detach_loops(emu_dir)
+    if emu_dir.exists():
+        shutil.rmtree(emu_dir)
+    emu_dir.mkdir(parents=True)
 
 
 def two_node_conf(

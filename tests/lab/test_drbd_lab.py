@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from lab.cluster import Lab, LabConfig, poll
 from lab.crm import ClusterState
 from lab.drbd_emu.devices import detach_loops
 from lab.drbd_emu.install import lab_hooks
-from lab.drbd_emu.setup import initial_sync, two_node_conf
+from lab.drbd_emu.setup import fresh_dir, initial_sync, two_node_conf
 
 from lab import faults
 from tandem.install import install
@@ -99,9 +98,7 @@ def write_conf(config: LabConfig, flavour: Flavour, *, dual: bool = False, stoni
 def lab_config(lab_defaults: LabConfig) -> LabConfig:
     """UpToDate data on both nodes (as after the initial sync); ocf:tandem:drbd installed in every node."""
     d = emu_dir(lab_defaults)
-    detach_loops(d)
-    subprocess.run(["rm", "-rf", str(d)], check=True)
-    d.mkdir(parents=True)
+    fresh_dir(d)
     install(d / "ocf", d / "sbin")
     # /usr/lib/ocf/resource.d as every node sees it: Debian's providers plus tandem
     shutil.copytree(

@@ -9,7 +9,6 @@ fence-peer/unfence-peer inside the node, so crm-fence-peer.9.sh talks to that no
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from lab.cluster import Lab, LabConfig, poll
 from lab.crm import ClusterState
 from lab.drbd_emu.devices import detach_loops
 from lab.drbd_emu.install import lab_hooks
-from lab.drbd_emu.setup import initial_sync, two_node_conf
+from lab.drbd_emu.setup import fresh_dir, initial_sync, two_node_conf
 
 from lab import faults
 
@@ -42,9 +41,7 @@ def emu_dir(config: LabConfig) -> Path:
 def lab_config(lab_defaults: LabConfig) -> LabConfig:
     """Emulator state with UpToDate data on both nodes (as after the initial sync), then the hooks."""
     d = emu_dir(lab_defaults)
-    detach_loops(d)
-    subprocess.run(["rm", "-rf", str(d)], check=True)
-    d.mkdir(parents=True)
+    fresh_dir(d)
     conf = d / "drbd.conf"
     conf.write_text(
         two_node_conf(

@@ -16,7 +16,7 @@ from lab.accel import detect
 from lab.cluster import Lab, LabConfig
 from lab.drbd_emu.devices import detach_loops
 from lab.drbd_emu.install import lab_hooks
-from lab.drbd_emu.setup import initial_sync, two_node_conf
+from lab.drbd_emu.setup import fresh_dir, initial_sync, two_node_conf
 from lab.guest import serial
 from lab.guest.build import ensure_built
 from lab.guest.disk import read_generation_on
@@ -34,8 +34,7 @@ def emu_dir(config: LabConfig) -> Path:
 def lab_config(lab_defaults: LabConfig) -> Iterator[LabConfig]:
     """r0 UpToDate on both nodes (as after the initial sync); the emulator and libvirtd in every node."""
     d = emu_dir(lab_defaults)
-    subprocess.run(["rm", "-rf", str(d)], check=True)
-    d.mkdir(parents=True)
+    fresh_dir(d)
     conf = d / "drbd.conf"
     conf.write_text(two_node_conf(net=lab_defaults.net, minor=MINOR, dual=True))
     initial_sync(d, conf)
