@@ -84,6 +84,9 @@ class LabConfig:
     boot: tuple[tuple[str, ...], ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     up_timeout: float = 180.0
+    # A fenced (rebooted) node stays off this long before it boots again, as real hardware takes a while:
+    # without it a node comes back within a second, before the cluster has even acted on its death.
+    reboot_delay: float = 0.0
     extra: Mapping[str, Any] = field(default_factory=dict)  # free-form, for hooks of other parts
 
     def __post_init__(self) -> None:

@@ -46,6 +46,9 @@ CRM_CONFIG = TOP / "lab" / "config" / "crm.txt"
 README = TOP / "README.md"
 CRM_MARKERS = ("<!-- crm-config -->", "<!-- /crm-config -->")
 RESYNC_KIB_S = 64  # emulated resync speed after the initial sync: slow enough to see a resync happen
+# A fenced node stays off this long before it boots again (a real server takes minutes): the survivor runs
+# the VM alone meanwhile, so its writes must reach the returning node by a resync.
+REBOOT_DELAY = 15.0
 WAIT = 240.0  # generous: the machine has 2 shared cores and the guest runs under TCG
 
 
@@ -224,7 +227,9 @@ class VmCluster:
         hosts.write_text(f"127.0.0.1 localhost\n{names}")
         hooks = lab_hooks(emu, conf)
         config = base.with_hooks(boot=[boot_hook()]).with_hooks(**hooks)  # type: ignore[arg-type]
-        return replace(config, binds=(*config.binds, Bind(str(hosts), "/etc/hosts")))
+        return replace(
+            config, binds=(*config.binds, Bind(str(hosts), "/etc/hosts")), reboot_delay=REBOOT_DELAY
+        )
 
     @classmethod
     @contextlib.contextmanager
@@ -497,11 +502,11 @@ def wait_fenced(vc: VmCluster, since: float) -> tuple[str, float]:
     return event.target, event.completed or time.time()
 
 
-def power_back(vc: VmCluster, node: str, timeout: float = 5.0) -> None:
+def power_back(vc: VmCluster, node: str) -> None:
     """Fencing reboots (stonith-action=reboot, and tandem-fence-peer follows it), so the node comes back by
-    itself; where it stayed off (a cluster configured with stonith-action=off), the scenario powers it on."""
+    itself after the lab's reboot delay; where it stays off (stonith-action=off), the scenario turns it on."""
     target = vc.lab.node(node)
-    end = time.monotonic() + timeout
+    end = time.monotonic() + vc.lab.config.reboot_delay + 10
     while not target.is_on() and time.monotonic() < end:
         time.sleep(0.5)
     if not target.is_on():

@@ -41,6 +41,7 @@ class Supervisor:
         self.power_lock = threading.Lock()
         self.node_locks = {n.name: threading.Lock() for n in lab.nodes}
         self.launchers: dict[str, Any] = {}
+        self.boots: dict[str, threading.Timer] = {}  # reboots waiting out lab.config.reboot_delay
 
     def requester(self, pid: int) -> Node | None:
         """The node a connecting process lives in (None: the host)."""
@@ -64,13 +65,15 @@ class Supervisor:
         say(f"{op} {node.name} asked by {asker.name if asker else 'the host'} (pid {peer})")
         if op == "status":
             return {"ok": True, "state": "on" if node.is_on() else "off"}
+        if op in ("on", "off", "reboot", "shutdown"):
+            self.cancel_boot(node)
         if op == "on":
             self.on(node)
         elif op == "off":
             self.off(node, asker, peer)
         elif op == "reboot":
             self.off(node, asker, peer)
-            self.on(node)
+            self.boot_later(node)
         elif op == "shutdown":
             if node.is_on():
                 stop_services(node)
@@ -87,6 +90,22 @@ class Supervisor:
             self.reap(node)
             self.launchers[node.name] = power_on(node)
 
+    def boot_later(self, node: Node) -> None:
+        """The power comes back on (the fence operation is done); the node boots after the reboot delay."""
+        delay = self.lab.config.reboot_delay
+        if delay <= 0:
+            self.on(node)
+            return
+        timer = threading.Timer(delay, self.on, args=(node,))
+        timer.daemon = True
+        self.boots[node.name] = timer
+        timer.start()
+
+    def cancel_boot(self, node: Node) -> None:
+        timer = self.boots.pop(node.name, None)
+        if timer is not None:
+            timer.cancel()
+
     def off(self, node: Node, asker: Node | None, peer: int) -> None:
         start = proc_starttime(peer)
         with self.power_lock, self.node_locks[node.name]:
@@ -101,6 +120,8 @@ class Supervisor:
             launcher.wait(timeout=30)
 
     def power_down_all(self) -> None:
+        for node in self.lab.nodes:
+            self.cancel_boot(node)
         with self.power_lock:
             for node in self.lab.nodes:
                 with self.node_locks[node.name]:
