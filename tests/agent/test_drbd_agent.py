@@ -640,7 +640,8 @@ def test_ocft(emu: Emu) -> None:
     cfg = emu.root / "ocft-configs"
     cfg.mkdir()
     text = (TOP / "ocft" / "drbd").read_text()
-    (cfg / "drbd").write_text(text.replace("AgentRoot /work/main/agents", f"AgentRoot {AGENTS}"))
+    assert "AgentRoot /usr/lib/ocf/resource.d/tandem" in text
+    (cfg / "drbd").write_text(text.replace("AgentRoot /usr/lib/ocf/resource.d/tandem", f"AgentRoot {AGENTS}"))
     dual = emu.root / "dual.res"
     dual.write_text(CONF.format(net="allow-two-primaries yes;"))
     cases = emu.root / "ocft-cases"
