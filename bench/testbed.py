@@ -236,4 +236,9 @@ def up(prefix: str) -> Bed:
 
 
 def down(bed: Bed) -> None:
+    """The lab, and the loop devices the emulator set up over our backing files (it never detaches them)."""
     bed.lab.down()
+    for image in sorted((bed.emu / "backing").glob("*.img")):
+        found = subprocess.run(["losetup", "-j", str(image)], capture_output=True, text=True, check=False)
+        for line in found.stdout.splitlines():
+            subprocess.run(["losetup", "-d", line.split(":", 1)[0]], check=False)
