@@ -169,9 +169,10 @@ def _wait_synced(settle: Callable[[], object], work: Path, names: Sequence[str])
 def prepare_emulator(work: Path, net: str) -> dict[str, object]:
     """Fresh emulator state with UpToDate data on both nodes for every resource (the initial sync done on
     the host, as the lab's DRBD tests do), everything down again; returns the lab hooks."""
+    from lab.drbd_emu.setup import fresh_dir
+
     emu = work / "emu"
-    shutil.rmtree(emu, ignore_errors=True)
-    emu.mkdir(parents=True)
+    fresh_dir(emu)
     conf = emu / "drbd.conf"
     names = list(FIXED)
     conf.write_text(drbd_conf(net, names))
@@ -237,8 +238,7 @@ def up(prefix: str) -> Bed:
 
 def down(bed: Bed) -> None:
     """The lab, and the loop devices the emulator set up over our backing files (it never detaches them)."""
+    from lab.drbd_emu.devices import detach_loops
+
     bed.lab.down()
-    for image in sorted((bed.emu / "backing").glob("*.img")):
-        found = subprocess.run(["losetup", "-j", str(image)], capture_output=True, text=True, check=False)
-        for line in found.stdout.splitlines():
-            subprocess.run(["losetup", "-d", line.split(":", 1)[0]], check=False)
+    detach_loops(bed.emu)
