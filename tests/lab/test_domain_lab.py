@@ -274,7 +274,8 @@ def test_utilization(setup: Setup) -> None:
     if s.tandem:
         writes = [line for line in s.lab.logs("utilization set") if f"({VM})" in line]
         monitors = s.lab.logs(f"Result of monitor operation for {VM}")
-        assert 1 <= len(writes) <= 6 < len(monitors) + 6  # once per start/migration, not once per monitor
+        assert writes and len(writes) <= 6  # once per start/migration, not once per monitor
+        assert monitors  # monitors ran meanwhile, and wrote nothing
 
 
 def test_xen_path_under_the_fake_xl(setup: Setup) -> None:
