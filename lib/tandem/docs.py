@@ -132,10 +132,9 @@ def update_readme(text: str, tables: dict[str, str]) -> str:
     """Replace each `<!-- params:NAME -->` ... `<!-- /params:NAME -->` block with the generated table."""
     for name, table in tables.items():
         pattern = re.compile(rf"(<!-- params:{name} -->\n).*?(<!-- /params:{name} -->)", re.DOTALL)
-        if not pattern.search(text):
-            raise ValueError(f"README has no <!-- params:{name} --> block")
         match = pattern.search(text)
-        assert match is not None
+        if match is None:
+            raise ValueError(f"README has no <!-- params:{name} --> block")
         text = text[: match.start()] + match.group(1) + table + match.group(2) + text[match.end() :]
     return text
 
