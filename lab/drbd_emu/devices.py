@@ -1,41 +1,101 @@
-"""Block devices for emulated minors: /dev/drbdN in each node is a loop device over a per-volume backing file
-shared by all nodes (so QEMU guests on either node see the same data, as with a replicated disk).
+"""Block devices for emulated minors: /dev/drbdN in each node is a loop device over that node's own copy,
+served by the node's data plane (replica.py: a FUSE file nodes/NODE/data/RES-VOL, replicated to the peers).
 
-Works only inside a private mount namespace (a lab node, or `unshare -m` in agent tests) and only when
-TANDEM_EMU_DEVICES=bind: a block node for the loop device is made under the emulator directory and
-bind-mounted
-onto the configured device path while the resource is up (the RA checks `test -b /dev/drbdN`). On the host the
-path stays an empty placeholder file, so `test -b` is false there and in nodes where the resource is down.
+Works only inside a private mount namespace (a lab node, or `unshare -m` in agent tests), only when
+TANDEM_EMU_DEVICES=bind, and only while the node's emulator kernel runs (it serves the FUSE file system).
+A block node for the loop device is made under the emulator directory and bind-mounted onto the configured
+device path while the resource is up (the RA checks `test -b /dev/drbdN`). On the host the path stays an
+empty placeholder file, so `test -b` is false there and in nodes where the resource is down.
 `/dev/drbd/by-res/<res>/<vol>` symlinks (as udev makes them) point at the device path.
+
+The loop devices a node set up are listed in nodes/NODE/loops (one per copy, kept across down/up); a
+(re)booted node's kernel detaches its earlier ones, whose FUSE server died with the node, and
+`detach_loops` detaches all of an emulator directory's.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import stat
 import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from lab.drbd_emu import engine
+from lab.drbd_emu import engine, replica
 from lab.drbd_emu.config import ResourceConfig
+
+MOUNT_WAIT = 10.0
 
 
 def enabled() -> bool:
     return os.environ.get("TANDEM_EMU_DEVICES") == "bind"
 
 
-def backing_file(res: str, vol: int) -> Path:
-    return engine.emu_dir() / "backing" / f"{res}-{vol}.img"
+@contextmanager
+def _loops(node: str, emu_dir: Path | None = None) -> Iterator[dict[str, str]]:
+    """The node's loop registry {copy name: /dev/loopN}, locked while the caller changes it."""
+    path = (emu_dir or engine.emu_dir()) / "nodes" / node / "loops"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        f.seek(0)
+        text = f.read()
+        loops: dict[str, str] = json.loads(text) if text.strip() else {}
+        before = dict(loops)
+        yield loops
+        if loops != before:
+            f.seek(0)
+            f.truncate()
+            f.write(json.dumps(loops))
 
 
-def loop_for(path: Path) -> str:
-    """The loop device over `path`, set up once and shared (losetup -j finds an existing one)."""
-    out = subprocess.run(["losetup", "-j", str(path)], capture_output=True, text=True, check=False).stdout
-    if out.strip():
-        return out.split(":", 1)[0]
-    return subprocess.run(
-        ["losetup", "--find", "--show", str(path)], capture_output=True, text=True, check=True
-    ).stdout.strip()
+def _loop_over(path: Path) -> str | None:
+    """The loop device of the registry that still serves `path`'s current file (not a dead mount's)."""
+    st = os.stat(path)
+    out = subprocess.run(
+        ["losetup", "--list", "--noheadings", "--output", "NAME,BACK-INO,BACK-MAJ:MIN", "-j", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    for line in out.splitlines():
+        name, ino, majmin = line.split()
+        if int(ino) == st.st_ino and majmin == f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}":
+            return name
+    return None
+
+
+def loop_for(node: str, name: str) -> str:
+    """The node's loop device over its copy `name` (RES-VOL), set up on first use."""
+    mount = replica.mountpoint(node)
+    end = time.monotonic() + MOUNT_WAIT
+    while not os.path.ismount(mount):
+        if time.monotonic() > end:
+            raise RuntimeError(f"no data plane at {mount}: is the node's drbd-emu kernel running?")
+        time.sleep(0.1)
+    path = mount / name
+    with _loops(node) as loops:
+        loop = _loop_over(path)
+        if loop is None:
+            loop = subprocess.run(
+                ["losetup", "--find", "--show", str(path)], capture_output=True, text=True, check=True
+            ).stdout.strip()
+        loops[name] = loop
+        return loop
+
+
+def detach_node_loops(node: str, emu_dir: Path | None = None) -> list[str]:
+    """Detach the loop devices the node set up before (at its kernel's start: their server is gone)."""
+    with _loops(node, emu_dir) as loops:
+        gone = list(loops.values())
+        for loop in gone:
+            subprocess.run(["losetup", "-d", loop], check=False, capture_output=True)
+        loops.clear()
+    return gone
 
 
 def _mounted(path: str) -> bool:
@@ -47,12 +107,8 @@ def ensure(cfg: ResourceConfig, node: str, res: str) -> None:
     if not enabled():
         return
     for v in cfg.host(node).volumes.values():
-        backing = backing_file(res, v.number)
-        backing.parent.mkdir(parents=True, exist_ok=True)
-        if not backing.exists():
-            with open(backing, "wb") as f:
-                f.truncate(engine.DEFAULT_SIZE_KIB * 1024)
-        loop = loop_for(backing)
+        replica.ensure_backing(replica.backing(node, res, str(v.number)))
+        loop = loop_for(node, f"{res}-{v.number}")
         node_dir = engine.emu_dir() / "nodes" / node / "dev"
         node_dir.mkdir(parents=True, exist_ok=True)
         blk = node_dir / Path(v.device).name
@@ -95,20 +151,11 @@ def _res_of(device: str) -> str | None:
 
 
 def detach_loops(emu_dir: Path) -> list[str]:
-    """Detach the loop devices over this emulator directory's backing files (also ones already deleted)."""
-    out = subprocess.run(
-        ["losetup", "--list", "--noheadings", "--output", "NAME,BACK-FILE"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
-    prefix = str(emu_dir / "backing") + "/"
-    gone = []
-    for line in out.splitlines():
-        name, _, back = line.strip().partition(" ")
-        if back.strip().startswith(prefix):
-            subprocess.run(["losetup", "-d", name], check=False)
-            gone.append(name)
+    """Detach every loop device the nodes of this emulator directory set up (autoclear when still open)."""
+    nodes = emu_dir / "nodes"
+    gone: list[str] = []
+    for node in sorted(p.name for p in nodes.iterdir()) if nodes.is_dir() else []:
+        gone += detach_node_loops(node, emu_dir)
     return gone
 
 

@@ -33,7 +33,9 @@ State = dict[str, Any]
 DEFAULT_DIR = "/tmp/tandem-drbd-emu"
 DEFAULT_RESYNC_KIB_S = 256 * 1024
 DEFAULT_SIZE_KIB = 64 * 1024
-KIB_PER_WRITE = 4  # one write dirties one 4 KiB bitmap block
+KIB_PER_WRITE = 4  # one bitmap block (DRBD's bitmap granularity is 4 KiB)
+BLOCK_BYTES = KIB_PER_WRITE * 1024
+BLOCKS = DEFAULT_SIZE_KIB // KIB_PER_WRITE
 
 
 class StateError(Exception):
@@ -66,6 +68,18 @@ def device_in_use() -> StateError:
 
 def no_quorum() -> StateError:
     return StateError(-25, "No quorum")
+
+
+class Suspended(StateError):
+    """I/O is frozen (fence-peer running under resource-and-stonith, or quorum lost with suspend-io): the
+    data plane holds the request until it resumes, as DRBD does."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__(0, f"I/O suspended ({','.join(reasons)})", 1)
+
+
+def io_error(message: str) -> StateError:
+    return StateError(0, message, 1)
 
 
 def emu_dir() -> Path:
@@ -169,7 +183,17 @@ def meta_for(st: State, node: str, res: str, vol: str) -> dict[str, Any]:
     md.setdefault("synced", {})
     md.setdefault("disk", "Inconsistent")  # create-md starts Inconsistent (UG9 initial sync)
     md.setdefault("lost", 0)
+    md.setdefault("oos", {})  # peer -> 4 KiB blocks it lacks (DRBD's per-peer bitmap), sorted
     return md
+
+
+def blocks_of(offset: int, length: int) -> list[int]:
+    """The bitmap blocks a byte range touches."""
+    return list(range(offset // BLOCK_BYTES, (offset + max(length, 1) - 1) // BLOCK_BYTES + 1))
+
+
+def _mark_oos(md: dict[str, Any], peer: str, blocks: list[int]) -> None:
+    md["oos"][peer] = sorted(set(md["oos"].get(peer, [])) | set(blocks))
 
 
 def attach(st: State, node: str, res: str) -> None:
@@ -257,6 +281,7 @@ def power_loss(st: State, node: str, now: float) -> None:
     st["nodes"].pop(node, None)
     st["jobs"] = [j for j in st["jobs"] if j["node"] != node]
     st.get("kernels", {}).pop(node, None)
+    st.get("dataplane", {}).pop(node, None)
     settle(st, now)
 
 
@@ -399,39 +424,87 @@ def _new_data(st: State, node: str, res: str, vol: str) -> None:
     md["tag"] = f"{node}.{md['gen']}.{secrets.token_hex(3)}"
 
 
-def write(st: State, node: str, res: str, vol: str, now: float, count: int = 1) -> dict[str, Any]:
-    """A write on the Primary: bumps the generation, replicated to connected peers (protocol C), including a
-    SyncTarget. Refused while I/O is suspended (fencing/quorum) or when not Primary. A Primary whose disk
-    failed (Diskless) keeps writing through an UpToDate peer (UG9 "Disk error handling", detach)."""
+def plan_write(st: State, node: str, res: str, vol: str, now: float, blocks: list[int]) -> dict[str, Any]:
+    """DRBD's write path, decided before any data moves: where the write goes (the local disk unless it is
+    detached; every connected peer with a disk, a SyncTarget included: protocol C), a new data generation,
+    and the blocks marked out of sync for every peer that will not get it (its bitmap). Refused when not
+    Primary; `Suspended` while I/O is frozen; an I/O error when no UpToDate data is reachable. A Primary
+    whose disk failed (Diskless) keeps writing through an UpToDate peer (UG9 "Disk error handling")."""
     settle(st, now)
     r = res_state(st, node, res)
     if r is None or r["role"] != "Primary":
         raise StateError(0, "not Primary: writes need the Primary role", 1)
     if r["suspended"]:
-        raise StateError(0, f"I/O suspended ({','.join(r['suspended'])})", 1)
-    peers = [
-        p
-        for p, c in r["conns"].items()
-        if c["state"] == "Connected"
-        and (res_state(st, p, res) or {}).get("disks", {}).get(vol, {}).get("state")
-        not in (None, "Diskless", "Failed")
-    ]
+        raise Suspended(r["suspended"])
+    peers = [p for p, c in r["conns"].items() if c["state"] == "Connected" and has_disk(st, p, res, vol)]
     local = r["disks"][vol]["state"] == "UpToDate"
     if not local and not any(r["conns"][p]["peer_disk"].get(vol) == "UpToDate" for p in peers):
-        raise StateError(0, f"local disk {r['disks'][vol]['state']} and no UpToDate peer: I/O error", 1)
+        raise io_error(f"local disk {r['disks'][vol]['state']} and no UpToDate peer: I/O error")
     md = meta_for(st, node, res, vol)
     if not local:  # the data lives on the peers: continue from their generation
         newest = max((meta_for(st, p, res, vol) for p in peers), key=lambda m: int(m["gen"]))
         md["gen"], md["tag"] = newest["gen"], newest["tag"]
+    _new_data(st, node, res, vol)
+    for peer in r["conns"]:
+        if peer not in peers:
+            _mark_oos(md, peer, blocks)
+    return {"gen": md["gen"], "tag": md["tag"], "local": local, "peers": peers}
+
+
+def has_disk(st: State, node: str, res: str, vol: str) -> bool:
+    d = (res_state(st, node, res) or {}).get("disks", {}).get(vol)
+    return d is not None and d["state"] not in ("Diskless", "Failed")
+
+
+def delivered(st: State, sender: str, receiver: str, res: str, vol: str, gen: int, tag: str) -> None:
+    """The receiver has written a replicated write: its copy now holds the sender's generation, and while
+    both are in sync (sender UpToDate, replication Established) they share it."""
+    rmd, smd = meta_for(st, receiver, res, vol), meta_for(st, sender, res, vol)
+    rmd["gen"], rmd["tag"] = gen, tag
+    r = res_state(st, sender, res)
+    c = r["conns"].get(receiver) if r is not None else None
+    in_sync = c is not None and c["repl"].get(vol, "Established") == "Established"
+    if smd["tag"] == tag and in_sync and r is not None and r["disks"][vol]["state"] == "UpToDate":
+        smd["synced"][receiver] = rmd["synced"][sender] = tag
+
+
+def undelivered(st: State, sender: str, receiver: str, res: str, vol: str, blocks: list[int]) -> None:
+    """A replicated write that never reached the receiver (connection lost meanwhile): out of sync there."""
+    smd = meta_for(st, sender, res, vol)
+    _mark_oos(smd, receiver, blocks)
+    smd["synced"].pop(receiver, None)
+
+
+def write(st: State, node: str, res: str, vol: str, now: float, count: int = 1) -> dict[str, Any]:
+    """`count` bookkeeping writes (`drbd-emu write` without a data plane), each on its own block, delivered at
+    once to the peers `plan_write` chose."""
+    plan: dict[str, Any] = {}
     for _ in range(count):
-        _new_data(st, node, res, vol)
-    for peer in peers:
-        pmd = meta_for(st, peer, res, vol)
-        pmd["gen"], pmd["tag"] = md["gen"], md["tag"]
-        if r["conns"][peer]["repl"].get(vol, "Established") == "Established" and local:
-            md["synced"][peer] = md["tag"]
-            pmd["synced"][node] = md["tag"]
-    return {"gen": md["gen"], "tag": md["tag"]}
+        block = meta_for(st, node, res, vol)["gen"] % BLOCKS
+        plan = plan_write(st, node, res, vol, now, [block])
+        for peer in plan["peers"]:
+            delivered(st, node, peer, res, vol, plan["gen"], plan["tag"])
+    return {"gen": plan["gen"], "tag": plan["tag"]}
+
+
+def plan_read(st: State, node: str, res: str, vol: str, now: float) -> str | None:
+    """Where a read is served: None for the local disk, else the connected peer with UpToDate data (a
+    Diskless or Failed disk, or an Inconsistent one being resynced: DRBD 9 reads through the peer)."""
+    settle(st, now)
+    r = res_state(st, node, res)
+    if r is None:
+        raise io_error(f"{res} is not up")
+    if r["suspended"]:
+        raise Suspended(r["suspended"])
+    state = r["disks"][vol]["state"]
+    if state == "UpToDate":
+        return None
+    for peer, c in r["conns"].items():
+        if c["state"] == "Connected" and c["peer_disk"].get(vol) == "UpToDate":
+            return str(peer)
+    if state in ("Outdated", "Consistent", "Inconsistent"):
+        return None  # a Secondary may read its own (stale) data
+    raise io_error(f"local disk {state} and no UpToDate peer: I/O error")
 
 
 def _handshake(st: State, res: str, a: str, b: str, now: float) -> None:
@@ -454,8 +527,8 @@ def _handshake(st: State, res: str, a: str, b: str, now: float) -> None:
         if "Diskless" in (da["state"], db["state"]) or "Failed" in (da["state"], db["state"]):
             continue
         ma, mb = meta_for(st, a, res, vol), meta_for(st, b, res, vol)
-        a_new = ma["tag"] != ma["synced"].get(b, "")
-        b_new = mb["tag"] != mb["synced"].get(a, "")
+        a_new = ma["tag"] != ma["synced"].get(b, "") or bool(ma["oos"].get(b))
+        b_new = mb["tag"] != mb["synced"].get(a, "") or bool(mb["oos"].get(a))
         a_disc = ra["conns"][b].pop("discard_my_data", False)
         b_disc = rb["conns"][a].pop("discard_my_data", False)
         source: str | None = None
@@ -496,18 +569,27 @@ def _handshake(st: State, res: str, a: str, b: str, now: float) -> None:
             _log(st, target, res, "I shall become SyncTarget, but I am primary!")
             return
         mt, ms = meta_for(st, target, res, vol), meta_for(st, source, res, vol)
-        if mt["tag"] != mt["synced"].get(source, "") and mt["gen"]:
-            mt["lost"] += max(1, mt["gen"] - _gen_of(mt["synced"].get(source, "")))
+        mt["lost"] += len(mt["oos"].get(source, []))  # the target's own writes, overwritten (discarded)
         full = rt["disks"][vol]["state"] == "Inconsistent" and not mt["synced"].get(source)
-        behind = max(ms["gen"] - _gen_of(ms["synced"].get(target, "")), 1)
-        total = DEFAULT_SIZE_KIB if full else behind * KIB_PER_WRITE
+        blocks = sorted(set(ms["oos"].get(target, [])) | set(mt["oos"].get(source, [])))
         _set_disk(st, target, res, vol, "Inconsistent")
-        st.setdefault("resyncs", {})[f"{res}/{vol}/{source}/{target}"] = {"start": now, "total_kib": total}
+        _start_resync(st, f"{res}/{vol}/{source}/{target}", now, None if full else blocks)
 
 
-def _gen_of(tag: str) -> int:
-    parts = tag.split(".")
-    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else 0
+def _start_resync(st: State, key: str, now: float, blocks: list[int] | None) -> None:
+    """A resync of `blocks` (None: the whole device). When the source runs a data plane, its kernel copies
+    the blocks (`copied_kib`) and the resync ends only when they are all on the target."""
+    total = DEFAULT_SIZE_KIB if blocks is None else max(len(blocks), 1) * KIB_PER_WRITE
+    source = key.split("/")[2]
+    rs: dict[str, Any] = {"start": now, "total_kib": total, "blocks": blocks}
+    if st.get("dataplane", {}).get(source):
+        rs["copied_kib"] = 0
+    st.setdefault("resyncs", {})[key] = rs
+
+
+def resync_blocks(rs: dict[str, Any]) -> list[int]:
+    blocks: list[int] | None = rs.get("blocks")
+    return list(range(BLOCKS)) if blocks is None else blocks
 
 
 def _start_pending_resyncs(st: State, now: float) -> None:
@@ -528,10 +610,7 @@ def _start_pending_resyncs(st: State, now: float) -> None:
                         continue
                     if rb["role"] == "Primary":
                         continue
-                    st.setdefault("resyncs", {})[f"{res}/{vol}/{a}/{b}"] = {
-                        "start": now,
-                        "total_kib": DEFAULT_SIZE_KIB,
-                    }
+                    _start_resync(st, f"{res}/{vol}/{a}/{b}", now, None)
 
 
 def resync_rate(st: State, res: str) -> float:
@@ -550,12 +629,17 @@ def _progress_resyncs(st: State, now: float) -> None:
         rate = resync_rate(st, res)
         done = min(rs["total_kib"], (now - rs["start"]) * rate)
         rs["done_kib"] = done
-        if done < rs["total_kib"]:
+        if done < rs["total_kib"] or rs.get("copied_kib", rs["total_kib"]) < rs["total_kib"]:
             continue
         del st["resyncs"][key]
         ms, mt = meta_for(st, source, res, vol), meta_for(st, target, res, vol)
         mt["gen"], mt["tag"] = ms["gen"], ms["tag"]
         ms["synced"][target] = mt["synced"][source] = ms["tag"]
+        synced = set(resync_blocks(rs))
+        for md, peer in ((ms, target), (mt, source)):
+            left = [b for b in md["oos"].pop(peer, []) if b not in synced]
+            if left:
+                md["oos"][peer] = left
         _set_disk(st, target, res, vol, "UpToDate")
         _maybe_unfence(st, source, res, target)
 

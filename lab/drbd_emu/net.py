@@ -13,22 +13,25 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 STALE = 3.0
 PROBE_EVERY = 1.0
 
 
-def _split(addr: str) -> tuple[str, int]:
+def split_address(addr: str) -> tuple[str, int]:
     host, _, port = addr.rpartition(":")
     return host, int(port or 7789)
 
 
 class Prober:
-    """Listeners for this node's addresses and a probe round over the peers."""
+    """Listeners for this node's addresses and a probe round over the peers. A probe connects and closes;
+    `serve` (the data plane's replication server) gets every accepted connection, probes included."""
 
-    def __init__(self, node: str) -> None:
+    def __init__(self, node: str, serve: Callable[[socket.socket], None] | None = None) -> None:
         self.node = node
+        self.serve = serve
         self.listening: set[tuple[str, int]] = set()
         self.last = 0.0
 
@@ -41,13 +44,23 @@ class Prober:
         except OSError:
             return  # the address is not here (yet): retried next round
 
-        def serve() -> None:
+        def accept() -> None:
             while True:
                 conn, _ = srv.accept()
-                conn.close()
+                if self.serve is None:
+                    conn.close()
+                else:
+                    threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
 
-        threading.Thread(target=serve, daemon=True).start()
+        threading.Thread(target=accept, daemon=True).start()
         self.listening.add(addr)
+
+    def listen(self, st: dict[str, Any]) -> None:
+        """Listen on the addresses of this node's resources that are up (once each)."""
+        for r in st["nodes"].get(self.node, {}).values():
+            me = r.get("address")
+            if me and split_address(me) not in self.listening:
+                self._listen(split_address(me))
 
     def round(self, st: dict[str, Any]) -> dict[str, float]:
         """Probe once per PROBE_EVERY; returns {"res/me>peer": time} for the peers that answered."""
@@ -56,13 +69,11 @@ class Prober:
             return {}
         self.last = now
         seen: dict[str, float] = {}
+        self.listen(st)
         for res, r in st["nodes"].get(self.node, {}).items():
-            me = r.get("address")
-            if me and _split(me) not in self.listening:
-                self._listen(_split(me))
             for peer, c in r["conns"].items():
                 try:
-                    with socket.create_connection(_split(c["address"]), timeout=0.5):
+                    with socket.create_connection(split_address(c["address"]), timeout=0.5):
                         seen[f"{res}/{self.node}>{peer}"] = now
                 except OSError:
                     pass

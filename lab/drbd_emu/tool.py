@@ -2,11 +2,16 @@
 
     drbd-emu init [--mode 9|8.4] [--resync-kib-s N]   fresh state (wipes the directory's state.json)
     drbd-emu kernel                                   the per-node kernel loop (run inside the node)
-    drbd-emu write RES [VOL] [COUNT]                  a write on this node's Primary (generation +1)
-    drbd-emu data RES [VOL]                           this node's data generation/tag/lost-writes as JSON
+    drbd-emu write RES [VOL] [COUNT]                  COUNT 4 KiB writes on this node's Primary (generation +1
+                                                      each): through /dev/drbdN with a data plane, else
+                                                      bookkeeping only
+    drbd-emu data RES [VOL]                           this node's data generation/tag/lost blocks/blocks out
+                                                      of sync per peer, as JSON
     drbd-emu open|close RES [VOL]                     hold the device open (as a VM would)
     drbd-emu cut A B | heal A B                       connection loss between two nodes, and back
     drbd-emu fail-disk NODE RES [VOL]                 disk failure (Failed, then Diskless)
+    drbd-emu full-disk NODE RES [VOL]                 the backing disk is full: writes fail, DRBD detaches
+    drbd-emu slow-peer NODE MS|off                    NODE acknowledges replicated writes MS ms late
     drbd-emu handler NODE HANDLER hang|fail RC|ok     a handler that hangs, fails with RC, or runs normally
     drbd-emu slow-resync KIB_S|off                    resync speed fault
     drbd-emu proc                                     refresh this node's /proc/drbd stand-in
@@ -27,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lab.drbd_emu import engine
+from lab.drbd_emu import devices, engine
 from lab.drbd_emu.cli import Fail, handler_env, node_name, run_handler, write_proc
 
 TICK = 0.2
@@ -36,27 +41,43 @@ TICK = 0.2
 def kernel(node: str, *, once: bool = False) -> None:
     """The node's emulator kernel: ticks the state (resync progress, Failed→Diskless), runs this node's
     queued helpers (fence-peer, unfence-peer) in the node's own namespaces, refreshes /proc/drbd, and drops
-    the DRBD state of peers whose kernel is gone (a power cut: `engine.power_loss`)."""
+    the DRBD state of peers whose kernel is gone (a power cut: `engine.power_loss`). With
+    TANDEM_EMU_DEVICES=bind it also runs the node's data plane (replica.py): its copies, their replication
+    and the resyncs it is source of."""
     from lab.drbd_emu.config import load
     from lab.drbd_emu.net import Prober
+    from lab.drbd_emu.replica import DataPlane
 
     store = engine.Store()
     running: dict[str, Any] = {}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    prober = Prober(node) if os.environ.get("TANDEM_EMU_NET") == "probe" else None
+    data = DataPlane(node, store) if devices.enabled() else None
+    probing = os.environ.get("TANDEM_EMU_NET") == "probe"
+    prober = Prober(node, data.serve if data else None) if probing or data else None
     alive = _hold_alive_lock(store.dir, node)  # noqa: F841 (held, never read: released when we die)
     with store.locked() as st:  # a (re)booted node: its DRBD "kernel" starts empty; meta data survives
         engine.power_loss(st, node, time.time())
+    if data is not None:
+        devices.detach_node_loops(node)  # over the copies of this node's previous life
+        data.start()
+    with store.locked() as st:
         st.setdefault("kernels", {})[node] = os.getpid()  # ready: tests wait for this before `up`
     while True:
-        seen = prober.round(store.read()) if prober is not None else {}
+        seen: dict[str, float] = {}
+        if prober is not None and probing:
+            seen = prober.round(store.read())
+        elif prober is not None:
+            prober.listen(store.read())
         with store.locked() as st:
-            if prober is not None:
+            if probing:
                 st["net"] = "probe"
                 st.setdefault("reach", {}).update(seen)
             for gone in _dead_kernels(store.dir, st, node):
                 engine.power_loss(st, gone, time.time())
             engine.settle(st, time.time())
+            if data is not None:
+                data.copy_resyncs(st)
+                engine.settle(st, time.time())
             write_proc(st, node)
             jobs = [j for j in st["jobs"] if j["node"] == node and j["id"] not in running]
             starts = []
@@ -144,6 +165,37 @@ def _join(running: dict[str, Any]) -> None:
             t.join()
 
 
+def _device_write(store: engine.Store, node: str, args: list[str]) -> int:
+    """`write` through this node's /dev/drbdN (the data plane decides where it goes): COUNT 4 KiB blocks,
+    each stamped with the node and the generation, after sector 0 (the lab guest's record)."""
+    import mmap
+
+    res, vol = args[0], args[1] if len(args) > 1 else "0"
+    st = store.read()
+    r = engine.res_state(st, node, res)
+    if r is None:
+        raise Fail(10, f"{res}: No such resource")
+    device = f"/dev/drbd{r['disks'][vol]['minor']}"
+    first = engine.meta_for(st, node, res, vol)["gen"]
+    buf = mmap.mmap(-1, engine.BLOCK_BYTES)  # page-aligned, as O_DIRECT needs
+    fd = os.open(device, os.O_WRONLY | os.O_DIRECT)
+    try:
+        for i in range(int(args[2]) if len(args) > 2 else 1):
+            block = 1 + (first + i) % (engine.BLOCKS - 1)
+            buf.seek(0)
+            buf.write(f"{node} gen {first + i + 1} block {block}\n".encode().ljust(engine.BLOCK_BYTES, b"."))
+            os.pwritev(fd, [buf], block * engine.BLOCK_BYTES)
+        os.fsync(fd)
+    except OSError as e:
+        print(f"drbd-emu: write {device}: {e.strerror}", file=sys.stderr)
+        return 1
+    finally:
+        os.close(fd)
+    md = engine.meta_for(store.read(), node, res, vol)
+    print(json.dumps({"gen": md["gen"], "tag": md["tag"]}))
+    return 0
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__, file=sys.stderr)
@@ -164,10 +216,10 @@ def main(argv: list[str]) -> int:
         if cmd == "kernel":
             kernel(node)
             return 0
+        if cmd == "write" and devices.enabled():
+            return _device_write(store, node, args)
         if cmd == "cleanup":
-            from lab.drbd_emu.devices import detach_loops
-
-            for name in detach_loops(store.dir):
+            for name in devices.detach_loops(store.dir):
                 print(f"detached {name}")
             return 0
         with store.locked() as st:
@@ -180,7 +232,8 @@ def main(argv: list[str]) -> int:
             elif cmd == "data":
                 vol = args[1] if len(args) > 1 else "0"
                 md = engine.meta_for(st, node, args[0], vol)
-                print(json.dumps({"gen": md["gen"], "tag": md["tag"], "lost": md["lost"]}))
+                oos = {peer: len(blocks) for peer, blocks in md["oos"].items()}
+                print(json.dumps({"gen": md["gen"], "tag": md["tag"], "lost": md["lost"], "oos": oos}))
             elif cmd in ("open", "close"):
                 r = engine.res_state(st, node, args[0])
                 if r is None:
@@ -191,6 +244,13 @@ def main(argv: list[str]) -> int:
                 st["links"][engine.link_key(args[0], args[1])] = {"cut": cmd == "cut"}
             elif cmd == "fail-disk":
                 engine.fail_disk(st, args[0], args[1], args[2] if len(args) > 2 else "0", t)
+            elif cmd == "full-disk":
+                st["faults"][f"full/{args[0]}/{args[1]}/{args[2] if len(args) > 2 else '0'}"] = True
+            elif cmd == "slow-peer":
+                if args[1] == "off":
+                    st["faults"].pop(f"slow-peer/{args[0]}", None)
+                else:
+                    st["faults"][f"slow-peer/{args[0]}"] = float(args[1])
             elif cmd == "handler":
                 key = f"handler/{args[0]}/{args[1]}"
                 if args[2] == "ok":

@@ -46,9 +46,10 @@ def conf_text(
     two_primaries: bool = False,
     quorum: str = "off",
     handlers: str = "",
+    net: str = "10.99.0",
 ) -> str:
     hosts = "\n".join(
-        f"  on {n} {{ node-id {i}; address 10.99.0.{i + 1}:7789; }}" for i, n in enumerate(nodes)
+        f"  on {n} {{ node-id {i}; address {net}.{i + 1}:7789; }}" for i, n in enumerate(nodes)
     )
     return f"""# emulator test config
 global {{ usage-count no; }}
@@ -63,7 +64,8 @@ resource r0 {{
 
 
 class Cluster:
-    """Fake nodes sharing one emulator directory; each has its own mount namespace."""
+    """Fake nodes sharing one emulator directory. After `start_namespaces` each has its own mount namespace
+    with its emulator kernel in it, serving the node's data plane (its own copy behind /dev/drbdN)."""
 
     def __init__(self, tmp: Path, nodes: list[str], mode: str = "9", **conf: object) -> None:
         self.dir = tmp / "emu"
@@ -76,6 +78,7 @@ class Cluster:
         (self.sbin / "crm_master").chmod(0o755)
         self.nodes = nodes
         self.holders: dict[str, subprocess.Popen[bytes]] = {}
+        self.kernels: dict[str, subprocess.Popen[bytes]] = {}
         self.shim = build_shim(self.dir)
         self.emu(nodes[0], "init", "--mode", mode)
 
@@ -85,6 +88,8 @@ class Cluster:
                 ["unshare", "-m", "--propagation", "private", "sleep", "3600"], stdin=subprocess.DEVNULL
             )
         time.sleep(0.2)
+        for n in self.nodes:
+            self.kernels[n] = self.start_kernel(n)
 
     def env(self, node: str) -> dict[str, str]:
         return {
@@ -134,8 +139,10 @@ class Cluster:
             time.sleep(0.2)
 
     def start_kernel(self, node: str) -> subprocess.Popen[bytes]:
-        """The node's emulator kernel (runs its handlers); returns once it has reset the node's state."""
-        kern = subprocess.Popen([str(fakes_dir() / "drbd-emu"), "kernel"], env=self.env(node))
+        """The node's emulator kernel (runs its handlers, and the data plane in a node's namespace); returns
+        once it has reset the node's state."""
+        prefix = ["nsenter", "-t", str(self.holders[node].pid), "-m", "--"] if node in self.holders else []
+        kern = subprocess.Popen([*prefix, str(fakes_dir() / "drbd-emu"), "kernel"], env=self.env(node))
         state = self.dir / "state.json"
         try:
             self.wait(lambda: json.loads(state.read_text()).get("kernels", {}).get(node) == kern.pid)
@@ -149,7 +156,7 @@ class Cluster:
         for n in self.nodes:
             if n in self.holders:
                 self.run(n, "drbdadm", "down", "r0")
-        for p in self.holders.values():
+        for p in [*self.kernels.values(), *self.holders.values()]:
             p.kill()
             p.wait()
         detach_loops(self.dir)

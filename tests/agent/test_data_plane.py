@@ -1,0 +1,119 @@
+"""The emulator's data plane without a cluster: two nodes in their own mount namespaces, each with its own
+copy behind /dev/drbdN (replica.py), replicating over TCP on loopback addresses.
+
+What real DRBD guarantees and these check, on the copies themselves (the nodes' backing files): protocol C
+replication while connected; divergence while disconnected, with the blocks counted out of sync; a resync of
+exactly those blocks, from the node that wrote them; reads of a Diskless Primary through its peer; and a
+forced promotion of the stale side really running on the old data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from lab.drbd_emu import engine
+from lab.drbd_emu.replica import backing
+
+from tandem.drbd.model import ConnState, DiskState
+from tests.agent.test_emu_cli import Cluster, up_all
+
+NET = "127.0.97"  # loopback addresses: each node's kernel listens on its own
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[Cluster]:
+    if os.geteuid() != 0:
+        pytest.fail("the agent tier needs root (mount namespaces, FUSE, loop devices)")
+    c = Cluster(tmp_path, ["alice", "bob"], net=NET)
+    c.start_namespaces()
+    try:
+        up_all(c)
+        assert c.adm("alice", "primary", "--force", "r0").returncode == 0
+        c.wait(lambda: c.status("bob").devices[0].disk is DiskState.UP_TO_DATE)
+        yield c
+    finally:
+        c.close()
+
+
+def copy_of(c: Cluster, node: str, block: int) -> bytes:
+    with open(backing(node, "r0", "0", c.dir), "rb") as f:
+        f.seek(block * engine.BLOCK_BYTES)
+        return f.read(engine.BLOCK_BYTES)
+
+
+def written_blocks(c: Cluster, node: str, count: int) -> list[int]:
+    """The blocks `drbd-emu write` uses for the node's next `count` writes (after sector 0's block)."""
+    gen = json.loads(c.emu(node, "data", "r0").stdout)["gen"]
+    return [1 + (gen + i) % (engine.BLOCKS - 1) for i in range(count)]
+
+
+def write(c: Cluster, node: str, count: int) -> list[int]:
+    blocks = written_blocks(c, node, count)
+    w = c.emu(node, "write", "r0", "0", str(count))
+    assert w.returncode == 0, w.stderr
+    return blocks
+
+
+def read_device(c: Cluster, node: str, block: int) -> bytes:
+    """One block as the node's processes see /dev/drbdN (O_DIRECT: no page cache in between)."""
+    dest = c.dir / f"read-{node}"
+    args = ["bs=4096", "count=1", f"skip={block}", "iflag=direct", "status=none"]
+    out = c.run(node, "dd", f"if=/dev/drbd{c.minor}", f"of={dest}", *args)
+    assert out.returncode == 0, out.stderr
+    return dest.read_bytes()
+
+
+def test_writes_reach_the_peer_copy_before_they_complete(pair: Cluster) -> None:
+    blocks = write(pair, "alice", 3)
+    for b in blocks:
+        mine = copy_of(pair, "alice", b)
+        assert mine.startswith(b"alice gen ") and copy_of(pair, "bob", b) == mine
+    assert json.loads(pair.emu("alice", "data", "r0").stdout)["oos"] == {}
+
+
+def test_disconnected_writes_diverge_then_exactly_those_blocks_resync(pair: Cluster) -> None:
+    before = write(pair, "alice", 1)
+    pair.emu("alice", "cut", "alice", "bob")
+    pair.wait(lambda: pair.status("alice").connections[0].connection is ConnState.CONNECTING)
+    apart = write(pair, "alice", 5)
+    assert json.loads(pair.emu("alice", "data", "r0").stdout)["oos"] == {"bob": 5}
+    for b in apart:
+        assert copy_of(pair, "bob", b) != copy_of(pair, "alice", b)
+    pair.emu("alice", "slow-resync", "8")  # KiB/s: the 20 KiB take 2.5 s, long enough to look at
+    pair.emu("alice", "heal", "alice", "bob")
+    pair.wait(lambda: "r0/0/alice/bob" in json.loads(pair.emu("alice", "state").stdout).get("resyncs", {}))
+    resync = json.loads(pair.emu("alice", "state").stdout)["resyncs"]["r0/0/alice/bob"]
+    assert resync["blocks"] == sorted(apart) and resync["total_kib"] == 5 * engine.KIB_PER_WRITE
+    pair.wait(lambda: pair.status("bob").devices[0].disk is DiskState.UP_TO_DATE)
+    for b in [*before, *apart]:
+        assert copy_of(pair, "bob", b) == copy_of(pair, "alice", b)
+        assert copy_of(pair, "alice", b).startswith(b"alice gen ")
+    assert json.loads(pair.emu("alice", "data", "r0").stdout)["oos"] == {}
+
+
+def test_a_diskless_primary_reads_and_writes_through_its_peer(pair: Cluster) -> None:
+    blocks = write(pair, "alice", 2)
+    pair.emu("alice", "fail-disk", "alice", "r0")
+    pair.wait(lambda: pair.status("alice").devices[0].disk is DiskState.DISKLESS)
+    assert read_device(pair, "alice", blocks[0]) == copy_of(pair, "bob", blocks[0])
+    later = write(pair, "alice", 1)
+    assert copy_of(pair, "bob", later[0]).startswith(b"alice gen ")
+    assert copy_of(pair, "alice", later[0]) != copy_of(pair, "bob", later[0])  # the failed disk is untouched
+
+
+def test_a_forced_promotion_of_the_stale_side_runs_on_old_data(pair: Cluster) -> None:
+    """The negative control of the data check: what a careless `primary --force` on the Outdated side does."""
+    pair.emu("alice", "cut", "alice", "bob")
+    pair.wait(lambda: pair.status("alice").connections[0].connection is ConnState.CONNECTING)
+    lost = write(pair, "alice", 1)
+    assert pair.adm("bob", "primary", "--force", "r0").returncode == 0
+    assert not read_device(pair, "bob", lost[0]).startswith(b"alice gen ")
+
+
+def test_no_writes_on_a_secondary(pair: Cluster) -> None:
+    r = pair.run("bob", "dd", "if=/dev/zero", f"of=/dev/drbd{pair.minor}", "bs=4096", "count=1", "oflag=direct")
+    assert r.returncode != 0 and "Input/output error" in r.stderr
