@@ -1,8 +1,9 @@
 """A guest whose disk is the DRBD emulator's /dev/drbdN live-migrates between two dual-primary lab nodes.
 
 The emulator (lab.drbd_emu) bind-mounts a block node over /dev/drbdN in each node while the resource is up,
-both over one loop device, so both Primaries see the same data as with allow-two-primaries. libvirt treats
-the block device as shared storage (no --unsafe). Own cluster (~5 s up), about 15 s in all.
+each node's over its own copy, replicated with protocol C, so both Primaries see the same data as with
+allow-two-primaries. libvirt treats the block device as shared storage (no --unsafe). Own cluster (~5 s up),
+about 15 s in all.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ def test_guest_on_emulated_drbd_migrates_live(cluster: Lab, lab_config: LabConfi
     env = dict(lab_config.env)
     for node in cluster.nodes:
         node.run(["drbdadm", "up", "r0"], env=env)
+    for node in cluster.nodes:  # promoted apart, each would start new data: a split brain on connect
+        node.run(["drbdsetup", "wait-connect-resource", "--wfc-timeout=30", "r0"], env=env)
     for node in cluster.nodes:
         node.run(["drbdadm", "primary", "r0"], env=env)
         assert node.run(["test", "-b", DEVICE], check=False).returncode == 0
