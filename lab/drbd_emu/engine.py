@@ -277,7 +277,13 @@ def down(st: State, node: str, res: str, now: float) -> None:
 def power_loss(st: State, node: str, now: float) -> None:
     """The node's DRBD is gone at once (power cut, crash, reboot: its kernel died): its peers see the
     connection drop, not a clean disconnect (no graceful outdate, so a Primary peer fences), and its queued
-    helpers never run. Its meta data (the disk) stays; it comes back from "down"."""
+    helpers never run. Its meta data (the disk) stays; it comes back from "down". A Primary's activity log
+    (the blocks it wrote last: some may not have reached its peers) is resynced when it reconnects."""
+    for res, r in st["nodes"].get(node, {}).items():
+        if r["role"] == "Primary":
+            for vol in r["disks"]:
+                md = meta_for(st, node, res, vol)
+                md["al_dirty"] = sorted(set(md.get("al_dirty", [])) | set(md.pop("al", [])))
     st["nodes"].pop(node, None)
     st["jobs"] = [j for j in st["jobs"] if j["node"] != node]
     st.get("kernels", {}).pop(node, None)
@@ -419,9 +425,13 @@ def _publish_roles(st: State, res: str) -> None:
 
 
 def _new_data(st: State, node: str, res: str, vol: str) -> None:
+    """A new data generation (DRBD's new current UUID): this copy now differs from every peer's."""
     md = meta_for(st, node, res, vol)
     md["gen"] += 1
     md["tag"] = f"{node}.{md['gen']}.{secrets.token_hex(3)}"
+
+
+AL_BLOCKS = 64  # blocks the activity log remembers (DRBD's AL: the hot extents, resynced after a crash)
 
 
 def plan_write(st: State, node: str, res: str, vol: str, now: float, blocks: list[int]) -> dict[str, Any]:
@@ -444,10 +454,15 @@ def plan_write(st: State, node: str, res: str, vol: str, now: float, blocks: lis
     if not local:  # the data lives on the peers: continue from their generation
         newest = max((meta_for(st, p, res, vol) for p in peers), key=lambda m: int(m["gen"]))
         md["gen"], md["tag"] = newest["gen"], newest["tag"]
-    _new_data(st, node, res, vol)
-    for peer in r["conns"]:
-        if peer not in peers:
-            _mark_oos(md, peer, blocks)
+    apart = [peer for peer in r["conns"] if peer not in peers]
+    if apart:
+        _new_data(st, node, res, vol)
+    else:
+        md["gen"] += 1
+    for peer in apart:
+        _mark_oos(md, peer, blocks)
+    if local:
+        md["al"] = ([b for b in md.get("al", []) if b not in blocks] + blocks)[-AL_BLOCKS:]
     return {"gen": md["gen"], "tag": md["tag"], "local": local, "peers": peers}
 
 
@@ -552,6 +567,8 @@ def _handshake(st: State, res: str, a: str, b: str, now: float) -> None:
             source = a
         elif b_new:
             source = b
+        elif ma.get("al_dirty") or mb.get("al_dirty"):  # a crashed Primary's last writes go to its peer
+            source = a if ma.get("al_dirty") else b
         else:
             for x, dx in ((a, da), (b, db)):
                 if dx["state"] == "Outdated":
@@ -571,7 +588,12 @@ def _handshake(st: State, res: str, a: str, b: str, now: float) -> None:
         mt, ms = meta_for(st, target, res, vol), meta_for(st, source, res, vol)
         mt["lost"] += len(mt["oos"].get(source, []))  # the target's own writes, overwritten (discarded)
         full = rt["disks"][vol]["state"] == "Inconsistent" and not mt["synced"].get(source)
-        blocks = sorted(set(ms["oos"].get(target, [])) | set(mt["oos"].get(source, [])))
+        blocks = sorted(
+            set(ms["oos"].get(target, []))
+            | set(mt["oos"].get(source, []))
+            | set(ms.pop("al_dirty", []))
+            | set(mt.pop("al_dirty", []))
+        )
         _set_disk(st, target, res, vol, "Inconsistent")
         _start_resync(st, f"{res}/{vol}/{source}/{target}", now, None if full else blocks)
 

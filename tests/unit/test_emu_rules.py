@@ -340,3 +340,82 @@ class RoleMachine(RuleBasedStateMachine):
 CFG = make_cfg(fencing="dont-care")
 RoleMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=25, deadline=None)
 TestRoles = RoleMachine.TestCase
+
+
+# ---------------------------------------------------------------- the data plane's bookkeeping
+
+
+def cut(s: dict[str, Any], t: float, *, heal: bool = False) -> None:
+    s["links"][engine.link_key("alice", "bob")] = {"cut": not heal}
+    engine.settle(s, t)
+
+
+def test_connected_writes_go_to_the_peer_and_keep_one_generation() -> None:
+    """Protocol C: a connected peer with a disk is a target of every write; nothing is out of sync and both
+    copies share the data generation (no new current UUID while nothing diverges)."""
+    s = cluster(make_cfg())
+    tag = engine.meta_for(s, "alice", "r0", "0")["tag"]
+    plan = engine.plan_write(s, "alice", "r0", "0", 4000.0, [1, 2])
+    assert plan["peers"] == ["bob"] and plan["local"] and plan["tag"] == tag
+    engine.delivered(s, "alice", "bob", "r0", "0", plan["gen"], plan["tag"])
+    alice, bob = (engine.meta_for(s, n, "r0", "0") for n in ("alice", "bob"))
+    assert alice["oos"] == {} and bob["gen"] == alice["gen"] and alice["synced"]["bob"] == tag
+
+
+def test_writes_while_apart_are_out_of_sync_and_resync_exactly_those_blocks() -> None:
+    """DRBD's bitmap: blocks written while the peer is away are marked for it; on reconnect exactly those
+    blocks are resynced, from the writer (SyncSource) to the peer (SyncTarget)."""
+    s = cluster(make_cfg())
+    cut(s, 4000.0)
+    for blocks in ([5], [9, 10], [5]):
+        assert engine.plan_write(s, "alice", "r0", "0", 4001.0, blocks)["peers"] == []
+    assert engine.meta_for(s, "alice", "r0", "0")["oos"] == {"bob": [5, 9, 10]}
+    cut(s, 4002.0, heal=True)
+    rs = s["resyncs"]["r0/0/alice/bob"]
+    assert rs["blocks"] == [5, 9, 10] and rs["total_kib"] == 3 * engine.KIB_PER_WRITE
+    engine.settle(s, 4100.0)
+    assert disk(s, "bob") == "UpToDate" and engine.meta_for(s, "alice", "r0", "0")["oos"] == {}
+
+
+def test_a_write_that_never_arrived_is_resynced() -> None:
+    """A replicated write whose connection broke before the peer had it: out of sync for that peer."""
+    s = cluster(make_cfg())
+    plan = engine.plan_write(s, "alice", "r0", "0", 4000.0, [7])
+    cut(s, 4001.0)
+    engine.undelivered(s, "alice", "bob", "r0", "0", [7])
+    cut(s, 4002.0, heal=True)
+    assert plan["peers"] == ["bob"] and s["resyncs"]["r0/0/alice/bob"]["blocks"] == [7]
+
+
+def test_a_crashed_primarys_last_writes_are_resynced_from_it_or_overwritten() -> None:
+    """The activity log (DRBD's AL): a Primary that lost power may have written blocks its peer never got.
+    If the peer stayed Secondary the crashed Primary resyncs them to it; if the peer was promoted and wrote,
+    the peer is the source and those blocks are overwritten (they were never acknowledged)."""
+    for promoted in (False, True):
+        s = cluster(make_cfg())
+        engine.plan_write(s, "alice", "r0", "0", 4000.0, [3])  # in flight when the power goes
+        engine.power_loss(s, "alice", 4001.0)
+        if promoted:
+            cfg = make_cfg()
+            assert engine.primary(s, cfg, "bob", "r0", 4002.0, force=True) == []
+            engine.become_primary(s, "bob", "r0")
+            engine.plan_write(s, "bob", "r0", "0", 4003.0, [8])
+        cfg = make_cfg()
+        s["nodes"].setdefault("alice", {})["r0"] = engine.new_resource(cfg, "alice")
+        engine.attach(s, "alice", "r0")
+        engine.connect(s, cfg, "alice", "r0")
+        engine.settle(s, 4004.0)
+        (key,) = s["resyncs"]
+        assert key == ("r0/0/bob/alice" if promoted else "r0/0/alice/bob")
+        assert s["resyncs"][key]["blocks"] == ([3, 8] if promoted else [3])
+
+
+def test_lost_counts_only_the_discarded_blocks_of_the_target() -> None:
+    """After a split brain, `connect --discard-my-data` overwrites the victim's own writes (lost); a node
+    that never wrote while apart loses nothing when it resyncs."""
+    s = cluster(make_cfg())
+    cut(s, 4000.0)
+    engine.plan_write(s, "alice", "r0", "0", 4001.0, [1, 2])
+    cut(s, 4002.0, heal=True)
+    engine.settle(s, 4100.0)
+    assert engine.meta_for(s, "bob", "r0", "0")["lost"] == 0
