@@ -115,5 +115,6 @@ def test_a_forced_promotion_of_the_stale_side_runs_on_old_data(pair: Cluster) ->
 
 
 def test_no_writes_on_a_secondary(pair: Cluster) -> None:
-    r = pair.run("bob", "dd", "if=/dev/zero", f"of=/dev/drbd{pair.minor}", "bs=4096", "count=1", "oflag=direct")
+    device = f"of=/dev/drbd{pair.minor}"
+    r = pair.run("bob", "dd", "if=/dev/zero", device, "bs=4096", "count=1", "oflag=direct")
     assert r.returncode != 0 and "Input/output error" in r.stderr

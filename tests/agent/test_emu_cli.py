@@ -48,9 +48,7 @@ def conf_text(
     handlers: str = "",
     net: str = "10.99.0",
 ) -> str:
-    hosts = "\n".join(
-        f"  on {n} {{ node-id {i}; address {net}.{i + 1}:7789; }}" for i, n in enumerate(nodes)
-    )
+    hosts = "\n".join(f"  on {n} {{ node-id {i}; address {net}.{i + 1}:7789; }}" for i, n in enumerate(nodes))
     return f"""# emulator test config
 global {{ usage-count no; }}
 resource r0 {{
