@@ -63,8 +63,10 @@ class Run:
             lines.append(
                 f"power cut of {f.victim}: fenced after {f.fenced_s:.0f} s, vm1 started on {f.survivor} "
                 f"after {f.restarted_s:.1f} s, the guest alive after {f.guest_s:.1f} s and found generation "
-                f"{f.gen_found} on its disk (had written {f.gen_before}); {f.victim} back after "
-                f"{f.returned_s:.1f} s, {f.resync_kib} KiB resynced, all healthy after {f.healthy_s:.1f} s"
+                f"{f.gen_found} on {f.survivor}'s own copy (had acknowledged {f.gen_before}); {f.victim} back "
+                f"after {f.returned_s:.1f} s, {f.resync_kib} KiB resynced, all healthy after "
+                f"{f.healthy_s:.1f} s; then each node's own copy held "
+                + ", ".join(f"generation {g} ({n})" for n, g in sorted(f.copies.items()))
             )
         if (p := self.partition) is not None:
             where = "restarted on the winner" if p.vm_moved else "kept running on the winner"

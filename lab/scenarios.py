@@ -5,11 +5,13 @@ fencing resource-and-stonith, handlers tandem-fence-peer/tandem-unfence-peer) as
 drbd-r0-clone (ocf:tandem:drbd), and vm1 (ocf:tandem:domain), a real QEMU guest under each node's libvirtd
 whose disk is the emulated /dev/drbdN, configured from lab/config/crm.txt (the README's crm block).
 
-The emulator does not see the guest's I/O (its block device is a loop device shared by both nodes). The
-`Observer` fills that gap while a scenario runs: every generation the guest prints is an emulated write on the
-node whose QEMU runs it (so a node that was away really resyncs when it returns). (A node that loses power
-loses its DRBD state by itself: the peer's emulator kernel sees its kernel gone.) It also samples the nodes'
-power and where QEMU runs, which is what "never two copies" is checked on.
+Each node's /dev/drbdN is that node's own copy of the data (the emulator's data plane, replica.py): the
+guest's writes are replicated while the nodes are connected, marked out of sync while they are not, and
+resynced when a node returns. So data safety is checked on the data itself: after every restart of the guest
+and at the end of every scenario, what the guest finds on its disk, and what each node's copy holds, must
+be at least the last generation the guest acknowledged (`check_copies`, `lab.guest.disk.data_check`). The
+`Observer` samples the nodes' power and where QEMU runs, which is what "never two copies" is checked on, and
+notes the resyncs the emulator starts.
 
 Use: `with VmCluster.start(base_config, work_dir, progress) as vc:` then `live_migration(vc)`,
 `node_failure(vc)`, `partition(vc)`; each returns its measurements and raises ScenarioError when the
@@ -41,6 +43,7 @@ RES = "r0"
 VM = "vm1"
 CLONE = "drbd-r0-clone"
 MINOR = 9271
+DEVICE = f"/dev/drbd{MINOR}"
 DOMAIN_XML = "/etc/libvirt/tandem/vm1.xml"  # the path crm.txt names; per node, under its private /etc/libvirt
 CRM_CONFIG = TOP / "lab" / "config" / "crm.txt"
 README = TOP / "README.md"
@@ -106,8 +109,7 @@ def qemu_processes(lab: Lab, vm: str = VM) -> list[str]:
 
 
 class Observer:
-    """A thread that samples the lab (power, QEMU processes) and writes the guest's generations to the DRBD
-    emulator."""
+    """A thread that samples the lab (power, QEMU processes) and notes the emulator's resyncs."""
 
     def __init__(self, vc: VmCluster, interval: float = 0.25) -> None:
         self.vc = vc
@@ -117,11 +119,9 @@ class Observer:
         self._resyncing: set[str] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lab-observer", daemon=True)
-        self._serial_at = 0
         self._error: BaseException | None = None
 
     def start(self) -> Observer:
-        self._serial_at = self.vc.serial.stat().st_size if self.vc.serial.exists() else 0
         self._thread.start()
         return self
 
@@ -140,9 +140,6 @@ class Observer:
                 qemu = qemu_processes(self.vc.lab)
                 self.samples.append(Sample(time.time(), frozenset(on), tuple(qemu)))
                 self._note_resyncs()
-                new_gens = self._new_generations()
-                if new_gens and len(qemu) == 1:
-                    self.vc.emu_write(qemu[0], new_gens)
         except BaseException as exc:  # reported to the scenario thread by check()
             self._error = exc
 
@@ -152,17 +149,6 @@ class Observer:
         for key in sorted(set(running) - self._resyncing):
             self.resyncs.append((time.time(), int(running[key]["total_kib"])))
         self._resyncing = set(running)
-
-    def _new_generations(self) -> int:
-        try:
-            with open(self.vc.serial, "rb") as fh:
-                fh.seek(self._serial_at)
-                data = fh.read()
-        except FileNotFoundError:
-            return 0
-        cut = data.rfind(b"\n") + 1
-        self._serial_at += cut
-        return len(re.findall(rb"alive t=\d+ gen=\d+", data[:cut]))
 
     def doubles(self, windows: list[tuple[float, float]]) -> list[Sample]:
         """Samples with more than one QEMU of the guest outside every allowed (migration) window."""
@@ -284,7 +270,7 @@ class VmCluster:
         fresh = ensure_installed()
         self.say("tandem install: " + ("agents and DRBD handlers installed" if fresh else "already current"))
         accel = detect()
-        xml = domain_xml(GuestSpec(VM, ensure_built(), self.serial, f"/dev/drbd{MINOR}"), accel.domain_type)
+        xml = domain_xml(GuestSpec(VM, ensure_built(), self.serial, DEVICE), accel.domain_type)
         for node in self.lab.nodes:
             path = node.dir / "libvirt" / "etc" / Path(DOMAIN_XML).relative_to("/etc/libvirt")
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -398,13 +384,20 @@ class VmCluster:
             st["links"][engine.link_key(a, b)] = {"cut": cut}
             engine.settle(st, time.time())
 
-    def emu_write(self, node: str, count: int) -> None:
-        """The guest's writes as emulated DRBD writes on `node` (none while DRBD refuses them: I/O frozen, not
-        Primary, which is what a real guest's writes would meet too)."""
-        from lab.drbd_emu import engine
+    def check_copies(self, when: str) -> dict[str, int]:
+        """Every node's own copy (read through its /dev/drbdN) holds at least the last generation the guest
+        acknowledged before the read; returns node → generation found. Raises ScenarioError otherwise."""
+        from lab.guest.disk import data_check, read_generation_on
 
-        with engine.Store(self.emu_dir).locked() as st, contextlib.suppress(engine.StateError):
-            engine.write(st, node, RES, "0", time.time(), count)
+        acked = self.last_gen()
+        found = {}
+        for node in self.lab.live_nodes():
+            rec = read_generation_on(node, DEVICE)
+            problem = data_check(rec, acked, f"{node.name}'s copy of r0 {when}")
+            if problem:
+                raise ScenarioError(problem)
+            found[node.name] = rec.gen if rec else 0
+        return found
 
 
 @contextlib.contextmanager
@@ -569,7 +562,16 @@ def live_migration(vc: VmCluster) -> list[Move]:
     if log.boots != booted:
         raise ScenarioError(f"the guest restarted during live migration ({booted} → {log.boots} boots)")
     healthy(vc, "a healthy cluster after the migrations, the move constraints cleared")
+    say_copies(vc, "after the migrations")
     return moves
+
+
+def say_copies(vc: VmCluster, when: str) -> dict[str, int]:
+    """The data check on every node's own copy, and what it found, said."""
+    copies = vc.check_copies(when)
+    found = ", ".join(f"{node} generation {gen}" for node, gen in sorted(copies.items()))
+    mark(vc, f"data check {when}: {found} (acknowledged {vc.last_gen()} before the reads)")
+    return copies
 
 
 @dataclass(frozen=True)
@@ -580,10 +582,11 @@ class Failover:
     restarted_s: float  # power cut → vm1 started on the survivor (crm_mon)
     guest_s: float  # power cut → the guest's first heartbeat on the survivor
     gen_before: int  # last generation the guest printed (so had written) before the cut
-    gen_found: int  # the generation the guest found on its disk when it booted on the survivor
+    gen_found: int  # the generation the guest found on the survivor's own copy when it booted there
     returned_s: float  # power cut → the victim back online in the cluster
     resync_kib: int  # what DRBD resynced to the victim when it came back
     healthy_s: float  # power cut → everything healthy again (both Promoted, no constraints)
+    copies: dict[str, int]  # node → the generation its own copy held at the end (after the resync)
 
 
 def node_failure(vc: VmCluster) -> Failover:
@@ -610,11 +613,7 @@ def node_failure(vc: VmCluster) -> Failover:
     vc.wait_guest_running(after=at)
     alive = time.time()
     gen_found = int(found.group(1))
-    if gen_found < gen_before:
-        raise ScenarioError(
-            f"the guest found generation {gen_found} on its disk, but had written {gen_before}"
-        )
-    mark(vc, f"guest alive on {survivor}: found generation {gen_found} ≥ {gen_before} on its disk")
+    check_boot(vc, survivor, gen_found, gen_before)
     power_back(vc, victim)
     vc.wait(lambda s: victim in s.online(), f"{victim} back online")
     returned = time.time()
@@ -623,6 +622,7 @@ def node_failure(vc: VmCluster) -> Failover:
     mark(vc, f"DRBD resynced {kib} KiB {survivor} → {victim}: {vc.drbd_summary()}")
     healthy(vc, "a healthy cluster after the failover")
     done = mark(vc, "fencing constraint cleared; drbd-r0-clone Promoted on both nodes again")
+    copies = say_copies(vc, "after the failover")
     return Failover(
         victim,
         survivor,
@@ -634,7 +634,19 @@ def node_failure(vc: VmCluster) -> Failover:
         returned - t0,
         kib,
         done - t0,
+        copies,
     )
+
+
+def check_boot(vc: VmCluster, node: str, gen_found: int, acked: int) -> None:
+    """The guest restarted on `node` found `gen_found` on that node's copy: at least `acked`, or a
+    ScenarioError naming both."""
+    from lab.guest.disk import GenRecord, data_check
+
+    problem = data_check(GenRecord(gen_found, 0, 0), acked, f"the disk vm1 booted from on {node}")
+    if problem:
+        raise ScenarioError(problem)
+    mark(vc, f"guest alive on {node}: found generation {gen_found} ≥ {acked} on {node}'s own copy")
 
 
 @dataclass(frozen=True)
@@ -684,12 +696,12 @@ def partition(vc: VmCluster) -> Partition:
     if vm_node == loser:
         found = log.disk[0] if log.disk else ""
         m = re.match(r"gen=(\d+)", found)
-        if m is None or int(m.group(1)) < gen_before:
-            raise ScenarioError(
-                f"vm1 restarted on {winner} found {found!r} on its disk; had written {gen_before}"
-            )
+        if m is None:
+            raise ScenarioError(f"vm1 restarted on {winner} found {found!r} on its disk")
+        check_boot(vc, winner, int(m.group(1)), gen_before)
     elif log.boots:
         raise ScenarioError(f"vm1 restarted on {winner} although {winner} won the fence race")
+    say_copies(vc, "after the partition")
     return Partition(
         loser, vm_node == loser, placed - t0, when - t0, healed - t0, cleared - t0, gen_before, gen_after
     )

@@ -92,6 +92,19 @@ def read_generation(path: str) -> GenRecord | None:
     return decode(read_sector0(path))
 
 
+def data_check(found: GenRecord | None, acked: int, where: str) -> str | None:
+    """The guest-level data check: `where` (a node's copy, or the disk a restarted guest booted from) must
+    hold every generation the guest acknowledged, i.e. printed after its FLUSH completed. None when it does;
+    else the violation, with both numbers."""
+    have = found.gen if found is not None else 0
+    if have >= acked:
+        return None
+    return (
+        f"{where} holds generation {have}, but the guest had acknowledged generation {acked}: "
+        f"{acked - have} acknowledged write(s) lost"
+    )
+
+
 def read_generation_on(node: NodeLike, device: str) -> GenRecord | None:
     """The record as `node` sees `device` (e.g. the DRBD emulator's /dev/drbd0, which exists only there)."""
     out = node.run([sys.executable, str(Path(__file__).resolve()), device], timeout=30).stdout
