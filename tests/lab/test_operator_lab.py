@@ -11,6 +11,7 @@ like `move`, and at the end `dpkg -r` removes every file the package installed.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -82,8 +83,29 @@ def test_the_agents_that_run_are_the_packages(vc: VmCluster, installed: list[Pat
     assert owner.stdout.startswith("tandem: ")
     verify = host("dpkg", "--verify", "tandem")
     assert (verify.returncode, verify.stdout) == (0, ""), verify.stdout  # no file changed since dpkg -i
-    described = vc.lab.crm("ra", "info", "ocf:tandem:domain")
-    assert "migrate_to" in described and "drbd_resources" in described
+
+
+@pytest.mark.parametrize("agent", ["drbd", "domain"])
+def test_crm_and_pcs_describe_every_parameter_and_action(installed: list[Path], agent: str) -> None:
+    """From the package's agents. Both tools leave out meta-data and validate-all, which are no operations."""
+    from lxml import etree
+
+    meta = host(f"/usr/lib/ocf/resource.d/tandem/{agent}", "meta-data")
+    root = etree.fromstring(meta.stdout.encode())
+    params = [str(p.get("name")) for p in root.iter("parameter")]
+    actions = {str(a.get("name")) for a in root.iter("action")} - {"meta-data", "validate-all"}
+    assert len(params) > 5 and {"start", "stop", "monitor"} <= actions
+    crm = host("crm", "ra", "info", f"ocf:tandem:{agent}")
+    pcs = host("pcs", "resource", "describe", f"ocf:tandem:{agent}")
+    for tool, done, param_at, action_at in (
+        ("crm", crm, r"^{} \(", r"^    {} "),
+        ("pcs", pcs, r"^  {}( \(required\))?:", r"^  {}:"),
+    ):
+        assert done.returncode == 0, f"{tool}: {done.stderr}"
+        for name in params:
+            assert re.search(param_at.format(re.escape(name)), done.stdout, re.MULTILINE), f"{tool}: {name}"
+        for name in actions:
+            assert re.search(action_at.format(re.escape(name)), done.stdout, re.MULTILINE), f"{tool}: {name}"
 
 
 def test_status_and_can_migrate_while_the_vm_runs(vc: VmCluster) -> None:
