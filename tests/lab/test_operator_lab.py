@@ -98,7 +98,7 @@ def test_crm_and_pcs_describe_every_parameter_and_action(installed: list[Path], 
     crm = host("crm", "ra", "info", f"ocf:tandem:{agent}")
     pcs = host("pcs", "resource", "describe", f"ocf:tandem:{agent}")
     for tool, done, param_at, action_at in (
-        ("crm", crm, r"^{} \(", r"^    {} "),
+        ("crm", crm, r"^{}\*? \(", r"^    {} "),  # crm marks a required parameter with *
         ("pcs", pcs, r"^  {}( \(required\))?:", r"^  {}:"),
     ):
         assert done.returncode == 0, f"{tool}: {done.stderr}"
