@@ -6,7 +6,8 @@
 Every agent action is a fresh /usr/bin/python3 process, so the framework's import is paid on every monitor.
 Timed as medians over fresh processes, interleaved so that machine load falls on all three alike: bare
 python, python importing /usr/lib/ocf/lib/heartbeat/ocf.py (with the environment of a monitor, as it reads
-it at import), python importing tandem.ocf (what both agents import before they act).
+it at import), the same plus subprocess (which any agent that runs a command needs), python importing
+tandem.ocf (what both agents import before they act).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ OCF_PY = Path("/usr/lib/ocf/lib/heartbeat")
 CASES = {
     "bare python": "pass",
     "import ocf (resource-agents)": f"import sys; sys.path.insert(0, {str(OCF_PY)!r}); import ocf",
+    # an agent on ocf.py still needs subprocess to run drbdsetup or virsh; tandem.ocf's runner imports it
+    "import ocf, subprocess": f"import sys; sys.path.insert(0, {str(OCF_PY)!r}); import ocf, subprocess",
     "import tandem.ocf": f"import sys; sys.path.insert(0, {str(TOP / 'lib')!r}); import tandem.ocf",
 }
 
