@@ -45,14 +45,16 @@ def package_files() -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def installed() -> Iterator[list[Path]]:
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Path]]:
+    """The .deb installed; at the end removed, and a `tandem install` copy that was there put back."""
     built = host(str(TOP / "run"), "deb")
     assert built.returncode == 0, built.stderr[-2000:]
+    aside = tmp_path_factory.mktemp("tandem-install-aside")
+    moved: list[tuple[Path, Path]] = []
     if host("dpkg-query", "-W", "tandem").returncode != 0:  # a `tandem install` copy: not dpkg's to replace
-        for path in UNOWNED:
-            shutil.rmtree(path, ignore_errors=True)
-        for script in SCRIPTS:
-            Path(script).unlink(missing_ok=True)
+        for i, path in enumerate(map(Path, (*UNOWNED, *SCRIPTS))):
+            if path.exists():
+                moved.append((path, Path(shutil.move(path, aside / f"{i}-{path.name}"))))
     done = host("dpkg", "-i", str(DEB))
     assert done.returncode == 0, done.stderr
     files = package_files()
@@ -60,10 +62,13 @@ def installed() -> Iterator[list[Path]]:
         yield files
     finally:
         removed = host("dpkg", "-r", "tandem")
-        assert removed.returncode == 0, removed.stderr
         left = [p for p in files if p.exists() or p.is_symlink()]
+        gone = not Path("/usr/lib/ocf/lib/tandem").exists()  # py3clean took the byte-compiled files too
+        for path, kept in moved:
+            shutil.move(kept, path)
+        assert removed.returncode == 0, removed.stderr
         assert left == [], f"dpkg -r left {left[:5]}"
-        assert not Path("/usr/lib/ocf/lib/tandem").exists()  # py3clean took the byte-compiled files too
+        assert gone
 
 
 @pytest.fixture(scope="module")
