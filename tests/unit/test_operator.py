@@ -33,9 +33,11 @@ class Recorded(RecordingRunner):
     drbd: str | None = None
     virsh: tuple[int, str, str] = (1, "", NO_DOMAIN)
     missing: frozenset[str] = field(default_factory=frozenset)
+    edit: tuple[str, str] = ("", "")  # (old, new) text in the recorded CIB
 
     def file(self, what: str) -> str:
-        return (DATA / f"{self.state}-{self.cib_from or self.here}-{what}").read_text()
+        text = (DATA / f"{self.state}-{self.cib_from or self.here}-{what}").read_text()
+        return text.replace(*self.edit) if what == "cib.xml" and self.edit[0] else text
 
     def answer(self, argv: tuple[str, ...], timeout: float) -> Result:
         if argv[0] in self.missing:
@@ -69,6 +71,32 @@ def test_running_vm_can_migrate_from_its_node_and_from_the_target(capsys):
         assert (rc, out.splitlines()[0]) == (0, "yes: vm1 can live-migrate from node2 to node1"), out
         # the target's libvirtd was asked over the URI migrate_to uses (migration_transport=tcp)
         assert ("virsh", "--quiet", "--connect", "qemu+tcp://node1/system", "dominfo", "vm1") in runner.calls
+
+
+DOMAIN_XML = """<domain type='qemu'><name>vm1</name><memory unit='MiB'>64</memory><devices>
+<disk type='block' device='disk'><source dev='{dev}'/><target dev='vda'/></disk></devices></domain>"""
+
+
+def test_drbd_resources_come_from_the_domain_config_like_the_agent(capsys, tmp_path):
+    config = tmp_path / "vm1.xml"
+    at_config = ("/etc/libvirt/tandem/vm1.xml", str(config))
+    config.write_text(DOMAIN_XML.format(dev="/dev/drbd9271"))  # r0's minor in the lab
+    rc, out, _ = run(
+        Recorded("running", "node2", edit=at_config), "can-migrate", "vm1", "node1", capsys=capsys
+    )
+    assert rc == 0, out
+    config.write_text(DOMAIN_XML.format(dev="/dev/drbd/by-res/r5/0"))  # migrate_to would refuse: so does this
+    rc, out, _ = run(
+        Recorded("running", "node2", edit=at_config), "can-migrate", "vm1", "node1", capsys=capsys
+    )
+    assert rc == 1 and "r5/0 is not a configured DRBD device here (set drbd_resources" in out
+    without_drbd = Recorded("running", "node2", edit=at_config, missing=frozenset({"drbdsetup"}))
+    rc, out, _ = run(without_drbd, "status", "--json", capsys=capsys)
+    assert json.loads(out)["vms"][0]["drbd"] == ["r5"]  # named by the config, not the colocation's r0
+    param = '<nvpair name="drbd_resources" value="r9" id="vm1-drbd"/>'
+    named = Recorded("running", "node2", edit=('<nvpair name="config"', param + '<nvpair name="config"'))
+    rc, out, _ = run(named, "can-migrate", "vm1", "node1", capsys=capsys)
+    assert rc == 1 and "no Pacemaker clone manages DRBD resource r9" in out
 
 
 def test_no_to_the_node_it_runs_on(capsys):

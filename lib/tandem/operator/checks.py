@@ -15,11 +15,12 @@ from typing import Any
 
 from tandem.domain.state import Observed
 from tandem.domain.storage import target_problems
-from tandem.drbd.model import Status
+from tandem.drbd.model import Resource, Status
 from tandem.fence import ID_PREFIX, constraint_id
 from tandem.operator.cluster import INFINITY, ClusterView, DomainRsc, Location
 
 PROMOTED = ("Promoted", "Master")
+Findings = tuple[list[str], list[str], list[str]]  # problems (each a "no"), unknowns, notes
 
 
 @dataclass(frozen=True)
@@ -164,17 +165,21 @@ def drbd_checks(
     here: str,
     source: str | None,
     target: str,
-) -> tuple[list[str], list[str]]:
-    """(problems, unknowns) of the agent's own DRBD check, from this node's view of the source-target link."""
+) -> Findings:
+    """The agent's own DRBD check, from this node's view of the link between source and target."""
     if not resources:
-        return [], ["no DRBD resource found under the VM's disks (set drbd_resources): disks not checked"]
+        return [], ["no DRBD resource found under the VM's disks (set drbd_resources): disks not checked"], []
     if status is None:
-        return [], [f"cannot read this node's DRBD state: {unavailable}"]
+        return [], [f"cannot read this node's DRBD state: {unavailable}"], []
     if source is None:
-        return [], []
+        return [], [], []
     if here not in (source, target):
-        return [], [f"this node ({here}) cannot see DRBD between {source} and {target}: run on one of them"]
-    return target_problems(status, resources, target if here == source else source), []
+        return (
+            [],
+            [f"this node ({here}) cannot see DRBD between {source} and {target}: run on one of them"],
+            [],
+        )
+    return target_problems(status, resources, target if here == source else source), [], []
 
 
 def libvirt_checks(vm_name: str, target: str, remote: str, seen: Observed | None) -> list[str]:
@@ -272,10 +277,8 @@ def status_report(
     }
 
 
-def _local_resource(res: object) -> dict[str, object] | None:
-    from tandem.drbd.model import Resource
-
-    if not isinstance(res, Resource):
+def _local_resource(res: Resource | None) -> dict[str, object] | None:
+    if res is None:
         return None
     return {
         "role": str(res.role),

@@ -15,10 +15,12 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tandem.domain.config import DomainConfig
 from tandem.domain.storage import drbd_refs, resolve
 from tandem.drbd.model import ParseError, Status
 from tandem.ocf.runner import CommandMissing, CommandTimeout, ProcessRunner, Runner
 from tandem.operator.checks import (
+    Findings,
     Verdict,
     cluster_checks,
     drbd_checks,
@@ -76,48 +78,47 @@ def gather(runner: Runner) -> Local:
         return Local(here, view, None, str(exc))
 
 
-def config_resources(dom: DomainRsc, status: Status | None) -> tuple[str, ...] | None:
-    """The DRBD resources under the disks of the domain's config file (None when it cannot be told here)."""
+def read_config(dom: DomainRsc) -> DomainConfig | None:
+    """The domain's config file as this node has it (the same path on every node), None when unreadable."""
     from tandem.domain.config import ConfigError, parse
 
-    path = dom.param("config")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            config = parse(fh.read())
-    except (OSError, ConfigError):
-        return None
-    refs = drbd_refs(config.disks, os.path.realpath)
-    if status is None:
-        named = tuple(r.resource for r in refs if r.resource)
-        return named if len(named) == len(refs) else None
-    names, missing = resolve(refs, status)
-    return None if missing else names
-
-
-def domain_name(dom: DomainRsc) -> tuple[str, str]:
-    """(name, backend) of the domain as the agent finds them: the parameters, else its config file."""
-    from tandem.domain.config import ConfigError, Format, parse
-
-    name, backend = dom.param("name"), dom.param("backend", "auto")
     try:
         with open(dom.param("config"), encoding="utf-8") as fh:
-            config = parse(fh.read())
-        name = name or config.name
-        if backend == "auto":
-            backend = "libvirt" if config.format is Format.LIBVIRT else "xl"
+            return parse(fh.read())
     except (OSError, ConfigError):
-        pass
-    if backend == "auto":
+        return None
+
+
+def config_resources(
+    config: DomainConfig | None, status: Status | None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(resources, disks DRBD does not know) under the config's disks, resolved as the agent resolves them."""
+    if config is None:
+        return (), ()
+    refs = drbd_refs(config.disks, os.path.realpath)
+    if status is None:
+        return tuple(r.resource for r in refs if r.resource), ()
+    return resolve(refs, status)
+
+
+def domain_name(dom: DomainRsc, config: DomainConfig | None) -> tuple[str, str]:
+    """(name, backend) of the domain as the agent finds them: the parameters, else its config file."""
+    from tandem.domain.config import Format
+
+    backend = dom.param("backend", "auto")
+    if backend == "auto" and config is not None:
+        backend = "libvirt" if config.format is Format.LIBVIRT else "xl"
+    elif backend == "auto":
         backend = "libvirt" if dom.param("config").endswith(".xml") else "xl"
-    return name or dom.id, backend
+    return dom.param("name") or (config.name if config else dom.id), backend
 
 
-def libvirt_probe(runner: Runner, dom: DomainRsc, target: str) -> tuple[list[str], list[str], list[str]]:
+def libvirt_probe(runner: Runner, dom: DomainRsc, config: DomainConfig | None, target: str) -> Findings:
     """Ask the target's libvirtd, over the URI migrate_to would use, whether it answers and has the VM."""
     from tandem.domain.backend import Virsh
     from tandem.domain.uri import Route, UriError
 
-    name, backend = domain_name(dom)
+    name, backend = domain_name(dom, config)
     if backend != "libvirt":
         return [], [], [f"{dom.id} runs under xl: the target's toolstack is not checked"]
     route = Route(
@@ -141,20 +142,29 @@ def libvirt_probe(runner: Runner, dom: DomainRsc, target: str) -> tuple[list[str
 def can_migrate(runner: Runner, vm: str, target: str) -> Verdict:
     local = gather(runner)
     dom = local.view.domain(vm)
-    names = drbd_resources(dom, local.view, config_resources(dom, local.drbd)) if dom else ()
+    config = read_config(dom) if dom else None
+    found, unknown = config_resources(config, local.drbd)
+    names = drbd_resources(dom, local.view, found) if dom else ()
     source, problems, unknowns, notes = cluster_checks(local.view, vm, target, names)
     if dom is None:
         return verdict(vm, target, source, (problems, unknowns, notes))
-    drbd = drbd_checks(local.drbd, local.drbd_unavailable, names, local.here, source, target)
+    if unknown and not dom.param("drbd_resources"):  # migrate_to refuses these too
+        problems.append("; ".join(unknown) + " (set drbd_resources if discovery is wrong)")
     return verdict(
-        vm, target, source, (problems, unknowns, notes), (*drbd, []), libvirt_probe(runner, dom, target)
+        vm,
+        target,
+        source,
+        (problems, unknowns, notes),
+        drbd_checks(local.drbd, local.drbd_unavailable, names, local.here, source, target),
+        libvirt_probe(runner, dom, config, target),
     )
 
 
 def status(runner: Runner) -> dict[str, object]:
     local = gather(runner)
     per_vm = {
-        d.id: drbd_resources(d, local.view, config_resources(d, local.drbd)) for d in local.view.domains
+        d.id: drbd_resources(d, local.view, config_resources(read_config(d), local.drbd)[0])
+        for d in local.view.domains
     }
     return status_report(local.view, local.here, local.drbd, local.drbd_unavailable, per_vm)
 
