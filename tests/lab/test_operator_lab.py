@@ -164,13 +164,18 @@ def test_drbd_link_cut_says_no_with_the_reason(vc: VmCluster) -> None:
 
         def refused() -> str | None:
             answer = tandem(vc, source, "can-migrate", VM, target)
-            return answer.stdout if answer.returncode == 1 and "connection to" in answer.stdout else None
+            said = answer.stdout if answer.returncode == 1 else ""
+            return said if "connection to" in said and "fencing constraint" in said else None
 
         from lab.cluster import poll
 
         said = poll(refused, 60, "can-migrate to say no over a cut DRBD link", interval=1.0)
         assert said.startswith(f"no: {VM} cannot live-migrate to {target}")
-        assert f"r0 connection to {target} is " in said
+        assert f"r0 connection to {target} is " in said  # the agent's own check, from the DRBD state
+        assert "fencing constraint tandem-fence-r0 is in place" in said  # placed by tandem-fence-peer
+        report = json.loads(tandem(vc, source, "status", "--json").stdout)
+        assert [f["id"] for f in report["fencing_constraints"]] == ["tandem-fence-r0"]
+        assert report["drbd"][0]["here"]["connections"][0]["connection"] != "Connected"
     finally:
         vc.emu_link(source, target, cut=False)
     healthy(vc, "healthy again after the DRBD link came back")

@@ -217,6 +217,16 @@ def test_status_shows_fencing_constraints_and_degraded_reasons(capsys):
     } in report["degraded"]
 
 
+def test_status_text_of_a_cut_link(capsys):
+    rc, out, _ = run(Recorded("linkcut-later", "node2"), "status", capsys=capsys)
+    lines = out.splitlines()
+    assert rc == 0 and lines[0] == "seen from node2"
+    assert "fencing constraint tandem-fence-r0 on drbd-r0-clone: Promoted only on node2" in lines
+    assert "  to node1: Connecting, peer Unknown disk 0:Outdated, 0:Off" in lines
+    reason = "degraded: peer node1 disconnected (Connecting)"
+    assert f"failed/degraded drbd-r0_monitor_10000 on node2 (rc 191): {reason}" in lines
+
+
 def test_status_without_drbd_tools_still_shows_the_cluster(capsys, tmp_path):
     runner = Recorded("running", "node2", missing=frozenset({"drbdsetup"}))
     rc, out, _ = run(runner, "status", capsys=capsys)
