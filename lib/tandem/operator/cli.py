@@ -43,6 +43,8 @@ class NotAvailable(Exception):
 
 @dataclass(frozen=True)
 class Local:
+    """What this node can tell: its name, the cluster, and its own DRBD state (or why it has none)."""
+
     here: str
     view: ClusterView
     drbd: Status | None
@@ -62,6 +64,7 @@ def ask(runner: Runner, argv: Sequence[str]) -> str:
 
 
 def gather(runner: Runner) -> Local:
+    """Pacemaker's answers are required; DRBD's are not (status still shows the cluster without them)."""
     from tandem.drbd.parse import parse
     from tandem.drbd.status_cli import Unavailable, read_local
 
@@ -73,7 +76,8 @@ def gather(runner: Runner) -> Local:
     except ClusterXmlError as exc:
         raise NotAvailable(f"cannot read the cluster: {exc}") from None
     try:
-        return Local(here, view, parse(*reversed(read_local(runner))), "")
+        fmt, text = read_local(runner)
+        return Local(here, view, parse(text, fmt), "")
     except (Unavailable, ParseError) as exc:
         return Local(here, view, None, str(exc))
 
