@@ -13,6 +13,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "main",
         "print the DRBD state as JSON (from a file or this node)",
     ),
+    "status": (
+        "tandem.operator.cli",
+        "status_main",
+        "the cluster's VMs, DRBD, resyncs and constraints (--json)",
+    ),
+    "can-migrate": (
+        "tandem.operator.cli",
+        "can_migrate_main",
+        "whether VM can live-migrate to NODE now, and why not (exit 0 yes, 1 no)",
+    ),
     "install": ("tandem.install", "main", "install the agents and DRBD handlers under OCF_ROOT"),
     "docs": ("tandem.docs", "main", "man pages and README parameter tables from the agents' metadata"),
     "fence-peer": (

@@ -116,6 +116,29 @@ def man_page(doc: AgentDoc) -> str:
     return "\n".join(lines) + "\n"
 
 
+def command_man_page(version: str) -> str:
+    """tandem(8), from the command table; the handler scripts' pages point to it (they are its commands)."""
+    from tandem.cli import COMMANDS
+
+    lines = [
+        f'.TH TANDEM 8 "" "tandem {version}" "System Administration"',
+        ".SH NAME",
+        "tandem, tandem-fence-peer, tandem-unfence-peer \\- tandem's commands for Pacemaker and DRBD",
+        ".SH SYNOPSIS",
+        "\\fBtandem\\fR \\fICOMMAND\\fR [\\fIARGS\\fR...]",
+        ".br",
+        "\\fBtandem-fence-peer\\fR, \\fBtandem-unfence-peer\\fR: tandem fence-peer, tandem unfence-peer",
+        ".SH COMMANDS",
+    ]
+    for name, (_, _, help_) in sorted(COMMANDS.items()):
+        lines += [".TP", f"\\fB{_roff(name)}\\fR", _roff(help_)]
+    lines += [
+        ".SH SEE ALSO",
+        "\\fBocf_tandem_drbd\\fR(7), \\fBocf_tandem_domain\\fR(7); \\fBtandem \\fICOMMAND\\fB --help\\fR",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 

@@ -36,14 +36,25 @@ def launcher(libdir: Path, body: str) -> str:
     )
 
 
+def staged(path: Path, destdir: Path | None) -> Path:
+    """Where `path` is written: under `destdir` when staging a package (debian/tandem), else itself."""
+    return destdir / path.relative_to(path.anchor) if destdir is not None else path
+
+
 def install(
-    ocf_root: Path, bindir: Path, mandir: Path | None = None, python: str = "/usr/bin/python3"
+    ocf_root: Path,
+    bindir: Path,
+    mandir: Path | None = None,
+    python: str = "/usr/bin/python3",
+    destdir: Path | None = None,
 ) -> list[Path]:
-    """Install (or refresh) everything; returns what was written."""
+    """Install (or refresh) everything; returns what was written. The launchers name the final paths, the
+    files go under `destdir` when one is given (a package build)."""
     libdir = ocf_root / "lib" / "tandem"
-    provider = ocf_root / "resource.d" / "tandem"
+    provider = staged(ocf_root / "resource.d" / "tandem", destdir)
+    bindir, mandir = staged(bindir, destdir), mandir and staged(mandir, destdir)
     written: list[Path] = []
-    target = libdir / "tandem"
+    target = staged(libdir / "tandem", destdir)
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(PACKAGE, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "agent_files"))
@@ -70,13 +81,20 @@ def install(
         dest.chmod(0o755)
         written.append(dest)
     if mandir is not None:
-        from tandem.docs import agent_metadata, man_page, parse_metadata
+        from tandem.docs import agent_metadata, command_man_page, man_page, parse_metadata
 
         mandir.mkdir(parents=True, exist_ok=True)
         for name in AGENT_NAMES:
             dest = mandir / f"ocf_tandem_{name}.7"
             dest.write_text(man_page(parse_metadata(agent_metadata(name))))
             written.append(dest)
+        man8 = mandir.parent / "man8"
+        man8.mkdir(parents=True, exist_ok=True)
+        (man8 / "tandem.8").write_text(command_man_page(tandem.__version__))
+        written.append(man8 / "tandem.8")
+        for script in HANDLERS:
+            (man8 / f"{script}.8").write_text(".so man8/tandem.8\n")
+            written.append(man8 / f"{script}.8")
     return written
 
 
@@ -93,10 +111,11 @@ def main(argv: Sequence[str]) -> int:
         "--mandir", default="/usr/share/man/man7", type=Path, help="where the man pages go; empty for none"
     )
     parser.add_argument("--python", default="/usr/bin/python3", help="interpreter for the agents")
+    parser.add_argument("--destdir", type=Path, help="stage under this root (package builds)")
     args = parser.parse_args(list(argv))
     try:
         mandir = args.mandir if str(args.mandir) not in ("", ".") else None
-        for path in install(args.ocf_root, args.bindir, mandir, args.python):
+        for path in install(args.ocf_root, args.bindir, mandir, args.python, args.destdir):
             print(f"installed {path}")
     except (OSError, subprocess.CalledProcessError) as exc:
         print(f"tandem install: {exc}", file=sys.stderr)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tandem.drbd.model import to_json_dict
+from tandem.drbd.model import ParseError, to_json_dict
 from tandem.drbd.parse import detect, parse
 from tests.unit.parse_expect import J, conn, dev, minor8, pd, res, status
 
@@ -71,9 +71,54 @@ EXPECTED: dict[str, J] = {
     ),
 }
 
+WFCONNECTION_846 = status(
+    "proc",
+    minor8(1, "Connecting", "Secondary", "Unknown", "Inconsistent", "DUnknown", "Off"),
+    version="8.4.6",
+)
+STANDALONE_846 = minor8(1, "StandAlone", "Primary", "Unknown", "UpToDate", "Inconsistent", "Off")
+EXPECTED |= {
+    "proc-drbd-8.4.6-wfconnection.txt": WFCONNECTION_846,
+    "proc-drbd-8.4.6-standalone.txt": status("proc", STANDALONE_846, version="8.4.6"),
+    # what stands before the first device line does not matter when the device lines are sound
+    "proc-drbd-8.4.6-header-cut.txt": WFCONNECTION_846,
+    "proc-drbd-8.4.6-header-joined.txt": WFCONNECTION_846,
+    "proc-drbd-8.4.6-no-header.txt": status("proc", STANDALONE_846),
+    # DRBD 0.7: `st:` roles and only the local disk, as `ld:`
+    "proc-drbd-0.7.19-ld.txt": status(
+        "proc",
+        *(
+            minor8(n, cs, "Primary", peer, "Consistent", "DUnknown", repl, done)
+            for n, cs, peer, repl, done in (
+                (0, "Connected", "Secondary", "SyncSource", 100.0),
+                (1, "Connected", "Secondary", "SyncSource", 100.0),
+                (2, "Connected", "Secondary", "SyncSource", 100.0),
+                (3, "Connected", "Secondary", "PausedSyncS", None),
+                (4, "Connecting", "Unknown", "Off", None),
+                (5, "Connecting", "Unknown", "Off", None),
+                (6, "Connected", "Secondary", "Established", None),
+                (7, "Connected", "Secondary", "PausedSyncS", None),
+                (8, "Connecting", "Unknown", "Off", None),
+            )
+        ),
+        version="0.7.19",
+    ),
+}
+# Inside a device's lines the parser stays strict: a counters line wrapped by a mail client is refused.
+REFUSED = {"proc-drbd-0.7.19-ld-mail-wrapped.txt": (9, "pe:0 ua:0 ap:0")}
+
 
 def test_every_sample_is_checked() -> None:
-    assert {p.name for p in DATA.iterdir()} - {"README.md"} == set(EXPECTED)
+    assert {p.name for p in DATA.iterdir()} - {"README.md"} == set(EXPECTED) | set(REFUSED)
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_mangled_device_lines_are_refused_naming_the_line(name: str) -> None:
+    text = (DATA / name).read_text()
+    assert detect(text) == "proc"
+    with pytest.raises(ParseError) as caught:
+        parse(text)
+    assert (caught.value.line_no, caught.value.line) == REFUSED[name]
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

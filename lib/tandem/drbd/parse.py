@@ -26,6 +26,7 @@ PARSERS: dict[str, Callable[[str], Status]] = {
 FORMATS = tuple(PARSERS)
 
 _PROC = re.compile(r"version: |\s*\d+: cs:")
+_PROC_DEVICE = re.compile(r"^ *\d+: cs:\S+ (?:ro|st):", re.MULTILINE)
 _EVENTS2 = re.compile(
     r"(?:\d{4}-\d\d-\d\dT\S+ )?(?:(?:exists|create|change|destroy|call|response|rename)"
     r" (?:-|resource|device|connection|peer-device|path|helper)(?: |$)|- skipped )"
@@ -39,7 +40,7 @@ def detect(text: str) -> str:
         raise ParseError("empty input: no DRBD output to read")
     if first.lstrip().startswith(("[", "{")):
         return "json"
-    if _PROC.match(first):
+    if _PROC.match(first) or _PROC_DEVICE.search(text):  # /proc/drbd with a cut or missing header
         return "proc"
     if _EVENTS2.match(first):
         return "events2"
