@@ -12,6 +12,7 @@ and the resync throughput of 16 MiB of out-of-sync blocks with the resync rate u
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -109,6 +110,13 @@ class Pair:
         return bool(r and all(c["state"] == "Connected" for c in r["conns"].values()) and r["conns"])
 
     def __enter__(self) -> Pair:
+        try:
+            return self._start()
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def _start(self) -> Pair:
         subprocess.run([str(self.bin / "drbd-emu"), "init"], env=self.env("alice"), check=True)
         for node in ("alice", "bob"):
             self.holders[node] = subprocess.Popen(
@@ -122,33 +130,18 @@ class Pair:
             )
             self.wait(f"{node}'s kernel", lambda n=node: self.state().get("kernels", {}).get(n))  # type: ignore[attr-defined]
         for node in ("alice", "bob"):
-            self.run(node, "drbdadm", "-c", str(self.conf), "up", "r0")
+            self.run(node, str(self.bin / "drbdadm"), "-c", str(self.conf), "up", "r0")
         self.wait("connected", self.connected)
-        self.run("alice", "drbdadm", "-c", str(self.conf), "primary", "--force", "r0")
+        self.run("alice", str(self.bin / "drbdadm"), "-c", str(self.conf), "primary", "--force", "r0")
         self.wait("the initial sync", lambda: self.uptodate("bob"))
         return self
 
     def __exit__(self, *_: object) -> None:
         from lab.drbd_emu.devices import detach_loops
 
-        for node in ("alice", "bob"):
-            subprocess.run(
-                [
-                    "nsenter",
-                    "-t",
-                    str(self.holders[node].pid),
-                    "-m",
-                    "--",
-                    "drbdadm",
-                    "-c",
-                    str(self.conf),
-                    "down",
-                    "r0",
-                ],
-                env=self.env(node),
-                capture_output=True,
-                check=False,
-            )
+        for node in self.holders:
+            with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+                self.run(node, str(self.bin / "drbdadm"), "-c", str(self.conf), "down", "r0")
         for p in [*self.kernels.values(), *self.holders.values()]:
             p.kill()
             p.wait()
@@ -223,9 +216,10 @@ def main() -> int:
         "For scale (DRBD 8.4 User's Guide, 'Optimizing DRBD latency', 'Throughput overhead expectations'): "
         "protocol C adds the replication link's round trip to every write, 100-200 µs on Gigabit Ethernet, "
         "and DRBD's throughput is the lower of the disk's and the link's (about 110 MB/s on GbE) less ~3%. "
-        "The lab guest writes one sector a second, so the data plane's ~1 ms per write (Python FUSE server, "
-        "the state lock, a TCP round trip) does not slow it measurably; lab timings of DRBD resyncs follow "
-        "the configured resync rate, far below the data plane's own speed.",
+        f"The lab guest writes one sector a second, so {connected.median:.1f} ms per replicated write is "
+        f"{connected.median / 10:.2f}% of its time, not visible in its heartbeats; the cost is the Python "
+        "FUSE server, the state lock and a TCP round trip. Lab resyncs run at the configured resync rate "
+        "(64 KiB/s in the scenarios), far below the data plane's own speed.",
         table(["", ""], describe("n/a")),
     )
     OUT.write_text(text)
