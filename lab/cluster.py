@@ -354,6 +354,7 @@ class Lab:
 
         for node in self.nodes:
             power_off(node)
+        self._detach_emulator_loops()
         pid = self.supervisor_pid()
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
@@ -369,6 +370,16 @@ class Lab:
         elif (self.root / MARKER).exists():
             shutil.rmtree(self.root)
         return time.monotonic() - t0
+
+    def _detach_emulator_loops(self) -> None:
+        """The DRBD emulator's loop devices (over each node's copy) outlive the nodes: detach them. Its
+        directory is where the fake drbdsetup bound over /usr/sbin/drbdsetup lives (install.lab_hooks)."""
+        from lab.drbd_emu.devices import detach_loops
+
+        for bind in self.config.binds:
+            emu_dir = Path(bind.source).parent.parent
+            if bind.target == "/usr/sbin/drbdsetup" and (emu_dir / "nodes").is_dir():
+                detach_loops(emu_dir)
 
     # ---------------------------------------------------------------- power (through the supervisor)
 

@@ -185,9 +185,10 @@ class VmCluster:
         (state as after the initial full sync: UpToDate on both nodes), and /etc/hosts with the node names
         (the domain agent reaches the peer's libvirtd by node name)."""
         from lab.drbd_emu.install import lab_hooks
-        from lab.drbd_emu.setup import initial_sync, two_node_conf
+        from lab.drbd_emu.setup import fresh_dir, initial_sync, two_node_conf
         from lab.libvirt import boot_hook
 
+        fresh_dir(work / "emu")  # the loop devices a crashed run left over its copies, detached
         shutil.rmtree(work, ignore_errors=True)
         emu = work / "emu"
         emu.mkdir(parents=True)

@@ -7,7 +7,10 @@ Pieces (each module's docstring says more):
 - `view`: one node's state as the `tandem.drbd.model` plus render details.
 - `config`: drbd.conf parsing and `drbdadm dump`.
 - `tool` (`drbd-emu`): init, writes and data generations, faults, the per-node kernel loop.
-- `devices`: /dev/drbdN as loop devices bind-mounted in each node's mount namespace.
+- `replica`: the data plane: each node's own copy of every volume, served through `fuse` to a loop device,
+  replicated to the peers with protocol C over TCP, out-of-sync blocks per peer, resync of exactly those.
+- `fuse`: a minimal FUSE server (raw /dev/fuse) for the copies.
+- `devices`: /dev/drbdN as the node's loop device over its copy, bind-mounted in its mount namespace.
 - `net`: DRBD connections that follow the lab network (TCP probes between the nodes' kernels).
 - `shim/procdrbd.c`: LD_PRELOAD shim giving processes a /proc/drbd.
 - `install`: `install(node, ...)` or `lab_hooks(...)` for `LabConfig.with_hooks` to put it into lab nodes.
@@ -15,6 +18,6 @@ Pieces (each module's docstring says more):
 
 Environment: TANDEM_EMU_DIR (state directory, default /tmp/tandem-drbd-emu), TANDEM_EMU_NODE (node name,
 default the hostname), TANDEM_EMU_CONF (drbd.conf when no -c, default /etc/drbd.conf), TANDEM_EMU_DEVICES=bind
-(make /dev/drbdN; needs a private mount namespace), TANDEM_EMU_NET=probe (connections follow the network),
+(make /dev/drbdN, each node's kernel serves its copies; needs a private mount namespace), TANDEM_EMU_NET=probe (connections follow the network),
 TANDEM_EMU_PROC_DRBD (the shim's file), TANDEM_EMU_TRACE (log every fake call to this file).
 """

@@ -19,6 +19,15 @@ Map:
     are there). It writes the target's file directly, under the state lock and only while the state machine
     says Connected: a resync is not cut short by a network fault in the first net.STALE seconds.
   - `serve`: the peer side of replication, on the resource's address (net.Prober's listener).
+Why a FUSE file under a loop device (and not QEMU's NBD, the other way this machine allows, with no DRBD,
+NBD or ublk module): the guest's disk stays a real block device at /dev/drbdN in each node, so the domain XML,
+libvirt's shared-storage rule for live migration (cache=none, no --unsafe) and the domain agent's discovery
+of the DRBD resources under a VM's disks are exercised exactly as with DRBD; and every process of the node
+(the guest, `dd`, the lab's readers) sees one node's copy, with I/O errors, frozen I/O and reads through the
+peer where DRBD has them. The cost, measured by bench/dataplane.py: 1-4 ms per 4 KiB write instead of 0.1 ms,
+invisible to a guest that writes one sector a second; live migration downtime stays within the lab's earlier
+range (tests/lab/test_vm_drbd.py prints it).
+
 Faults (in the state's "faults"): `disk/NODE/RES/VOL` (fail-disk: the copy is not touched any more),
 `full/NODE/RES/VOL` (the copy refuses writes with ENOSPC), `slow-peer/NODE` (ms before this node acknowledges
 a replicated write: a congested peer).
