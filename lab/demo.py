@@ -63,8 +63,8 @@ class Run:
             lines.append(
                 f"power cut of {f.victim}: fenced after {f.fenced_s:.0f} s, vm1 started on {f.survivor} "
                 f"after {f.restarted_s:.1f} s, the guest alive after {f.guest_s:.1f} s and found generation "
-                f"{f.gen_found} on {f.survivor}'s own copy (had acknowledged {f.gen_before}); {f.victim} back "
-                f"after {f.returned_s:.1f} s, {f.resync_kib} KiB resynced, all healthy after "
+                f"{f.gen_found} on {f.survivor}'s own copy (had acknowledged {f.gen_before}); "
+                f"{f.victim} back after {f.returned_s:.1f} s, {f.resync_kib} KiB resynced, all healthy after "
                 f"{f.healthy_s:.1f} s; then each node's own copy held "
                 + ", ".join(f"generation {g} ({n})" for n, g in sorted(f.copies.items()))
             )

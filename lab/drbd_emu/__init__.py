@@ -18,6 +18,7 @@ Pieces (each module's docstring says more):
 
 Environment: TANDEM_EMU_DIR (state directory, default /tmp/tandem-drbd-emu), TANDEM_EMU_NODE (node name,
 default the hostname), TANDEM_EMU_CONF (drbd.conf when no -c, default /etc/drbd.conf), TANDEM_EMU_DEVICES=bind
-(make /dev/drbdN, each node's kernel serves its copies; needs a private mount namespace), TANDEM_EMU_NET=probe (connections follow the network),
-TANDEM_EMU_PROC_DRBD (the shim's file), TANDEM_EMU_TRACE (log every fake call to this file).
+(make /dev/drbdN, each node's kernel serving its copies; needs a private mount namespace),
+TANDEM_EMU_NET=probe (connections follow the network), TANDEM_EMU_PROC_DRBD (the shim's file),
+TANDEM_EMU_TRACE (log every fake call to this file).
 """
