@@ -4,6 +4,7 @@ parameter tables, so that what users read is what the agents declare."""
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tandem.install import AGENT_NAMES, agent_sources
+from tandem.shipped import AGENT_NAMES, agent_sources
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def agent_metadata(name: str) -> str:
     """Ask the agent itself (as Pacemaker would), with this process's interpreter and library."""
     env = {"TANDEM_LIBDIR": str(Path(__file__).resolve().parent.parent), "PATH": "/usr/bin:/bin"}
     proc = subprocess.run(
-        [sys.executable, str(agent_sources() / name), "meta-data"],
+        [sys.executable, os.path.join(agent_sources(), name), "meta-data"],
         capture_output=True,
         text=True,
         check=True,

@@ -12,19 +12,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import tandem
+from tandem.shipped import AGENT_NAMES, PACKAGE, agent_sources
 
-PACKAGE = Path(tandem.__file__).resolve().parent
-AGENT_NAMES = ("drbd", "domain")
 HANDLERS = {"tandem-fence-peer": "fence-peer", "tandem-unfence-peer": "unfence-peer"}
-
-
-def agent_sources() -> Path:
-    """The agents folder: inside the package when installed from a wheel, beside lib/ in a checkout."""
-    for candidate in (PACKAGE / "agent_files", PACKAGE.parent.parent / "agents"):
-        if (candidate / "drbd").is_file():
-            return candidate
-    raise FileNotFoundError("cannot find the agents (agents/drbd) beside the tandem package")
 
 
 def launcher(libdir: Path, body: str) -> str:
@@ -49,7 +39,7 @@ def install(
     shutil.copytree(PACKAGE, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "agent_files"))
     written.append(target)
     provider.mkdir(parents=True, exist_ok=True)
-    sources = agent_sources()
+    sources = Path(agent_sources())
     for name in AGENT_NAMES:
         dest = provider / name
         text = (sources / name).read_text()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import given
@@ -17,7 +17,6 @@ from tandem.ocf import (
     Context,
     Deadline,
     DeadlineExceeded,
-    Handler,
     Kind,
     Logger,
     Meta,
@@ -29,6 +28,9 @@ from tandem.ocf import (
     run_agent,
 )
 from tandem.ocf.params import parse_bool, parse_seconds
+
+if TYPE_CHECKING:
+    from tandem.ocf.agent import Handler
 
 SPEC = AgentSpec(
     name="sample",

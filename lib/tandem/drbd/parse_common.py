@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
 
 from tandem.drbd.model import ConnState, ParseError, ReplState
+from tandem.record import NamedTuple
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -34,8 +34,7 @@ CS_CONNECTION_8X: Mapping[str, ConnState] = {
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-@dataclass(frozen=True)
-class Line:
+class Line(NamedTuple):
     """One line of input (or several joined continuation lines), numbered from 1 for error messages."""
 
     no: int

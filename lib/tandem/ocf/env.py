@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-
 from tandem.ocf.log import env_true
+from tandem.record import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 META = "OCF_RESKEY_CRM_meta_"
 
@@ -27,8 +29,7 @@ def _either(env: Mapping[str, str], new: str, old: str) -> tuple[str, ...]:
     return _words(env, new) if (META + new) in env else _words(env, old)
 
 
-@dataclass(frozen=True)
-class Notify:
+class Notify(NamedTuple):
     """One clone notification: which operation, before or after, and the node lists (unames)."""
 
     type: str
@@ -75,8 +76,7 @@ class Notify:
         return tuple(nodes)
 
 
-@dataclass(frozen=True)
-class Meta:
+class Meta(NamedTuple):
     """What Pacemaker says about this call, beside the instance parameters."""
 
     action: str
@@ -94,8 +94,6 @@ class Meta:
     migrate_source: str | None = None
     migrate_target: str | None = None
     crm_feature_set: str | None = None
-    check_level: int = 0
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, action: str, env: Mapping[str, str]) -> Meta:
@@ -105,10 +103,6 @@ class Meta:
         promoted_node_max = _int(env, "promoted_node_max")
         if promoted_node_max is None:
             promoted_node_max = _int(env, "master_node_max")
-        try:
-            check_level = int(env.get("OCF_CHECK_LEVEL", "0") or 0)
-        except ValueError:
-            check_level = 0
         return cls(
             action=action,
             instance=env.get("OCF_RESOURCE_INSTANCE", ""),
@@ -125,7 +119,6 @@ class Meta:
             migrate_source=env.get(META + "migrate_source") or None,
             migrate_target=env.get(META + "migrate_target") or None,
             crm_feature_set=env.get("OCF_RESKEY_crm_feature_set") or None,
-            check_level=check_level,
         )
 
     @property
