@@ -4,14 +4,17 @@ a truncated or garbled output from turning into a plausible but wrong state."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
 from enum import StrEnum
-from typing import TypeVar
 
 from tandem.drbd.model import ConnState, ParseError, ReplState
 from tandem.record import NamedTuple
 
-E = TypeVar("E", bound=StrEnum)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+    from typing import TypeVar
+
+    E = TypeVar("E", bound=StrEnum)
 
 SUSPEND_REASONS = ("user", "no-data", "fencing", "quorum")
 # The source says I/O is suspended but not why (/proc/drbd's `s` flag, the old --json `suspended`).
