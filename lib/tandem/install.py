@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -88,7 +87,13 @@ def main(argv: Sequence[str]) -> int:
         mandir = args.mandir if str(args.mandir) not in ("", ".") else None
         for path in install(args.ocf_root, args.bindir, mandir, args.python):
             print(f"installed {path}")
-    except (OSError, subprocess.CalledProcessError) as exc:
+    except OSError as exc:
         print(f"tandem install: {exc}", file=sys.stderr)
+        return 1
+    except ImportError as exc:  # the man pages are read with lxml
+        print(
+            f"tandem install: {exc.name or exc} is missing (Debian: apt-get install python3-lxml)",
+            file=sys.stderr,
+        )
         return 1
     return 0
