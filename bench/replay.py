@@ -9,9 +9,10 @@ Each is then run once more through the fakes and its stdout, stderr and exit cod
 (bench/drbd_replay.c) answers them from then on, in a C program's start time. /proc/drbd is the emulator's
 file for the state, shown by its LD_PRELOAD shim to every process of both agents (and to the reference).
 Both agents then run in the same interleaved rounds. There is no cluster: linbit's crm_master starts and
-fails at once (no attrd to talk to); ours finds its promotion score cached (HA_RSCTMP) and calls nothing, as in
-a steady cluster. linbit's agent needs /dev/drbdN block devices: the run happens in a private mount namespace
-with its own /dev (the host's null, zero, urandom bound in, and device nodes for the resources' minors).
+fails at once (no attrd to talk to); ours finds its promotion score cached (HA_RSCTMP) and calls nothing, as
+in a steady cluster. linbit's agent needs /dev/drbdN block devices: the run happens in a private mount
+namespace with its own /dev (the host's null, zero, urandom bound in, and device nodes for the resources'
+minors).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.agents import Agent, clone_meta, ocf_env
-from bench.report import med_p90, num, spread, table, times
+from bench.report import med_p90, spread, table, times
 from bench.spawn import run_once
 from bench.stats import Summary, paired_ratios, round_robin, summarize
 
@@ -37,6 +38,7 @@ TOP = HERE.parent
 SOURCE = HERE / "drbd_replay.c"
 OUT = HERE / "out" / "replay"
 BINARY = OUT / "drbd-replay"
+OCF = OUT / "ocf"  # our agents, installed from this checkout
 RESULTS = HERE / "results.md"
 BEGIN, END = "<!-- replay -->", "<!-- /replay -->"
 PY = "/usr/bin/python3"
@@ -101,7 +103,6 @@ class State:
             "PATH": f"{tools}:/usr/sbin:/usr/bin:/sbin:/bin",
             "LC_ALL": "C",
             "HA_RSCTMP": str(self.root / "rsctmp"),
-            "TANDEM_LIBDIR": str(TOP / "lib"),
         }
         if replay:
             env["TANDEM_REPLAY_DIR"] = str(self.records)
@@ -129,10 +130,17 @@ class State:
 
 
 def agent_argv(agent: Agent, action: str) -> list[str]:
-    """Ours from this checkout (its #! line runs it), the anchors as Debian installed them."""
+    """Ours as `tandem install` lays this checkout out (its launcher's #! line runs it), the anchors as
+    Debian installed them."""
     if agent.provider == "tandem":
-        return [str(TOP / "agents" / agent.type), action]
+        return [str(OCF / "resource.d" / "tandem" / agent.type), action]
     return [agent.path, action]
+
+
+def install_ours() -> None:
+    from tandem.install import install
+
+    install(OCF, OUT / "sbin", None)
 
 
 def prepare(root: Path, *, dual: bool, extra: int = 0) -> State:
@@ -185,7 +193,7 @@ def record(state: State, agents: Sequence[Agent], extra: Sequence[Sequence[str]]
     for agent in agents:
         env = {**state.monitor_env(agent, replay=False), "TANDEM_EMU_TRACE": str(trace)}
         proc = subprocess.run(
-            agent_argv(agent, "monitor"), env=env, capture_output=True, text=True, timeout=120
+            agent_argv(agent, "monitor"), env=env, capture_output=True, text=True, timeout=120, check=False
         )
         codes[agent.standard_provider_type] = proc.returncode
         (state.root / f"{agent.provider}.err").write_text(proc.stderr)
@@ -194,9 +202,9 @@ def record(state: State, agents: Sequence[Agent], extra: Sequence[Sequence[str]]
     state.records.mkdir(exist_ok=True)
     env = state.base_env(replay=False)
     for call in sorted(calls):
-        proc = emu_tool_raw(env, call)
-        out, err = proc.stdout, proc.stderr
-        (state.records / fnv1a(call)).write_bytes(f"{proc.returncode}\n{len(out)}\n".encode() + out + err)
+        answer = emu_tool_raw(env, call)
+        out, err = answer.stdout, answer.stderr
+        (state.records / fnv1a(call)).write_bytes(f"{answer.returncode}\n{len(out)}\n".encode() + out + err)
     shutil.copy(state.emu / "nodes" / NODE / "proc_drbd", state.records / "proc_drbd")
     state.replay_bin.mkdir(exist_ok=True)
     for prog in ("drbdsetup", "drbdadm"):
@@ -365,7 +373,6 @@ def domain(work: Path, rounds: int, warmup: int, say: Callable[[str], None]) -> 
         "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         "LC_ALL": "C",
         "HA_RSCTMP": str(work / "rsctmp"),
-        "TANDEM_LIBDIR": str(TOP / "lib"),
     }
     params = {"config": str(xml), "hypervisor": "test:///default"}
     ours = Agent("ocf:tandem:domain", "bench_vm_ours", params)
@@ -401,11 +408,10 @@ def meta_data(work: Path, rounds: int, warmup: int, say: Callable[[str], None]) 
         "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         "LC_ALL": "C",
         "OCF_ROOT": "/usr/lib/ocf",
-        "TANDEM_LIBDIR": str(TOP / "lib"),
     }
     commands = [
         Command("drbd", agent_argv(OURS_DRBD, "meta-data"), base),
-        Command("domain", [str(TOP / "agents" / "domain"), "meta-data"], base),
+        Command("domain", [str(OCF / "resource.d" / "tandem" / "domain"), "meta-data"], base),
         Command("linbit", agent_argv(LINBIT, "meta-data"), base),
         Command("VirtualDomain", ["/usr/lib/ocf/resource.d/heartbeat/VirtualDomain", "meta-data"], base),
         Command("bare", [PY, "-I", "-S", "-c", "pass"], base),
@@ -471,16 +477,14 @@ def report(
         for n, o, a in points
     ]
     tool_rows = [[name, med_p90(s, 2), spread(s, 2)] for name, s in tools.items()]
+    stamp, load = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), os.getloadavg()[0]
     return (
         "\n\n".join(
             [
                 BEGIN,
                 "## Monitor with DRBD tools of real speed (replay)",
-                f"Written by `python -m bench.replay --rounds {rounds}` on "
-                f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, tandem {git_head()}; load average at start "
-                f"{os.getloadavg()[0]:.2f}. Host, no cluster. Method: bench/replay.py's docstring. Each pair ran in "
-                "the same interleaved rounds, the order rotating per round, one warm-up round dropped. Ratios are "
-                "ours/other: below 1 means ours is faster.",
+                f"Written by `python -m bench.replay --rounds {rounds}` on {stamp}, tandem {git_head()}; "
+                f"load average at start {load:.2f}. " + METHOD,
                 table(heads, [row_cells(r) for r in rows], right=(1, 2, 3)),
                 "\n".join(f"- {n}" for n in notes),
                 "### Domain monitor",
@@ -501,21 +505,30 @@ def report(
                 ),
                 "### The replay and the real tools",
                 table(["command", "ms (median / p90)", "spread (ms)"], tool_rows, right=(1,)),
-                "How the replay differs from a real DRBD call: drbd-replay opens one file and copies it out; a real "
-                "`drbdsetup status --json` also asks the kernel over netlink (for one resource, tens of "
-                "microseconds) and formats the answer, and a real `drbdadm` parses the whole configuration (all "
-                "include files) before it acts, so its time grows with the number of resources configured. Hence "
-                "the replay favours the agent that calls drbdadm more: linbit's (two drbdadm calls per monitor, "
-                "ours none in single primary and none in a steady dual primary). Compare the real binaries' own "
-                "start (`--version`, no kernel, no configuration) with the replay's in the table above. With the "
-                "replay the DRBD outputs do not depend on how many resources exist, so the scaling table shows "
-                "only what the agents themselves read (ours: the identity of every configuration file, for the "
-                "allow-two-primaries cache).",
+                REPLAY_VS_REAL,
                 END,
             ]
         )
         + "\n"
     )
+
+
+METHOD = (
+    "Host, no cluster; our agents as `tandem install` lays them out, the anchors as Debian installed them. "
+    "Method: bench/replay.py's docstring. Each pair ran in the same interleaved rounds, the order rotating "
+    "per round, one warm-up round dropped. Ratios are ours/other: below 1 means ours is faster."
+)
+REPLAY_VS_REAL = (
+    "How the replay differs from a real DRBD call: drbd-replay opens one file and copies it out; a real "
+    "`drbdsetup status --json` also asks the kernel over netlink (for one resource, tens of microseconds) "
+    "and formats the answer, and a real `drbdadm` parses the whole configuration (all include files) "
+    "before it acts, so its time grows with the number of resources configured. Hence the replay favours "
+    "the agent that calls drbdadm more: linbit's (two drbdadm calls per monitor; ours none in single "
+    "primary and none in a steady dual primary). Compare the real binaries' own start (`--version`, no "
+    "kernel, no configuration) with the replay's in the table above. With the replay the DRBD outputs do "
+    "not depend on how many resources exist, so the scaling table shows only what the agents themselves "
+    "read (ours: the identity of every configuration file, for the allow-two-primaries cache)."
+)
 
 
 def git_head() -> str:
@@ -569,6 +582,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ).returncode
     if not BINARY.exists():
         build()
+    install_ours()
     points = [int(p) for p in args.scale.split(",") if p]
     private_dev(range(100, 100 + max(points, default=1)))
     work = OUT / "work"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tandem.shipped import AGENT_NAMES, PACKAGE, agent_sources
 
+AGENT_PACKAGE = "tandem_agents"
 HANDLERS = {"tandem-fence-peer": "fence-peer", "tandem-unfence-peer": "unfence-peer"}
 
 
@@ -22,6 +23,24 @@ def launcher(libdir: Path, body: str) -> str:
         "import os, sys\n"
         f"sys.path.insert(0, os.environ.get('TANDEM_LIBDIR') or {str(libdir)!r})\n"
         f"{body}\n"
+    )
+
+
+def agent_launcher(libdir: Path, name: str, python: str) -> str:
+    """What Pacemaker runs. Python compiles a script on every start but caches the bytecode of what it
+    imports: the agent's code is imported from the library, only these lines are compiled each time."""
+    return (
+        f"#!{python} -IS\n"
+        f'"""ocf:tandem:{name} (tandem install): its code is {AGENT_PACKAGE}/{name}.py in the library."""\n'
+        "import os\n"
+        "import sys\n\n"
+        f"sys.path.insert(0, os.environ.get('TANDEM_LIBDIR') or {str(libdir)!r})\n"
+        'if sys.argv[1:] == ["meta-data"]:\n'
+        "    from tandem.shipped import print_metadata\n\n"
+        f"    if print_metadata({name!r}):\n"
+        "        sys.exit(0)\n"
+        f"from {AGENT_PACKAGE}.{name} import run\n\n"
+        "run()\n"
     )
 
 
@@ -39,14 +58,19 @@ def install(
     written.append(target)
     provider.mkdir(parents=True, exist_ok=True)
     sources = Path(agent_sources())
+    modules = libdir / AGENT_PACKAGE
+    if modules.exists():
+        shutil.rmtree(modules)
+    modules.mkdir()
+    (modules / "__init__.py").write_text(
+        '"""The agents\' code, imported by their launchers (bytecode cached)."""\n'
+    )
     for name in AGENT_NAMES:
+        shutil.copyfile(sources / name, modules / f"{name}.py")
         dest = provider / name
-        text = (sources / name).read_text()
-        if python != "/usr/bin/python3" and text.startswith("#!/usr/bin/python3"):
-            text = f"#!{python}" + text[len("#!/usr/bin/python3") :]
-        dest.write_text(text)
+        dest.write_text(agent_launcher(libdir, name, python))
         dest.chmod(0o755)
-        written.append(dest)
+        written += [modules / f"{name}.py", dest]
     bindir.mkdir(parents=True, exist_ok=True)
     scripts = {"tandem": "from tandem.cli import main\nsys.exit(main())"}
     scripts |= {

@@ -10,7 +10,7 @@ from pathlib import Path
 from lxml import etree
 
 from tandem.install import install
-from tests.conftest import LIB
+from tests.conftest import LIB, TOP
 
 
 def test_install_into_a_fresh_root(tmp_path: Path) -> None:
@@ -19,6 +19,11 @@ def test_install_into_a_fresh_root(tmp_path: Path) -> None:
     agent = ocf_root / "resource.d" / "tandem" / "drbd"
     assert agent in written and os.access(agent, os.X_OK)
     assert (ocf_root / "lib" / "tandem" / "tandem" / "ocf" / "agent.py").is_file()
+    # the launcher is a few lines; the agent's code is imported from the library (its bytecode cached)
+    assert len(agent.read_text().splitlines()) < 20
+    assert (ocf_root / "lib" / "tandem" / "tandem_agents" / "drbd.py").read_text() == (
+        TOP / "agents" / "drbd"
+    ).read_text()
     assert not list((ocf_root / "lib" / "tandem").rglob("__pycache__"))
     env = {"PATH": "/usr/bin:/bin", "OCF_ROOT": str(ocf_root)}
     for name in ("drbd", "domain"):
