@@ -57,6 +57,11 @@ def fnv1a(argv: Sequence[str]) -> str:
     return f"{h:016x}"
 
 
+def write_record(records: Path, argv: Sequence[str], rc: int, out: bytes, err: bytes) -> None:
+    """What drbd-replay answers to `argv` (its file format: drbd_replay.c's comment)."""
+    (records / fnv1a(argv)).write_bytes(f"{rc}\n{len(out)}\n".encode() + out + err)
+
+
 def build(out: Path = BINARY) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["gcc", "-O2", "-Wall", "-Wextra", "-o", str(out), str(SOURCE)], check=True)
@@ -203,8 +208,7 @@ def record(state: State, agents: Sequence[Agent], extra: Sequence[Sequence[str]]
     env = state.base_env(replay=False)
     for call in sorted(calls):
         answer = emu_tool_raw(env, call)
-        out, err = answer.stdout, answer.stderr
-        (state.records / fnv1a(call)).write_bytes(f"{answer.returncode}\n{len(out)}\n".encode() + out + err)
+        write_record(state.records, call, answer.returncode, answer.stdout, answer.stderr)
     shutil.copy(state.emu / "nodes" / NODE / "proc_drbd", state.records / "proc_drbd")
     state.replay_bin.mkdir(exist_ok=True)
     for prog in ("drbdsetup", "drbdadm"):
