@@ -44,6 +44,7 @@ BEGIN, END = "<!-- replay -->", "<!-- /replay -->"
 PY = "/usr/bin/python3"
 NODE, PEER = "node1", "node2"
 TIMEOUT_MS = 30_000
+DOMAIN_NOTES: list[str] = []  # import notes of the domain and meta-data parts, for the report
 OURS_DRBD = Agent("ocf:tandem:drbd", "bench_drbd_ours", {"drbd_resource": "r0"})
 LINBIT = Agent("ocf:linbit:drbd", "bench_drbd_anchor", {"drbd_resource": "r0"})
 
@@ -336,6 +337,7 @@ def drbd_states(
         rows.append(compare(f"ocf:tandem:drbd / bare python + 1 drbdsetup, {mode}", walls, "ours", "bare"))
         calls = (state.root / "calls.txt").read_text().split("\n")
         notes.append(f"{mode}: replayed DRBD calls: " + "; ".join(f"`{c}`" for c in calls if c))
+        notes.append(import_note(f"{mode}: ours' monitor", commands[0]))
         rss = {c.name: peak_rss_mib(c, state.root) for c in commands[:2]}
         notes.append(
             f"{mode}: peak RSS (MiB, largest process of the tree): ours {rss['ours']:.1f}, "
@@ -400,6 +402,7 @@ def domain(work: Path, rounds: int, warmup: int, say: Callable[[str], None]) -> 
             raise RuntimeError(f"{cmd.name} domain monitor: rc {proc.returncode}: {proc.stderr}")
     say(f"domain monitor: {rounds} rounds")
     walls = timed(commands, rounds, warmup, work)
+    DOMAIN_NOTES[:] = [import_note("ours' domain monitor", commands[0])]
     return [
         compare("ocf:tandem:domain / ocf:heartbeat:VirtualDomain (test:///default)", walls, "ours", "anchor"),
         compare("ocf:tandem:domain / bare python + 1 virsh dominfo", walls, "ours", "bare"),
@@ -422,6 +425,7 @@ def meta_data(work: Path, rounds: int, warmup: int, say: Callable[[str], None]) 
     ]
     say(f"meta-data: {rounds} rounds")
     walls = timed(commands, rounds, warmup, work)
+    DOMAIN_NOTES.append(import_note("ours' drbd meta-data", commands[0]))
     return [
         compare("ocf:tandem:drbd / bare python", walls, "drbd", "bare"),
         compare("ocf:tandem:domain / bare python", walls, "domain", "bare"),
@@ -449,6 +453,34 @@ def scale(
         say(f"scale: {count} resource(s) configured, {rounds} rounds")
         walls = timed(commands, rounds, 1, state.root)
         out.append((count, summarize(walls["ours"]), summarize(walls["linbit"])))
+    return out
+
+
+def import_note(label: str, cmd: Command) -> str:
+    total, tops = import_times([cmd])[cmd.name]
+    largest = ", ".join(f"{name} {ms:.1f}" for name, ms in tops[:8])
+    how = "`-X importtime`, median of 5 runs"
+    return f"{label}: imports {total:.1f} ms in all ({how}); largest own times (ms): {largest}"
+
+
+def import_times(
+    commands: Sequence[Command], runs: int = 5
+) -> dict[str, tuple[float, list[tuple[str, float]]]]:
+    """Per command: the median over `runs` of the total import time (ms, `-X importtime`'s self times
+    summed) and of each module's own (self) time, largest first."""
+    out = {}
+    for cmd in commands:
+        totals: list[float] = []
+        tops: dict[str, list[float]] = {}
+        for _ in range(runs):
+            argv = [PY, "-IS", "-X", "importtime", *cmd.argv]
+            proc = subprocess.run(argv, env=cmd.env, capture_output=True, text=True, timeout=60, check=False)
+            rows = [ln.split("|") for ln in proc.stderr.splitlines() if ln.startswith("import time:")][1:]
+            totals.append(sum(int(r[0].split(":")[1]) for r in rows) / 1000)
+            for r in rows:
+                tops.setdefault(r[2].strip(), []).append(int(r[0].split(":")[1]) / 1000)
+        medians = [(name, summarize(v).median) for name, v in tops.items()]
+        out[cmd.name] = (summarize(totals).median, sorted(medians, key=lambda m: -m[1]))
     return out
 
 
@@ -493,6 +525,7 @@ def report(
                 "\n".join(f"- {n}" for n in notes),
                 "### Domain monitor",
                 table(heads, [row_cells(r) for r in dom], right=(1, 2, 3)),
+                "\n".join(f"- {n}" for n in DOMAIN_NOTES),
                 "### meta-data",
                 table(heads, [row_cells(r) for r in meta], right=(1, 2, 3)),
                 "### 1 to N resources configured (dual primary, replay)",
