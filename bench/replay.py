@@ -336,7 +336,11 @@ def drbd_states(
         rows.append(compare(f"ocf:tandem:drbd / ocf:linbit:drbd, {mode}", walls, "ours", "linbit"))
         rows.append(compare(f"ocf:tandem:drbd / bare python + 1 drbdsetup, {mode}", walls, "ours", "bare"))
         calls = (state.root / "calls.txt").read_text().split("\n")
-        notes.append(f"{mode}: replayed DRBD calls: " + "; ".join(f"`{c}`" for c in calls if c))
+        notes.append(
+            f"{mode}: DRBD calls recorded for both agents' monitors (ours' steady monitor makes only "
+            "`drbdsetup status --json r0`; the dump is its first monitor's): "
+            + "; ".join(f"`{c}`" for c in calls if c)
+        )
         notes.append(import_note(f"{mode}: ours' monitor", commands[0]))
         rss = {c.name: peak_rss_mib(c, state.root) for c in commands[:2]}
         notes.append(
@@ -627,7 +631,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     dom = domain(work / "domain", args.rounds, 1, log)
     meta = meta_data(work / "meta", args.rounds, 1, log)
     tools = tool_times(work, args.rounds)
-    few = max(3, args.rounds // 4)
+    few = max(3, args.rounds // 2)
     grown = scale(work, points, few, log)
     write_block(report(args.rounds, drbd, dom, meta, grown, tools), args.out)
     log(f"wrote the replay block of {args.out}")
