@@ -20,29 +20,11 @@ def _int(env: Mapping[str, str], name: str) -> int | None:
         return None
 
 
-def _words(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    return tuple(env.get(META + name, "").split())
-
-
-def _either(env: Mapping[str, str], new: str, old: str) -> tuple[str, ...]:
-    """Pacemaker 2.1 exports both the promoted_* names and the deprecated master_*/slave_* ones."""
-    return _words(env, new) if (META + new) in env else _words(env, old)
-
-
 class Notify(NamedTuple):
-    """One clone notification: which operation, before or after, and the node lists (unames)."""
+    """One clone notification: which operation, before or after (what the agents switch on)."""
 
     type: str
     operation: str
-    start: tuple[str, ...] = ()
-    stop: tuple[str, ...] = ()
-    promote: tuple[str, ...] = ()
-    demote: tuple[str, ...] = ()
-    active: tuple[str, ...] = ()
-    promoted: tuple[str, ...] = ()
-    unpromoted: tuple[str, ...] = ()
-    available: tuple[str, ...] = ()
-    all: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Notify | None:
@@ -50,30 +32,12 @@ class Notify(NamedTuple):
         operation = env.get(META + "notify_operation", "")
         if not kind or not operation:
             return None
-        return cls(
-            type=kind,
-            operation=operation,
-            start=_words(env, "notify_start_uname"),
-            stop=_words(env, "notify_stop_uname"),
-            promote=_words(env, "notify_promote_uname"),
-            demote=_words(env, "notify_demote_uname"),
-            active=_words(env, "notify_active_uname"),
-            promoted=_either(env, "notify_promoted_uname", "notify_master_uname"),
-            unpromoted=_either(env, "notify_unpromoted_uname", "notify_slave_uname"),
-            available=_words(env, "notify_available_uname"),
-            all=_words(env, "notify_all_uname"),
-        )
+        return cls(type=kind, operation=operation)
 
     @property
     def key(self) -> str:
         """ "pre-start", "post-promote", ...: what the agent switches on."""
         return f"{self.type}-{self.operation}"
-
-    def promoted_after(self) -> tuple[str, ...]:
-        """Nodes promoted once this operation completes (for post notifications, the state now)."""
-        nodes = [n for n in self.promoted if n not in self.demote and n not in self.stop]
-        nodes += [n for n in self.promote if n not in nodes]
-        return tuple(nodes)
 
 
 class Meta(NamedTuple):
