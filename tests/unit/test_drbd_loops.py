@@ -62,8 +62,9 @@ def test_demote_pauses_while_still_primary_after_a_successful_command(sleeps: li
 
 
 def test_stop_pauses_while_still_listed_after_a_successful_command(
-    sleeps: list[float], tmp_path: Path
+    sleeps: list[float], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("HA_RSCTMP", str(tmp_path))  # the score cache
     agent = load_agent()
     drbd = StillListed(2, Role.SECONDARY)
     conf = tmp_path / "drbd.conf"
