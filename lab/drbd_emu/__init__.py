@@ -2,9 +2,10 @@
 
 Pieces (each module's docstring says more):
 - `bin/drbdsetup`, `bin/drbdadm`, `bin/drbd-emu`: the executables (Python, lazy imports, ~50 ms a call).
-- `cli`: DRBD's command lines, messages and exit codes; outputs rendered by `tandem.drbd.render`.
+- `cli`: DRBD's command lines, messages and exit codes; outputs rendered by `render`.
 - `engine`: the shared state (JSON under TANDEM_EMU_DIR, flock) and DRBD's rules as pure functions.
 - `view`: one node's state as the `tandem.drbd.model` plus render details.
+- `render`: the model to the real DRBD outputs, byte for byte, with the details (counters, paths) it lacks.
 - `config`: drbd.conf parsing and `drbdadm dump`.
 - `tool` (`drbd-emu`): init, writes and data generations, faults, the per-node kernel loop.
 - `replica`: the data plane: each node's own copy of every volume, served through `fuse` to a loop device,

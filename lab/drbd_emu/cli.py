@@ -47,8 +47,8 @@ def _configs_from_state(st: engine.State, node: str) -> dict[str, ResourceConfig
 
 
 def _render(st: engine.State, node: str, fmt: str, opts: set[str], only: str | None) -> str:
+    from lab.drbd_emu import render
     from lab.drbd_emu.view import node_view
-    from tandem.drbd import render
 
     status, details = node_view(st, node, _configs_from_state(st, node), only)
     v84 = st.get("mode") == "8.4"

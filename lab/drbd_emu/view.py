@@ -7,6 +7,17 @@ from typing import Any
 
 from lab.drbd_emu import engine
 from lab.drbd_emu.config import ResourceConfig
+from lab.drbd_emu.render import (
+    ConnectionExtra,
+    Details,
+    DeviceExtra,
+    DeviceStats,
+    Endpoint,
+    PathInfo,
+    PeerDeviceExtra,
+    PeerDeviceStats,
+    ResyncStats,
+)
 from tandem.drbd.model import (
     Connection,
     ConnState,
@@ -17,17 +28,6 @@ from tandem.drbd.model import (
     Resource,
     Role,
     Status,
-)
-from tandem.drbd.render import (
-    ConnectionExtra,
-    Details,
-    DeviceExtra,
-    DeviceStats,
-    Endpoint,
-    PathInfo,
-    PeerDeviceExtra,
-    PeerDeviceStats,
-    ResyncStats,
 )
 
 VERSION_9 = "9.2.12"
@@ -142,7 +142,7 @@ def proc_version(st: engine.State) -> str:
 
 def proc_text(st: engine.State, node: str, configs: dict[str, ResourceConfig]) -> str:
     """/proc/drbd: the 8.4 per-minor listing, or DRBD 9's version-only file (DK drbd_proc.c; UG9)."""
-    from tandem.drbd.render import render_proc
+    from lab.drbd_emu.render import render_proc
 
     if st.get("mode") == "8.4":
         status, details = node_view(st, node, configs)

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import argparse
 import re
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tandem.install import AGENT_NAMES, agent_sources
+from tandem.shipped import AGENT_NAMES, metadata_file
 
 
 @dataclass(frozen=True)
@@ -69,17 +68,16 @@ def parse_metadata(xml: str) -> AgentDoc:
 
 
 def agent_metadata(name: str) -> str:
-    """Ask the agent itself (as Pacemaker would), with this process's interpreter and library."""
-    env = {"TANDEM_LIBDIR": str(Path(__file__).resolve().parent.parent), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run(
-        [sys.executable, str(agent_sources() / name), "meta-data"],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-        timeout=30,
-    )
-    return proc.stdout
+    """The agent's metadata as it prints it: the generated file shipped with the library (the tests check it
+    is what the agent's declaration builds)."""
+    try:
+        with open(metadata_file(name), encoding="utf-8") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise FileNotFoundError(
+            f"the metadata of agent {name} is not beside the library ({metadata_file(name)}: "
+            f"{exc.strerror}); install from a complete checkout or package"
+        ) from exc
 
 
 def _roff(text: str) -> str:

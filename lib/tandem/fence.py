@@ -37,14 +37,17 @@ from typing import TYPE_CHECKING
 from tandem.drbd.health import allows_two_primaries, fencing_policy
 from tandem.drbd.model import ConnState, DiskState, Resource, Role
 from tandem.drbd.policy import local_uptodate
-from tandem.drbd.tools import Drbd, state_dir
+from tandem.drbd.tools import Drbd
 from tandem.ocf.codes import OcfError
 from tandem.ocf.deadline import Deadline, DeadlineExceeded
 from tandem.ocf.log import Logger
-from tandem.ocf.runner import CommandMissing, ProcessRunner, Result, Runner
+from tandem.ocf.runner import CommandMissing, ProcessRunner, Result
+from tandem.ocf.state import StateFiles
 
 if TYPE_CHECKING:
     from lxml.etree import _Element
+
+    from tandem.ocf.runner import Runner
 
 ID_PREFIX = "tandem-fence"
 RESOURCE_NAME = re.compile(r"[A-Za-z0-9_][-A-Za-z0-9_.:=@%+]{0,127}")
@@ -458,12 +461,13 @@ class ResourceLock:
     """One handler per resource at a time (DRBD calls fence-peer per connection and volume)."""
 
     def __init__(self, resource: str, deadline: Deadline) -> None:
-        self.path = state_dir() / f"tandem-fence-{resource}.lock"
+        self.files = StateFiles.of("fence", resource)
+        self.path = self.files.path("lock")
         self.deadline = deadline
         self.fd = -1
 
     def __enter__(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(self.files.directory, exist_ok=True)
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         while True:
             try:

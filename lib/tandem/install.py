@@ -7,24 +7,15 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import tandem
+from tandem.shipped import AGENT_NAMES, PACKAGE, agent_sources
 
-PACKAGE = Path(tandem.__file__).resolve().parent
-AGENT_NAMES = ("drbd", "domain")
+AGENT_PACKAGE = "tandem_agents"
 HANDLERS = {"tandem-fence-peer": "fence-peer", "tandem-unfence-peer": "unfence-peer"}
-
-
-def agent_sources() -> Path:
-    """The agents folder: inside the package when installed from a wheel, beside lib/ in a checkout."""
-    for candidate in (PACKAGE / "agent_files", PACKAGE.parent.parent / "agents"):
-        if (candidate / "drbd").is_file():
-            return candidate
-    raise FileNotFoundError("cannot find the agents (agents/drbd) beside the tandem package")
 
 
 def launcher(libdir: Path, body: str) -> str:
@@ -39,6 +30,24 @@ def launcher(libdir: Path, body: str) -> str:
 def staged(path: Path, destdir: Path | None) -> Path:
     """Where `path` is written: under `destdir` when staging a package (debian/tandem), else itself."""
     return destdir / path.relative_to(path.anchor) if destdir is not None else path
+
+
+def agent_launcher(libdir: Path, name: str, python: str) -> str:
+    """What Pacemaker runs. Python compiles a script on every start but caches the bytecode of what it
+    imports: the agent's code is imported from the library, only these lines are compiled each time."""
+    return (
+        f"#!{python} -IS\n"
+        f'"""ocf:tandem:{name} (tandem install): its code is {AGENT_PACKAGE}/{name}.py in the library."""\n'
+        "import os\n"
+        "import sys\n\n"
+        f"sys.path.insert(0, os.environ.get('TANDEM_LIBDIR') or {str(libdir)!r})\n"
+        'if sys.argv[1:] == ["meta-data"]:\n'
+        "    from tandem.shipped import print_metadata\n\n"
+        f"    if print_metadata({name!r}):\n"
+        "        sys.exit(0)\n"
+        f"from {AGENT_PACKAGE}.{name} import run\n\n"
+        "run()\n"
+    )
 
 
 def install(
@@ -60,15 +69,20 @@ def install(
     shutil.copytree(PACKAGE, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "agent_files"))
     written.append(target)
     provider.mkdir(parents=True, exist_ok=True)
-    sources = agent_sources()
+    sources = Path(agent_sources())
+    modules = staged(libdir / AGENT_PACKAGE, destdir)
+    if modules.exists():
+        shutil.rmtree(modules)
+    modules.mkdir()
+    (modules / "__init__.py").write_text(
+        '"""The agents\' code, imported by their launchers (bytecode cached)."""\n'
+    )
     for name in AGENT_NAMES:
+        shutil.copyfile(sources / name, modules / f"{name}.py")
         dest = provider / name
-        text = (sources / name).read_text()
-        if python != "/usr/bin/python3" and text.startswith("#!/usr/bin/python3"):
-            text = f"#!{python}" + text[len("#!/usr/bin/python3") :]
-        dest.write_text(text)
+        dest.write_text(agent_launcher(libdir, name, python))
         dest.chmod(0o755)
-        written.append(dest)
+        written += [modules / f"{name}.py", dest]
     bindir.mkdir(parents=True, exist_ok=True)
     scripts = {"tandem": "from tandem.cli import main\nsys.exit(main())"}
     scripts |= {
@@ -117,7 +131,13 @@ def main(argv: Sequence[str]) -> int:
         mandir = args.mandir if str(args.mandir) not in ("", ".") else None
         for path in install(args.ocf_root, args.bindir, mandir, args.python, args.destdir):
             print(f"installed {path}")
-    except (OSError, subprocess.CalledProcessError) as exc:
+    except OSError as exc:
         print(f"tandem install: {exc}", file=sys.stderr)
+        return 1
+    except ImportError as exc:  # the man pages are read with lxml
+        print(
+            f"tandem install: {exc.name or exc} is missing (Debian: apt-get install python3-lxml)",
+            file=sys.stderr,
+        )
         return 1
     return 0

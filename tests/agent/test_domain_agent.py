@@ -84,7 +84,7 @@ class Env:
             }
         )
         proc = subprocess.run(
-            [sys.executable, str(AGENT), action],
+            [str(AGENT), action],  # by its #! line, as Pacemaker runs it
             env=env,
             capture_output=True,
             text=True,

@@ -126,7 +126,7 @@ class Emu:
         if action == "monitor" and "OCF_RESKEY_CRM_meta_interval" not in extra:
             env["OCF_RESKEY_CRM_meta_interval"] = "10000"
         proc = subprocess.run(
-            ["/usr/bin/python3", str(AGENT), action],
+            [str(AGENT), action],  # by its #! line, as Pacemaker runs it
             env=env,
             capture_output=True,
             text=True,

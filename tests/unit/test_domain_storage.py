@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from tandem.domain.storage import (
 )
 from tandem.drbd.model import ConnState, DiskState, ReplState, Role, Status
 from tandem.drbd.parse import parse_status_json
+from tandem.record import replace
 
 
 def load(fixtures_dir: Path, name: str) -> Status:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -12,6 +11,7 @@ from hypothesis import strategies as st
 from tandem.drbd.health import allows_two_primaries, clone_limits, fencing_policy, verdict
 from tandem.drbd.model import ConnState, DiskState, ReplState, Resource, Role
 from tandem.ocf.codes import Rc
+from tandem.record import replace
 from tests.unit.drbd_states import healthy, resources
 
 PROMOTED_CODES = {Rc.RUNNING_PROMOTED, Rc.FAILED_PROMOTED, Rc.DEGRADED_PROMOTED}

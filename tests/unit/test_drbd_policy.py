@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tandem.drbd.model import ConnState, DiskState, Resource, Role
 from tandem.drbd.policy import Tiers, promotion_score
+from tandem.record import replace
 from tests.unit.drbd_states import healthy, resources
 
 

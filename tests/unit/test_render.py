@@ -10,19 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from tandem.drbd.model import (
-    Connection,
-    ConnState,
-    Device,
-    DiskState,
-    PeerDevice,
-    ReplState,
-    Resource,
-    Role,
-    Status,
-)
-from tandem.drbd.render import (
+from lab.drbd_emu.render import (
     ConnectionExtra,
     Details,
     DeviceExtra,
@@ -37,6 +25,18 @@ from tandem.drbd.render import (
     render_proc,
     render_status_json,
     render_status_text,
+)
+
+from tandem.drbd.model import (
+    Connection,
+    ConnState,
+    Device,
+    DiskState,
+    PeerDevice,
+    ReplState,
+    Resource,
+    Role,
+    Status,
 )
 
 PEERS = {"bob": (1, "192.168.10.11"), "charlie": (2, "192.168.10.12")}

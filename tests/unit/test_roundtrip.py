@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lab.drbd_emu.render import render_events2, render_proc, render_status_json, render_status_text
 
 from tandem.drbd.model import (
     Connection,
@@ -23,7 +24,6 @@ from tandem.drbd.model import (
     Status,
 )
 from tandem.drbd.parse import parse
-from tandem.drbd.render import render_events2, render_proc, render_status_json, render_status_text
 
 NAMES = st.sampled_from(["r0", "web", "vm-disk_1"])
 PEERS = ["bob", "charlie", "dave"]

@@ -8,9 +8,6 @@ hang the agent until Pacemaker kills it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
-
 from tandem.domain.state import (
     INCOMING_SUFFIX,
     MIGRATED_SUFFIX,
@@ -25,14 +22,42 @@ from tandem.domain.state import (
     parse_xl_list,
     virsh_failure,
 )
-from tandem.ocf.runner import CommandTimeout, Result, Runner
+from tandem.ocf.runner import CommandTimeout
+from tandem.record import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    from tandem.ocf.runner import Result, Runner
+
+    class Backend(Protocol):
+        kind: str
+
+        def observe(self, name: str, timeout: float = ...) -> Observed: ...
+
+        def create(self, config: str, timeout: float) -> Result: ...
+
+        def shutdown(self, name: str, mode: str | None, timeout: float) -> Result: ...
+
+        def destroy(self, name: str, timeout: float) -> Result: ...
+
+        def resume(self, name: str, timeout: float) -> Result: ...
+
+        def make_transient(self, name: str, timeout: float) -> Result | None: ...
+
+        def migrate(self, name: str, plan: Migration, timeout: float) -> Result: ...
+
+        def abort_migration(self, name: str, timeout: float) -> Result | None: ...
+
+        def observe_remote(self, name: str, remote: str, timeout: float) -> Observed | None: ...
+
 
 # One query may take this long; a busy libvirtd answers in milliseconds, a stuck one never does.
 QUERY_TIMEOUT = 15.0
 
 
-@dataclass(frozen=True)
-class Migration:
+class Migration(NamedTuple):
     target: str  # the node name
     remote: str  # libvirt URI of the target, or the host for xl
     migrate_uri: str | None = None
@@ -40,35 +65,14 @@ class Migration:
     bandwidth: int | None = None  # MiB/s
 
 
-class Backend(Protocol):
-    kind: str
-
-    def observe(self, name: str, timeout: float = QUERY_TIMEOUT) -> Observed: ...
-
-    def create(self, config: str, timeout: float) -> Result: ...
-
-    def shutdown(self, name: str, mode: str | None, timeout: float) -> Result: ...
-
-    def destroy(self, name: str, timeout: float) -> Result: ...
-
-    def resume(self, name: str, timeout: float) -> Result: ...
-
-    def make_transient(self, name: str, timeout: float) -> Result | None: ...
-
-    def migrate(self, name: str, plan: Migration, timeout: float) -> Result: ...
-
-    def abort_migration(self, name: str, timeout: float) -> Result | None: ...
-
-    def observe_remote(self, name: str, remote: str, timeout: float) -> Observed | None: ...
-
-
-@dataclass
 class Virsh:
     """libvirt through virsh; `uri` None means libvirt's own default connection."""
 
-    runner: Runner
-    uri: str | None = None
-    kind: str = "libvirt"
+    kind = "libvirt"
+
+    def __init__(self, runner: Runner, uri: str | None = None) -> None:
+        self.runner = runner
+        self.uri = uri
 
     def _argv(self, *args: str, uri: str | None = None) -> list[str]:
         connect = uri or self.uri
@@ -140,12 +144,13 @@ class Virsh:
         return self.observe(name, timeout=timeout, uri=remote)
 
 
-@dataclass
 class Xl:
     """The Xen toolstack. xl keeps no definitions, so every domain is transient already."""
 
-    runner: Runner
-    kind: str = "xl"
+    kind = "xl"
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
 
     def run(self, *args: str, timeout: float) -> Result:
         return self.runner.run(["xl", *args], timeout=timeout, env={"LC_ALL": "C"})

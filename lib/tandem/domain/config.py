@@ -7,8 +7,9 @@ The agent needs a few facts from them (the name, the disks, vCPUs and memory); t
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from enum import StrEnum
+
+from tandem.record import NamedTuple
 
 # libvirt accepts almost any name; we accept what is safe on a command line, in a URI path and a file name.
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
@@ -23,8 +24,7 @@ class Format(StrEnum):
     XL = "xl"
 
 
-@dataclass(frozen=True)
-class Disk:
+class Disk(NamedTuple):
     """A disk as the hypervisor opens it: a device path, or a DRBD resource named by xl's drbd: prefix."""
 
     path: str | None
@@ -32,8 +32,7 @@ class Disk:
     target: str | None = None  # vda, xvda, ...
 
 
-@dataclass(frozen=True)
-class DomainConfig:
+class DomainConfig(NamedTuple):
     format: Format
     name: str
     disks: tuple[Disk, ...] = ()

@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from enum import StrEnum
 
 from tandem.ocf.codes import Rc
+from tandem.record import NamedTuple
 
 
 class Phase(StrEnum):
@@ -33,8 +33,7 @@ class Phase(StrEnum):
 GONE = frozenset({Phase.SHUT_OFF, Phase.ABSENT})
 
 
-@dataclass(frozen=True)
-class Observed:
+class Observed(NamedTuple):
     phase: Phase
     detail: str = ""  # what the tool said, for logs and exit reasons
     vcpus: int | None = None
@@ -165,8 +164,7 @@ INCOMING_SUFFIX = "--incoming"
 MIGRATED_SUFFIX = "--migratedaway"
 
 
-@dataclass(frozen=True)
-class XlRow:
+class XlRow(NamedTuple):
     name: str
     domid: int
     memory_mib: int

@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 from tandem.domain.config import Disk
 from tandem.drbd.model import Connection, ConnState, DiskState, Resource, Role, Status
+from tandem.record import NamedTuple
 
 RESOURCE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}")
 _MINOR = re.compile(r"/dev/drbd(\d+)")
 _BY_RES = re.compile(r"/dev/drbd/by-res/([^/]+)(?:/(\d+))?")
 
 
-@dataclass(frozen=True)
-class DrbdRef:
+class DrbdRef(NamedTuple):
     """A disk that is a DRBD device: by minor (/dev/drbdN) or by resource (and volume)."""
 
     resource: str | None = None

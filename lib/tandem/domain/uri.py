@@ -8,7 +8,8 @@ plain (or suffixed) host name, never by an already user@-decorated string (resea
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from tandem.record import NamedTuple
 
 HOST_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*")
 SUFFIX_RE = re.compile(r"[A-Za-z0-9._-]{1,63}")
@@ -51,8 +52,7 @@ def expand(template: str, node: str, what: str) -> str:
     return check_uri(template.replace("%n", check_host(node)), what)
 
 
-@dataclass(frozen=True)
-class Route:
+class Route(NamedTuple):
     """How to reach another node: the options of the resource, in one place."""
 
     local_uri: str  # the hypervisor URI of this node (`virsh uri` when the parameter is unset)

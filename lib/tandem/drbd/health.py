@@ -18,11 +18,11 @@ needs (``allow-two-primaries``, the fencing policy).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from tandem.drbd.model import ConnState, DiskState, Resource, Role
 from tandem.drbd.policy import peer_name
 from tandem.ocf.codes import Rc
+from tandem.record import NamedTuple
 
 # Disk states under which a Primary has no local data left to serve from.
 NO_DISK = frozenset({DiskState.DISKLESS, DiskState.FAILED, DiskState.DETACHING})
@@ -31,8 +31,7 @@ NO_DISK = frozenset({DiskState.DISKLESS, DiskState.FAILED, DiskState.DETACHING})
 TRANSIENT_SUSPEND = "fencing"
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     rc: Rc
     reason: str  # empty when healthy
 

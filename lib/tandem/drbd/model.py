@@ -5,8 +5,9 @@ DRBD 8.x folds connection and replication into one `cs:` value; the parsers spli
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+
+from tandem.record import NamedTuple
 
 
 class ParseError(ValueError):
@@ -76,8 +77,7 @@ class ReplState(StrEnum):
         return self not in (ReplState.OFF, ReplState.ESTABLISHED, ReplState.VERIFY_S, ReplState.VERIFY_T)
 
 
-@dataclass(frozen=True)
-class PeerDevice:
+class PeerDevice(NamedTuple):
     """One volume as seen towards one peer."""
 
     volume: int | None
@@ -87,8 +87,7 @@ class PeerDevice:
     peer_client: bool | None = None  # the peer is an intentionally diskless client
 
 
-@dataclass(frozen=True)
-class Connection:
+class Connection(NamedTuple):
     peer: str | None
     connection: ConnState
     peer_role: Role
@@ -96,8 +95,7 @@ class Connection:
     peer_node_id: int | None = None
 
 
-@dataclass(frozen=True)
-class Device:
+class Device(NamedTuple):
     volume: int | None
     minor: int | None
     disk: DiskState
@@ -105,8 +103,7 @@ class Device:
     quorum: bool | None = None  # None where the source does not say
 
 
-@dataclass(frozen=True)
-class Resource:
+class Resource(NamedTuple):
     name: str | None
     role: Role
     devices: tuple[Device, ...] = ()
@@ -121,8 +118,7 @@ class Resource:
         return all(d.quorum is not False for d in self.devices)
 
 
-@dataclass(frozen=True)
-class Status:
+class Status(NamedTuple):
     format: str  # proc | status | json | events2
     version: str | None
     resources: tuple[Resource, ...]

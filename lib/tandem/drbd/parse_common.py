@@ -4,14 +4,17 @@ a truncated or garbled output from turning into a plausible but wrong state."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import TypeVar
 
 from tandem.drbd.model import ConnState, ParseError, ReplState
+from tandem.record import NamedTuple
 
-E = TypeVar("E", bound=StrEnum)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+    from typing import TypeVar
+
+    E = TypeVar("E", bound=StrEnum)
 
 SUSPEND_REASONS = ("user", "no-data", "fencing", "quorum")
 # The source says I/O is suspended but not why (/proc/drbd's `s` flag, the old --json `suspended`).
@@ -34,8 +37,7 @@ CS_CONNECTION_8X: Mapping[str, ConnState] = {
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-@dataclass(frozen=True)
-class Line:
+class Line(NamedTuple):
     """One line of input (or several joined continuation lines), numbered from 1 for error messages."""
 
     no: int

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tandem.drbd.model import (
     Connection,
@@ -26,7 +26,10 @@ from tandem.drbd.model import (
     Role,
     Status,
 )
-from tandem.drbd.parse_common import E, Line, integer, key_values, lines, percent, state, suspended, yes_no
+from tandem.drbd.parse_common import Line, integer, key_values, lines, percent, state, suspended, yes_no
+
+if TYPE_CHECKING:
+    from tandem.drbd.parse_common import E
 
 T = TypeVar("T")
 

@@ -9,8 +9,6 @@ replication state of a connected peer, have no honest default and are errors.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any
 
 from tandem.drbd.model import (
     Connection,
@@ -26,7 +24,12 @@ from tandem.drbd.model import (
 )
 from tandem.drbd.parse_common import SUSPEND_REASONS, SUSPENDED_UNKNOWN
 
-Obj = Mapping[str, Any]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+    Obj = Mapping[str, Any]
 
 
 class _At:

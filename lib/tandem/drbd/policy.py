@@ -21,15 +21,13 @@ promote it. Transitional disk states (Attaching, Negotiating) count as not UpToD
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from tandem.drbd.model import Connection, DiskState, Resource, Role
+from tandem.record import NamedTuple
 
 DEFAULT_TIERS = "1000 10000 10000"
 
 
-@dataclass(frozen=True)
-class Tiers:
+class Tiers(NamedTuple):
     """Scores of the three positive tiers; validated to be positive and non-decreasing."""
 
     peer_unknown: int = 1000
@@ -50,8 +48,7 @@ class Tiers:
         return cls(*values)
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     """`score` None means: remove the promotion score (this node must not be promoted)."""
 
     score: int | None
@@ -83,11 +80,12 @@ def peer_disks_known(res: Resource) -> bool:
 
 def promotion_score(
     res: Resource | None,
-    tiers: Tiers = Tiers(),
+    tiers: Tiers | None = None,
     *,
     remove_if_peer_primary: bool = False,
     promoted_max: int = 1,
 ) -> Decision:
+    tiers = tiers or Tiers()
     if res is None or res.role is Role.UNCONFIGURED:
         return Decision(None, "DRBD resource is not running")
     if res.role is Role.UNKNOWN:

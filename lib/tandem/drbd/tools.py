@@ -7,29 +7,35 @@ name resources. The version is read from /proc/drbd (no fork) and, without it, f
 
 from __future__ import annotations
 
-import contextlib
+import fnmatch
 import os
 import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-from pathlib import Path
 
-from tandem.drbd.model import Resource, Role
-from tandem.drbd.policy import Decision
+from tandem.drbd.model import ParseError, Resource, Role
 from tandem.ocf.codes import OcfError, Rc, generic
-from tandem.ocf.log import Logger
-from tandem.ocf.runner import CommandTimeout, Result, Runner
+from tandem.ocf.runner import CommandTimeout
+from tandem.ocf.state import StateFiles
+from tandem.record import NamedTuple, replace
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from tandem.drbd.policy import Decision
+    from tandem.ocf.log import Logger
+    from tandem.ocf.runner import Result, Runner
 
 # drbdsetup/drbdadm exit codes (LINBIT/drbd-utils user/v9/drbdsetup.c)
 NO_SUCH_OBJECT = 10
 NO_UP_TO_DATE_DISK = 17
 PROC_DRBD = "/proc/drbd"
+DEFAULT_CONF = "/etc/drbd.conf"
 _VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
+_INCLUDE = re.compile(r'^\s*include\s+"?([^";\s]+)"?\s*;', re.MULTILINE)
 
 
-@dataclass(frozen=True, order=True)
-class Version:
+class Version(NamedTuple):
     major: int
     minor: int
     patch: int
@@ -80,7 +86,7 @@ class Drbd:
         """The loaded kernel module's version, or None when no module is loaded."""
         if self._version is None:
             try:
-                self._version = version_from_proc(Path(PROC_DRBD).read_text())
+                self._version = version_from_proc(read(PROC_DRBD))
             except OSError:
                 self._version = version_from_drbdadm(
                     self.runner.run(["drbdadm", "--version"], timeout=10).out
@@ -105,7 +111,10 @@ class Drbd:
             if result.rc == NO_SUCH_OBJECT or "No such resource" in result.err:
                 return None
             raise generic(f"cannot read the DRBD state: {result.describe()}")
-        return parse_status_json(result.out).resource(self.resource)
+        try:
+            return parse_status_json(result.out).resource(self.resource)
+        except ParseError as exc:
+            raise generic(f"cannot read the DRBD state: drbdsetup status --json: {exc}") from None
 
     def _status_84(self) -> Resource | None:
         from tandem.drbd.parse_proc import parse_proc
@@ -114,9 +123,11 @@ class Drbd:
         if not minors:
             return None
         try:
-            status = parse_proc(Path(PROC_DRBD).read_text())
+            status = parse_proc(read(PROC_DRBD))
         except FileNotFoundError:  # module unloaded meanwhile
             return None
+        except ParseError as exc:
+            raise generic(f"cannot read the DRBD state: {PROC_DRBD}: {exc}") from None
         parts = [r for r in status.resources if any(d.minor in minors for d in r.devices)]
         return merge_minors(self.resource, parts) if parts else None
 
@@ -151,6 +162,21 @@ class Drbd:
         if not result.ok:
             raise OcfError(Rc.ERR_CONFIGURED, f"DRBD configuration of {self.resource}: {result.describe()}")
         return result.out
+
+    def allows_two_primaries(self, files: StateFiles) -> bool:
+        """allow-two-primaries from `drbdadm dump`, remembered while the configuration files are unchanged:
+        a steady monitor then runs no drbdadm at all."""
+        from tandem.drbd.health import allows_two_primaries
+
+        key = config_key(self.conf or DEFAULT_CONF)
+        if key is not None and files.read("two-primaries") == key:
+            return True
+        allowed = allows_two_primaries(self.dump())
+        if allowed and key is not None:
+            problem = files.write("two-primaries", key)
+            if problem:
+                self.log.warning(problem)
+        return allowed
 
     def wait_for(
         self,
@@ -188,14 +214,28 @@ def merge_minors(name: str, parts: list[Resource]) -> Resource:
     )
 
 
-def state_dir() -> Path:
-    """Per-boot agent state: HA_RSCTMP (a tmpfs, as Pacemaker sets it), else /run/resource-agents."""
-    return Path(os.environ.get("HA_RSCTMP") or "/run/resource-agents")
+def read(path: str) -> str:
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        return fh.read()
 
 
-def instance_file(instance: str, suffix: str) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9_.:-]", "_", instance or "drbd")
-    return state_dir() / f"tandem-drbd-{safe}.{suffix}"
+def config_key(conf: str) -> str | None:
+    """The identity (inode, size, mtime) of the configuration file and of every file it includes, or None
+    when it cannot be told cheaply (unreadable, or a wildcard in an include's directory)."""
+    try:
+        paths = [conf]
+        for pattern in _INCLUDE.findall(read(conf)):
+            pattern = os.path.join(os.path.dirname(conf), pattern)
+            folder, name = os.path.split(pattern)
+            if any(c in folder for c in "*?["):
+                return None
+            paths += sorted(
+                os.path.join(folder, n) for n in os.listdir(folder) if fnmatch.fnmatchcase(n, name)
+            )
+        stats = [(p, os.stat(p)) for p in paths]
+    except OSError:
+        return None
+    return " ".join(f"{p}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}" for p, st in stats)
 
 
 class PromotionScore:
@@ -208,14 +248,11 @@ class PromotionScore:
     def __init__(self, runner: Runner, log: Logger, instance: str, timeout: float = 10.0) -> None:
         self.runner = runner
         self.log = log
-        self.cache = instance_file(instance, "score")
+        self.files = StateFiles.of("drbd", instance)
         self.timeout = timeout
 
     def cached(self) -> str | None:
-        try:
-            return self.cache.read_text().strip() or None
-        except OSError:
-            return None
+        return self.files.read("score")
 
     def current(self) -> str | None:
         """The value in the cluster: a number, "remove" when unset, None when the cluster cannot say."""
@@ -258,14 +295,9 @@ class PromotionScore:
             return None
 
     def _remember(self, value: str) -> None:
-        try:
-            self.cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.cache.with_suffix(".tmp")
-            tmp.write_text(value + "\n")
-            tmp.replace(self.cache)
-        except OSError as exc:
-            self.log.warning(f"cannot cache the promotion score in {self.cache}: {exc}")
+        problem = self.files.write("score", value)
+        if problem:
+            self.log.warning(f"cannot cache the promotion score: {problem}")
 
     def _forget(self) -> None:
-        with contextlib.suppress(OSError):
-            self.cache.unlink()
+        self.files.remove("score")

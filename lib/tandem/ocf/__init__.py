@@ -1,12 +1,13 @@
 """The OCF framework shared by tandem's agents."""
 
-from tandem.ocf.agent import ActionSpec, AgentSpec, Context, Handler, main, run_agent
+from tandem.ocf.agent import Context, main, run_agent
 from tandem.ocf.codes import OcfError, Rc, configured, generic, installed
 from tandem.ocf.deadline import Deadline, DeadlineExceeded
 from tandem.ocf.env import Meta, Notify
 from tandem.ocf.log import Logger
 from tandem.ocf.params import Kind, Param, Params
-from tandem.ocf.runner import CommandMissing, CommandTimeout, ProcessRunner, Result, Runner
+from tandem.ocf.runner import CommandMissing, CommandTimeout, ProcessRunner, Result
+from tandem.ocf.spec import ActionSpec, AgentSpec
 
 __all__ = [
     "ActionSpec",
@@ -16,7 +17,6 @@ __all__ = [
     "Context",
     "Deadline",
     "DeadlineExceeded",
-    "Handler",
     "Kind",
     "Logger",
     "Meta",
@@ -27,7 +27,6 @@ __all__ = [
     "ProcessRunner",
     "Rc",
     "Result",
-    "Runner",
     "configured",
     "generic",
     "installed",

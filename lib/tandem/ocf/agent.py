@@ -6,53 +6,29 @@ from __future__ import annotations
 import os
 import sys
 import time
-import traceback
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TextIO
 
 from tandem.ocf.codes import OcfError, Rc
 from tandem.ocf.deadline import Deadline, DeadlineExceeded
 from tandem.ocf.env import Meta
 from tandem.ocf.log import Logger
-from tandem.ocf.params import Param, Params
-from tandem.ocf.runner import CommandMissing, ProcessRunner, Runner
+from tandem.ocf.params import Params
+from tandem.ocf.runner import CommandMissing, ProcessRunner
+from tandem.ocf.spec import AgentSpec
+from tandem.record import NamedTuple
 
-# Actions every agent has; their handlers live in the framework.
-BUILTIN = ("meta-data", "usage", "help")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import TextIO
 
+    from tandem.ocf.runner import Runner
 
-@dataclass(frozen=True)
-class ActionSpec:
-    """One <action> line of the metadata. Several may share a name (monitor per role)."""
-
-    name: str
-    timeout: int
-    interval: int | None = None
-    role: str | None = None
-    depth: int | None = None
-
-
-@dataclass(frozen=True)
-class AgentSpec:
-    name: str
-    version: str
-    shortdesc: str
-    longdesc: str
-    params: tuple[Param, ...]
-    actions: tuple[ActionSpec, ...]
-
-    def timeout_of(self, action: str) -> int:
-        """The advertised timeout, used when Pacemaker did not pass CRM_meta_timeout (a person ran us)."""
-        return next((a.timeout for a in self.actions if a.name == action), 20)
-
-    @property
-    def action_names(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(a.name for a in self.actions))
+    Handler = Callable[["Context"], Rc]
+    # For stop only: does a crashed stop still leave the thing positively stopped?
+    StoppedCheck = Callable[["Context"], bool]
 
 
-@dataclass
-class Context:
+class Context(NamedTuple):
     """Everything a handler needs; built once per process."""
 
     spec: AgentSpec
@@ -61,16 +37,11 @@ class Context:
     log: Logger
     deadline: Deadline
     runner: Runner
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = {}
 
     @property
     def action(self) -> str:
         return self.meta.action
-
-
-Handler = Callable[[Context], Rc]
-# For stop only: does a crashed stop still leave the thing positively stopped?
-StoppedCheck = Callable[[Context], bool]
 
 
 def usage(spec: AgentSpec) -> str:
@@ -99,7 +70,7 @@ def run_agent(
     env = os.environ if env is None else env
     out = out or sys.stdout
     action = find_action(argv, env)
-    if action in ("meta-data",):
+    if action == "meta-data":
         from tandem.ocf.metadata import build
 
         print(build(spec), file=out, end="")
@@ -127,7 +98,7 @@ def run_agent(
         params=Params.parse(spec.params, env),
         log=log,
         deadline=deadline,
-        runner=runner or ProcessRunner(deadline),
+        runner=runner or ProcessRunner(deadline, log=log),
         env=env,
     )
     started = time.monotonic()
@@ -160,6 +131,8 @@ def _call(ctx: Context, handler: Handler, stopped_check: StoppedCheck | None) ->
     except DeadlineExceeded as exc:
         return _after_crash(ctx, f"{action} ran out of time: {exc}", stopped_check)
     except Exception as exc:  # every bug must still end in a code Pacemaker can act on
+        import traceback  # the crash path only
+
         for line in traceback.format_exc().rstrip().splitlines():
             log.error(line)
         return _after_crash(ctx, f"internal error in {action}: {type(exc).__name__}: {exc}", stopped_check)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+
+from tandem.record import NamedTuple
 
 # Pacemaker kills the agent at the timeout; leave this much to report and exit cleanly.
 EXIT_MARGIN = 0.5
@@ -13,8 +14,7 @@ class DeadlineExceeded(Exception):
     """Raised when an action would need more time than it has left."""
 
 
-@dataclass(frozen=True)
-class Deadline:
+class Deadline(NamedTuple):
     """Absolute end of the action on the monotonic clock."""
 
     end: float

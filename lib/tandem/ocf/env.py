@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-
 from tandem.ocf.log import env_true
+from tandem.record import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 META = "OCF_RESKEY_CRM_meta_"
 
@@ -18,30 +20,11 @@ def _int(env: Mapping[str, str], name: str) -> int | None:
         return None
 
 
-def _words(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    return tuple(env.get(META + name, "").split())
-
-
-def _either(env: Mapping[str, str], new: str, old: str) -> tuple[str, ...]:
-    """Pacemaker 2.1 exports both the promoted_* names and the deprecated master_*/slave_* ones."""
-    return _words(env, new) if (META + new) in env else _words(env, old)
-
-
-@dataclass(frozen=True)
-class Notify:
-    """One clone notification: which operation, before or after, and the node lists (unames)."""
+class Notify(NamedTuple):
+    """One clone notification: which operation, before or after (what the agents switch on)."""
 
     type: str
     operation: str
-    start: tuple[str, ...] = ()
-    stop: tuple[str, ...] = ()
-    promote: tuple[str, ...] = ()
-    demote: tuple[str, ...] = ()
-    active: tuple[str, ...] = ()
-    promoted: tuple[str, ...] = ()
-    unpromoted: tuple[str, ...] = ()
-    available: tuple[str, ...] = ()
-    all: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Notify | None:
@@ -49,34 +32,15 @@ class Notify:
         operation = env.get(META + "notify_operation", "")
         if not kind or not operation:
             return None
-        return cls(
-            type=kind,
-            operation=operation,
-            start=_words(env, "notify_start_uname"),
-            stop=_words(env, "notify_stop_uname"),
-            promote=_words(env, "notify_promote_uname"),
-            demote=_words(env, "notify_demote_uname"),
-            active=_words(env, "notify_active_uname"),
-            promoted=_either(env, "notify_promoted_uname", "notify_master_uname"),
-            unpromoted=_either(env, "notify_unpromoted_uname", "notify_slave_uname"),
-            available=_words(env, "notify_available_uname"),
-            all=_words(env, "notify_all_uname"),
-        )
+        return cls(type=kind, operation=operation)
 
     @property
     def key(self) -> str:
         """ "pre-start", "post-promote", ...: what the agent switches on."""
         return f"{self.type}-{self.operation}"
 
-    def promoted_after(self) -> tuple[str, ...]:
-        """Nodes promoted once this operation completes (for post notifications, the state now)."""
-        nodes = [n for n in self.promoted if n not in self.demote and n not in self.stop]
-        nodes += [n for n in self.promote if n not in nodes]
-        return tuple(nodes)
 
-
-@dataclass(frozen=True)
-class Meta:
+class Meta(NamedTuple):
     """What Pacemaker says about this call, beside the instance parameters."""
 
     action: str
@@ -94,8 +58,6 @@ class Meta:
     migrate_source: str | None = None
     migrate_target: str | None = None
     crm_feature_set: str | None = None
-    check_level: int = 0
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, action: str, env: Mapping[str, str]) -> Meta:
@@ -105,10 +67,6 @@ class Meta:
         promoted_node_max = _int(env, "promoted_node_max")
         if promoted_node_max is None:
             promoted_node_max = _int(env, "master_node_max")
-        try:
-            check_level = int(env.get("OCF_CHECK_LEVEL", "0") or 0)
-        except ValueError:
-            check_level = 0
         return cls(
             action=action,
             instance=env.get("OCF_RESOURCE_INSTANCE", ""),
@@ -125,7 +83,6 @@ class Meta:
             migrate_source=env.get(META + "migrate_source") or None,
             migrate_target=env.get(META + "migrate_target") or None,
             crm_feature_set=env.get("OCF_RESKEY_crm_feature_set") or None,
-            check_level=check_level,
         )
 
     @property

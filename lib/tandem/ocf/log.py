@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TextIO
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import TextIO
 
 LEVELS = {"debug": 7, "info": 6, "warning": 4, "err": 3, "crit": 2}
 FACILITIES = {
@@ -37,18 +39,27 @@ def env_true(value: str | None) -> bool:
     return value is not None and value.strip().lower() not in FALSE_WORDS
 
 
-@dataclass
 class Logger:
     """Writes each record to every configured sink. Never raises: logging must not fail an action."""
 
-    tag: str
-    debug_on: bool = False
-    facility: int | None = None
-    files: tuple[str, ...] = ()
-    debug_file: str | None = None
-    stream: TextIO | None = None
-    reason_prefix: str = "ocf-exit-reason:"
-    reasons: list[str] = field(default_factory=list)
+    def __init__(
+        self,
+        tag: str,
+        debug_on: bool = False,
+        facility: int | None = None,
+        files: tuple[str, ...] = (),
+        debug_file: str | None = None,
+        stream: TextIO | None = None,
+        reason_prefix: str = "ocf-exit-reason:",
+    ) -> None:
+        self.tag = tag
+        self.debug_on = debug_on
+        self.facility = facility
+        self.files = files
+        self.debug_file = debug_file
+        self.stream = stream
+        self.reason_prefix = reason_prefix
+        self.reasons: list[str] = []
 
     @classmethod
     def from_env(cls, tag: str, env: Mapping[str, str] | None = None, stream: TextIO | None = None) -> Logger:

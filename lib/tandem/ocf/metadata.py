@@ -6,10 +6,9 @@ so that ra-api-1.dtd, metadata.rng and the OCF 1.1 RELAX NG schema all accept it
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from tandem.ocf.agent import AgentSpec
+    from tandem.ocf.spec import AgentSpec
 
 DOCTYPE = '<!DOCTYPE resource-agent SYSTEM "ra-api-1.dtd">'
 

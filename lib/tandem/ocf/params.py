@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from enum import Enum
-from typing import Any
 
 from tandem.ocf.codes import configured
+from tandem.record import NamedTuple
 
-TRUE_WORDS = frozenset({"1", "yes", "true", "on", "y", "t"})
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any
+
+# What ocf_is_true accepts (any case), plus y and t.
+TRUE_WORDS = frozenset({"1", "yes", "true", "on", "ja", "y", "t"})
 FALSE_WORDS = frozenset({"0", "no", "false", "off", "n", "f"})
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|msec|s|sec|m|min|h|hr)?\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"ms": 0.001, "msec": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600}
@@ -60,8 +64,7 @@ def parse_words(raw: str) -> tuple[str, ...]:
     return tuple(w for w in re.split(r"[\s,]+", raw.strip()) if w)
 
 
-@dataclass(frozen=True)
-class Param:
+class Param(NamedTuple):
     """One instance parameter. `default` is written as a user would write it and parsed like input."""
 
     name: str

@@ -1,21 +1,44 @@
 """The one seam for side effects: running commands, with timeouts, never through a shell.
 
-Agents take a Runner; tests hand them a fake with the same `run` signature.
+Agents take a Runner; tests hand them a fake with the same `run` signature. The real one spawns with
+os.posix_spawnp (no `subprocess`, whose import costs more than the spawn), in a session of its own, so that
+a timeout kills the whole process group (drbdadm's drbdsetup children, virsh's ssh), not only the child.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-import subprocess
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+import select
+import signal
+import time
 
 from tandem.ocf.deadline import Deadline, DeadlineExceeded
+from tandem.record import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Protocol
+
+    from tandem.ocf.log import Logger
+
+    class Runner(Protocol):
+        def run(
+            self,
+            argv: Sequence[str],
+            *,
+            timeout: float | None = None,
+            input: str | None = None,
+            env: Mapping[str, str] | None = None,
+        ) -> Result: ...
 
 
-@dataclass(frozen=True)
-class Result:
+# What the debug line keeps of a command's stderr.
+ERR_TAIL = 200
+
+
+class Result(NamedTuple):
     argv: tuple[str, ...]
     rc: int
     out: str
@@ -33,31 +56,26 @@ class Result:
 
 
 class CommandTimeout(DeadlineExceeded):
-    """A command ran out of its time budget and was killed."""
+    """A command ran out of its time budget and was killed (with its process group)."""
 
 
 class CommandMissing(Exception):
     """The program does not exist on this node."""
 
 
-class Runner(Protocol):
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        timeout: float | None = None,
-        input: str | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> Result: ...
-
-
-@dataclass
 class ProcessRunner:
-    """Runs real commands; a timeout never exceeds what is left of the deadline."""
+    """Runs real commands; a timeout never exceeds what is left of the deadline.
 
-    deadline: Deadline | None = None
-    # Reserved for whatever the caller still has to do after the command (e.g. reporting).
-    keep: float = 0.0
+    `keep` is reserved for whatever the caller still has to do after the command (e.g. reporting). Each
+    call is logged at debug with its argv, exit code, elapsed time and the tail of its stderr.
+    """
+
+    def __init__(
+        self, deadline: Deadline | None = None, keep: float = 0.0, log: Logger | None = None
+    ) -> None:
+        self.deadline = deadline
+        self.keep = keep
+        self.log = log
 
     def run(
         self,
@@ -69,20 +87,88 @@ class ProcessRunner:
     ) -> Result:
         if self.deadline is not None:
             timeout = self.deadline.budget(timeout, keep=self.keep)
-        full_env = None if env is None else {**os.environ, **env}
-        try:
-            proc = subprocess.run(  # argv list, never a shell
-                list(argv),
-                input=input,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                env=full_env,
-                check=False,
-                errors="replace",
+        args = tuple(argv)
+        started = time.monotonic()
+        rc, out, err = spawn(args, timeout, input, {**os.environ, **env} if env else os.environ)
+        if self.log is not None:
+            tail = " ".join(err.split())[-ERR_TAIL:]
+            took = time.monotonic() - started
+            self.log.debug(
+                f"ran {' '.join(args)}: rc {rc} in {took:.3f}s" + (f", stderr: {tail}" if tail else "")
             )
-        except FileNotFoundError as exc:
-            raise CommandMissing(f"{argv[0]}: not found") from exc
-        except subprocess.TimeoutExpired as exc:
-            raise CommandTimeout(f"{' '.join(argv)} timed out after {timeout:.1f}s") from exc
-        return Result(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
+        return Result(args, rc, out, err)
+
+
+def spawn(
+    argv: tuple[str, ...], timeout: float | None, input: str | None, env: Mapping[str, str]
+) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of one command, its process group killed at the timeout.
+
+    The pipes are close-on-exec (Python's default), so the child keeps only what is dup'ed to 0, 1 and 2;
+    SIGPIPE is reset to default there, as subprocess does.
+    """
+    (in_r, in_w), (out_r, out_w), (err_r, err_w) = os.pipe(), os.pipe(), os.pipe()
+    actions = [
+        (os.POSIX_SPAWN_DUP2, in_r, 0),
+        (os.POSIX_SPAWN_DUP2, out_w, 1),
+        (os.POSIX_SPAWN_DUP2, err_w, 2),
+    ]
+    try:
+        pid = os.posix_spawnp(
+            argv[0], argv, env, file_actions=actions, setsid=True, setsigdef=(signal.SIGPIPE, signal.SIGXFSZ)
+        )
+    except FileNotFoundError:
+        raise CommandMissing(f"{argv[0]}: not found") from None
+    finally:
+        for fd in (in_r, out_w, err_w):
+            os.close(fd)
+    pending = (input or "").encode()
+    chunks: dict[int, list[bytes]] = {out_r: [], err_r: []}
+    exited = os.pidfd_open(pid)
+    poller = select.poll()
+    for fd in (out_r, err_r, exited):
+        poller.register(fd, select.POLLIN)
+    if pending:
+        os.set_blocking(in_w, False)
+        poller.register(in_w, select.POLLOUT)
+    else:
+        os.close(in_w)
+    waiting = {out_r, err_r, exited} | ({in_w} if pending else set())
+    end = None if timeout is None else time.monotonic() + timeout
+    try:
+        while waiting:
+            left = None if end is None else end - time.monotonic()
+            if left is not None and left <= 0:
+                _kill_group(pid)
+                raise CommandTimeout(f"{' '.join(argv)} timed out after {timeout:.1f}s")
+            for fd, _ in poller.poll(None if left is None else max(1, int(left * 1000))):
+                if fd == in_w:
+                    try:
+                        pending = pending[os.write(in_w, pending[:65536]) :]
+                    except BrokenPipeError:
+                        pending = b""
+                    done = not pending
+                elif fd == exited:
+                    done = True
+                else:
+                    data = os.read(fd, 65536)
+                    chunks[fd].append(data)
+                    done = not data
+                if done:
+                    poller.unregister(fd)
+                    waiting.discard(fd)
+                    if fd == in_w:
+                        os.close(in_w)
+        status = os.waitpid(pid, 0)[1]
+    finally:
+        for fd in (out_r, err_r, exited, *((in_w,) if in_w in waiting else ())):
+            os.close(fd)
+    out, err = (b"".join(chunks[fd]).decode("utf-8", "replace") for fd in (out_r, err_r))
+    return os.waitstatus_to_exitcode(status), out, err
+
+
+def _kill_group(pid: int) -> None:
+    """SIGKILL the command's session (it leads its own process group), then reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)

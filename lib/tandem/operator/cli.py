@@ -14,11 +14,12 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tandem.domain.config import DomainConfig
 from tandem.domain.storage import drbd_refs, resolve
 from tandem.drbd.model import ParseError, Status
-from tandem.ocf.runner import CommandMissing, CommandTimeout, ProcessRunner, Runner
+from tandem.ocf.runner import CommandMissing, CommandTimeout, ProcessRunner
 from tandem.operator.checks import (
     Findings,
     Verdict,
@@ -32,6 +33,9 @@ from tandem.operator.checks import (
     verdict,
 )
 from tandem.operator.cluster import ClusterView, ClusterXmlError, DomainRsc, parse_view
+
+if TYPE_CHECKING:
+    from tandem.ocf.runner import Runner
 
 QUERY = 10.0
 PEER_QUERY = 5.0

@@ -1,4 +1,4 @@
-"""Renderers from the model to the real DRBD output formats, byte for byte (used by the emulator).
+"""Renderers from the model to the real DRBD output formats, byte for byte: the emulator's, not shipped.
 
 Layout rules come from LINBIT/drbd-utils `user/v9/drbdsetup.c` (status text and --json),
 `user/v9/drbdsetup_events2.c` (events2, compute_promotion_info), `shared/wrap_printf.c` (wrapping)
@@ -9,7 +9,7 @@ What the lean model does not hold (minors' backing devices, counters, paths) com
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from tandem.drbd.model import (
     Connection,
@@ -22,6 +22,7 @@ from tandem.drbd.model import (
     Role,
     Status,
 )
+from tandem.record import replace
 
 
 @dataclass(frozen=True)

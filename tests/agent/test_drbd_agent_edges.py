@@ -1,0 +1,76 @@
+"""ocf:tandem:drbd at the edges of its monitor: the tool calls of a steady monitor, a node without drbdsetup,
+DRBD output that does not parse, and a resource that went down behind the agent's back."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.agent.test_drbd_agent import EMU_BIN, NODES, Emu, start_both
+
+
+@pytest.fixture(params=[False, True], ids=["single", "dual"])
+def pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Emu]:
+    emu = Emu(tmp_path, dual=request.param)
+    emu.uptodate_pair()
+    start_both(emu)
+    yield emu
+    for node in NODES:
+        emu.adm(node, "down", "r0")
+
+
+def traced(emu: Emu, action: str, **extra: str) -> tuple[int, list[str]]:
+    """The agent's exit code and the DRBD calls it made (the emulator logs each call)."""
+    trace = emu.root / "trace"
+    trace.unlink(missing_ok=True)
+    run = emu.agent("alice", action, TANDEM_EMU_TRACE=str(trace), **extra)
+    calls = trace.read_text().splitlines() if trace.exists() else []
+    return run.rc, [" ".join(c.split()[1:3]) for c in calls]
+
+
+def test_a_steady_monitor_makes_one_drbd_call(pair: Emu) -> None:
+    assert pair.agent("alice", "monitor").rc == 0  # the first one may read the configuration
+    for _ in range(2):
+        assert traced(pair, "monitor") == (0, ["drbdsetup status"])
+    if pair.base["OCF_RESKEY_CRM_meta_promoted_max"] == "2":
+        # a changed configuration is read again (allow-two-primaries may be gone)
+        os.utime(pair.conf, ns=(1, 1))
+        rc, calls = traced(pair, "monitor")
+        assert rc == 0 and calls[0].startswith("drbdadm") and calls[-1] == "drbdsetup status"
+        pair.conf.write_text(pair.conf.read_text().replace("allow-two-primaries yes;", ""))
+        run = pair.agent("alice", "monitor")
+        assert run.rc == 6 and "allow-two-primaries" in run.reason
+
+
+def test_a_probe_without_drbdsetup_is_not_running(pair: Emu, tmp_path: Path) -> None:
+    only_drbdadm = tmp_path / "only-drbdadm"
+    only_drbdadm.mkdir()
+    (only_drbdadm / "drbdadm").symlink_to(EMU_BIN / "drbdadm")
+    path = f"{only_drbdadm}:{pair.root / 'fakebin'}:/usr/bin:/bin"
+    assert pair.agent("alice", "monitor", PATH=path, OCF_RESKEY_CRM_meta_interval="0").rc == 7
+    run = pair.agent("alice", "monitor", PATH=path)
+    assert run.rc == 5 and "drbdsetup" in run.reason
+
+
+def test_drbd_output_that_does_not_parse_is_one_line(pair: Emu, tmp_path: Path) -> None:
+    garbled = tmp_path / "garbled"
+    garbled.mkdir()
+    (garbled / "drbdsetup").write_text(
+        '#!/bin/sh\necho \'[{"name": "r0", "role": "Primary", "devices": [\'\n'
+    )
+    (garbled / "drbdsetup").chmod(0o755)
+    run = pair.agent("alice", "monitor", PATH=f"{garbled}:{pair.base['PATH']}")
+    assert run.rc == 1
+    assert run.reason.startswith("ocf-exit-reason:cannot read the DRBD state: drbdsetup status --json:")
+    assert "Traceback" not in run.err and len(run.reason.splitlines()) == 1
+
+
+def test_a_recurring_monitor_that_finds_it_down_removes_the_score(pair: Emu) -> None:
+    assert pair.agent("alice", "monitor").rc == 0
+    assert pair.score("alice") == "10000"
+    assert pair.adm("alice", "down", "r0").returncode == 0  # behind the agent's back
+    assert pair.agent("alice", "monitor").rc == 7
+    assert pair.score("alice") is None

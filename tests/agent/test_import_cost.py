@@ -1,0 +1,183 @@
+"""What the monitor path of each agent imports, pinned. The agents start for every monitor of every resource,
+and their start is mostly imports: a change that brings back one they shed (dataclasses and inspect, typing,
+traceback, pathlib, subprocess, lxml, ...) fails here, not in a benchmark later. Deterministic: the module
+names `python3 -X importtime` reports for a real monitor against the emulator and libvirt's test driver,
+minus what the bare interpreter imports; no timing. bench/results.md has the times behind the list.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+from tests.agent.test_domain_agent import AGENT as DOMAIN_AGENT
+from tests.agent.test_domain_agent import Env
+from tests.agent.test_drbd_agent import AGENT as DRBD_AGENT
+from tests.agent.test_drbd_agent import EMU_BIN, Emu, start_both
+
+# What the agents' own #! line runs: /usr/bin/python3 -IS
+PYTHON = ("/usr/bin/python3", "-IS", "-X", "importtime")
+# What the agents shed for start-up time; lxml only where XML is built (never on a monitor).
+SHED = frozenset(
+    {"dataclasses", "inspect", "typing", "traceback", "pathlib", "subprocess", "lxml", "lxml.etree"}
+)
+# Beyond the bare interpreter's own start: the OCF framework and what it needs (enum, re, the runner's
+# select/signal), shared by both agents.
+FRAMEWORK = frozenset(
+    {
+        "__future__",
+        "_collections",
+        "_collections_abc",
+        "_functools",
+        "_operator",
+        "_sitebuiltins",
+        "_sre",
+        "_stat",
+        "collections",
+        "contextlib",
+        "copyreg",
+        "enum",
+        "functools",
+        "genericpath",
+        "itertools",
+        "keyword",
+        "operator",
+        "os",
+        "posixpath",
+        "re",
+        "re._casefix",
+        "re._compiler",
+        "re._constants",
+        "re._parser",
+        "reprlib",
+        "select",
+        "signal",
+        "site",
+        "stat",
+        "tandem",
+        "tandem.ocf",
+        "tandem.ocf.agent",
+        "tandem.ocf.codes",
+        "tandem.ocf.deadline",
+        "tandem.ocf.env",
+        "tandem.ocf.log",
+        "tandem.ocf.params",
+        "tandem.ocf.runner",
+        "tandem.ocf.spec",
+        "tandem.ocf.state",
+        "tandem.record",
+        "types",
+    }
+)
+# DRBD 9 state from `drbdsetup status --json`; fnmatch for the includes of the allow-two-primaries cache key.
+DRBD_MONITOR = FRAMEWORK | {
+    "_json",
+    "fnmatch",
+    "json",
+    "json.decoder",
+    "json.encoder",
+    "json.scanner",
+    "tandem.drbd",
+    "tandem.drbd.health",
+    "tandem.drbd.model",
+    "tandem.drbd.parse_common",
+    "tandem.drbd.parse_json",
+    "tandem.drbd.policy",
+    "tandem.drbd.tools",
+}
+# The domain's libvirt XML through the stdlib parser (expat), for its name and disks.
+DOMAIN_MONITOR = FRAMEWORK | {
+    "_elementtree",
+    "_weakrefset",
+    "collections.abc",
+    "copy",
+    "org",
+    "org.python",
+    "org.python.core",
+    "pyexpat",
+    "tandem.domain",
+    "tandem.domain.backend",
+    "tandem.domain.config",
+    "tandem.domain.node",
+    "tandem.domain.state",
+    "tandem.domain.storage",
+    "tandem.domain.uri",
+    "tandem.drbd",
+    "tandem.drbd.model",
+    "warnings",
+    "weakref",
+    "xml",
+    "xml.etree",
+    "xml.etree.ElementPath",
+    "xml.etree.ElementTree",
+}
+
+
+def imports(argv: list[str], env: Mapping[str, str] | None = None) -> tuple[int, frozenset[str]]:
+    """The exit code, and every module the process imported (from -X importtime's report on stderr)."""
+    proc = subprocess.run([*PYTHON, *argv], env=env, capture_output=True, text=True, timeout=60, check=False)
+    names = frozenset(
+        line.rsplit("|", 1)[1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:") and not line.endswith("imported package")
+    )
+    return proc.returncode, names
+
+
+@pytest.fixture(scope="module")
+def interpreter() -> frozenset[str]:
+    rc, names = imports(["-c", "pass"])
+    assert rc == 0 and "encodings" in names
+    return names
+
+
+@pytest.fixture
+def drbd_pair(tmp_path: Path) -> Iterator[Emu]:
+    if not (EMU_BIN / "drbdadm").exists():
+        pytest.fail("the DRBD emulator (lab/drbd_emu/bin) is missing")
+    emu = Emu(tmp_path, dual=True)
+    emu.uptodate_pair()
+    start_both(emu)
+    yield emu
+    for node in ("alice", "bob"):
+        emu.adm(node, "down", "r0")
+
+
+@pytest.mark.parametrize("promoted_max", ["1", "2"])
+def test_drbd_monitor_imports(drbd_pair: Emu, interpreter: frozenset[str], promoted_max: str) -> None:
+    env = drbd_pair.env(
+        "alice", OCF_RESKEY_CRM_meta_interval="10000", OCF_RESKEY_CRM_meta_promoted_max=promoted_max
+    )
+    assert drbd_pair.agent("alice", "monitor", OCF_RESKEY_CRM_meta_promoted_max=promoted_max).rc == 0
+    rc, names = imports([str(DRBD_AGENT), "monitor"], env)
+    assert rc == 0
+    assert not names & SHED, "the monitor path imports what the agents shed"
+    assert names - interpreter == DRBD_MONITOR
+
+
+def test_domain_monitor_imports(tmp_path: Path, interpreter: frozenset[str]) -> None:
+    env = Env(tmp_path)
+    xml = tmp_path / "test.xml"
+    xml.write_text("<domain type='test'><name>test</name></domain>")
+    environ = {
+        **env.base("n1"),
+        "OCF_RESKEY_CRM_meta_timeout": "20000",
+        "OCF_RESKEY_CRM_meta_interval": "10000",
+        "OCF_RESKEY_config": str(xml),
+        "OCF_RESKEY_hypervisor": "test:///default",
+    }
+    rc, names = imports([str(DOMAIN_AGENT), "monitor"], environ)
+    assert rc == 0
+    assert not names & SHED, "the monitor path imports what the agents shed"
+    assert names - interpreter == DOMAIN_MONITOR
+
+
+@pytest.mark.parametrize("agent", [DRBD_AGENT, DOMAIN_AGENT], ids=lambda p: p.name)
+def test_meta_data_imports_only_the_shipped_file_reader(agent: Path, interpreter: frozenset[str]) -> None:
+    rc, names = imports([str(agent), "meta-data"], {"TANDEM_LIBDIR": str(DRBD_AGENT.parent.parent / "lib")})
+    assert rc == 0
+    assert not names & SHED
+    assert names - interpreter <= {*FRAMEWORK, "tandem.shipped"} - {"tandem.ocf", "enum", "re"}
