@@ -37,32 +37,58 @@ CONF = """resource r0 {{
   on bob   {{ node-id 1; address 127.0.0.2:7789; }}
 }}
 """
-FAKE_CRM_ATTRIBUTE = r'''#!/usr/bin/python3
-"""Fake crm_attribute --promotion: one JSON file of node -> score; every call is logged."""
+# Pacemaker's two stores of a promotion score, as the fakes below keep them: attrd (TLD_ATTRS.attrd) and
+# the CIB (TLD_ATTRS). As pacemaker-attrd does, a write reaches the CIB only when it changes attrd's value.
+FAKE_ATTRD = r"""
 import json, os, sys
 args = sys.argv[1:]
 node = os.environ["TANDEM_EMU_NODE"]
-store = os.environ["TLD_ATTRS"]
-with open(store + ".log", "a") as log:
-    log.write(json.dumps([node, args]) + "\n")
-try:
-    with open(store) as fh:
-        attrs = json.load(fh)
-except FileNotFoundError:
-    attrs = {}
+cib_path = os.environ["TLD_ATTRS"]
+attrd_path = cib_path + ".attrd"
+with open(cib_path + ".log", "a") as log:
+    log.write(json.dumps([node, [os.path.basename(sys.argv[0]), *args]]) + "\n")
+def load(path):
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        return {}
+def save(path, data):
+    with open(path, "w") as fh:
+        json.dump(data, fh)
+cib, attrd = load(cib_path), load(attrd_path)
+"""
+FAKE_CRM_ATTRIBUTE = (
+    "#!/usr/bin/python3\n"
+    + FAKE_ATTRD
+    + r"""
 if "-G" in args:
-    if node not in attrs:
+    if node not in cib:
         print("crm_attribute: Error performing operation: No such device or address", file=sys.stderr)
         sys.exit(105)
-    print(attrs[node])
+    print(cib[node])
     sys.exit(0)
-if "-D" in args:
-    attrs.pop(node, None)
-elif "-v" in args:
-    attrs[node] = args[args.index("-v") + 1]
-with open(store, "w") as fh:
-    json.dump(attrs, fh)
-'''
+value = args[args.index("-v") + 1] if "-v" in args else None
+if attrd.get(node) != value:
+    attrd[node] = value
+    cib[node] = value
+    save(attrd_path, {k: v for k, v in attrd.items() if v is not None})
+    save(cib_path, {k: v for k, v in cib.items() if v is not None})
+"""
+)
+FAKE_ATTRD_UPDATER = (
+    "#!/usr/bin/python3\n"
+    + FAKE_ATTRD
+    + r"""
+if "--refresh" in args:
+    save(cib_path, attrd)
+elif node in attrd:
+    print(f'name="{args[args.index("-n") + 1]}" host="{node}" value="{attrd[node]}"')
+else:
+    print("attrd_updater: Could not query value: attribute does not exist", file=sys.stderr)
+    sys.exit(105)
+"""
+)
 
 
 @dataclass
@@ -87,8 +113,9 @@ class Emu:
         self.cib.write_text(CIB.format(quorum="1", bob=BOB[Peer.REACHABLE], extra=""))
         fake = root / "fakebin"
         fake.mkdir()
-        (fake / "crm_attribute").write_text(FAKE_CRM_ATTRIBUTE)
-        (fake / "crm_attribute").chmod(0o755)
+        for name, text in (("crm_attribute", FAKE_CRM_ATTRIBUTE), ("attrd_updater", FAKE_ATTRD_UPDATER)):
+            (fake / name).write_text(text)
+            (fake / name).chmod(0o755)
         self.base = {
             "PATH": f"{EMU_BIN}:{fake}:/usr/sbin:/usr/bin:/sbin:/bin",
             "TANDEM_EMU_DIR": str(root / "emu"),
@@ -162,8 +189,15 @@ class Emu:
         except FileNotFoundError:
             return None
 
+    def lose_scores(self, *, in_attrd: bool = True) -> None:
+        """Every node's score gone from the CIB, and from attrd too unless `in_attrd` is false (which is
+        what the DC's erasing of a node's transient attributes does when the node's controller leaves)."""
+        self.attrs.unlink(missing_ok=True)
+        if in_attrd:
+            Path(f"{self.attrs}.attrd").unlink(missing_ok=True)
+
     def attr_calls(self) -> list[list[Any]]:
-        """Every crm_attribute call so far, as [node, argv]."""
+        """Every crm_attribute and attrd_updater call so far, as [node, [program, *args]]."""
         log = Path(str(self.attrs) + ".log")
         if not log.exists():
             return []
@@ -271,13 +305,32 @@ def test_steady_state_monitor_writes_nothing(emu: Emu) -> None:
         assert emu.agent("alice", "monitor").rc == 0
     assert len(emu.attr_calls()) == before
     # a probe checks the cache against the cluster (one query), and repairs a score lost there
-    emu.attrs.write_text("{}")
+    emu.lose_scores()
     assert emu.agent("alice", "monitor", OCF_RESKEY_CRM_meta_interval="0").rc == 0
     assert emu.score("alice") == "10000"
 
 
+def test_probe_restores_a_score_the_cib_lost_while_attrd_kept_it(emu: Emu) -> None:
+    """The DC's controller crashed: its peer erased its transient attributes from the CIB, attrd kept them,
+    so writing the same score again changes nothing; the probe after the controller's return repairs it."""
+    start_both(emu)
+    assert emu.agent("alice", "monitor").rc == 0
+    emu.lose_scores(in_attrd=False)
+    assert emu.agent("alice", "monitor").rc == 0  # a recurring monitor trusts its cache: nothing forked
+    assert emu.score("alice") is None
+    calls = len(emu.attr_calls())
+    assert emu.agent("alice", "monitor", OCF_RESKEY_CRM_meta_interval="0").rc == 0
+    assert emu.score("alice") == "10000"
+    programs = [(argv[0], argv[-1]) for _, argv in emu.attr_calls()[calls:]]
+    assert programs == [
+        ("crm_attribute", "-q"),
+        ("attrd_updater", "master-drbd-r0"),
+        ("attrd_updater", "--refresh"),
+    ]
+
+
 def test_promote_refuses_without_uptodate_data(emu: Emu) -> None:
-    emu.attrs.unlink(missing_ok=True)
+    emu.lose_scores()
     assert emu.adm("bob", "up", "r0").returncode == 0
     assert emu.adm("bob", "primary", "r0").returncode == 0
     assert emu.adm("bob", "disconnect", "r0").returncode == 0  # bob goes on alone
@@ -676,7 +729,7 @@ def test_every_notification_succeeds_and_recomputes_the_score(emu: Emu) -> None:
     start_both(emu)
     for kind in ("pre", "post"):
         for operation in ("start", "stop", "promote", "demote"):
-            emu.attrs.write_text("{}")  # the score lost in the cluster (and in the cache)
+            emu.lose_scores()  # the score lost in the cluster (and in the cache)
             (emu.root / "rsctmp-alice" / "tandem-drbd-drbd-r0.score").unlink(missing_ok=True)
             note = {
                 "OCF_RESKEY_CRM_meta_notify_type": kind,
