@@ -1,0 +1,92 @@
+"""Recovery after faults that once left the README's configuration (lab.scenarios.VmCluster: dual-primary DRBD
+under ocf:tandem:drbd, a real guest under ocf:tandem:domain, STONITH) stuck or slow (issue #11, section 6).
+
+- A crash of pacemaker-controld on the DC: its peer erases the node's transient attributes from the CIB while
+  attrd keeps them, so the promotion score must be repaired by the probe that follows the controller's return.
+
+Cost: one cluster (~15 s) and about a minute per test on 2 cores (see the lab timings summary).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from lab.cluster import LabConfig, LabError
+from lab.crm import ClusterState
+from lab.scenarios import CLONE, VmCluster, guest_log, healthy, mark
+
+from lab import faults
+from tests.lab.conftest import record
+
+PROMOTED_MONITOR_S = 10  # the README's monitor interval of the Promoted role
+
+
+@pytest.fixture(scope="module")
+def vc(lab_defaults: LabConfig) -> Iterator[VmCluster]:
+    with VmCluster.start(lab_defaults, Path(f"/tmp/{lab_defaults.prefix}-vm"), print) as cluster:
+        yield cluster
+
+
+def both_promoted(s: ClusterState) -> bool:
+    return sorted(s.roles(CLONE).values()) == ["Promoted", "Promoted"]
+
+
+def promotion_scores(vc: VmCluster) -> dict[str, str]:
+    """node -> its promotion score of drbd-r0 in the CIB's status section (what the scheduler reads)."""
+    from lxml import etree
+
+    status = etree.fromstring(vc.lab.cibadmin("--query", "--scope", "status").encode())
+    return {
+        str(ns.get("uname")): str(pair.get("value"))
+        for ns in status.iter("node_state")
+        for pair in ns.iterfind("transient_attributes//nvpair")
+        if pair.get("name") == "master-drbd-r0"
+    }
+
+
+def recovered_at(vc: VmCluster, node: str, since: float, window: float) -> float | None:
+    """Sample the cluster for `window` seconds after `since`: when it last stopped being whole (both nodes
+    Promoted, both scores in the CIB), or None when `node` was fenced meanwhile. Fails if it ends unwhole."""
+    last_bad = since
+    whole = False
+    while time.time() < since + window:
+        state = vc.lab.state()
+        if state is not None and state.fenced(node, since):
+            return None
+        try:
+            whole = state is not None and both_promoted(state) and len(promotion_scores(vc)) == 2
+        except LabError:
+            whole = False
+        if not whole:
+            last_bad = time.time()
+        time.sleep(0.25)
+    assert whole, f"not promoted on both nodes {window:.0f}s after the fault:\n{vc.status_text()}"
+    return last_bad
+
+
+def test_controller_crash_on_the_dc_leaves_the_node_promotable(vc: VmCluster) -> None:
+    """pacemakerd respawns the controller at once; whether the new DC fences the node first is a race
+    (2.1.5: "peer process is no longer available"), so the crash is repeated until one run is not fenced."""
+    for attempt in range(4):
+        dc = healthy(vc, "a healthy cluster before the controller crash").dc()
+        assert dc is not None
+        boots = guest_log(vc).boots
+        t0 = mark(vc, f"SIGKILL of pacemaker-controld on the DC {dc} (attempt {attempt + 1})")
+        faults.crash_daemon(vc.lab, dc, "pacemaker-controld")
+        back = recovered_at(vc, dc, t0, window=45)
+        if back is None:
+            mark(vc, f"{dc} was fenced before its controller came back: a run that does not count")
+            continue
+        took = back - t0
+        restarted = guest_log(vc).boots != boots
+        mark(
+            vc, f"{dc} Promoted with its score again {took:.1f}s after the crash (vm1 restarted: {restarted})"
+        )
+        record(f"controld crash on the DC: promoted with its score again after {took:.1f}s", took)
+        assert took <= 2 * PROMOTED_MONITOR_S, "not promoted again within a monitor interval of the return"
+        healthy(vc, "a healthy cluster after the controller crash")
+        return
+    pytest.fail("the DC was fenced after each of 4 controller crashes: the repair was never exercised")
