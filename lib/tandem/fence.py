@@ -151,10 +151,75 @@ def dc_known(cib: _Element) -> bool:
 def stonith_verb(cib: _Element) -> str:
     """Fence the way the cluster does (its stonith-action): reboot by default, so the peer comes back as a
     Secondary and resyncs; power off only where the cluster is configured to."""
+    return "--fence" if cluster_option(cib, "stonith-action") in ("off", "poweroff") else "--reboot"
+
+
+def cluster_option(cib: _Element, name: str) -> str | None:
     for nvpair in cib.iterfind("configuration/crm_config/cluster_property_set/nvpair"):
-        if nvpair.get("name") == "stonith-action" and nvpair.get("value") in ("off", "poweroff"):
-            return "--fence"
-    return "--reboot"
+        if nvpair.get("name") == name:
+            return nvpair.get("value")
+    return None
+
+
+def _meta_priority(el: _Element) -> int | None:
+    for pair in el.iterfind("meta_attributes/nvpair"):
+        if pair.get("name") == "priority" and re.fullmatch(r"-?\d+", pair.get("value", "")):
+            return int(pair.get("value", "0"))
+    return None
+
+
+def resource_priorities(cib: _Element) -> dict[str, int]:
+    """Primitive id -> its `priority` meta attribute: its own, else its clone's or group's, else
+    rsc_defaults', else 0 (as the scheduler inherits meta attributes)."""
+    default = next(
+        (p for d in cib.iterfind("configuration/rsc_defaults") if (p := _meta_priority(d)) is not None), 0
+    )
+    found = {}
+    for prim in cib.iterfind("configuration/resources//primitive"):
+        chain = [prim, *prim.iterancestors("clone", "master", "group")]
+        own = next((p for el in chain if (p := _meta_priority(el)) is not None), default)
+        found[str(prim.get("id"))] = own
+    return found
+
+
+# The last non-recurring operation of a resource on a node, and its result, that leave it active there
+# (promoted: the second set).
+_ACTIVE = {("start", "0"), ("demote", "0"), ("migrate_from", "0"), ("migrate_to", "0"), ("monitor", "0")}
+_PROMOTED = {("promote", "0"), ("monitor", "8")}
+
+
+def node_priority(cib: _Element, node: str) -> int:
+    """The scheduler's node priority for priority-fencing-delay, from the node's operation history: the sum
+    of the priorities of the resources active there, plus 1 for each promoted instance of a resource
+    with a priority (Pacemaker 2.1 lib/pengine)."""
+    state = node_state(cib, "uname", node)
+    if state is None:
+        return 0
+    priorities = resource_priorities(cib)
+    total = 0
+    for rsc in state.iterfind("lrm/lrm_resources/lrm_resource"):
+        priority = priorities.get(rsc.get("id", "").split(":", 1)[0], 0)
+        for last in rsc.iterfind("lrm_rsc_op"):
+            result = (last.get("operation", ""), last.get("rc-code", ""))
+            if not last.get("id", "").endswith("_last_0"):
+                continue
+            if result in _PROMOTED:
+                total += priority + (1 if priority else 0)
+            elif result in _ACTIVE:
+                total += priority
+    return total
+
+
+def fence_delay(cib: _Element, me: str, peer: str) -> float:
+    """How long to wait before fencing `peer` ourselves: the cluster's priority-fencing-delay when the peer
+    runs higher-priority resources (the VM), so that its STONITH of us wins as the scheduler's would."""
+    from tandem.ocf.params import parse_seconds
+
+    try:
+        delay = parse_seconds(cluster_option(cib, "priority-fencing-delay") or "0")
+    except ValueError:
+        return 0.0
+    return delay if delay and node_priority(cib, peer) > node_priority(cib, me) else 0.0
 
 
 def cluster_nodes(cib: _Element) -> list[str]:
@@ -344,13 +409,22 @@ def fence_peer(env: HandlerEnv, runner: Runner, log: Logger, deadline: Deadline,
     except OcfError as exc:
         log.warning(f"{exc.reason}: assuming fencing resource-only, single primary")
         dump = ""
-    decision = plan(
-        peer_state(doc, peer),
-        local_ok,
-        stonith_policy=fencing_policy(dump) == "resource-and-stonith",
-        dual_primary=allows_two_primaries(dump),
-        primary=res is not None and res.role is Role.PRIMARY,
-    )
+
+    def decide(doc: _Element) -> Plan:
+        return plan(
+            peer_state(doc, peer),
+            local_ok,
+            stonith_policy=fencing_policy(dump) == "resource-and-stonith",
+            dual_primary=allows_two_primaries(dump),
+            primary=res is not None and res.role is Role.PRIMARY,
+        )
+
+    decision = decide(doc)
+    if decision.stonith and (delay := fence_delay(doc, env.me, peer)):
+        log.info(f"peer {peer} runs higher-priority resources: fencing it only after {delay:.0f}s")
+        time.sleep(max(0.0, min(delay, deadline.remaining() - 10)))
+        doc = wait_for_cib(cib, deadline, log)  # it may have been fenced meanwhile, or fenced us
+        decision = decide(doc)
     log.info(f"fence-peer {env.resource}: {decision.case} (exit {decision.rc})")
     if decision.stonith:
         budget = max(1.0, deadline.remaining() - 5)

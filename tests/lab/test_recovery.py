@@ -9,6 +9,7 @@ Cost: one cluster (~15 s) and about a minute per test on 2 cores (see the lab ti
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 from lab.cluster import LabConfig, LabError
 from lab.crm import ClusterState
-from lab.scenarios import CLONE, VmCluster, guest_log, healthy, mark
+from lab.scenarios import CLONE, VmCluster, guest_log, healthy, mark, power_back, wait_fenced
 
 from lab import faults
 from tests.lab.conftest import record
@@ -90,3 +91,39 @@ def test_controller_crash_on_the_dc_leaves_the_node_promotable(vc: VmCluster) ->
         healthy(vc, "a healthy cluster after the controller crash")
         return
     pytest.fail("the DC was fenced after each of 4 controller crashes: the repair was never exercised")
+
+
+RACE_ROUNDS = int(os.environ.get("TANDEM_RACE_ROUNDS", "1"))
+
+
+def fence_race(vc: VmCluster, kind: str) -> tuple[str, set[str], bool]:
+    """One fence race: a full partition, or the DRBD replication link alone cut (the cluster network up, so
+    only tandem-fence-peer's STONITH races). Returns the VM's node before, the nodes fenced, and whether the
+    guest restarted; the cluster is healthy again at the end."""
+    vm_node = vc.vm_node(healthy(vc, f"a healthy cluster before the {kind}"))
+    boots = guest_log(vc).boots
+    t0 = mark(vc, f"{kind} node1 | node2 (vm1 on {vm_node})")
+    if kind == "partition":
+        faults.partition(vc.lab, ["node1"], ["node2"])
+    vc.emu_link("node1", "node2", cut=True)
+    loser, _ = wait_fenced(vc, t0)
+    power_back(vc, loser)
+    faults.heal(vc.lab)
+    vc.emu_link("node1", "node2", cut=False)
+    state = healthy(vc, f"a healthy cluster after the {kind}")
+    fenced = {n.name for n in vc.lab.nodes if state.fenced(n.name, t0)} | {loser}
+    restarted = guest_log(vc).boots != boots
+    mark(vc, f"{kind}: vm1 was on {vm_node}; fenced {sorted(fenced)}; vm1 restarted: {restarted}")
+    return vm_node, fenced, restarted
+
+
+@pytest.mark.parametrize("kind", ["partition", "link-cut"])
+def test_the_node_running_the_vm_wins_the_fence_race(vc: VmCluster, kind: str) -> None:
+    """priority-fencing-delay with vm1's priority (the scheduler's fencing) and the same rule in
+    tandem-fence-peer's own STONITH: the node without the VM waits, so the VM's node fences it first.
+    TANDEM_RACE_ROUNDS repeats the race (the measurement in docs/drbd-vs-linbit.md used 5 of each)."""
+    outcomes = [fence_race(vc, kind) for _ in range(RACE_ROUNDS)]
+    lost = [(vm, fenced) for vm, fenced, _ in outcomes if vm in fenced]
+    record(f"fence race ({kind}): VM node fenced in {len(lost)} of {len(outcomes)}", 0)
+    assert lost == [], f"the VM's node was fenced: {lost}"
+    assert not any(restarted for *_, restarted in outcomes)
