@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 ID_PREFIX = "tandem-fence"
 RESOURCE_NAME = re.compile(r"[A-Za-z0-9_][-A-Za-z0-9_.:=@%+]{0,127}")
 CIB_EXISTS = 108  # cibadmin --create of an id that exists
+TIMEOUT = 60  # seconds before the handler gives up (--timeout); promote and monitor timeouts must exceed it
 
 # DRBD fence-peer handler exit codes (LINBIT/drbd drbd_nl.c conn_try_outdate_peer)
 PEER_OUTDATED = 4
@@ -492,7 +493,7 @@ def _arguments(prog: str, argv: Sequence[str]) -> argparse.Namespace:
         "--node-name", help="this node's cluster name (default: from DRBD, else the hostname)"
     )
     parser.add_argument(
-        "--timeout", type=float, default=60, help="give up after this many seconds (default 60)"
+        "--timeout", type=float, default=TIMEOUT, help=f"give up after this many seconds (default {TIMEOUT})"
     )
     parser.add_argument("--cib-timeout", type=float, default=10, help="per cibadmin call (default 10)")
     parser.add_argument("--quiet", action="store_true", help="accepted for crm-fence-peer compatibility")
