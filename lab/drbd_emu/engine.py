@@ -541,7 +541,8 @@ def resync_rate(st: State, res: str) -> float:
 
 def _progress_resyncs(st: State, now: float) -> None:
     """Time-based progress at `resync_kib_s` (fault `slow-resync` lowers it). At the end the target holds the
-    source's data, becomes UpToDate, and the source calls unfence-peer (DK drbd_should_unfence)."""
+    source's data, becomes UpToDate and calls after-resync-target, and the source calls unfence-peer (DK
+    drbd_should_unfence)."""
     for key, rs in list(st.get("resyncs", {}).items()):
         res, vol, source, target = key.split("/")
         if not (connected(st, res, source, target)):
@@ -557,6 +558,7 @@ def _progress_resyncs(st: State, now: float) -> None:
         mt["gen"], mt["tag"] = ms["gen"], ms["tag"]
         ms["synced"][target] = mt["synced"][source] = ms["tag"]
         _set_disk(st, target, res, vol, "UpToDate")
+        queue_handler(st, target, res, "after-resync-target", source)  # DK: the target's helper, at the end
         _maybe_unfence(st, source, res, target)
 
 

@@ -36,11 +36,12 @@ from typing import TYPE_CHECKING
 
 from tandem.drbd.health import allows_two_primaries, fencing_policy
 from tandem.drbd.model import ConnState, DiskState, Resource, Role
-from tandem.drbd.policy import local_uptodate
-from tandem.drbd.tools import Drbd, state_dir
+from tandem.drbd.policy import DEFAULT_TIERS, Decision, Tiers, local_uptodate, promotion_score
+from tandem.drbd.tools import Drbd, PromotionScore, state_dir
 from tandem.ocf.codes import OcfError
 from tandem.ocf.deadline import Deadline, DeadlineExceeded
 from tandem.ocf.log import Logger
+from tandem.ocf.params import parse_bool, parse_seconds
 from tandem.ocf.runner import CommandMissing, ProcessRunner, Result, Runner
 
 if TYPE_CHECKING:
@@ -214,8 +215,6 @@ def node_priority(cib: _Element, node: str) -> int:
 def fence_delay(cib: _Element, me: str, peer: str) -> float:
     """How long to wait before fencing `peer` ourselves: the cluster's priority-fencing-delay when the peer
     runs higher-priority resources (the VM), so that its STONITH of us wins as the scheduler's would."""
-    from tandem.ocf.params import parse_seconds
-
     try:
         delay = parse_seconds(cluster_option(cib, "priority-fencing-delay") or "0")
     except ValueError:
@@ -227,14 +226,42 @@ def cluster_nodes(cib: _Element) -> list[str]:
     return [n.get("uname", "") for n in cib.findall("configuration/nodes/node") if n.get("uname")]
 
 
-def promotable_of(cib: _Element, resource: str) -> str | None:
-    """The promotable clone (or legacy master) whose DRBD primitive manages `resource`."""
+def drbd_primitive(cib: _Element, resource: str) -> tuple[_Element, _Element] | None:
+    """The promotable clone (or legacy master) and its DRBD primitive that manage `resource`."""
     for clone in cib.iter("clone", "master"):
         for prim in clone.iter("primitive"):
             for pair in prim.iter("nvpair"):
                 if pair.get("name") == "drbd_resource" and pair.get("value") == resource:
-                    return clone.get("id")
+                    return clone, prim
     return None
+
+
+def promotable_of(cib: _Element, resource: str) -> str | None:
+    found = drbd_primitive(cib, resource)
+    return found[0].get("id") if found else None
+
+
+def _nvpairs(el: _Element, section: str) -> dict[str, str]:
+    return {p.get("name", ""): p.get("value", "") for p in el.iterfind(f"{section}/nvpair")}
+
+
+def resync_decision(cib: _Element, resource: str, res: Resource | None) -> tuple[str, Decision] | None:
+    """The DRBD primitive's id and the score its agent would write for `res` (the agent's own policy with
+    the primitive's parameters and the clone's promoted-max), or None when no clone manages `resource`."""
+    found = drbd_primitive(cib, resource)
+    if found is None:
+        return None
+    clone, prim = found
+    params = _nvpairs(prim, "instance_attributes")
+    meta = _nvpairs(clone, "meta_attributes")
+    try:
+        tiers = Tiers.parse(params.get("promotion_scores", DEFAULT_TIERS))
+        remove = parse_bool(params.get("remove_score_if_peer_primary", "false"))
+        promoted_max = int(meta.get("promoted-max") or meta.get("master-max") or "1")
+    except ValueError:
+        return None  # the agent itself refuses such parameters: nothing to write for it
+    decision = promotion_score(res, tiers, remove_if_peer_primary=remove, promoted_max=promoted_max)
+    return str(prim.get("id")), decision
 
 
 def role_name(cib: _Element) -> str:
@@ -440,6 +467,20 @@ def fence_peer(env: HandlerEnv, runner: Runner, log: Logger, deadline: Deadline,
     return decision.rc
 
 
+def after_resync_target(env: HandlerEnv, runner: Runner, log: Logger, timeout: float) -> int:
+    """DRBD calls after-resync-target on the node whose data a resync just made UpToDate: write its
+    promotion score now, as the agent would, instead of at the next Unpromoted monitor (up to 20 s
+    later), so Pacemaker can promote it at once. Always exits 0: DRBD ignores the result."""
+    res = local_state(runner, log, env)
+    found = resync_decision(Cib(runner, log, timeout).query(), env.resource, res)
+    if found is None:
+        log.info(f"after-resync-target {env.resource}: no promotable clone manages it; nothing to do")
+        return 0
+    instance, decision = found
+    PromotionScore(runner, log, instance, timeout=timeout).apply(decision)
+    return 0
+
+
 def all_peers_uptodate(res: Resource | None) -> bool:
     if res is None or not local_uptodate(res) or not res.connections:
         return False
@@ -508,7 +549,7 @@ def _logger(prog: str) -> Logger:
     return Logger.from_env(prog, env, stream=sys.stderr)
 
 
-def _run(prog: str, argv: Sequence[str], fence: bool) -> int:
+def _run(prog: str, argv: Sequence[str], handler: str) -> int:
     args = _arguments(prog, argv)
     log = _logger(prog)
     if args.unknown:
@@ -518,9 +559,11 @@ def _run(prog: str, argv: Sequence[str], fence: bool) -> int:
     try:
         env = HandlerEnv.parse(os.environ, args.resource, args.node_name)
         with ResourceLock(env.resource, deadline):
-            if fence:
+            if handler == "fence-peer":
                 return fence_peer(env, runner, log, deadline, args.cib_timeout)
-            return unfence_peer(env, runner, log, args.cib_timeout)
+            if handler == "unfence-peer":
+                return unfence_peer(env, runner, log, args.cib_timeout)
+            return after_resync_target(env, runner, log, args.cib_timeout)
     except (Refused, DeadlineExceeded, CommandMissing) as exc:
         log.error(f"{prog}: {exc} (exit {BROKEN})")
         return BROKEN
@@ -554,8 +597,12 @@ class ResourceLock:
 
 
 def fence_main(argv: Sequence[str]) -> int:
-    return _run("tandem-fence-peer", argv, fence=True)
+    return _run("tandem-fence-peer", argv, "fence-peer")
 
 
 def unfence_main(argv: Sequence[str]) -> int:
-    return _run("tandem-unfence-peer", argv, fence=False)
+    return _run("tandem-unfence-peer", argv, "unfence-peer")
+
+
+def resync_main(argv: Sequence[str]) -> int:
+    return _run("tandem-after-resync-target", argv, "after-resync-target")

@@ -16,7 +16,11 @@ import tandem
 
 PACKAGE = Path(tandem.__file__).resolve().parent
 AGENT_NAMES = ("drbd", "domain")
-HANDLERS = {"tandem-fence-peer": "fence-peer", "tandem-unfence-peer": "unfence-peer"}
+HANDLERS = {
+    "tandem-fence-peer": "fence-peer",
+    "tandem-unfence-peer": "unfence-peer",
+    "tandem-after-resync-target": "after-resync-target",
+}
 
 
 def agent_sources() -> Path:

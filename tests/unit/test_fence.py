@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lxml import etree
 
+from tandem.drbd.policy import Decision
 from tandem.fence import (
     BROKEN,
     OUTDATE_MYSELF,
@@ -24,15 +25,18 @@ from tandem.fence import (
     HandlerEnv,
     Peer,
     Refused,
+    after_resync_target,
     allowed_by,
     build_constraint,
     dc_known,
     fence_delay,
     fence_peer,
+    local_state,
     node_priority,
     peer_state,
     plan,
     promotable_of,
+    resync_decision,
     role_name,
     unfence_peer,
 )
@@ -131,6 +135,8 @@ class Cluster(RecordingRunner):
             return Result(argv, 0, DUMP.format(fencing=self.fencing, two=two), "")
         if argv[0] == "stonith_admin":
             return Result(argv, self.stonith_rc, "", "" if self.stonith_rc == 0 else "fencing failed")
+        if argv[0] == "crm_attribute":
+            return Result(argv, 0, "", "")
         raise AssertionError(f"unexpected command {argv}")
 
     def constraints(self) -> list[etree._Element]:
@@ -471,3 +477,37 @@ def test_a_delayed_handler_does_not_fence_a_peer_that_went_down_meanwhile(tmp_pa
     monkeypatch.setattr(time, "sleep", bob_fenced_us_not)
     assert fence(c, seconds=60) == PEER_FENCED
     assert c.stonith_calls == []
+
+
+# -- after-resync-target: the score as soon as a resync made our data UpToDate -------------------------
+def test_resync_decision_follows_the_agents_policy_and_parameters(tmp_path):
+    c = make(tmp_path, Peer.REACHABLE, role="Secondary", connection="Connected")
+    res = local_state(c, Logger("test"), HandlerEnv.parse(ENV))
+    assert resync_decision(doc(c), "r0", res) == (
+        "drbd-r0",
+        Decision(10000, "UpToDate, every peer disk state known"),
+    )
+    tiers = '<nvpair id="drbd-r0-t" name="promotion_scores" value="5 50 500"/>'
+    c.cib.write_text(c.cib.read_text().replace('value="r0"/>', 'value="r0"/>' + tiers))
+    assert resync_decision(doc(c), "r0", res) == (
+        "drbd-r0",
+        Decision(50, "UpToDate, every peer disk state known"),
+    )
+    assert resync_decision(doc(c), "r1", res) is None
+    c.cib.write_text(c.cib.read_text().replace('value="5 50 500"', 'value="garbage"'))
+    assert resync_decision(doc(c), "r0", res) is None  # the agent refuses such a parameter itself
+
+
+@pytest.mark.parametrize(("disk", "written"), [("UpToDate", ["-v", "10000"]), ("Inconsistent", ["-D"])])
+def test_after_resync_target_writes_the_score_at_once(tmp_path, monkeypatch, disk, written):
+    monkeypatch.setenv("HA_RSCTMP", str(tmp_path / "rsctmp"))
+    c = make(tmp_path, Peer.REACHABLE, role="Secondary", disk=disk, connection="Connected")
+    assert after_resync_target(HandlerEnv.parse(ENV), c, Logger("test"), 5) == 0
+    (call,) = [a for a in c.calls if a[0] == "crm_attribute"]
+    assert call[1] == "--promotion=drbd-r0" and list(call[-len(written) :]) == written
+
+
+def test_after_resync_target_without_a_clone_writes_nothing(tmp_path):
+    c = make(tmp_path, Peer.REACHABLE, role="Secondary", connection="Connected")
+    assert after_resync_target(HandlerEnv.parse({**ENV, "DRBD_RESOURCE": "r1"}), c, Logger("test"), 5) == 0
+    assert not [a for a in c.calls if a[0] == "crm_attribute"]

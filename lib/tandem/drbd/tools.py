@@ -222,7 +222,8 @@ class PromotionScore:
     def __init__(self, runner: Runner, log: Logger, instance: str, timeout: float = 10.0) -> None:
         self.runner = runner
         self.log = log
-        self.name = f"master-{instance}"  # what crm_attribute --promotion names it (OCF_RESOURCE_INSTANCE)
+        self.instance = instance
+        self.name = f"master-{instance}"  # what crm_attribute --promotion names it
         self.cache = instance_file(instance, "score")
         self.timeout = timeout
 
@@ -272,7 +273,7 @@ class PromotionScore:
         return attrd_value(result.out) if result is not None and result.ok else None
 
     def _crm(self, *args: str) -> Result | None:
-        return self._run(["crm_attribute", "--promotion", "-l", "reboot", *args])
+        return self._run(["crm_attribute", f"--promotion={self.instance}", "-l", "reboot", *args])
 
     def _run(self, argv: list[str]) -> Result | None:
         try:
