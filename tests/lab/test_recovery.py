@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from lab.cluster import LabConfig, LabError
+from lab.cluster import LabConfig, LabError, poll
 from lab.crm import ClusterState
-from lab.scenarios import CLONE, VmCluster, guest_log, healthy, mark, power_back, wait_fenced
+from lab.scenarios import CLONE, WAIT, VmCluster, guest_log, healthy, mark, power_back, wait_fenced
 
 from lab import faults
 from tests.lab.conftest import record
@@ -25,9 +25,22 @@ from tests.lab.conftest import record
 PROMOTED_MONITOR_S = 10  # the README's monitor interval of the Promoted role
 
 
+class ReadmeVmCluster(VmCluster):
+    """The scenarios' cluster with every DRBD handler the README installs (after-resync-target too)."""
+
+    @staticmethod
+    def lab_config(base: LabConfig, work: Path) -> LabConfig:
+        config = VmCluster.lab_config(base, work)
+        conf = work / "emu" / "drbd.conf"
+        handler = '    after-resync-target "/usr/sbin/tandem-after-resync-target";\n  }'
+        conf.write_text(conf.read_text().replace("\n  }", "\n" + handler, 1))
+        assert "after-resync-target" in conf.read_text()
+        return config
+
+
 @pytest.fixture(scope="module")
 def vc(lab_defaults: LabConfig) -> Iterator[VmCluster]:
-    with VmCluster.start(lab_defaults, Path(f"/tmp/{lab_defaults.prefix}-vm"), print) as cluster:
+    with ReadmeVmCluster.start(lab_defaults, Path(f"/tmp/{lab_defaults.prefix}-vm"), print) as cluster:
         yield cluster
 
 
@@ -91,6 +104,24 @@ def test_controller_crash_on_the_dc_leaves_the_node_promotable(vc: VmCluster) ->
         healthy(vc, "a healthy cluster after the controller crash")
         return
     pytest.fail("the DC was fenced after each of 4 controller crashes: the repair was never exercised")
+
+
+def test_a_node_is_promoted_within_seconds_of_its_resync(vc: VmCluster) -> None:
+    """The node without the VM loses power, is fenced, boots again and resyncs the guest's writes; its
+    after-resync-target handler writes its score at once, so it is Promoted again ~1 s after the resync."""
+    victim = vc.other(vc.vm_node(healthy(vc, "a healthy cluster before the power cut")))
+    t0 = mark(vc, f"power cut of {victim} (vm1 keeps running on {vc.other(victim)})")
+    faults.kill(vc.lab, victim)
+    wait_fenced(vc, t0)
+    power_back(vc, victim)
+    poll(vc.drbd_synced, WAIT, "the resync's end", interval=0.1)
+    synced = mark(vc, f"resync done: {vc.drbd_summary()}")
+    vc.wait(both_promoted, f"{victim} Promoted again")
+    took = time.time() - synced
+    mark(vc, f"{victim} Promoted {took:.1f}s after its resync ended")
+    record(f"resync end -> Promoted: {took:.1f}s", took)
+    assert took <= 5, "promoted only at a later monitor, not by after-resync-target"
+    healthy(vc, "a healthy cluster after the resync")
 
 
 RACE_ROUNDS = int(os.environ.get("TANDEM_RACE_ROUNDS", "1"))
