@@ -128,6 +128,7 @@ class Emu:
             "OCF_RESKEY_drbdconf": str(self.conf),
             "OCF_RESKEY_wait_for_peers": "2",
             "OCF_RESKEY_promote_backoff": "0",
+            "OCF_RESKEY_report_degraded": "true",  # the tests read the reasons (the default is false)
             "OCF_RESKEY_CRM_meta_clone_max": "2",
             "OCF_RESKEY_CRM_meta_clone_node_max": "1",
             "OCF_RESKEY_CRM_meta_promoted_max": "2" if dual else "1",
@@ -399,14 +400,16 @@ def test_disconnect_is_degraded_and_reconnect_heals(emu: Emu) -> None:
     assert emu.agent("alice", "monitor").rc == 8
 
 
-def test_degraded_can_be_reported_as_healthy(emu: Emu) -> None:
+def test_degraded_is_reported_as_healthy_by_default(emu: Emu) -> None:
+    """No 190/191 unless asked for: Pacemaker 2.1.5 keeps them as failed actions (and can stall on them)."""
     start_both(emu)
     assert emu.agent("alice", "promote").rc == 0
     emu.emu("cut", "alice", "bob")
-    r = emu.agent("alice", "monitor", OCF_RESKEY_report_degraded="false")
+    default = {"OCF_RESKEY_report_degraded": ""}
+    r = emu.agent("alice", "monitor", **default)
     assert r.rc == 8 and not r.reason
-    assert emu.agent("bob", "monitor", OCF_RESKEY_report_degraded="false").rc == 0
-    assert emu.agent("alice", "monitor").rc == 191
+    assert emu.agent("bob", "monitor", **default).rc == 0
+    assert emu.agent("alice", "monitor", OCF_RESKEY_report_degraded="true").rc == 191
 
 
 def test_standalone_is_reconnected_by_notify(emu: Emu) -> None:
@@ -434,13 +437,38 @@ def test_post_notify_removes_our_stale_fencing_constraint(emu: Emu) -> None:
     assert "user-pref" in emu.cib.read_text()
 
 
-def test_failed_disk_under_a_primary_is_9(emu: Emu) -> None:
+def test_failed_disk_under_a_primary_is_9_only_without_a_peer_serving_its_io(emu: Emu) -> None:
     start_both(emu)
     assert emu.agent("alice", "promote").rc == 0
     emu.emu("fail-disk", "alice", "r0")
     r = emu.agent("alice", "monitor")
-    assert r.rc == 9 and "disk under a Primary" in r.reason
+    assert r.rc == 191 and "I/O served by peer bob" in r.reason
     assert emu.score("alice") is None
+    emu.emu("cut", "alice", "bob")
+    r = emu.agent("alice", "monitor")
+    assert r.rc == 9 and "disk under a Primary" in r.reason
+
+
+def test_dual_primary_disk_failure_is_degraded_and_unpromotable_then_demoted(tmp_path: Path) -> None:
+    """DRBD keeps the Primary's I/O going through its UpToDate peer: no recovery (9) under the running VM;
+    the score goes, so Pacemaker migrates the VM away and then demotes this node, which the agent does."""
+    e = Emu(tmp_path, dual=True)
+    e.uptodate_pair()
+    for node in NODES:
+        assert e.agent(node, "start").rc == 0
+        assert e.agent(node, "promote").rc == 0
+    e.emu("fail-disk", "alice", "r0")
+    e.wait("alice", lambda raw: disks(raw) == ["Diskless"])
+    r = e.agent("alice", "monitor")
+    assert r.rc == 191 and "I/O served by peer bob" in r.reason
+    assert e.agent("alice", "monitor", OCF_RESKEY_report_degraded="").rc == 8  # the default: no failed action
+    assert e.score("alice") is None and e.score("bob") == "10000"
+    assert e.agent("alice", "demote").rc == 0
+    r = e.agent("alice", "monitor")
+    assert r.rc == 190 and "local disk Diskless" in r.reason
+    assert e.score("alice") is None
+    for node in NODES:
+        assert e.agent(node, "stop").rc == 0
 
 
 def test_dual_primary_needs_allow_two_primaries(tmp_path: Path) -> None:
