@@ -15,6 +15,11 @@ the promoted role everywhere except on the nodes with UpToDate data, and answers
 With `resource-and-stonith` and dual primary (allow-two-primaries) a Primary fences the peer through
 `stonith_admin` before it answers, so I/O resumes only once the peer is dead. When both Primaries race,
 each tries to kill the other: at most one gets its I/O back, and a node whose STONITH fails stays frozen.
+The race follows the scheduler's rule (priority-fencing-delay): a node whose peer runs higher-priority
+resources (the VM) waits that long before it shoots, so the VM's node wins.
+
+after-resync-target (`tandem-after-resync-target`) writes the promotion score of a node whose resync just
+ended, so Pacemaker promotes it at once rather than at its next monitor.
 
 unfence-peer removes the constraint again, but only our own (id `tandem-fence-<res>`, never one placed by
 crm-fence-peer or by hand), only one that admits this node, and only once every peer has UpToDate data.
@@ -202,9 +207,9 @@ def node_priority(cib: _Element, node: str) -> int:
     for rsc in state.iterfind("lrm/lrm_resources/lrm_resource"):
         priority = priorities.get(rsc.get("id", "").split(":", 1)[0], 0)
         for last in rsc.iterfind("lrm_rsc_op"):
-            result = (last.get("operation", ""), last.get("rc-code", ""))
             if not last.get("id", "").endswith("_last_0"):
                 continue
+            result = (last.get("operation", ""), last.get("rc-code", ""))
             if result in _PROMOTED:
                 total += priority + (1 if priority else 0)
             elif result in _ACTIVE:
