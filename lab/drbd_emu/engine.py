@@ -642,7 +642,8 @@ def resync_rate(st: State, res: str) -> float:
 
 def _progress_resyncs(st: State, now: float) -> None:
     """Time-based progress at `resync_kib_s` (fault `slow-resync` lowers it). At the end the target holds the
-    source's data, becomes UpToDate, and the source calls unfence-peer (DK drbd_should_unfence)."""
+    source's data, becomes UpToDate and calls after-resync-target, and the source calls unfence-peer (DK
+    drbd_should_unfence)."""
     for key, rs in list(st.get("resyncs", {}).items()):
         res, vol, source, target = key.split("/")
         if not (connected(st, res, source, target)):
@@ -663,6 +664,7 @@ def _progress_resyncs(st: State, now: float) -> None:
             if left:
                 md["oos"][peer] = left
         _set_disk(st, target, res, vol, "UpToDate")
+        queue_handler(st, target, res, "after-resync-target", source)  # DK: the target's helper, at the end
         _maybe_unfence(st, source, res, target)
 
 

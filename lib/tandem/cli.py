@@ -35,6 +35,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "unfence_main",
         "DRBD unfence-peer handler: remove our constraint once UpToDate",
     ),
+    "after-resync-target": (
+        "tandem.fence",
+        "resync_main",
+        "DRBD after-resync-target handler: the promotion score as soon as the data is UpToDate",
+    ),
 }
 
 

@@ -15,6 +15,11 @@ the promoted role everywhere except on the nodes with UpToDate data, and answers
 With `resource-and-stonith` and dual primary (allow-two-primaries) a Primary fences the peer through
 `stonith_admin` before it answers, so I/O resumes only once the peer is dead. When both Primaries race,
 each tries to kill the other: at most one gets its I/O back, and a node whose STONITH fails stays frozen.
+The race follows the scheduler's rule (priority-fencing-delay): a node whose peer runs higher-priority
+resources (the VM) waits that long before it shoots, so the VM's node wins.
+
+after-resync-target (`tandem-after-resync-target`) writes the promotion score of a node whose resync just
+ended, so Pacemaker promotes it at once rather than at its next monitor.
 
 unfence-peer removes the constraint again, but only our own (id `tandem-fence-<res>`, never one placed by
 crm-fence-peer or by hand), only one that admits this node, and only once every peer has UpToDate data.
@@ -36,11 +41,12 @@ from typing import TYPE_CHECKING
 
 from tandem.drbd.health import allows_two_primaries, fencing_policy
 from tandem.drbd.model import ConnState, DiskState, Resource, Role
-from tandem.drbd.policy import local_uptodate
-from tandem.drbd.tools import Drbd
+from tandem.drbd.policy import DEFAULT_TIERS, Decision, Tiers, local_uptodate, promotion_score
+from tandem.drbd.tools import Drbd, PromotionScore
 from tandem.ocf.codes import OcfError
 from tandem.ocf.deadline import Deadline, DeadlineExceeded
 from tandem.ocf.log import Logger
+from tandem.ocf.params import parse_bool, parse_seconds
 from tandem.ocf.runner import CommandMissing, ProcessRunner, Result
 from tandem.ocf.state import StateFiles
 
@@ -52,6 +58,7 @@ if TYPE_CHECKING:
 ID_PREFIX = "tandem-fence"
 RESOURCE_NAME = re.compile(r"[A-Za-z0-9_][-A-Za-z0-9_.:=@%+]{0,127}")
 CIB_EXISTS = 108  # cibadmin --create of an id that exists
+TIMEOUT = 60  # seconds before the handler gives up (--timeout); promote and monitor timeouts must exceed it
 
 # DRBD fence-peer handler exit codes (LINBIT/drbd drbd_nl.c conn_try_outdate_peer)
 PEER_OUTDATED = 4
@@ -154,24 +161,115 @@ def dc_known(cib: _Element) -> bool:
 def stonith_verb(cib: _Element) -> str:
     """Fence the way the cluster does (its stonith-action): reboot by default, so the peer comes back as a
     Secondary and resyncs; power off only where the cluster is configured to."""
+    return "--fence" if cluster_option(cib, "stonith-action") in ("off", "poweroff") else "--reboot"
+
+
+def cluster_option(cib: _Element, name: str) -> str | None:
     for nvpair in cib.iterfind("configuration/crm_config/cluster_property_set/nvpair"):
-        if nvpair.get("name") == "stonith-action" and nvpair.get("value") in ("off", "poweroff"):
-            return "--fence"
-    return "--reboot"
+        if nvpair.get("name") == name:
+            return nvpair.get("value")
+    return None
+
+
+def _meta_priority(el: _Element) -> int | None:
+    for pair in el.iterfind("meta_attributes/nvpair"):
+        if pair.get("name") == "priority" and re.fullmatch(r"-?\d+", pair.get("value", "")):
+            return int(pair.get("value", "0"))
+    return None
+
+
+def resource_priorities(cib: _Element) -> dict[str, int]:
+    """Primitive id -> its `priority` meta attribute: its own, else its clone's or group's, else
+    rsc_defaults', else 0 (as the scheduler inherits meta attributes)."""
+    default = next(
+        (p for d in cib.iterfind("configuration/rsc_defaults") if (p := _meta_priority(d)) is not None), 0
+    )
+    found = {}
+    for prim in cib.iterfind("configuration/resources//primitive"):
+        chain = [prim, *prim.iterancestors("clone", "master", "group")]
+        own = next((p for el in chain if (p := _meta_priority(el)) is not None), default)
+        found[str(prim.get("id"))] = own
+    return found
+
+
+# The last non-recurring operation of a resource on a node, and its result, that leave it active there
+# (promoted: the second set).
+_ACTIVE = {("start", "0"), ("demote", "0"), ("migrate_from", "0"), ("migrate_to", "0"), ("monitor", "0")}
+_PROMOTED = {("promote", "0"), ("monitor", "8")}
+
+
+def node_priority(cib: _Element, node: str) -> int:
+    """The scheduler's node priority for priority-fencing-delay, from the node's operation history: the sum
+    of the priorities of the resources active there, plus 1 for each promoted instance of a resource
+    with a priority (Pacemaker 2.1 lib/pengine)."""
+    state = node_state(cib, "uname", node)
+    if state is None:
+        return 0
+    priorities = resource_priorities(cib)
+    total = 0
+    for rsc in state.iterfind("lrm/lrm_resources/lrm_resource"):
+        priority = priorities.get(rsc.get("id", "").split(":", 1)[0], 0)
+        for last in rsc.iterfind("lrm_rsc_op"):
+            if not last.get("id", "").endswith("_last_0"):
+                continue
+            result = (last.get("operation", ""), last.get("rc-code", ""))
+            if result in _PROMOTED:
+                total += priority + (1 if priority else 0)
+            elif result in _ACTIVE:
+                total += priority
+    return total
+
+
+def fence_delay(cib: _Element, me: str, peer: str) -> float:
+    """How long to wait before fencing `peer` ourselves: the cluster's priority-fencing-delay when the peer
+    runs higher-priority resources (the VM), so that its STONITH of us wins as the scheduler's would."""
+    try:
+        delay = parse_seconds(cluster_option(cib, "priority-fencing-delay") or "0")
+    except ValueError:
+        return 0.0
+    return delay if delay and node_priority(cib, peer) > node_priority(cib, me) else 0.0
 
 
 def cluster_nodes(cib: _Element) -> list[str]:
     return [n.get("uname", "") for n in cib.findall("configuration/nodes/node") if n.get("uname")]
 
 
-def promotable_of(cib: _Element, resource: str) -> str | None:
-    """The promotable clone (or legacy master) whose DRBD primitive manages `resource`."""
+def drbd_primitive(cib: _Element, resource: str) -> tuple[_Element, _Element] | None:
+    """The promotable clone (or legacy master) and its DRBD primitive that manage `resource`."""
     for clone in cib.iter("clone", "master"):
         for prim in clone.iter("primitive"):
             for pair in prim.iter("nvpair"):
                 if pair.get("name") == "drbd_resource" and pair.get("value") == resource:
-                    return clone.get("id")
+                    return clone, prim
     return None
+
+
+def promotable_of(cib: _Element, resource: str) -> str | None:
+    found = drbd_primitive(cib, resource)
+    return found[0].get("id") if found else None
+
+
+def _nvpairs(el: _Element, section: str) -> dict[str, str]:
+    return {p.get("name", ""): p.get("value", "") for p in el.iterfind(f"{section}/nvpair")}
+
+
+def resync_decision(cib: _Element, resource: str, res: Resource | None) -> tuple[str, Decision] | None:
+    """The DRBD primitive's id and the score its agent would write for `res` (the agent's own policy with
+    the primitive's parameters and the clone's promoted-max), or None when no clone manages `resource`."""
+    found = drbd_primitive(cib, resource)
+    if found is None:
+        return None
+    clone, prim = found
+    params = _nvpairs(prim, "instance_attributes")
+    meta = _nvpairs(clone, "meta_attributes")
+    try:
+        tiers = Tiers.parse(params.get("promotion_scores", DEFAULT_TIERS))
+        remove = parse_bool(params.get("remove_score_if_peer_primary", "false"))
+        promoted_max = int(meta.get("promoted-max") or meta.get("master-max") or "1")
+    except ValueError:
+        return None  # the agent itself refuses such parameters: nothing to write for it
+    decision = promotion_score(res, tiers, remove_if_peer_primary=remove, promoted_max=promoted_max)
+    return str(prim.get("id")), decision
 
 
 def role_name(cib: _Element) -> str:
@@ -347,13 +445,22 @@ def fence_peer(env: HandlerEnv, runner: Runner, log: Logger, deadline: Deadline,
     except OcfError as exc:
         log.warning(f"{exc.reason}: assuming fencing resource-only, single primary")
         dump = ""
-    decision = plan(
-        peer_state(doc, peer),
-        local_ok,
-        stonith_policy=fencing_policy(dump) == "resource-and-stonith",
-        dual_primary=allows_two_primaries(dump),
-        primary=res is not None and res.role is Role.PRIMARY,
-    )
+
+    def decide(doc: _Element) -> Plan:
+        return plan(
+            peer_state(doc, peer),
+            local_ok,
+            stonith_policy=fencing_policy(dump) == "resource-and-stonith",
+            dual_primary=allows_two_primaries(dump),
+            primary=res is not None and res.role is Role.PRIMARY,
+        )
+
+    decision = decide(doc)
+    if decision.stonith and (delay := fence_delay(doc, env.me, peer)):
+        log.info(f"peer {peer} runs higher-priority resources: fencing it only after {delay:.0f}s")
+        time.sleep(max(0.0, min(delay, deadline.remaining() - 10)))
+        doc = wait_for_cib(cib, deadline, log)  # it may have been fenced meanwhile, or fenced us
+        decision = decide(doc)
     log.info(f"fence-peer {env.resource}: {decision.case} (exit {decision.rc})")
     if decision.stonith:
         budget = max(1.0, deadline.remaining() - 5)
@@ -366,6 +473,20 @@ def fence_peer(env: HandlerEnv, runner: Runner, log: Logger, deadline: Deadline,
     if decision.place:
         place(cib, deadline, log, env, allowed)
     return decision.rc
+
+
+def after_resync_target(env: HandlerEnv, runner: Runner, log: Logger, timeout: float) -> int:
+    """DRBD calls after-resync-target on the node whose data a resync just made UpToDate: write its
+    promotion score now, as the agent would, instead of at the next Unpromoted monitor (up to 20 s
+    later), so Pacemaker can promote it at once. Always exits 0: DRBD ignores the result."""
+    res = local_state(runner, log, env)
+    found = resync_decision(Cib(runner, log, timeout).query(), env.resource, res)
+    if found is None:
+        log.info(f"after-resync-target {env.resource}: no promotable clone manages it; nothing to do")
+        return 0
+    instance, decision = found
+    PromotionScore(runner, log, instance, timeout=timeout).apply(decision)
+    return 0
 
 
 def all_peers_uptodate(res: Resource | None) -> bool:
@@ -421,7 +542,7 @@ def _arguments(prog: str, argv: Sequence[str]) -> argparse.Namespace:
         "--node-name", help="this node's cluster name (default: from DRBD, else the hostname)"
     )
     parser.add_argument(
-        "--timeout", type=float, default=60, help="give up after this many seconds (default 60)"
+        "--timeout", type=float, default=TIMEOUT, help=f"give up after this many seconds (default {TIMEOUT})"
     )
     parser.add_argument("--cib-timeout", type=float, default=10, help="per cibadmin call (default 10)")
     parser.add_argument("--quiet", action="store_true", help="accepted for crm-fence-peer compatibility")
@@ -436,7 +557,7 @@ def _logger(prog: str) -> Logger:
     return Logger.from_env(prog, env, stream=sys.stderr)
 
 
-def _run(prog: str, argv: Sequence[str], fence: bool) -> int:
+def _run(prog: str, argv: Sequence[str], handler: str) -> int:
     args = _arguments(prog, argv)
     log = _logger(prog)
     if args.unknown:
@@ -446,9 +567,11 @@ def _run(prog: str, argv: Sequence[str], fence: bool) -> int:
     try:
         env = HandlerEnv.parse(os.environ, args.resource, args.node_name)
         with ResourceLock(env.resource, deadline):
-            if fence:
+            if handler == "fence-peer":
                 return fence_peer(env, runner, log, deadline, args.cib_timeout)
-            return unfence_peer(env, runner, log, args.cib_timeout)
+            if handler == "unfence-peer":
+                return unfence_peer(env, runner, log, args.cib_timeout)
+            return after_resync_target(env, runner, log, args.cib_timeout)
     except (Refused, DeadlineExceeded, CommandMissing) as exc:
         log.error(f"{prog}: {exc} (exit {BROKEN})")
         return BROKEN
@@ -483,8 +606,12 @@ class ResourceLock:
 
 
 def fence_main(argv: Sequence[str]) -> int:
-    return _run("tandem-fence-peer", argv, fence=True)
+    return _run("tandem-fence-peer", argv, "fence-peer")
 
 
 def unfence_main(argv: Sequence[str]) -> int:
-    return _run("tandem-unfence-peer", argv, fence=False)
+    return _run("tandem-unfence-peer", argv, "unfence-peer")
+
+
+def resync_main(argv: Sequence[str]) -> int:
+    return _run("tandem-after-resync-target", argv, "after-resync-target")

@@ -15,7 +15,11 @@ import tandem
 from tandem.shipped import AGENT_NAMES, PACKAGE, agent_sources
 
 AGENT_PACKAGE = "tandem_agents"
-HANDLERS = {"tandem-fence-peer": "fence-peer", "tandem-unfence-peer": "unfence-peer"}
+HANDLERS = {
+    "tandem-fence-peer": "fence-peer",
+    "tandem-unfence-peer": "unfence-peer",
+    "tandem-after-resync-target": "after-resync-target",
+}
 
 
 def launcher(libdir: Path, body: str) -> str:

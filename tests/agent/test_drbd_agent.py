@@ -37,32 +37,58 @@ CONF = """resource r0 {{
   on bob   {{ node-id 1; address 127.0.0.2:7789; }}
 }}
 """
-FAKE_CRM_ATTRIBUTE = r'''#!/usr/bin/python3
-"""Fake crm_attribute --promotion: one JSON file of node -> score; every call is logged."""
+# Pacemaker's two stores of a promotion score, as the fakes below keep them: attrd (TLD_ATTRS.attrd) and
+# the CIB (TLD_ATTRS). As pacemaker-attrd does, a write reaches the CIB only when it changes attrd's value.
+FAKE_ATTRD = r"""
 import json, os, sys
 args = sys.argv[1:]
 node = os.environ["TANDEM_EMU_NODE"]
-store = os.environ["TLD_ATTRS"]
-with open(store + ".log", "a") as log:
-    log.write(json.dumps([node, args]) + "\n")
-try:
-    with open(store) as fh:
-        attrs = json.load(fh)
-except FileNotFoundError:
-    attrs = {}
+cib_path = os.environ["TLD_ATTRS"]
+attrd_path = cib_path + ".attrd"
+with open(cib_path + ".log", "a") as log:
+    log.write(json.dumps([node, [os.path.basename(sys.argv[0]), *args]]) + "\n")
+def load(path):
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        return {}
+def save(path, data):
+    with open(path, "w") as fh:
+        json.dump(data, fh)
+cib, attrd = load(cib_path), load(attrd_path)
+"""
+FAKE_CRM_ATTRIBUTE = (
+    "#!/usr/bin/python3\n"
+    + FAKE_ATTRD
+    + r"""
 if "-G" in args:
-    if node not in attrs:
+    if node not in cib:
         print("crm_attribute: Error performing operation: No such device or address", file=sys.stderr)
         sys.exit(105)
-    print(attrs[node])
+    print(cib[node])
     sys.exit(0)
-if "-D" in args:
-    attrs.pop(node, None)
-elif "-v" in args:
-    attrs[node] = args[args.index("-v") + 1]
-with open(store, "w") as fh:
-    json.dump(attrs, fh)
-'''
+value = args[args.index("-v") + 1] if "-v" in args else None
+if attrd.get(node) != value:
+    attrd[node] = value
+    cib[node] = value
+    save(attrd_path, {k: v for k, v in attrd.items() if v is not None})
+    save(cib_path, {k: v for k, v in cib.items() if v is not None})
+"""
+)
+FAKE_ATTRD_UPDATER = (
+    "#!/usr/bin/python3\n"
+    + FAKE_ATTRD
+    + r"""
+if "--refresh" in args:
+    save(cib_path, attrd)
+elif node in attrd:
+    print(f'name="{args[args.index("-n") + 1]}" host="{node}" value="{attrd[node]}"')
+else:
+    print("attrd_updater: Could not query value: attribute does not exist", file=sys.stderr)
+    sys.exit(105)
+"""
+)
 
 
 @dataclass
@@ -87,8 +113,9 @@ class Emu:
         self.cib.write_text(CIB.format(quorum="1", bob=BOB[Peer.REACHABLE], extra=""))
         fake = root / "fakebin"
         fake.mkdir()
-        (fake / "crm_attribute").write_text(FAKE_CRM_ATTRIBUTE)
-        (fake / "crm_attribute").chmod(0o755)
+        for name, text in (("crm_attribute", FAKE_CRM_ATTRIBUTE), ("attrd_updater", FAKE_ATTRD_UPDATER)):
+            (fake / name).write_text(text)
+            (fake / name).chmod(0o755)
         self.base = {
             "PATH": f"{EMU_BIN}:{fake}:/usr/sbin:/usr/bin:/sbin:/bin",
             "TANDEM_EMU_DIR": str(root / "emu"),
@@ -101,6 +128,7 @@ class Emu:
             "OCF_RESKEY_drbdconf": str(self.conf),
             "OCF_RESKEY_wait_for_peers": "2",
             "OCF_RESKEY_promote_backoff": "0",
+            "OCF_RESKEY_report_degraded": "true",  # the tests read the reasons (the default is false)
             "OCF_RESKEY_CRM_meta_clone_max": "2",
             "OCF_RESKEY_CRM_meta_clone_node_max": "1",
             "OCF_RESKEY_CRM_meta_promoted_max": "2" if dual else "1",
@@ -162,8 +190,15 @@ class Emu:
         except FileNotFoundError:
             return None
 
+    def lose_scores(self, *, in_attrd: bool = True) -> None:
+        """Every node's score gone from the CIB, and from attrd too unless `in_attrd` is false (which is
+        what the DC's erasing of a node's transient attributes does when the node's controller leaves)."""
+        self.attrs.unlink(missing_ok=True)
+        if in_attrd:
+            Path(f"{self.attrs}.attrd").unlink(missing_ok=True)
+
     def attr_calls(self) -> list[list[Any]]:
-        """Every crm_attribute call so far, as [node, argv]."""
+        """Every crm_attribute and attrd_updater call so far, as [node, [program, *args]]."""
         log = Path(str(self.attrs) + ".log")
         if not log.exists():
             return []
@@ -271,13 +306,32 @@ def test_steady_state_monitor_writes_nothing(emu: Emu) -> None:
         assert emu.agent("alice", "monitor").rc == 0
     assert len(emu.attr_calls()) == before
     # a probe checks the cache against the cluster (one query), and repairs a score lost there
-    emu.attrs.write_text("{}")
+    emu.lose_scores()
     assert emu.agent("alice", "monitor", OCF_RESKEY_CRM_meta_interval="0").rc == 0
     assert emu.score("alice") == "10000"
 
 
+def test_probe_restores_a_score_the_cib_lost_while_attrd_kept_it(emu: Emu) -> None:
+    """The DC's controller crashed: its peer erased its transient attributes from the CIB, attrd kept them,
+    so writing the same score again changes nothing; the probe after the controller's return repairs it."""
+    start_both(emu)
+    assert emu.agent("alice", "monitor").rc == 0
+    emu.lose_scores(in_attrd=False)
+    assert emu.agent("alice", "monitor").rc == 0  # a recurring monitor trusts its cache: nothing forked
+    assert emu.score("alice") is None
+    calls = len(emu.attr_calls())
+    assert emu.agent("alice", "monitor", OCF_RESKEY_CRM_meta_interval="0").rc == 0
+    assert emu.score("alice") == "10000"
+    programs = [(argv[0], argv[-1]) for _, argv in emu.attr_calls()[calls:]]
+    assert programs == [
+        ("crm_attribute", "-q"),
+        ("attrd_updater", "master-drbd-r0"),
+        ("attrd_updater", "--refresh"),
+    ]
+
+
 def test_promote_refuses_without_uptodate_data(emu: Emu) -> None:
-    emu.attrs.unlink(missing_ok=True)
+    emu.lose_scores()
     assert emu.adm("bob", "up", "r0").returncode == 0
     assert emu.adm("bob", "primary", "r0").returncode == 0
     assert emu.adm("bob", "disconnect", "r0").returncode == 0  # bob goes on alone
@@ -346,14 +400,16 @@ def test_disconnect_is_degraded_and_reconnect_heals(emu: Emu) -> None:
     assert emu.agent("alice", "monitor").rc == 8
 
 
-def test_degraded_can_be_reported_as_healthy(emu: Emu) -> None:
+def test_degraded_is_reported_as_healthy_by_default(emu: Emu) -> None:
+    """No 190/191 unless asked for: Pacemaker 2.1.5 keeps them as failed actions (and can stall on them)."""
     start_both(emu)
     assert emu.agent("alice", "promote").rc == 0
     emu.emu("cut", "alice", "bob")
-    r = emu.agent("alice", "monitor", OCF_RESKEY_report_degraded="false")
+    default = {"OCF_RESKEY_report_degraded": ""}
+    r = emu.agent("alice", "monitor", **default)
     assert r.rc == 8 and not r.reason
-    assert emu.agent("bob", "monitor", OCF_RESKEY_report_degraded="false").rc == 0
-    assert emu.agent("alice", "monitor").rc == 191
+    assert emu.agent("bob", "monitor", **default).rc == 0
+    assert emu.agent("alice", "monitor", OCF_RESKEY_report_degraded="true").rc == 191
 
 
 def test_standalone_is_reconnected_by_notify(emu: Emu) -> None:
@@ -381,13 +437,38 @@ def test_post_notify_removes_our_stale_fencing_constraint(emu: Emu) -> None:
     assert "user-pref" in emu.cib.read_text()
 
 
-def test_failed_disk_under_a_primary_is_9(emu: Emu) -> None:
+def test_failed_disk_under_a_primary_is_9_only_without_a_peer_serving_its_io(emu: Emu) -> None:
     start_both(emu)
     assert emu.agent("alice", "promote").rc == 0
     emu.emu("fail-disk", "alice", "r0")
     r = emu.agent("alice", "monitor")
-    assert r.rc == 9 and "disk under a Primary" in r.reason
+    assert r.rc == 191 and "I/O served by peer bob" in r.reason
     assert emu.score("alice") is None
+    emu.emu("cut", "alice", "bob")
+    r = emu.agent("alice", "monitor")
+    assert r.rc == 9 and "disk under a Primary" in r.reason
+
+
+def test_dual_primary_disk_failure_is_degraded_and_unpromotable_then_demoted(tmp_path: Path) -> None:
+    """DRBD keeps the Primary's I/O going through its UpToDate peer: no recovery (9) under the running VM;
+    the score goes, so Pacemaker migrates the VM away and then demotes this node, which the agent does."""
+    e = Emu(tmp_path, dual=True)
+    e.uptodate_pair()
+    for node in NODES:
+        assert e.agent(node, "start").rc == 0
+        assert e.agent(node, "promote").rc == 0
+    e.emu("fail-disk", "alice", "r0")
+    e.wait("alice", lambda raw: disks(raw) == ["Diskless"])
+    r = e.agent("alice", "monitor")
+    assert r.rc == 191 and "I/O served by peer bob" in r.reason
+    assert e.agent("alice", "monitor", OCF_RESKEY_report_degraded="").rc == 8  # the default: no failed action
+    assert e.score("alice") is None and e.score("bob") == "10000"
+    assert e.agent("alice", "demote").rc == 0
+    r = e.agent("alice", "monitor")
+    assert r.rc == 190 and "local disk Diskless" in r.reason
+    assert e.score("alice") is None
+    for node in NODES:
+        assert e.agent(node, "stop").rc == 0
 
 
 def test_dual_primary_needs_allow_two_primaries(tmp_path: Path) -> None:
@@ -676,7 +757,7 @@ def test_every_notification_succeeds_and_recomputes_the_score(emu: Emu) -> None:
     start_both(emu)
     for kind in ("pre", "post"):
         for operation in ("start", "stop", "promote", "demote"):
-            emu.attrs.write_text("{}")  # the score lost in the cluster (and in the cache)
+            emu.lose_scores()  # the score lost in the cluster (and in the cache)
             (emu.root / "rsctmp-alice" / "tandem-drbd-drbd-r0.score").unlink(missing_ok=True)
             note = {
                 "OCF_RESKEY_CRM_meta_notify_type": kind,

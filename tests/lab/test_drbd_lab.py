@@ -33,8 +33,8 @@ MINOR = 9250
 
 # The crm configuration of README.md ("ocf:tandem:drbd"), run verbatim.
 TANDEM_CIB = """primitive drbd_r0 ocf:tandem:drbd params drbd_resource=r0 \\
-    op monitor interval=10s role=Promoted timeout=20s \\
-    op monitor interval=20s role=Unpromoted timeout=20s \\
+    op monitor interval=10s role=Promoted timeout=75s \\
+    op monitor interval=20s role=Unpromoted timeout=75s \\
     op start timeout=240s op stop timeout=100s op promote timeout=90s op demote timeout=90s
 clone ms_drbd_r0 drbd_r0 meta promotable=true promoted-max=1 promoted-node-max=1 \\
     clone-max=2 clone-node-max=1 notify=true

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tandem.drbd.health import allows_two_primaries, clone_limits, fencing_policy, verdict
+from tandem.drbd.health import allows_two_primaries, clone_limits, fencing_policy, serving_peer, verdict
 from tandem.drbd.model import ConnState, DiskState, ReplState, Resource, Role
+from tandem.drbd.policy import promotion_score
 from tandem.ocf.codes import Rc
 from tandem.record import replace
 from tests.unit.drbd_states import healthy, resources
@@ -35,9 +36,24 @@ def test_the_code_always_matches_the_role(res, promoted_max):
 
 
 @given(resources(role=Role.PRIMARY))
-def test_a_primary_without_its_disk_is_failed(res):
-    if any(d.disk in (DiskState.DISKLESS, DiskState.FAILED) and not d.client for d in res.devices):
+def test_a_primary_without_its_disk_is_failed_unless_a_peer_serves_it(res):
+    lost = [d for d in res.devices if d.disk in (DiskState.DISKLESS, DiskState.FAILED) and not d.client]
+    if any(serving_peer(res, d.volume) is None for d in lost):
         assert verdict(res, promoted_max=2).rc is Rc.FAILED_PROMOTED
+    elif lost:
+        v = verdict(res, promoted_max=2)
+        assert v.rc in (Rc.DEGRADED_PROMOTED, Rc.FAILED_PROMOTED)  # (failed for another reason)
+        assert "I/O served by peer" in v.reason or v.rc is Rc.FAILED_PROMOTED
+        assert promotion_score(res, promoted_max=2).score is None  # so Pacemaker moves users away, demotes
+
+
+def test_a_primary_whose_lost_disk_the_peer_serves_is_degraded():
+    res = healthy(Role.PRIMARY, peer_role=Role.PRIMARY)
+    res = replace(res, devices=tuple(replace(d, disk=DiskState.DISKLESS) for d in res.devices))
+    v = verdict(res, promoted_max=2)
+    assert v.rc is Rc.DEGRADED_PROMOTED and "I/O served by peer bob" in v.reason
+    gone = replace(res, connections=())
+    assert verdict(gone, promoted_max=2).rc is Rc.FAILED_PROMOTED
 
 
 def test_healthy_states():

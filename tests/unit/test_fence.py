@@ -4,6 +4,8 @@ applies it to a CIB file (CIB_file, no cluster needed)."""
 from __future__ import annotations
 
 import json
+import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lxml import etree
 
+from tandem.drbd.policy import Decision
 from tandem.fence import (
     BROKEN,
     OUTDATE_MYSELF,
@@ -22,13 +25,18 @@ from tandem.fence import (
     HandlerEnv,
     Peer,
     Refused,
+    after_resync_target,
     allowed_by,
     build_constraint,
     dc_known,
+    fence_delay,
     fence_peer,
+    local_state,
+    node_priority,
     peer_state,
     plan,
     promotable_of,
+    resync_decision,
     role_name,
     unfence_peer,
 )
@@ -127,6 +135,8 @@ class Cluster(RecordingRunner):
             return Result(argv, 0, DUMP.format(fencing=self.fencing, two=two), "")
         if argv[0] == "stonith_admin":
             return Result(argv, self.stonith_rc, "", "" if self.stonith_rc == 0 else "fencing failed")
+        if argv[0] == "crm_attribute":
+            return Result(argv, 0, "", "")
         raise AssertionError(f"unexpected command {argv}")
 
     def constraints(self) -> list[etree._Element]:
@@ -375,3 +385,129 @@ def test_cli_registers_the_handlers():
 
     assert COMMANDS["fence-peer"][:2] == ("tandem.fence", "fence_main")
     assert COMMANDS["unfence-peer"][:2] == ("tandem.fence", "unfence_main")
+
+
+# -- the fence race: the node running the higher-priority resources (the VM) must win ---------------------
+PRIORITY_CONFIG = (
+    '<crm_config><cluster_property_set id="p">'
+    '<nvpair id="p-d" name="priority-fencing-delay" value="{delay}"/></cluster_property_set></crm_config>'
+)
+VM = (
+    '<primitive id="vm1" class="ocf" provider="tandem" type="domain">'
+    '<meta_attributes id="vm1-meta"><nvpair id="vm1-prio" name="priority" value="10"/></meta_attributes>'
+    "</primitive>"
+)
+
+
+def history(node_id: str, uname: str, ops: dict[str, tuple[str, str]]) -> str:
+    """A node_state whose operation history leaves each resource id after its (operation, rc) `_last_0`."""
+    rscs = "".join(
+        f'<lrm_resource id="{rsc}"><lrm_rsc_op id="{rsc}_last_0" operation="{op}" rc-code="{rc}"/>'
+        f'<lrm_rsc_op id="{rsc}_monitor_10000" operation="monitor" rc-code="8"/></lrm_resource>'
+        for rsc, (op, rc) in ops.items()
+    )
+    return (
+        f'<node_state id="{node_id}" uname="{uname}" in_ccm="true" crmd="online" join="member" '
+        f'expected="member"><lrm id="{node_id}"><lrm_resources>{rscs}</lrm_resources></lrm></node_state>'
+    )
+
+
+def race_cib(tmp_path: Path, vm_on: str | None, delay: str = "10s") -> Cluster:
+    """Both nodes Primary (dual primary, resource-and-stonith); vm1 (priority 10) running on `vm_on`."""
+    c = make(tmp_path, Peer.REACHABLE, fencing="resource-and-stonith", two_primaries=True)
+    text = c.cib.read_text().replace("<crm_config/>", PRIORITY_CONFIG.format(delay=delay))
+    text = text.replace("</clone>", "</clone>" + VM)
+    for node_id, uname in (("1", "alice"), ("2", "bob")):
+        ops = {"drbd-r0": ("promote", "0"), "vm1": ("start", "0") if uname == vm_on else ("monitor", "7")}
+        text = re.sub(rf'<node_state id="{node_id}"[^>]*/>', history(node_id, uname, ops), text)
+    c.cib.write_text(text)
+    return c
+
+
+def doc(c: Cluster) -> etree._Element:
+    return etree.parse(str(c.cib)).getroot()
+
+
+def test_node_priority_counts_active_resources_and_promotion(tmp_path):
+    c = race_cib(tmp_path, vm_on="bob")
+    assert (node_priority(doc(c), "alice"), node_priority(doc(c), "bob")) == (0, 10)
+    # a priority on the clone: each promoted instance adds one more, so a Primary outranks a Secondary
+    text = c.cib.read_text().replace(
+        '<nvpair id="ms-r0-prom"',
+        '<nvpair id="ms-r0-prio" name="priority" value="5"/><nvpair id="ms-r0-prom"',
+    )
+    c.cib.write_text(
+        text.replace('id="drbd-r0_last_0" operation="promote"', 'id="drbd-r0_last_0" operation="start"', 1)
+    )
+    assert (node_priority(doc(c), "alice"), node_priority(doc(c), "bob")) == (5, 16)
+
+
+@pytest.mark.parametrize(
+    ("vm_on", "delay", "wanted"),
+    [("bob", "10s", 10.0), ("alice", "10s", 0.0), (None, "10s", 0.0), ("bob", "0", 0.0), ("bob", "x", 0.0)],
+)
+def test_fence_delay_only_against_a_higher_priority_peer(tmp_path, vm_on, delay, wanted):
+    assert fence_delay(doc(race_cib(tmp_path, vm_on, delay)), "alice", "bob") == wanted
+
+
+@pytest.mark.parametrize("vm_on", ["alice", "bob"])
+def test_the_handler_of_the_node_without_the_vm_waits_before_its_stonith(tmp_path, monkeypatch, vm_on):
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)  # (the process runner's short polls sleep too)
+    c = race_cib(tmp_path, vm_on)
+    assert fence(c, seconds=60) == PEER_FENCED
+    assert c.stonith_calls[0][:3] == ("stonith_admin", "--reboot", "bob")
+    assert [s for s in slept if s >= 1] == ([10.0] if vm_on == "bob" else [])
+
+
+def test_a_delayed_handler_does_not_fence_a_peer_that_went_down_meanwhile(tmp_path, monkeypatch):
+    c = race_cib(tmp_path, vm_on="bob")
+    down = 'in_ccm="false" crmd="offline" join="down" expected="down"'
+
+    def bob_fenced_us_not(seconds: float) -> None:  # the scheduler fenced bob while we waited
+        if seconds < 1:
+            return
+        c.cib.write_text(
+            c.cib.read_text().replace(
+                'uname="bob" in_ccm="true" crmd="online" join="member" expected="member"',
+                f'uname="bob" {down}',
+            )
+        )
+
+    monkeypatch.setattr(time, "sleep", bob_fenced_us_not)
+    assert fence(c, seconds=60) == PEER_FENCED
+    assert c.stonith_calls == []
+
+
+# -- after-resync-target: the score as soon as a resync made our data UpToDate -------------------------
+def test_resync_decision_follows_the_agents_policy_and_parameters(tmp_path):
+    c = make(tmp_path, Peer.REACHABLE, role="Secondary", connection="Connected")
+    res = local_state(c, Logger("test"), HandlerEnv.parse(ENV))
+    assert resync_decision(doc(c), "r0", res) == (
+        "drbd-r0",
+        Decision(10000, "UpToDate, every peer disk state known"),
+    )
+    tiers = '<nvpair id="drbd-r0-t" name="promotion_scores" value="5 50 500"/>'
+    c.cib.write_text(c.cib.read_text().replace('value="r0"/>', 'value="r0"/>' + tiers))
+    assert resync_decision(doc(c), "r0", res) == (
+        "drbd-r0",
+        Decision(50, "UpToDate, every peer disk state known"),
+    )
+    assert resync_decision(doc(c), "r1", res) is None
+    c.cib.write_text(c.cib.read_text().replace('value="5 50 500"', 'value="garbage"'))
+    assert resync_decision(doc(c), "r0", res) is None  # the agent refuses such a parameter itself
+
+
+@pytest.mark.parametrize(("disk", "written"), [("UpToDate", ["-v", "10000"]), ("Inconsistent", ["-D"])])
+def test_after_resync_target_writes_the_score_at_once(tmp_path, monkeypatch, disk, written):
+    monkeypatch.setenv("HA_RSCTMP", str(tmp_path / "rsctmp"))
+    c = make(tmp_path, Peer.REACHABLE, role="Secondary", disk=disk, connection="Connected")
+    assert after_resync_target(HandlerEnv.parse(ENV), c, Logger("test"), 5) == 0
+    (call,) = [a for a in c.calls if a[0] == "crm_attribute"]
+    assert call[1] == "--promotion=drbd-r0" and list(call[-len(written) :]) == written
+
+
+def test_after_resync_target_without_a_clone_writes_nothing(tmp_path):
+    c = make(tmp_path, Peer.REACHABLE, role="Secondary", connection="Connected")
+    assert after_resync_target(HandlerEnv.parse({**ENV, "DRBD_RESOURCE": "r1"}), c, Logger("test"), 5) == 0
+    assert not [a for a in c.calls if a[0] == "crm_attribute"]

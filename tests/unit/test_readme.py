@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from tandem import fence
 from tandem.docs import agent_metadata, markdown_params, parse_metadata, update_readme
 from tests.conftest import TOP
 
@@ -25,6 +26,25 @@ def test_parameter_tables_are_current() -> None:
 
 def test_vm_crm_block_is_the_labs_configuration() -> None:
     assert block(README.read_text(), "crm-config") == (TOP / "lab" / "config" / "crm.txt").read_text()
+
+
+def test_pcs_block_is_the_labs_script() -> None:
+    match = re.search(
+        r"<!-- pcs-config -->\n```sh\n(.*?)```\n<!-- /pcs-config -->", README.read_text(), re.DOTALL
+    )
+    assert match, "README has no pcs-config block"
+    assert match.group(1) == (TOP / "lab" / "config" / "pcs.sh").read_text()
+
+
+def test_drbd_timeouts_exceed_the_fence_peer_handlers() -> None:
+    """DRBD's rule: monitor and promote timeouts above the fence-peer handler's, in every README block."""
+    text = README.read_text()
+    for name in ("crm-drbd", "crm-config", "pcs-config"):
+        body = text.split(f"<!-- {name} -->", 1)[1].split(f"<!-- /{name} -->", 1)[0]
+        drbd = body.split("ocf:tandem:drbd", 1)[1].split("ocf:tandem:domain", 1)[0]
+        ops = re.findall(r"\b(monitor|promote)\b[^\\]*?timeout=(\d+)s", drbd)
+        assert sorted({op for op, _ in ops}) == ["monitor", "promote"], (name, ops)
+        assert all(int(seconds) > fence.TIMEOUT for _, seconds in ops), (name, ops)
 
 
 def test_drbd_crm_block_is_what_the_drbd_lab_test_runs() -> None:

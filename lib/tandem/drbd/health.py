@@ -2,11 +2,11 @@
 
 * 7   not running;
 * 0/8 healthy Secondary/Primary;
-* 9   Primary but failed: no local disk under the Primary, I/O suspended (user, no-data, quorum), or a peer
-      Primary that the clone's promoted-max does not allow;
+* 9   Primary but failed: no local disk under the Primary and no connected UpToDate peer serving its I/O,
+      I/O suspended (user, no-data, quorum), or a peer Primary that the clone's promoted-max does not allow;
 * 190/191 degraded Secondary/Primary: quorum lost, a peer disconnected or StandAlone (split-brain or an
-      admin's disconnect), a resync running, a local or peer disk not UpToDate, I/O frozen while the
-      fence-peer handler runs.
+      admin's disconnect), a resync running, a local or peer disk not UpToDate (a Primary's lost disk
+      whose I/O a peer serves too), I/O frozen while the fence-peer handler runs.
 
 ``ocf:linbit:drbd`` reports all of these as plain 0/8. Pacemaker (>= 2.0.5) treats 190/191 as success but
 shows them as degraded, so reporting them costs no failover and tells the admin what is wrong.
@@ -40,11 +40,24 @@ class Verdict(NamedTuple):
         return self.rc in (Rc.SUCCESS, Rc.RUNNING_PROMOTED)
 
 
+def serving_peer(res: Resource, volume: int | None) -> str | None:
+    """A connected peer with UpToDate data for `volume`: DRBD reads and writes through it when the local
+    disk is gone, so a Primary that lost its disk keeps its I/O (UG9 "Disk error handling")."""
+    for conn in res.connections:
+        if conn.connection is ConnState.CONNECTED and any(
+            p.volume == volume and p.peer_disk is DiskState.UP_TO_DATE for p in conn.peer_devices
+        ):
+            return peer_name(conn)
+    return None
+
+
 def failures(res: Resource, promoted_max: int) -> list[str]:
-    """Why a Primary must be recovered (monitor 9)."""
+    """Why a Primary must be recovered (monitor 9). A lost disk whose I/O a peer serves is not one of them:
+    the Primary is degraded and loses its promotion score, so Pacemaker moves its users away (a VM live)
+    and demotes it, instead of recovering it under a running VM."""
     found: list[str] = []
     for dev in res.devices:
-        if dev.disk in NO_DISK and not dev.client:
+        if dev.disk in NO_DISK and not dev.client and serving_peer(res, dev.volume) is None:
             found.append(f"{dev.disk} disk under a Primary (volume {dev.volume})")
     fatal = [s for s in res.suspended if s != TRANSIENT_SUSPEND]
     if fatal:
@@ -65,6 +78,13 @@ def degradations(res: Resource) -> list[str]:
     bad_local = sorted({str(d.disk) for d in res.devices if d.disk is not DiskState.UP_TO_DATE})
     if bad_local:
         found.append(f"local disk {'/'.join(bad_local)}")
+    if res.role is Role.PRIMARY:
+        served = {
+            peer
+            for d in res.devices
+            if d.disk in NO_DISK and not d.client and (peer := serving_peer(res, d.volume))
+        }
+        found += [f"I/O served by peer {peer}" for peer in sorted(served)]
     if not res.connections:
         found.append("no peer connection")
     for conn in res.connections:

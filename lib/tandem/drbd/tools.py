@@ -238,16 +238,32 @@ def config_key(conf: str) -> str | None:
     return " ".join(f"{p}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}" for p, st in stats)
 
 
+_ATTRD_VALUE = re.compile(r'\bvalue="([^"]*)"')
+
+
+def attrd_value(text: str) -> str | None:
+    """The value in `attrd_updater --query` output (`name="..." host="..." value="10000"`); None if unset."""
+    match = _ATTRD_VALUE.search(text)
+    return (match.group(1) or None) if match else None
+
+
 class PromotionScore:
     """Writes the promotion score with `crm_attribute --promotion` only when it changes.
 
     The last value written is cached in HA_RSCTMP; the cache is checked against the cluster (one query) on
     start and on probes, so a steady-state monitor forks nothing and writes nothing to the CIB.
+
+    The CIB can lose a score that pacemaker-attrd still holds: when a node's controller leaves (e.g. it
+    crashed on the DC and was respawned), its peer erases the node's transient attributes from the CIB,
+    and attrd drops a write of the value it already has. The probe that follows the controller's return
+    sees the score missing and makes attrd write its values again (`attrd_updater --refresh`).
     """
 
     def __init__(self, runner: Runner, log: Logger, instance: str, timeout: float = 10.0) -> None:
         self.runner = runner
         self.log = log
+        self.instance = instance
+        self.name = f"master-{instance}"  # what crm_attribute --promotion names it
         self.files = StateFiles.of("drbd", instance)
         self.timeout = timeout
 
@@ -272,8 +288,11 @@ class PromotionScore:
             if verify:
                 self._remember(wanted)
             return True
-        args = ("-D",) if decision.score is None else ("-v", str(decision.score))
-        result = self._crm(*args)
+        if verify and decision.score is not None and known is not None and self.in_attrd() == wanted:
+            self.log.warning(f"promotion score {wanted} held by attrd but missing from the CIB: refreshing")
+            result = self._run(["attrd_updater", "--refresh"])
+        else:
+            result = self._crm(*(("-D",) if decision.score is None else ("-v", str(decision.score))))
         if result is None or not result.ok:
             self.log.warning(
                 f"promotion score not updated to {wanted} ({decision.reason}): "
@@ -285,11 +304,17 @@ class PromotionScore:
         self._remember(wanted)
         return True
 
+    def in_attrd(self) -> str | None:
+        """The score this node's attrd holds (a number), or None when it holds none or cannot say."""
+        result = self._run(["attrd_updater", "--query", "-n", self.name])
+        return attrd_value(result.out) if result is not None and result.ok else None
+
     def _crm(self, *args: str) -> Result | None:
+        return self._run(["crm_attribute", f"--promotion={self.instance}", "-l", "reboot", *args])
+
+    def _run(self, argv: list[str]) -> Result | None:
         try:
-            return self.runner.run(
-                ["crm_attribute", "--promotion", "-l", "reboot", *args], timeout=self.timeout
-            )
+            return self.runner.run(argv, timeout=self.timeout)
         except CommandTimeout as exc:
             self.log.warning(str(exc))
             return None

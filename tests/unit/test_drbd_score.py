@@ -1,0 +1,100 @@
+"""PromotionScore against a model of Pacemaker's two stores of a node attribute: pacemaker-attrd, and the CIB
+that attrd writes to only when a value changes (2.1.5 `update_attr_on_host`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tandem.drbd.policy import Decision
+from tandem.drbd.tools import PromotionScore, attrd_value
+from tandem.ocf.log import Logger
+from tandem.ocf.runner import Result
+from tests.fakes import RecordingRunner
+
+
+@dataclass
+class Pacemaker(RecordingRunner):
+    attrd: str | None = None
+    cib: str | None = None
+
+    def answer(self, argv: tuple[str, ...], timeout: float) -> Result:
+        if argv[0] == "attrd_updater":
+            if "--refresh" in argv:
+                self.cib = self.attrd
+                return Result(argv, 0, "", "")
+            if self.attrd is None:
+                return Result(argv, 105, "", "Could not query value of x: attribute does not exist")
+            return Result(argv, 0, f'name="{argv[-1]}" host="n1" value="{self.attrd}"\n', "")
+        if "-G" in argv:
+            if self.cib is None:
+                return Result(argv, 105, "", "Error performing operation: No such device or address")
+            return Result(argv, 0, f"{self.cib}\n", "")
+        value = argv[argv.index("-v") + 1] if "-v" in argv else None
+        if value != self.attrd:  # attrd drops a write of the value it already holds
+            self.attrd = self.cib = value
+        return Result(argv, 0, "", "")
+
+
+@pytest.fixture
+def rsctmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("HA_RSCTMP", str(tmp_path))
+    return tmp_path
+
+
+def score(runner: Pacemaker) -> PromotionScore:
+    return PromotionScore(runner, Logger("test"), "drbd-r0")
+
+
+def test_attrd_value_reads_the_query_output() -> None:
+    assert attrd_value('name="master-drbd-r0" host="node2" value="10000"\n') == "10000"
+    assert attrd_value('name="master-drbd-r0" host="node2" value=""') is None
+    assert attrd_value("") is None
+
+
+def test_a_score_the_cib_lost_is_refreshed_from_attrd(rsctmp: Path) -> None:
+    pcmk = Pacemaker(attrd="10000", cib=None)  # the DC erased this node's transient attributes
+    assert score(pcmk).apply(Decision(10000, "UpToDate"), verify=True)
+    assert pcmk.cib == "10000"
+    assert pcmk.calls[-1] == ("attrd_updater", "--refresh")
+
+
+def test_a_first_score_is_written_not_refreshed(rsctmp: Path) -> None:
+    pcmk = Pacemaker()
+    assert score(pcmk).apply(Decision(1000, "peer unknown"), verify=True)
+    assert pcmk.cib == "1000"
+    assert not any("--refresh" in call for call in pcmk.calls)
+
+
+def test_an_unchanged_score_forks_nothing_on_a_monitor(rsctmp: Path) -> None:
+    pcmk = Pacemaker()
+    assert score(pcmk).apply(Decision(10000, "UpToDate"))
+    pcmk.calls.clear()
+    assert score(pcmk).apply(Decision(10000, "UpToDate"))
+    assert pcmk.calls == []
+
+
+decisions = st.sampled_from([Decision(None, "no data"), Decision(1000, "peer"), Decision(10000, "ok")])
+
+
+@settings(max_examples=60)
+@given(steps=st.lists(st.tuples(decisions, st.booleans(), st.booleans()), min_size=1, max_size=8))
+def test_a_verified_apply_leaves_the_cib_holding_the_decision(
+    steps: list[tuple[Decision, bool, bool]], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Whatever came before (scores written, the CIB's copy erased), start and probe (verify) end with the
+    CIB holding what the policy decided."""
+    tmp = tmp_path_factory.mktemp("rsctmp")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HA_RSCTMP", str(tmp))
+        pcmk = Pacemaker()
+        for decision, cib_lost, verify in steps:
+            if cib_lost:
+                pcmk.cib = None
+            assert score(pcmk).apply(decision, verify=verify)
+            if verify:
+                assert pcmk.cib == (None if decision.score is None else str(decision.score))
