@@ -3,7 +3,7 @@ Needs root (lab namespaces) and the Debian packages of ./run setup.
 
     python -m bench                      # everything, full run (by hand: about an hour on 2 cores)
     python -m bench --quick              # few runs of everything (what CI could afford)
-    python -m bench --only monitor,scale # a subset: startup, monitor, scale, move
+    python -m bench --only monitor,scale # a subset: startup, monitor, scale, move, dataplane
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench.report import section, table
 
-PARTS = ("startup", "monitor", "scale", "move")
+PARTS = ("startup", "monitor", "scale", "move", "dataplane")
 OUT = Path(__file__).resolve().parent / "results.md"
 
 
@@ -105,6 +105,11 @@ def run(plan: Plan, only: Sequence[str], prefix: str, keep: bool) -> list[str]:
         teardown(base)
         log("live move and failover, both pairs")
         sections.append(move.run(base, testbed.work_dir(prefix), plan.move_repeats, log))
+    if "dataplane" in only:
+        from bench import dataplane
+
+        log("the DRBD emulator's data plane")
+        sections.append(dataplane.measure())
     return sections
 
 

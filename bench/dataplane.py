@@ -176,6 +176,14 @@ def main() -> int:
     if os.geteuid() != 0:
         print("bench.dataplane needs root (namespaces, FUSE, loop devices)", file=sys.stderr)
         return 2
+    text = measure() + table(["", ""], describe("n/a"))
+    OUT.write_text(text)
+    print(text)
+    return 0
+
+
+def measure() -> str:
+    """The data plane's section (also part of `python -m bench --only dataplane`)."""
     device = f"/dev/drbd{MINOR}"
     with tempfile.TemporaryDirectory(prefix="tandem-bench-dp-") as tmp:
         work = Path(tmp)
@@ -206,7 +214,7 @@ def main() -> int:
             num(connected.median / base.median),
         ],
     ]
-    text = section(
+    return section(
         "Data plane: write latency and resync throughput",
         f"{WRITES} writes of 4 KiB (O_DIRECT + fdatasync, one at a time) per row, median / p90 in ms; "
         "inside an emulated node's mount namespace.",
@@ -220,11 +228,7 @@ def main() -> int:
         f"{connected.median / 10:.2f}% of its time, not visible in its heartbeats; the cost is the Python "
         "FUSE server, the state lock and a TCP round trip. Lab resyncs run at the configured resync rate "
         "(64 KiB/s in the scenarios), far below the data plane's own speed.",
-        table(["", ""], describe("n/a")),
     )
-    OUT.write_text(text)
-    print(text)
-    return 0
 
 
 if __name__ == "__main__":
