@@ -168,7 +168,8 @@ class Drbd:
         a steady monitor then runs no drbdadm at all."""
         from tandem.drbd.health import allows_two_primaries
 
-        key = config_key(self.conf or DEFAULT_CONF)
+        files_key = config_key(self.conf or DEFAULT_CONF)
+        key = None if files_key is None else f"{self.resource} {files_key}"
         if key is not None and files.read("two-primaries") == key:
             return True
         allowed = allows_two_primaries(self.dump())
