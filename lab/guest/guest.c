@@ -137,13 +137,22 @@ static u16 find_pmbase(void) {
 
 static const char *ata_error;
 
+/* An ATA command may take up to 30 s, as Linux allows a disk command: a replicated disk stalls that long
+ * while DRBD declares a lost peer dead and fences it, its I/O frozen meanwhile. Interrupts are let in while
+ * waiting so that the PIT keeps time (the main loop runs with them off). */
+#define ATA_TIMEOUT_TICKS 3000u
+
 static int ata_wait(int want_drq) {
-    for (u32 i = 0; i < 2000000; i++) {
+    u32 start = ticks;
+    for (;;) {
         u8 s = inb(ATA + 7);
         if (s == 0xff) { ata_error = "no-controller"; return -1; }
-        if (s & ST_BSY) continue;
-        if (s & (ST_ERR | ST_DF)) { ata_error = "device-error"; return -1; }
-        if (!want_drq || (s & ST_DRQ)) return 0;
+        if (!(s & ST_BSY)) {
+            if (s & (ST_ERR | ST_DF)) { ata_error = "device-error"; return -1; }
+            if (!want_drq || (s & ST_DRQ)) return 0;
+        }
+        if (ticks - start >= ATA_TIMEOUT_TICKS) break;
+        __asm__ volatile("sti; nop; cli" ::: "memory");
     }
     ata_error = "timeout";
     return -1;

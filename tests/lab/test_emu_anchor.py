@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -57,7 +58,10 @@ def lab_config(lab_defaults: LabConfig) -> LabConfig:
     )
     initial_sync(d, conf)  # UG9 initial full sync
     assert _data(d, "node2") == _data(d, "node1") is not None
-    return lab_defaults.with_hooks(**lab_hooks(d, conf))  # type: ignore[arg-type]
+    # a fenced node stays off a while, as a real server does: with an instant reboot the old Primary can be
+    # back before the survivor's promotion ran, and Pacemaker then promotes the returning node instead
+    config = lab_defaults.with_hooks(**lab_hooks(d, conf))  # type: ignore[arg-type]
+    return replace(config, reboot_delay=10.0)
 
 
 def _data(d: Path, node: str) -> str | None:
