@@ -12,6 +12,16 @@ tier                        state                                               
 ``uptodate``                Secondary, every local disk UpToDate, every peer disk known       10000
 ``peer_unknown``            Secondary, every local disk UpToDate, some peer disk DUnknown     1000
                             (the peer may have newer data that we cannot see)
+``diskless``                an intentional diskless client (DRBD 9 ``disk none``), either     100
+                            role, while every volume has a connected UpToDate peer
+                            (``diskless_score``; below the tiers of nodes with data, so a
+                            client is promoted only when a VM is placed there on purpose)
+(hold)                      Secondary, Consistent (not Outdated), quorate, no peer Primary:   previous
+                            DRBD 9.2.19+/9.3.3+ holds a survivor there after losing the       score
+                            Primary until it has reconciled with the other survivors; the
+                            score it had as UpToDate is kept (never raised), so the right
+                            node stays the promotion candidate and promote waits for DRBD
+                            to make it UpToDate. A node that had no score keeps none.
 ==========================  ===============================================================  =========
 
 Unlike ``ocf:linbit:drbd`` there is no positive tier for Consistent-only data or for "a peer has UpToDate
@@ -21,10 +31,11 @@ promote it. Transitional disk states (Attaching, Negotiating) count as not UpToD
 
 from __future__ import annotations
 
-from tandem.drbd.model import Connection, DiskState, Resource, Role
+from tandem.drbd.model import Connection, ConnState, DiskState, Resource, Role
 from tandem.record import NamedTuple
 
 DEFAULT_TIERS = "1000 10000 10000"
+DEFAULT_DISKLESS = 100
 
 
 class Tiers(NamedTuple):
@@ -70,6 +81,41 @@ def local_uptodate(res: Resource) -> bool:
     return bool(res.devices) and all(d.disk is DiskState.UP_TO_DATE for d in res.devices)
 
 
+def is_client(res: Resource) -> bool:
+    """An intentional diskless client: every volume Diskless with client:yes. Diskless with client:no
+    (or unknown) is a diskful node whose disk failed or was detached, never a client."""
+    return bool(res.devices) and all(d.disk is DiskState.DISKLESS and d.client is True for d in res.devices)
+
+
+def data_peer(res: Resource, volume: int | None) -> str | None:
+    """A connected peer with UpToDate data for `volume`: DRBD reads and writes through it when there is no
+    local disk (a client, or a Primary whose disk failed)."""
+    for conn in res.connections:
+        if conn.connection is ConnState.CONNECTED and any(
+            p.volume == volume and p.peer_disk is DiskState.UP_TO_DATE for p in conn.peer_devices
+        ):
+            return peer_name(conn)
+    return None
+
+
+def unreachable_volumes(res: Resource) -> list[int | None]:
+    """The volumes without a connected UpToDate peer."""
+    return [d.volume for d in res.devices if data_peer(res, d.volume) is None]
+
+
+def reconciling(res: Resource) -> bool:
+    """Secondary, quorate, every disk UpToDate or Consistent (at least one Consistent), no peer Primary:
+    the window in which DRBD 9.2.19+/9.3.3+ holds a survivor after a Primary loss."""
+    disks = {d.disk for d in res.devices}
+    return (
+        res.role is Role.SECONDARY
+        and res.quorum
+        and DiskState.CONSISTENT in disks
+        and disks <= {DiskState.CONSISTENT, DiskState.UP_TO_DATE}
+        and not any(c.peer_role is Role.PRIMARY for c in res.connections)
+    )
+
+
 def peer_disks_known(res: Resource) -> bool:
     """We know the disk state of every peer volume, so no peer can hide newer data from us."""
     peer_devices = [p for c in res.connections for p in c.peer_devices]
@@ -84,7 +130,10 @@ def promotion_score(
     *,
     remove_if_peer_primary: bool = False,
     promoted_max: int = 1,
+    diskless: int = DEFAULT_DISKLESS,
+    previous: int | None = None,
 ) -> Decision:
+    """`previous` is the score this node holds now (None: none); only the reconciling hold uses it."""
     tiers = tiers or Tiers()
     if res is None or res.role is Role.UNCONFIGURED:
         return Decision(None, "DRBD resource is not running")
@@ -92,15 +141,28 @@ def promotion_score(
         return Decision(None, "local role Unknown")
     if not res.quorum:
         return Decision(None, "quorum lost")
-    if not local_uptodate(res):
+    if is_client(res):
+        missing = unreachable_volumes(res)
+        if missing:
+            vols = ", ".join(str(v) for v in missing)
+            return Decision(None, f"diskless client without a connected UpToDate peer (volume {vols})")
+    elif reconciling(res) and previous is not None:
+        return Decision(
+            min(previous, tiers.uptodate), "Consistent while reconciling after a Primary loss: score kept"
+        )
+    elif not local_uptodate(res):
         states = ", ".join(sorted({str(d.disk) for d in res.devices})) or "no disk"
         return Decision(None, f"local data is not UpToDate ({states})")
     if res.role is Role.PRIMARY:
+        if is_client(res):
+            return Decision(diskless, "diskless client Primary with a connected UpToDate peer")
         return Decision(tiers.primary, "Primary with UpToDate data")
     if remove_if_peer_primary and promoted_max < 2:
         primaries = [peer_name(c) for c in res.connections if c.peer_role is Role.PRIMARY]
         if primaries:
             return Decision(None, f"peer {primaries[0]} is Primary")
+    if is_client(res):
+        return Decision(diskless, "diskless client with a connected UpToDate peer")
     if peer_disks_known(res):
         return Decision(tiers.uptodate, "UpToDate, every peer disk state known")
     return Decision(tiers.peer_unknown, "UpToDate, but a peer's disk state is unknown")
