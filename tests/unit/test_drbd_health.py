@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tandem.drbd.health import allows_two_primaries, clone_limits, fencing_policy, verdict
-from tandem.drbd.model import ConnState, DiskState, ReplState, Resource, Role
-from tandem.drbd.policy import data_peer, is_client, promotion_score
+from tandem.drbd.model import ConnState, DiskState, ReplState, Resource, Role, data_peer, is_client
+from tandem.drbd.policy import promotion_score
 from tandem.ocf.codes import Rc
 from tandem.record import replace
 from tests.unit.drbd_states import client_of, healthy, resources

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tandem.drbd.model import ConnState, DiskState, Resource, Role
-from tandem.drbd.policy import DEFAULT_DISKLESS, Tiers, is_client, promotion_score, unreachable_volumes
+from tandem.drbd.model import ConnState, DiskState, Resource, Role, is_client
+from tandem.drbd.policy import DEFAULT_DISKLESS, Tiers, promotion_score, unreachable_volumes
 from tandem.record import replace
 from tests.unit.drbd_states import client_of, healthy, resources
 

@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import re
 
-from tandem.drbd.model import ConnState, DiskState, Resource, Role
-from tandem.drbd.policy import data_peer, is_client, peer_name
+from tandem.drbd.model import ConnState, DiskState, Resource, Role, data_peer, is_client, peer_name
 from tandem.ocf.codes import Rc
 from tandem.record import NamedTuple
 

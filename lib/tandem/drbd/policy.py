@@ -31,7 +31,7 @@ promote it. Transitional disk states (Attaching, Negotiating) count as not UpToD
 
 from __future__ import annotations
 
-from tandem.drbd.model import Connection, ConnState, DiskState, Resource, Role
+from tandem.drbd.model import DiskState, Resource, Role, data_peer, is_client, peer_name
 from tandem.record import NamedTuple
 
 DEFAULT_TIERS = "1000 10000 10000"
@@ -70,32 +70,9 @@ class Decision(NamedTuple):
         return "remove" if self.score is None else str(self.score)
 
 
-def peer_name(conn: Connection) -> str:
-    if conn.peer:
-        return conn.peer
-    return "the peer" if conn.peer_node_id is None else f"node-id {conn.peer_node_id}"
-
-
 def local_uptodate(res: Resource) -> bool:
     """Every local volume holds UpToDate data (and there is at least one)."""
     return bool(res.devices) and all(d.disk is DiskState.UP_TO_DATE for d in res.devices)
-
-
-def is_client(res: Resource) -> bool:
-    """An intentional diskless client: every volume Diskless with client:yes. Diskless with client:no
-    (or unknown) is a diskful node whose disk failed or was detached, never a client."""
-    return bool(res.devices) and all(d.disk is DiskState.DISKLESS and d.client is True for d in res.devices)
-
-
-def data_peer(res: Resource, volume: int | None) -> str | None:
-    """A connected peer with UpToDate data for `volume`: DRBD reads and writes through it when there is no
-    local disk (a client, or a Primary whose disk failed)."""
-    for conn in res.connections:
-        if conn.connection is ConnState.CONNECTED and any(
-            p.volume == volume and p.peer_disk is DiskState.UP_TO_DATE for p in conn.peer_devices
-        ):
-            return peer_name(conn)
-    return None
 
 
 def unreachable_volumes(res: Resource) -> list[int | None]:
