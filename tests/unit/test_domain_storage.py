@@ -5,19 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tandem.domain.config import Disk
 from tandem.domain.storage import (
     DrbdRef,
     drbd_refs,
+    find_connection,
     local_problems,
     primary_peers,
     resolve,
     target_problems,
 )
-from tandem.drbd.model import ConnState, DiskState, ReplState, Role, Status
+from tandem.drbd.model import ConnState, DiskState, ReplState, Resource, Role, Status, data_peer, is_client
 from tandem.drbd.parse import parse_status_json
 from tandem.record import replace
+from tests.unit.drbd_states import resources
 
 
 def load(fixtures_dir: Path, name: str) -> Status:
@@ -169,3 +173,35 @@ def test_migration_onto_a_diskless_client(fixtures_dir: Path) -> None:
     assert target_problems(secondary, ["r0"], "bob") == ["r0 is Secondary on bob, not Primary"]
     not_client = _target_client(status, peer_client=False)
     assert target_problems(not_client, ["r0"], "bob") == ["r0/0 disk on bob is Diskless, not UpToDate"]
+
+
+@given(resources())
+def test_a_start_is_allowed_only_on_a_primary_with_data_here_or_through_a_peer(res: Resource) -> None:
+    """Every state, clients included: no problem means Primary, and UpToDate data here or, on a diskless
+    client, a connected UpToDate peer for every volume."""
+    problems = local_problems(Status("json", None, (res,)), ["r0"])
+    if not problems:
+        assert res.role is Role.PRIMARY
+        if is_client(res):
+            assert all(data_peer(res, d.volume) for d in res.devices)
+        else:
+            assert all(d.disk is DiskState.UP_TO_DATE for d in res.devices)
+
+
+@given(resources(), st.sampled_from(["peer0", "peer1"]))
+def test_a_migration_target_is_a_primary_with_data_or_a_client_with_a_data_path(
+    res: Resource, target: str
+) -> None:
+    problems = target_problems(Status("json", None, (res,)), ["r0"], target)
+    if not problems:
+        conn = find_connection(res, target)
+        assert conn is not None and conn.connection is ConnState.CONNECTED and conn.peer_role is Role.PRIMARY
+        assert conn.peer_devices
+        for pd in conn.peer_devices:
+            if pd.peer_disk is DiskState.UP_TO_DATE:
+                assert not pd.replication.resyncing
+            else:  # a client target reads through us, or through our own data peer (diskless to diskless)
+                assert pd.peer_disk is DiskState.DISKLESS and pd.peer_client
+                assert pd.replication is ReplState.ESTABLISHED
+                here = next(d for d in res.devices if d.volume == pd.volume)
+                assert here.disk is DiskState.UP_TO_DATE or (is_client(res) and data_peer(res, pd.volume))
