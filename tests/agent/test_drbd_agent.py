@@ -476,8 +476,10 @@ def test_dual_primary_needs_allow_two_primaries(tmp_path: Path) -> None:
     e.uptodate_pair()
     r = e.agent("alice", "start", OCF_RESKEY_CRM_meta_promoted_max="2")
     assert r.rc == 6 and "allow-two-primaries" in r.reason
-    r = e.agent("alice", "start", OCF_RESKEY_CRM_meta_promoted_max="2", OCF_RESKEY_CRM_meta_clone_max="3")
-    assert r.rc == 6 and "clone-max <= 2" in r.reason
+    r = e.agent("alice", "start", OCF_RESKEY_CRM_meta_promoted_max="2", OCF_RESKEY_CRM_meta_clone_max="5")
+    assert r.rc == 6 and "clone-max <= 4" in r.reason
+    r = e.agent("alice", "start", OCF_RESKEY_CRM_meta_promoted_max="3", OCF_RESKEY_CRM_meta_clone_max="4")
+    assert r.rc == 6 and "at most two Primaries" in r.reason
 
 
 def test_dual_primary(tmp_path: Path) -> None:
@@ -769,32 +771,49 @@ def test_every_notification_succeeds_and_recomputes_the_score(emu: Emu) -> None:
 
 
 # -- three nodes: an intentional diskless client (DRBD 9 `disk none`) -------------------------------------
-TRIO_CONF = """resource r0 {
-  net { protocol C; }
-  volume 0 { device minor 0; disk /dev/tld-disk; meta-disk internal; }
-  on alice   { node-id 0; address 127.0.0.1:7789; }
-  on bob     { node-id 1; address 127.0.0.2:7789; }
-  on charlie { node-id 2; address 127.0.0.3:7789; volume 0 { disk none; } }
-  connection-mesh { hosts alice bob charlie; }
-}
+TRIO_CONF = """resource r0 {{
+  net {{ protocol C; {net} }}
+  volume 0 {{ device minor 0; disk /dev/tld-disk; meta-disk internal; }}
+  on alice   {{ node-id 0; address 127.0.0.1:7789; }}
+  on bob     {{ node-id 1; address 127.0.0.2:7789; }}
+  on charlie {{ node-id 2; address 127.0.0.3:7789; volume 0 {{ disk none; }} }}
+  connection-mesh {{ hosts alice bob charlie; }}
+}}
 """
 TRIO = (*NODES, "charlie")
 
 
-@pytest.fixture
-def trio(tmp_path: Path) -> Iterator[Emu]:
+def make_trio(root: Path, *, dual: bool = False) -> Emu:
     """alice and bob with UpToDate data, charlie a diskless client; a clone of three."""
     if not (EMU_BIN / "drbdadm").exists():
         pytest.fail("the DRBD emulator (lab/drbd_emu/bin) is missing")
-    e = Emu(tmp_path)
-    e.conf.write_text(TRIO_CONF)
+    e = Emu(root)
+    e.conf.write_text(TRIO_CONF.format(net="allow-two-primaries yes;" if dual else ""))
     e.base["OCF_RESKEY_CRM_meta_clone_max"] = "3"
+    e.base["OCF_RESKEY_CRM_meta_promoted_max"] = "2" if dual else "1"
     e.uptodate_pair()
-    yield e
+    return e
+
+
+def down_all(e: Emu) -> None:
     for node in TRIO:
         e.tool(node, "drbd-emu", "close", "r0")
         e.adm(node, "secondary", "r0")
         e.adm(node, "down", "r0")
+
+
+@pytest.fixture
+def trio(tmp_path: Path) -> Iterator[Emu]:
+    e = make_trio(tmp_path)
+    yield e
+    down_all(e)
+
+
+@pytest.fixture
+def dual_trio(tmp_path: Path) -> Iterator[Emu]:
+    e = make_trio(tmp_path, dual=True)
+    yield e
+    down_all(e)
 
 
 def test_a_diskless_client_is_healthy_has_its_own_tier_and_promotes(trio: Emu) -> None:
@@ -843,3 +862,17 @@ def test_a_diskless_client_primary_that_loses_its_data_fails(trio: Emu) -> None:
     assert run.rc == 9
     assert "diskless client Primary without a connected UpToDate peer (volume 0)" in run.reason
     assert trio.score("charlie") is None
+
+
+def test_dual_primary_with_a_diskless_client_on_three_nodes(dual_trio: Emu) -> None:
+    """The live-migration window onto a client: a storage node and the client both Primary."""
+    for node in TRIO:
+        assert dual_trio.agent(node, "start").rc == 0
+    for node in ("alice", "charlie"):
+        run = dual_trio.agent(node, "promote")
+        assert run.rc == 0, run.reason
+    assert dual_trio.agent("alice", "monitor").rc == 8 and dual_trio.agent("charlie", "monitor").rc == 8
+    assert dual_trio.agent("bob", "monitor").rc == 0
+    assert (dual_trio.score("alice"), dual_trio.score("charlie")) == ("10000", "100")
+    run = dual_trio.agent("bob", "promote")  # a third Primary is never allowed
+    assert run.rc == 1 and "still Primary (promoted-max=2)" in run.reason
