@@ -49,7 +49,7 @@ class Scripted:
     def wait_for(self, done: Any, seconds: float) -> Resource | None:
         self.waited.append(seconds)
         res = self.status()
-        while not done(res) and len(self.states) > 1:
+        while not done(res) and res is not self.states[-1]:  # the last state stays
             res = self.status()
         return res
 
