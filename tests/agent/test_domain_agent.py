@@ -376,3 +376,62 @@ def test_target_check_on_drbd_84(tmp_path: Path) -> None:
     moved = env.agent("migrate_to", more=target)
     assert moved.rc == 0, moved.err
     assert env.xl_names("n2") == ["xg1"]
+
+
+RES3 = """resource r0 {
+  net { allow-two-primaries yes; protocol C; }
+  volume 0 { device minor 1000; disk /dev/fake0; meta-disk internal; }
+  on n1 { node-id 0; address 10.0.0.1:7789; }
+  on n2 { node-id 1; address 10.0.0.2:7789; }
+  on n3 { node-id 2; address 10.0.0.3:7789; volume 0 { disk none; } }
+  connection-mesh { hosts n1 n2 n3; }
+}
+"""
+
+
+@pytest.fixture
+def lab3(tmp_path: Path) -> Iterator[Env]:
+    """n1 and n2 with UpToDate data (n1 Primary), n3 an intentional diskless client; the xl config."""
+    env = Env(tmp_path)
+    env.config()
+    (tmp_path / "r0.res").write_text(RES3)
+    conf = str(tmp_path / "r0.res")
+    env.tool("n1", "drbd-emu", "init")
+    for node in ("n1", "n2", "n3"):
+        env.tool(node, "drbdadm", "-c", conf, "up", "r0")
+    env.tool("n1", "drbdadm", "-c", conf, "primary", "--force", "r0")
+    wait(
+        lambda: "UpToDate" in env.tool("n2", "drbdadm", "-c", conf, "dstate", "r0").split("/")[0], "the sync"
+    )
+    yield env
+
+
+def test_live_migration_onto_a_diskless_client_and_back(lab3: Env) -> None:
+    conf = str(lab3.tmp / "r0.res")
+    assert lab3.agent("start").rc == 0
+    lab3.tool("n3", "drbdadm", "-c", conf, "primary", "r0")  # the dual-primary window, as the clone does
+    meta = {"OCF_RESKEY_CRM_meta_migrate_source": "n1", "OCF_RESKEY_CRM_meta_migrate_target": "n3"}
+    to = lab3.agent("migrate_to", more=meta)
+    assert to.rc == 0, to.err
+    assert "xg1" in lab3.xl_names("n3") and "xg1" not in lab3.xl_names("n1")
+    assert lab3.agent("migrate_from", node="n3", more=meta).rc == 0
+    assert lab3.agent("stop").rc == 0
+    assert lab3.agent("monitor", node="n3").rc == 0
+    back = {"OCF_RESKEY_CRM_meta_migrate_source": "n3", "OCF_RESKEY_CRM_meta_migrate_target": "n1"}
+    to = lab3.agent("migrate_to", node="n3", more=back)
+    assert to.rc == 0, to.err
+    assert "xg1" in lab3.xl_names("n1")
+
+
+def test_a_diskless_client_without_an_uptodate_peer_refuses_the_start(lab3: Env) -> None:
+    conf = str(lab3.tmp / "r0.res")
+    lab3.tool("n3", "drbdadm", "-c", conf, "primary", "r0")
+    lab3.tool("n1", "drbd-emu", "cut", "n3", "n1")
+    lab3.tool("n1", "drbd-emu", "cut", "n3", "n2")
+    wait(lambda: "Connected" not in lab3.tool("n3", "drbdadm", "-c", conf, "cstate", "r0"), "the cut")
+    start = lab3.agent("start", node="n3")
+    assert start.rc == 1
+    assert len(start.reasons) == 1
+    assert "r0/0 is a diskless client here without a connected UpToDate peer" in start.reasons[0], (
+        start.reasons
+    )

@@ -476,8 +476,10 @@ def test_dual_primary_needs_allow_two_primaries(tmp_path: Path) -> None:
     e.uptodate_pair()
     r = e.agent("alice", "start", OCF_RESKEY_CRM_meta_promoted_max="2")
     assert r.rc == 6 and "allow-two-primaries" in r.reason
-    r = e.agent("alice", "start", OCF_RESKEY_CRM_meta_promoted_max="2", OCF_RESKEY_CRM_meta_clone_max="3")
-    assert r.rc == 6 and "clone-max <= 2" in r.reason
+    r = e.agent("alice", "start", OCF_RESKEY_CRM_meta_promoted_max="2", OCF_RESKEY_CRM_meta_clone_max="5")
+    assert r.rc == 6 and "clone-max <= 4" in r.reason
+    r = e.agent("alice", "start", OCF_RESKEY_CRM_meta_promoted_max="3", OCF_RESKEY_CRM_meta_clone_max="4")
+    assert r.rc == 6 and "at most two Primaries" in r.reason
 
 
 def test_dual_primary(tmp_path: Path) -> None:
@@ -766,3 +768,111 @@ def test_every_notification_succeeds_and_recomputes_the_score(emu: Emu) -> None:
             assert emu.agent("alice", "notify", **note).rc == 0
             # post notifications write it again; pre notifications leave the score alone
             assert emu.score("alice") == ("10000" if kind == "post" else None), (kind, operation)
+
+
+# -- three nodes: an intentional diskless client (DRBD 9 `disk none`) -------------------------------------
+TRIO_CONF = """resource r0 {{
+  net {{ protocol C; {net} }}
+  volume 0 {{ device minor 0; disk /dev/tld-disk; meta-disk internal; }}
+  on alice   {{ node-id 0; address 127.0.0.1:7789; }}
+  on bob     {{ node-id 1; address 127.0.0.2:7789; }}
+  on charlie {{ node-id 2; address 127.0.0.3:7789; volume 0 {{ disk none; }} }}
+  connection-mesh {{ hosts alice bob charlie; }}
+}}
+"""
+TRIO = (*NODES, "charlie")
+
+
+def make_trio(root: Path, *, dual: bool = False) -> Emu:
+    """alice and bob with UpToDate data, charlie a diskless client; a clone of three."""
+    if not (EMU_BIN / "drbdadm").exists():
+        pytest.fail("the DRBD emulator (lab/drbd_emu/bin) is missing")
+    e = Emu(root)
+    e.conf.write_text(TRIO_CONF.format(net="allow-two-primaries yes;" if dual else ""))
+    e.base["OCF_RESKEY_CRM_meta_clone_max"] = "3"
+    e.base["OCF_RESKEY_CRM_meta_promoted_max"] = "2" if dual else "1"
+    e.uptodate_pair()
+    return e
+
+
+def down_all(e: Emu) -> None:
+    for node in TRIO:
+        e.tool(node, "drbd-emu", "close", "r0")
+        e.adm(node, "secondary", "r0")
+        e.adm(node, "down", "r0")
+
+
+@pytest.fixture
+def trio(tmp_path: Path) -> Iterator[Emu]:
+    e = make_trio(tmp_path)
+    yield e
+    down_all(e)
+
+
+@pytest.fixture
+def dual_trio(tmp_path: Path) -> Iterator[Emu]:
+    e = make_trio(tmp_path, dual=True)
+    yield e
+    down_all(e)
+
+
+def test_a_diskless_client_is_healthy_has_its_own_tier_and_promotes(trio: Emu) -> None:
+    for node in TRIO:
+        assert trio.agent(node, "start").rc == 0
+    run = trio.agent("charlie", "monitor")
+    assert run.rc == 0, run.reason  # not "local disk Diskless"
+    assert trio.score("charlie") == "100"
+    assert trio.agent("alice", "monitor").rc == 0 and trio.score("alice") == "10000"
+    run = trio.agent("charlie", "promote")
+    assert run.rc == 0, run.reason
+    assert trio.agent("charlie", "monitor").rc == 8 and trio.score("charlie") == "100"
+    assert trio.agent("charlie", "demote").rc == 0
+    assert trio.agent("bob", "monitor").rc == 0  # the client peer is no degradation
+
+
+def test_a_diskless_client_without_data_is_degraded_unscored_and_not_promoted(trio: Emu) -> None:
+    for node in TRIO:
+        assert trio.agent(node, "start").rc == 0
+    assert trio.agent("charlie", "monitor").rc == 0
+    for node in NODES:
+        assert trio.agent(node, "stop").rc == 0
+    run = trio.agent("charlie", "monitor")
+    assert run.rc == 190
+    assert "diskless client without a connected UpToDate peer (volume 0)" in run.reason
+    assert trio.score("charlie") is None
+    run = trio.agent("charlie", "promote")
+    assert run.rc == 1
+    assert "refusing to promote: diskless client without a connected UpToDate peer (volume 0)" in run.reason
+    raw = trio.raw("charlie")
+    assert raw is not None and raw["role"] == "Secondary"
+
+
+def test_a_diskless_client_primary_that_loses_its_data_fails(trio: Emu) -> None:
+    for node in TRIO:
+        assert trio.agent(node, "start").rc == 0
+    assert trio.agent("charlie", "promote").rc == 0
+    trio.emu("cut", "charlie", "alice")
+    trio.wait("charlie", lambda r: r["conns"]["alice"]["state"] != "Connected")
+    run = trio.agent("charlie", "monitor")
+    assert run.rc == 191 and "peer alice disconnected" in run.reason  # bob still serves its I/O
+    assert trio.score("charlie") == "100"
+    trio.emu("cut", "charlie", "bob")
+    trio.wait("charlie", lambda r: r["conns"]["bob"]["state"] != "Connected")
+    run = trio.agent("charlie", "monitor")
+    assert run.rc == 9
+    assert "diskless client Primary without a connected UpToDate peer (volume 0)" in run.reason
+    assert trio.score("charlie") is None
+
+
+def test_dual_primary_with_a_diskless_client_on_three_nodes(dual_trio: Emu) -> None:
+    """The live-migration window onto a client: a storage node and the client both Primary."""
+    for node in TRIO:
+        assert dual_trio.agent(node, "start").rc == 0
+    for node in ("alice", "charlie"):
+        run = dual_trio.agent(node, "promote")
+        assert run.rc == 0, run.reason
+    assert dual_trio.agent("alice", "monitor").rc == 8 and dual_trio.agent("charlie", "monitor").rc == 8
+    assert dual_trio.agent("bob", "monitor").rc == 0
+    assert (dual_trio.score("alice"), dual_trio.score("charlie")) == ("10000", "100")
+    run = dual_trio.agent("bob", "promote")  # a third Primary is never allowed
+    assert run.rc == 1 and "still Primary (promoted-max=2)" in run.reason

@@ -5,19 +5,23 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from tandem.drbd.model import Connection, ConnState, Device, DiskState, PeerDevice, ReplState, Resource, Role
+from tandem.record import replace
 
 SUSPEND = ("user", "no-data", "fencing", "quorum", "unknown")
 
 
 @st.composite
-def resources(draw: st.DrawFn, role: Role | None = None, volumes: int | None = None) -> Resource:
+def resources(
+    draw: st.DrawFn, role: Role | None = None, volumes: int | None = None, client: bool = False
+) -> Resource:
+    """Any state; `client`: an intentional diskless client (every volume Diskless, client:yes)."""
     nvol = volumes if volumes is not None else draw(st.integers(1, 2))
     devices = tuple(
         Device(
             volume=v,
             minor=v,
-            disk=draw(st.sampled_from(DiskState)),
-            client=draw(st.sampled_from([None, False, True])),
+            disk=DiskState.DISKLESS if client else draw(st.sampled_from(DiskState)),
+            client=True if client else draw(st.sampled_from([None, False, True])),
             quorum=draw(st.sampled_from([None, True, False])),
         )
         for v in range(nvol)
@@ -39,7 +43,7 @@ def resources(draw: st.DrawFn, role: Role | None = None, volumes: int | None = N
             ),
             peer_node_id=i + 1,
         )
-        for i in range(draw(st.integers(0, 2)))
+        for i in range(draw(st.integers(0, 3)))
     )
     return Resource(
         name="r0",
@@ -71,3 +75,8 @@ def healthy(role: Role = Role.SECONDARY, peer_role: Role = Role.SECONDARY, volum
         ),
         node_id=0,
     )
+
+
+def client_of(res: Resource) -> Resource:
+    """The same resource on an intentional diskless client."""
+    return replace(res, devices=tuple(replace(d, disk=DiskState.DISKLESS, client=True) for d in res.devices))

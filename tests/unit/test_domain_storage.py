@@ -5,19 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tandem.domain.config import Disk
 from tandem.domain.storage import (
     DrbdRef,
     drbd_refs,
+    find_connection,
     local_problems,
     primary_peers,
     resolve,
     target_problems,
 )
-from tandem.drbd.model import ConnState, DiskState, ReplState, Role, Status
+from tandem.drbd.model import ConnState, DiskState, ReplState, Resource, Role, Status, data_peer, is_client
 from tandem.drbd.parse import parse_status_json
 from tandem.record import replace
+from tests.unit.drbd_states import resources
 
 
 def load(fixtures_dir: Path, name: str) -> Status:
@@ -95,3 +99,109 @@ def test_peer_disk_and_resync_problems(fixtures_dir: Path) -> None:
     )
     assert target_problems(gone, ["r0"], "bob") == ["r0 connection to bob is StandAlone"]
     assert target_problems(status, ["zz"], "bob") == ["DRBD resource zz is not configured here"]
+
+
+def _client(status: Status, role: Role = Role.PRIMARY) -> Status:
+    """The same status as seen on an intentional diskless client."""
+    res = status.resources[0]
+    devices = tuple(replace(d, disk=DiskState.DISKLESS, client=True) for d in res.devices)
+    return replace(status, resources=(replace(res, role=role, devices=devices),))
+
+
+def _target_client(status: Status, **kw: object) -> Status:
+    """The source's view of a target that is a diskless client Primary."""
+    res = status.resources[0]
+    conn = res.connections[0]
+    changes = {"peer_disk": DiskState.DISKLESS, "peer_client": True, **kw}
+    pds = tuple(replace(p, **changes) for p in conn.peer_devices)
+    return replace(status, resources=(replace(res, connections=(replace(conn, peer_devices=pds),)),))
+
+
+def test_a_diskless_client_starts_only_with_a_connected_uptodate_peer(fixtures_dir: Path) -> None:
+    status = load(fixtures_dir, "status-9-dual-primary-2node.GENERATED.json")
+    client = _client(status)
+    assert local_problems(client, ["r0"]) == []
+    res = client.resources[0]
+    cut = replace(
+        client,
+        resources=(
+            replace(res, connections=(replace(res.connections[0], connection=ConnState.CONNECTING),)),
+        ),
+    )
+    assert local_problems(cut, ["r0"]) == ["r0/0 is a diskless client here without a connected UpToDate peer"]
+    # client:no is a diskful node whose disk failed: refused as before
+    failed = replace(
+        client, resources=(replace(res, devices=tuple(replace(d, client=False) for d in res.devices)),)
+    )
+    assert local_problems(failed, ["r0"]) == ["r0/0 disk is Diskless here"]
+
+
+def test_migration_onto_a_diskless_client(fixtures_dir: Path) -> None:
+    status = load(fixtures_dir, "status-9-dual-primary-2node.GENERATED.json")
+    onto_client = _target_client(status)
+    assert target_problems(onto_client, ["r0"], "bob") == []  # bob reads and writes through us
+    # diskless to diskless (DRBD allows two client Primaries): our own data path is checked here
+    assert target_problems(_client(onto_client), ["r0"], "bob") == [
+        "r0/0 is a diskless client here without a connected UpToDate peer"
+    ]
+    both = _client(onto_client)
+    alice = replace(status.resources[0].connections[0], peer="alice")  # a storage node, UpToDate
+    res = both.resources[0]
+    both = replace(both, resources=(replace(res, connections=(*res.connections, alice)),))
+    assert target_problems(both, ["r0"], "bob") == []
+    syncing = _target_client(status, replication=ReplState.WF_BITMAP_S)
+    assert target_problems(syncing, ["r0"], "bob") == ["r0/0 replication to bob is WFBitMapS"]
+    res = onto_client.resources[0]
+    outdated_here = replace(
+        onto_client,
+        resources=(replace(res, devices=tuple(replace(d, disk=DiskState.OUTDATED) for d in res.devices)),),
+    )
+    assert "r0/0 on bob is a diskless client and the data here is Outdated, not UpToDate" in target_problems(
+        outdated_here, ["r0"], "bob"
+    )
+    secondary = _target_client(
+        replace(
+            status,
+            resources=(
+                replace(
+                    status.resources[0],
+                    connections=(replace(status.resources[0].connections[0], peer_role=Role.SECONDARY),),
+                ),
+            ),
+        )
+    )
+    assert target_problems(secondary, ["r0"], "bob") == ["r0 is Secondary on bob, not Primary"]
+    not_client = _target_client(status, peer_client=False)
+    assert target_problems(not_client, ["r0"], "bob") == ["r0/0 disk on bob is Diskless, not UpToDate"]
+
+
+@given(resources())
+def test_a_start_is_allowed_only_on_a_primary_with_data_here_or_through_a_peer(res: Resource) -> None:
+    """Every state, clients included: no problem means Primary, and UpToDate data here or, on a diskless
+    client, a connected UpToDate peer for every volume."""
+    problems = local_problems(Status("json", None, (res,)), ["r0"])
+    if not problems:
+        assert res.role is Role.PRIMARY
+        if is_client(res):
+            assert all(data_peer(res, d.volume) for d in res.devices)
+        else:
+            assert all(d.disk is DiskState.UP_TO_DATE for d in res.devices)
+
+
+@given(resources(), st.sampled_from(["peer0", "peer1"]))
+def test_a_migration_target_is_a_primary_with_data_or_a_client_with_a_data_path(
+    res: Resource, target: str
+) -> None:
+    problems = target_problems(Status("json", None, (res,)), ["r0"], target)
+    if not problems:
+        conn = find_connection(res, target)
+        assert conn is not None and conn.connection is ConnState.CONNECTED and conn.peer_role is Role.PRIMARY
+        assert conn.peer_devices
+        for pd in conn.peer_devices:
+            if pd.peer_disk is DiskState.UP_TO_DATE:
+                assert not pd.replication.resyncing
+            else:  # a client target reads through us, or through our own data peer (diskless to diskless)
+                assert pd.peer_disk is DiskState.DISKLESS and pd.peer_client
+                assert pd.replication is ReplState.ESTABLISHED
+                here = next(d for d in res.devices if d.volume == pd.volume)
+                assert here.disk is DiskState.UP_TO_DATE or (is_client(res) and data_peer(res, pd.volume))

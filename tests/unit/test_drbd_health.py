@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tandem.drbd.health import allows_two_primaries, clone_limits, fencing_policy, serving_peer, verdict
-from tandem.drbd.model import ConnState, DiskState, ReplState, Resource, Role
+from tandem.drbd.health import allows_two_primaries, clone_limits, fencing_policy, verdict
+from tandem.drbd.model import ConnState, DiskState, ReplState, Resource, Role, data_peer, is_client
 from tandem.drbd.policy import promotion_score
 from tandem.ocf.codes import Rc
 from tandem.record import replace
-from tests.unit.drbd_states import healthy, resources
+from tests.unit.drbd_states import client_of, healthy, resources
 
 PROMOTED_CODES = {Rc.RUNNING_PROMOTED, Rc.FAILED_PROMOTED, Rc.DEGRADED_PROMOTED}
 UNPROMOTED_CODES = {Rc.SUCCESS, Rc.DEGRADED}
@@ -37,14 +37,57 @@ def test_the_code_always_matches_the_role(res, promoted_max):
 
 @given(resources(role=Role.PRIMARY))
 def test_a_primary_without_its_disk_is_failed_unless_a_peer_serves_it(res):
-    lost = [d for d in res.devices if d.disk in (DiskState.DISKLESS, DiskState.FAILED) and not d.client]
-    if any(serving_peer(res, d.volume) is None for d in lost):
+    lost = [d for d in res.devices if d.disk in (DiskState.DISKLESS, DiskState.FAILED)]
+    if any(data_peer(res, d.volume) is None for d in lost):
         assert verdict(res, promoted_max=2).rc is Rc.FAILED_PROMOTED
-    elif lost:
+    elif lost and not is_client(res):
         v = verdict(res, promoted_max=2)
         assert v.rc in (Rc.DEGRADED_PROMOTED, Rc.FAILED_PROMOTED)  # (failed for another reason)
         assert "I/O served by peer" in v.reason or v.rc is Rc.FAILED_PROMOTED
         assert promotion_score(res, promoted_max=2).score is None  # so Pacemaker moves users away, demotes
+
+
+@given(resources(client=True, role=Role.PRIMARY) | resources(client=True), st.integers(1, 2))
+def test_a_client_is_healthy_exactly_while_data_is_reachable_with_quorum(res, promoted_max):
+    """Every state of an intentional diskless client: never 'local disk Diskless'; 9 only for a Primary
+    that lost its data (or another failure); 0/8 only with an UpToDate peer for every volume and quorum."""
+    assert is_client(res)
+    v = verdict(res, promoted_max=promoted_max)
+    reachable = all(data_peer(res, d.volume) for d in res.devices)
+    assert "local disk" not in v.reason
+    if res.role is Role.PRIMARY and not reachable:
+        assert v.rc is Rc.FAILED_PROMOTED and "diskless client Primary without" in v.reason
+    if v.healthy:
+        assert reachable and res.quorum
+    if (not reachable or not res.quorum) and res.role in (Role.PRIMARY, Role.SECONDARY):
+        assert not v.healthy and v.reason
+
+
+def test_healthy_clients_and_a_failed_disk_that_is_no_client():
+    served = client_of(healthy(Role.SECONDARY))
+    assert verdict(served).rc is Rc.SUCCESS
+    assert verdict(replace(served, role=Role.PRIMARY)).rc is Rc.RUNNING_PROMOTED
+    alone = replace(served, connections=())
+    assert (
+        verdict(alone).rc is Rc.DEGRADED
+        and "without a connected UpToDate peer (volume 0)" in verdict(alone).reason
+    )
+    v = verdict(replace(alone, role=Role.PRIMARY))
+    assert (
+        v.rc is Rc.FAILED_PROMOTED and "diskless client Primary without a connected UpToDate peer" in v.reason
+    )
+    no_quorum = replace(served, devices=tuple(replace(d, quorum=False) for d in served.devices))
+    assert verdict(no_quorum).rc is Rc.DEGRADED and "quorum lost" in verdict(no_quorum).reason
+    # client:no is a diskful node whose disk failed: as before, degraded with its I/O served by the peer
+    failed = replace(
+        served, role=Role.PRIMARY, devices=tuple(replace(d, client=False) for d in served.devices)
+    )
+    v = verdict(failed)
+    assert (
+        v.rc is Rc.DEGRADED_PROMOTED
+        and "local disk Diskless" in v.reason
+        and "I/O served by peer bob" in v.reason
+    )
 
 
 def test_a_primary_whose_lost_disk_the_peer_serves_is_degraded():
@@ -127,7 +170,9 @@ def test_a_secondary_with_outdated_data_is_degraded_not_failed():
         ((2, 1, 2, 1), None),
         ((None, None, None, None), None),
         ((1, 1, 3, 1), None),
-        ((2, 1, 3, 1), "clone-max <= 2"),
+        ((2, 1, 3, 1), None),
+        ((2, 1, 4, 1), None),
+        ((2, 1, 5, 1), "clone-max <= 4"),
         ((3, 1, 3, 1), "at most two Primaries"),
         ((1, 2, 2, 1), "promoted-node-max"),
         ((1, 1, 2, 2), "clone-node-max"),

@@ -92,4 +92,6 @@ def test_stop_pauses_while_still_listed_after_a_successful_command(
     assert agent.stop(ctx) == 0
     assert drbd.commands == ["down", "down"]
     assert sleeps == [0.5]
-    assert runs == [("crm_attribute", "--promotion=drbd-r0", "-l", "reboot", "-D")]  # no peer was Primary: no outdate
+    assert runs == [
+        ("crm_attribute", "--promotion=drbd-r0", "-l", "reboot", "-D")
+    ]  # no peer was Primary: no outdate

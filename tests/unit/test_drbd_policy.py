@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tandem.drbd.model import ConnState, DiskState, Resource, Role
-from tandem.drbd.policy import Tiers, promotion_score
+from tandem.drbd.model import ConnState, DiskState, Resource, Role, is_client
+from tandem.drbd.policy import DEFAULT_DISKLESS, Tiers, promotion_score, unreachable_volumes
 from tandem.record import replace
-from tests.unit.drbd_states import healthy, resources
+from tests.unit.drbd_states import client_of, healthy, resources
 
 
 @st.composite
@@ -31,9 +31,74 @@ def test_never_a_positive_score_without_uptodate_data(res, t, remove_if_peer_pri
     )
     if decision.score is not None:
         assert decision.score > 0
-        assert res.devices and all(d.disk is DiskState.UP_TO_DATE for d in res.devices)
         assert res.role in (Role.PRIMARY, Role.SECONDARY)
         assert res.quorum
+        if is_client(res):  # its data is a connected peer's, for every volume
+            assert decision.score == DEFAULT_DISKLESS and not unreachable_volumes(res)
+        else:
+            assert res.devices and all(d.disk is DiskState.UP_TO_DATE for d in res.devices)
+
+
+@given(resources(client=True), tiers(), st.integers(1, 1000000), st.booleans(), st.integers(1, 2))
+def test_a_client_has_its_own_tier_only_while_data_is_reachable_with_quorum(
+    res, t, diskless, remove_if_peer_primary, promoted_max
+):
+    decision = promotion_score(
+        res, t, diskless=diskless, remove_if_peer_primary=remove_if_peer_primary, promoted_max=promoted_max
+    )
+    reachable = res.role in (Role.PRIMARY, Role.SECONDARY) and res.quorum and not unreachable_volumes(res)
+    assert decision.score in ((None, diskless) if reachable else (None,))
+    if reachable and (res.role is Role.PRIMARY or not remove_if_peer_primary or promoted_max == 2):
+        assert decision.score == diskless, decision.reason
+    if not res.quorum and res.role in (Role.PRIMARY, Role.SECONDARY):
+        assert decision.reason == "quorum lost"
+
+
+@given(resources(role=Role.SECONDARY), tiers(), st.none() | st.integers(1, 1000000))
+def test_consistent_while_reconciling_keeps_at_most_the_score_it_had(res, t, previous):
+    """DRBD 9.2.19+ holds a survivor at Consistent after a Primary loss: its score neither vanishes nor
+    grows, a node that had none gets none, and Outdated/Inconsistent data never scores."""
+    decision = promotion_score(res, t, previous=previous)
+    disks = {d.disk for d in res.devices}
+    if decision.score is not None and DiskState.CONSISTENT in disks:
+        assert previous is not None and decision.score == min(previous, t.uptodate)
+        assert disks <= {DiskState.CONSISTENT, DiskState.UP_TO_DATE} and res.quorum
+        assert not any(c.peer_role is Role.PRIMARY for c in res.connections)
+    if disks & {DiskState.OUTDATED, DiskState.INCONSISTENT} or not res.quorum:
+        assert decision.score is None
+
+
+def test_the_reconciling_survivor_keeps_its_score():
+    survivor = replace(
+        healthy(Role.SECONDARY),
+        devices=tuple(replace(d, disk=DiskState.CONSISTENT) for d in healthy(Role.SECONDARY).devices),
+    )
+    survivor = replace(
+        survivor,
+        connections=tuple(
+            replace(c, connection=ConnState.CONNECTING, peer_role=Role.UNKNOWN, peer_devices=())
+            for c in survivor.connections
+        ),
+    )
+    assert score(survivor, previous=10000) == 10000
+    assert score(survivor, previous=1000) == 1000
+    assert score(survivor) == -1  # no score before: none now
+    with_primary = replace(healthy(Role.SECONDARY, peer_role=Role.PRIMARY), devices=survivor.devices)
+    assert score(with_primary, previous=10000) == -1  # Consistent next to a Primary is no survivor
+
+
+def test_client_tier():
+    client = client_of(healthy(Role.SECONDARY))
+    assert score(client) == DEFAULT_DISKLESS == 100 < Tiers().peer_unknown
+    assert score(client, diskless=7) == 7
+    assert score(replace(client, role=Role.PRIMARY)) == 100
+    assert promotion_score(replace(client, connections=())).reason == (
+        "diskless client without a connected UpToDate peer (volume 0)"
+    )
+    lost = replace(client, devices=tuple(replace(d, quorum=False) for d in client.devices))
+    assert score(lost) == -1
+    failed = replace(client, devices=tuple(replace(d, client=False) for d in client.devices))
+    assert score(failed) == -1  # a diskful node whose disk failed is no client
 
 
 @given(resources(), resources(role=Role.PRIMARY), tiers(), st.booleans())
@@ -42,7 +107,7 @@ def test_primary_uptodate_scores_at_least_every_other_state(other, primary, t, r
         primary,
         devices=tuple(replace(d, disk=DiskState.UP_TO_DATE, quorum=None) for d in primary.devices),
     )
-    kw = {"remove_if_peer_primary": remove_if_peer_primary}
+    kw = {"remove_if_peer_primary": remove_if_peer_primary, "diskless": t.peer_unknown}
     assert score(primary, t, **kw) == t.primary
     assert score(other, t, **kw) <= score(primary, t, **kw)
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tandem.drbd.policy import Decision
-from tandem.drbd.tools import PromotionScore, attrd_value
+from tandem.drbd.tools import PromotionScore, attrd_value, primary_refused
 from tandem.ocf.log import Logger
 from tandem.ocf.runner import Result
 from tests.fakes import RecordingRunner
@@ -98,3 +98,27 @@ def test_a_verified_apply_leaves_the_cib_holding_the_decision(
             assert score(pcmk).apply(decision, verify=verify)
             if verify:
                 assert pcmk.cib == (None if decision.score is None else str(decision.score))
+
+
+@pytest.mark.parametrize(
+    ("rc", "err", "words"),
+    [
+        (17, "r0: State change failed: (-2) Need access to UpToDate data\n", "exit 17): no UpToDate data"),
+        (
+            11,
+            "r0: State change failed: (-25) No quorum\nadditional info from kernel:\n"
+            "no UpToDate peer with quorum\nCommand 'drbdsetup primary r0' terminated with exit code 11\n",
+            "DRBD refused (exit 11): no quorum: no UpToDate peer with quorum",
+        ),
+        (11, "r0: State change failed: (-25) No quorum\n", "DRBD refused (exit 11): no quorum"),
+        (11, "r0: State change failed: (-1) Multiple primaries not allowed by config\n", None),
+        (10, "", None),
+        (0, "", None),
+    ],
+)
+def test_primary_refusals_that_no_retry_helps(rc: int, err: str, words: str | None) -> None:
+    found = primary_refused(rc, err)
+    if words is None:
+        assert found is None
+    else:
+        assert found is not None and words in found and "\n" not in found

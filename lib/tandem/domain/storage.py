@@ -6,6 +6,14 @@ after the target node has `peer-role` and, per volume, `peer-disk` and `replicat
 itself uses to allow writes, it needs no second channel to the target (ssh, a remote drbdsetup), and it is
 current while the connection is Connected; when it is not, the peer state is Unknown/DUnknown and the check
 refuses, which is the safe answer because a migration over a broken link would run the domain on stale data.
+
+Intentional diskless clients (DRBD 9 `disk none`, client:yes) hold no data: a domain may run on one while
+DRBD reads and writes through a connected UpToDate peer. Here (start, or the source of a migration) that is
+checked on the local status; for a client target, the source sees only its own link to it: with UpToDate
+data here the target reads through us; from a client source (diskless to diskless, as DRBD allows for live
+migration) the target's own data path is DRBD's to guard: it promotes a client only with UpToDate data
+reachable (exit 17 otherwise), and the target's drbd monitor fails its Primary (9) when that path is lost.
+A Diskless disk that is not a client (client:no) is a failed diskful node and is refused as before.
 """
 
 from __future__ import annotations
@@ -14,7 +22,17 @@ import re
 from collections.abc import Callable, Iterable
 
 from tandem.domain.config import Disk
-from tandem.drbd.model import Connection, ConnState, DiskState, Resource, Role, Status
+from tandem.drbd.model import (
+    Connection,
+    ConnState,
+    DiskState,
+    ReplState,
+    Resource,
+    Role,
+    Status,
+    data_peer,
+    is_client,
+)
 from tandem.record import NamedTuple
 
 RESOURCE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}")
@@ -82,7 +100,8 @@ def find_connection(res: Resource, node: str) -> Connection | None:
 
 
 def target_problems(status: Status, resources: Iterable[str], target: str) -> list[str]:
-    """What stops a live migration to `target`: both sides must be Primary with UpToDate data, in sync."""
+    """What stops a live migration to `target`: both sides must be Primary with UpToDate data, in sync, or
+    be a diskless client Primary whose I/O a connected UpToDate peer serves."""
     problems: list[str] = []
     for name in resources:
         res = status.resource(name)
@@ -93,7 +112,8 @@ def target_problems(status: Status, resources: Iterable[str], target: str) -> li
 
 
 def local_problems(status: Status, resources: Iterable[str]) -> list[str]:
-    """What stops a start here: the disks must be writable (Primary) with UpToDate data."""
+    """What stops a start here: the disks must be writable (Primary) with UpToDate data, here or, on a
+    diskless client, on a connected peer."""
     return [p for name in resources for p in _local(name, status.resource(name))]
 
 
@@ -103,6 +123,12 @@ def _local(name: str, res: Resource | None) -> list[str]:
     problems = []
     if res.role is not Role.PRIMARY:
         problems.append(f"{name} is {res.role} here, not Primary (is the DRBD clone promoted here?)")
+    if is_client(res):
+        return problems + [
+            f"{name}/{d.volume} is a diskless client here without a connected UpToDate peer"
+            for d in res.devices
+            if data_peer(res, d.volume) is None
+        ]
     bad = [d for d in res.devices if d.disk is not DiskState.UP_TO_DATE]
     return problems + [f"{name}/{d.volume} disk is {d.disk} here" for d in bad]
 
@@ -118,8 +144,17 @@ def _peer(name: str, res: Resource, target: str) -> list[str]:
         problems.append(f"{name} is {conn.peer_role} on {target}, not Primary")
     if not conn.peer_devices:
         problems.append(f"{name} reports no volumes on {target}")
+    local = {d.volume: d.disk for d in res.devices}
     for pd in conn.peer_devices:
-        if pd.peer_disk is not DiskState.UP_TO_DATE:
+        if pd.peer_disk is DiskState.DISKLESS and pd.peer_client:
+            if local.get(pd.volume) is not DiskState.UP_TO_DATE and not is_client(res):
+                problems.append(
+                    f"{name}/{pd.volume} on {target} is a diskless client and the data here is "
+                    f"{local.get(pd.volume, 'missing')}, not UpToDate"
+                )
+            elif pd.replication is not ReplState.ESTABLISHED:
+                problems.append(f"{name}/{pd.volume} replication to {target} is {pd.replication}")
+        elif pd.peer_disk is not DiskState.UP_TO_DATE:
             problems.append(f"{name}/{pd.volume} disk on {target} is {pd.peer_disk}, not UpToDate")
         elif pd.replication.resyncing:
             problems.append(f"{name}/{pd.volume} is resyncing ({pd.replication}) with {target}")

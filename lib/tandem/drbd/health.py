@@ -2,11 +2,16 @@
 
 * 7   not running;
 * 0/8 healthy Secondary/Primary;
-* 9   Primary but failed: no local disk under the Primary and no connected UpToDate peer serving its I/O,
-      I/O suspended (user, no-data, quorum), or a peer Primary that the clone's promoted-max does not allow;
+* 9   Primary but failed: no local disk under the Primary (a lost disk, or an intentional diskless
+      client) and no connected UpToDate peer serving its I/O, I/O suspended (user, no-data, quorum),
+      or a peer Primary that the clone's promoted-max does not allow;
 * 190/191 degraded Secondary/Primary: quorum lost, a peer disconnected or StandAlone (split-brain or an
       admin's disconnect), a resync running, a local or peer disk not UpToDate (a Primary's lost disk
       whose I/O a peer serves too), I/O frozen while the fence-peer handler runs.
+
+An intentional diskless client (DRBD 9 ``disk none``, client:yes) has no local disk to report: it is healthy
+while every volume has a connected UpToDate peer and quorum holds. A Diskless disk with client:no is a
+diskful node whose disk failed, judged as before.
 
 ``ocf:linbit:drbd`` reports all of these as plain 0/8. Pacemaker (>= 2.0.5) treats 190/191 as success but
 shows them as degraded, so reporting them costs no failover and tells the admin what is wrong.
@@ -19,8 +24,7 @@ from __future__ import annotations
 
 import re
 
-from tandem.drbd.model import ConnState, DiskState, Resource, Role
-from tandem.drbd.policy import peer_name
+from tandem.drbd.model import ConnState, DiskState, Resource, Role, data_peer, is_client, peer_name
 from tandem.ocf.codes import Rc
 from tandem.record import NamedTuple
 
@@ -29,6 +33,8 @@ NO_DISK = frozenset({DiskState.DISKLESS, DiskState.FAILED, DiskState.DETACHING})
 # The one suspension that is not a failure: the freeze while the fence-peer handler runs. Every other
 # reason (user, no-data, quorum, and "unknown" from /proc/drbd, which does not say why) fails a Primary.
 TRANSIENT_SUSPEND = "fencing"
+# The largest dual-primary clone the agents support (and the lab tests).
+MAX_DUAL_PRIMARY_NODES = 4
 
 
 class Verdict(NamedTuple):
@@ -40,25 +46,20 @@ class Verdict(NamedTuple):
         return self.rc in (Rc.SUCCESS, Rc.RUNNING_PROMOTED)
 
 
-def serving_peer(res: Resource, volume: int | None) -> str | None:
-    """A connected peer with UpToDate data for `volume`: DRBD reads and writes through it when the local
-    disk is gone, so a Primary that lost its disk keeps its I/O (UG9 "Disk error handling")."""
-    for conn in res.connections:
-        if conn.connection is ConnState.CONNECTED and any(
-            p.volume == volume and p.peer_disk is DiskState.UP_TO_DATE for p in conn.peer_devices
-        ):
-            return peer_name(conn)
-    return None
-
-
 def failures(res: Resource, promoted_max: int) -> list[str]:
     """Why a Primary must be recovered (monitor 9). A lost disk whose I/O a peer serves is not one of them:
     the Primary is degraded and loses its promotion score, so Pacemaker moves its users away (a VM live)
     and demotes it, instead of recovering it under a running VM."""
     found: list[str] = []
+    client = is_client(res)
     for dev in res.devices:
-        if dev.disk in NO_DISK and not dev.client and serving_peer(res, dev.volume) is None:
-            found.append(f"{dev.disk} disk under a Primary (volume {dev.volume})")
+        if dev.disk in NO_DISK and data_peer(res, dev.volume) is None:
+            what = (
+                "diskless client Primary without a connected UpToDate peer"
+                if client
+                else (f"{dev.disk} disk under a Primary")
+            )
+            found.append(f"{what} (volume {dev.volume})")
     fatal = [s for s in res.suspended if s != TRANSIENT_SUSPEND]
     if fatal:
         found.append(f"I/O suspended ({', '.join(fatal)})")
@@ -75,15 +76,19 @@ def degradations(res: Resource) -> list[str]:
         found.append("quorum lost")
     if TRANSIENT_SUSPEND in res.suspended:
         found.append("I/O frozen while the peer is being fenced")
-    bad_local = sorted({str(d.disk) for d in res.devices if d.disk is not DiskState.UP_TO_DATE})
-    if bad_local:
-        found.append(f"local disk {'/'.join(bad_local)}")
-    if res.role is Role.PRIMARY:
-        served = {
-            peer
+    client = is_client(res)
+    if client:
+        found += [
+            f"diskless client without a connected UpToDate peer (volume {d.volume})"
             for d in res.devices
-            if d.disk in NO_DISK and not d.client and (peer := serving_peer(res, d.volume))
-        }
+            if res.role is not Role.PRIMARY and data_peer(res, d.volume) is None
+        ]
+    else:
+        bad_local = sorted({str(d.disk) for d in res.devices if d.disk is not DiskState.UP_TO_DATE})
+        if bad_local:
+            found.append(f"local disk {'/'.join(bad_local)}")
+    if res.role is Role.PRIMARY and not client:
+        served = {peer for d in res.devices if d.disk in NO_DISK and (peer := data_peer(res, d.volume))}
         found += [f"I/O served by peer {peer}" for peer in sorted(served)]
     if not res.connections:
         found.append("no peer connection")
@@ -128,8 +133,9 @@ def clone_limits(
 ) -> str | None:
     """What is wrong with the clone's meta attributes for DRBD, or None.
 
-    DRBD is one instance per node, and at most two Primaries (DRBD 9 cannot handle more, and dual-primary
-    is only for two nodes: "not even two primaries plus one-or-more secondaries", ocf:linbit:drbd).
+    DRBD is one instance per node, and at most two Primaries (DRBD 9.x: "exactly two Primaries for the use in
+    live migration", UG9). Dual primary is allowed on up to 4 nodes (e.g. 2 diskful + 2 diskless
+    hypervisors), where ocf:linbit:drbd refuses any dual primary beyond two nodes.
     """
     if (clone_node_max or 1) != 1:
         return f"clone-node-max={clone_node_max}: DRBD runs one instance per node (set it to 1)"
@@ -137,8 +143,8 @@ def clone_limits(
         return f"promoted-node-max={promoted_node_max}: must be 1"
     if (promoted_max or 1) > 2:
         return f"promoted-max={promoted_max}: DRBD supports at most two Primaries"
-    if (promoted_max or 1) == 2 and clone_max is not None and clone_max > 2:
-        return f"promoted-max=2 (dual-primary) needs clone-max <= 2, not {clone_max}"
+    if (promoted_max or 1) == 2 and clone_max is not None and clone_max > MAX_DUAL_PRIMARY_NODES:
+        return f"promoted-max=2 (dual-primary) needs clone-max <= {MAX_DUAL_PRIMARY_NODES}, not {clone_max}"
     return None
 
 

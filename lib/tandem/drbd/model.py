@@ -127,6 +127,29 @@ class Status(NamedTuple):
         return next((r for r in self.resources if r.name == name), None)
 
 
+def peer_name(conn: Connection) -> str:
+    if conn.peer:
+        return conn.peer
+    return "the peer" if conn.peer_node_id is None else f"node-id {conn.peer_node_id}"
+
+
+def is_client(res: Resource) -> bool:
+    """An intentional diskless client: every volume Diskless with client:yes. Diskless with client:no
+    (or unknown) is a diskful node whose disk failed or was detached, never a client."""
+    return bool(res.devices) and all(d.disk is DiskState.DISKLESS and d.client is True for d in res.devices)
+
+
+def data_peer(res: Resource, volume: int | None) -> str | None:
+    """A connected peer with UpToDate data for `volume`: DRBD reads and writes through it when there is no
+    local disk (a client, or a Primary whose disk failed)."""
+    for conn in res.connections:
+        if conn.connection is ConnState.CONNECTED and any(
+            p.volume == volume and p.peer_disk is DiskState.UP_TO_DATE for p in conn.peer_devices
+        ):
+            return peer_name(conn)
+    return None
+
+
 def to_json_dict(status: Status) -> dict[str, object]:
     """The shape `tandem drbd-status` prints; states under their DRBD names."""
     return {

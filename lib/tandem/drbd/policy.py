@@ -12,6 +12,16 @@ tier                        state                                               
 ``uptodate``                Secondary, every local disk UpToDate, every peer disk known       10000
 ``peer_unknown``            Secondary, every local disk UpToDate, some peer disk DUnknown     1000
                             (the peer may have newer data that we cannot see)
+``diskless``                an intentional diskless client (DRBD 9 ``disk none``), either     100
+                            role, while every volume has a connected UpToDate peer
+                            (``diskless_score``; below the tiers of nodes with data, so a
+                            client is promoted only when a VM is placed there on purpose)
+(hold)                      Secondary, Consistent (not Outdated), quorate, no peer Primary:   previous
+                            DRBD 9.2.19+/9.3.3+ holds a survivor there after losing the       score
+                            Primary until it has reconciled with the other survivors; the
+                            score it had as UpToDate is kept (never raised), so the right
+                            node stays the promotion candidate and promote waits for DRBD
+                            to make it UpToDate. A node that had no score keeps none.
 ==========================  ===============================================================  =========
 
 Unlike ``ocf:linbit:drbd`` there is no positive tier for Consistent-only data or for "a peer has UpToDate
@@ -21,10 +31,11 @@ promote it. Transitional disk states (Attaching, Negotiating) count as not UpToD
 
 from __future__ import annotations
 
-from tandem.drbd.model import Connection, DiskState, Resource, Role
+from tandem.drbd.model import DiskState, Resource, Role, data_peer, is_client, peer_name
 from tandem.record import NamedTuple
 
 DEFAULT_TIERS = "1000 10000 10000"
+DEFAULT_DISKLESS = 100
 
 
 class Tiers(NamedTuple):
@@ -59,15 +70,27 @@ class Decision(NamedTuple):
         return "remove" if self.score is None else str(self.score)
 
 
-def peer_name(conn: Connection) -> str:
-    if conn.peer:
-        return conn.peer
-    return "the peer" if conn.peer_node_id is None else f"node-id {conn.peer_node_id}"
-
-
 def local_uptodate(res: Resource) -> bool:
     """Every local volume holds UpToDate data (and there is at least one)."""
     return bool(res.devices) and all(d.disk is DiskState.UP_TO_DATE for d in res.devices)
+
+
+def unreachable_volumes(res: Resource) -> list[int | None]:
+    """The volumes without a connected UpToDate peer."""
+    return [d.volume for d in res.devices if data_peer(res, d.volume) is None]
+
+
+def reconciling(res: Resource) -> bool:
+    """Secondary, quorate, every disk UpToDate or Consistent (at least one Consistent), no peer Primary:
+    the window in which DRBD 9.2.19+/9.3.3+ holds a survivor after a Primary loss."""
+    disks = {d.disk for d in res.devices}
+    return (
+        res.role is Role.SECONDARY
+        and res.quorum
+        and DiskState.CONSISTENT in disks
+        and disks <= {DiskState.CONSISTENT, DiskState.UP_TO_DATE}
+        and not any(c.peer_role is Role.PRIMARY for c in res.connections)
+    )
 
 
 def peer_disks_known(res: Resource) -> bool:
@@ -84,7 +107,10 @@ def promotion_score(
     *,
     remove_if_peer_primary: bool = False,
     promoted_max: int = 1,
+    diskless: int = DEFAULT_DISKLESS,
+    previous: int | None = None,
 ) -> Decision:
+    """`previous` is the score this node holds now (None: none); only the reconciling hold uses it."""
     tiers = tiers or Tiers()
     if res is None or res.role is Role.UNCONFIGURED:
         return Decision(None, "DRBD resource is not running")
@@ -92,15 +118,28 @@ def promotion_score(
         return Decision(None, "local role Unknown")
     if not res.quorum:
         return Decision(None, "quorum lost")
-    if not local_uptodate(res):
+    if is_client(res):
+        missing = unreachable_volumes(res)
+        if missing:
+            vols = ", ".join(str(v) for v in missing)
+            return Decision(None, f"diskless client without a connected UpToDate peer (volume {vols})")
+    elif reconciling(res) and previous is not None:
+        return Decision(
+            min(previous, tiers.uptodate), "Consistent while reconciling after a Primary loss: score kept"
+        )
+    elif not local_uptodate(res):
         states = ", ".join(sorted({str(d.disk) for d in res.devices})) or "no disk"
         return Decision(None, f"local data is not UpToDate ({states})")
     if res.role is Role.PRIMARY:
+        if is_client(res):
+            return Decision(diskless, "diskless client Primary with a connected UpToDate peer")
         return Decision(tiers.primary, "Primary with UpToDate data")
     if remove_if_peer_primary and promoted_max < 2:
         primaries = [peer_name(c) for c in res.connections if c.peer_role is Role.PRIMARY]
         if primaries:
             return Decision(None, f"peer {primaries[0]} is Primary")
+    if is_client(res):
+        return Decision(diskless, "diskless client with a connected UpToDate peer")
     if peer_disks_known(res):
         return Decision(tiers.uptodate, "UpToDate, every peer disk state known")
     return Decision(tiers.peer_unknown, "UpToDate, but a peer's disk state is unknown")

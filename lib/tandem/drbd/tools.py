@@ -29,10 +29,26 @@ if TYPE_CHECKING:
 # drbdsetup/drbdadm exit codes (LINBIT/drbd-utils user/v9/drbdsetup.c)
 NO_SUCH_OBJECT = 10
 NO_UP_TO_DATE_DISK = 17
+STATE_CHANGE_FAILED = 11  # with the reason on stderr: "(-25) No quorum", "(-1) Multiple primaries ...", ...
+_KERNEL_INFO = re.compile(r"additional info from kernel:\s*\n\s*(\S[^\n]*)")
 PROC_DRBD = "/proc/drbd"
 DEFAULT_CONF = "/etc/drbd.conf"
 _VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 _INCLUDE = re.compile(r'^\s*include\s+"?([^";\s]+)"?\s*;', re.MULTILINE)
+
+
+def primary_refused(rc: int, err: str) -> str | None:
+    """Why DRBD refused `primary` for good (no retry helps), or None. 17: no UpToDate data reachable (here,
+    or on a connected peer for a client; or the peer could not be fenced); 11 with "No quorum". The
+    kernel's one line of detail ("no UpToDate peer with quorum", "1 of 3 nodes visible, need 2 for
+    quorum") is kept."""
+    info = _KERNEL_INFO.search(err)
+    detail = f": {info.group(1).strip()}" if info else ""
+    if rc == NO_UP_TO_DATE_DISK:
+        return f"DRBD refused (exit 17): no UpToDate data reachable, or the peer could not be fenced{detail}"
+    if rc == STATE_CHANGE_FAILED and "No quorum" in err:
+        return f"DRBD refused (exit 11): no quorum{detail}"
+    return None
 
 
 class Version(NamedTuple):
