@@ -1,0 +1,180 @@
+"""The nemesis: puts each fault kind of lab.campaign.schedule into a running VmCluster, and takes it out.
+
+Node faults go through lab.faults (the supervisor's power, signals by namespace); link faults are blackhole
+routes on the cluster network (eth0) and on the replication network (eth1, DRBD's addresses), each cut
+both ways, so that either network fails alone; handler faults are the emulator's own (its state's
+`handler/NODE/fence-peer` fault, what `drbd-emu handler` sets). Nothing here decides anything: the
+schedule says what and when, the checkers judge.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import threading
+import time
+
+from lab import faults
+from lab.campaign.checkers import Injection
+from lab.campaign.schedule import Event
+from lab.cluster import LabError, sh
+from lab.netns import Node
+from lab.scenarios import VM, VmCluster, qemu_processes
+
+DAEMONS = {
+    "crash-corosync": "corosync",
+    "crash-controld": "pacemaker-controld",
+    "crash-execd": "pacemaker-execd",
+    "crash-fenced": "pacemaker-fenced",
+    "crash-libvirtd": "libvirtd",
+    "crash-qemu": "qemu-system-x86_64",
+}
+HANDLER_FAULTS: dict[str, str | int] = {"fence-peer-hang": "hang", "fence-peer-fail": 1}
+SLOW_RATE = "256kbit"
+
+
+class Nemesis:
+    """Faults on one VmCluster whose lab has a replication network (LabConfig.repl_net)."""
+
+    def __init__(self, vc: VmCluster) -> None:
+        self.vc = vc
+        self.lab = vc.lab
+        self._stops: list[threading.Thread] = []
+        self.errors: list[str] = []
+
+    # ---- where things are -------------------------------------------------------------------------
+    def resolve(self, role: str) -> str | None:
+        """The node a role names now (None: nobody holds it, e.g. no VM running)."""
+        if role == "dc":
+            state = self.lab.state()
+            return None if state is None else state.dc()
+        qemu = qemu_processes(self.lab)
+        vm = qemu[0] if len(qemu) == 1 else None
+        if role == "vm":
+            return vm
+        others = [n.name for n in self.lab.nodes if n.name != vm]
+        return others[0] if vm is not None and others else None
+
+    def repl_address(self, node: Node) -> str:
+        return f"{self.lab.config.repl_net}.{node.index}"
+
+    # ---- the faults ------------------------------------------------------------------------------
+    def inject(self, event: Event) -> Injection:
+        node = self.resolve(event.role) if event.role else ""
+        now = time.time()
+        if node is None:
+            return Injection(now, event.kind, "", False, f"skipped: no node is {event.role}")
+        if node and not self.lab.node(node).is_on():
+            return Injection(now, event.kind, node, False, "skipped: node off")
+        try:
+            self._do(event.kind, node)
+        except (LabError, subprocess.SubprocessError, OSError) as exc:
+            return Injection(now, event.kind, node, False, f"failed: {exc}"[:200])
+        return Injection(now, event.kind, node, False, "")
+
+    def _do(self, kind: str, node: str) -> None:
+        if kind == "power-cut":
+            faults.kill(self.lab, node)
+        elif kind == "reboot":
+            faults.reboot(self.lab, node)
+        elif kind == "stop-start":  # a clean stop waits for pacemaker to move everything away: not here
+            th = threading.Thread(target=self._stop, args=(node,), daemon=True)
+            th.start()
+            self._stops.append(th)
+        elif kind in ("partition", "cluster-cut"):
+            faults.partition(self.lab, ["node1"], ["node2"])
+            if kind == "partition":
+                self._repl(cut=True)
+        elif kind == "repl-cut":
+            self._repl(cut=True)
+        elif kind == "slow-link":
+            faults.slow(self.lab, node, rate=SLOW_RATE)
+        elif kind in DAEMONS:
+            faults.crash_daemon(self.lab, node, DAEMONS[kind])
+        elif kind in HANDLER_FAULTS:
+            self._handlers(HANDLER_FAULTS[kind])
+            self._repl(cut=True)
+        elif kind == "move":
+            target = self.resolve("other")
+            if target is None:
+                raise LabError("vm1 runs nowhere: nothing to move")
+            self.lab.crm("resource", "move", VM, target)
+        elif kind == "clear":
+            self.lab.crm("resource", "clear", VM)
+        else:
+            raise LabError(f"unknown fault kind {kind}")
+
+    def undo(self, event: Event, node: str) -> Injection:
+        """Take a lasting fault out again (the node is the one its injection hit)."""
+        try:
+            if event.kind == "stop-start":
+                self._join_stops()
+                faults.start(self.lab, node)
+            elif event.kind in ("partition", "cluster-cut"):
+                self._cluster_link(cut=False)
+                if event.kind == "partition":
+                    self._repl(cut=False)
+            elif event.kind == "repl-cut":
+                self._repl(cut=False)
+            elif event.kind == "slow-link":
+                faults.unslow(self.lab, node)
+            elif event.kind in HANDLER_FAULTS:
+                self._handlers(None)
+                self._repl(cut=False)
+        except (LabError, subprocess.SubprocessError, OSError) as exc:
+            return Injection(time.time(), event.kind, node, True, f"failed: {exc}"[:200])
+        return Injection(time.time(), event.kind, node, True, "")
+
+    def heal_all(self, boot_wait: float) -> None:
+        """Every fault out: links healed and unshaped, handlers normal, every node on (a fenced node is
+        given `boot_wait` s to come back by itself first, as fencing reboots it)."""
+        faults.heal(self.lab)
+        faults.unslow(self.lab)
+        self._handlers(None)
+        self._join_stops()
+        end = time.monotonic() + boot_wait
+        while any(not n.is_on() for n in self.lab.nodes) and time.monotonic() < end:
+            time.sleep(0.5)
+        for n in self.lab.nodes:
+            if not n.is_on():
+                with contextlib.suppress(LabError):
+                    faults.start(self.lab, n)
+
+    # ---- helpers ---------------------------------------------------------------------------------
+    def _stop(self, node: str) -> None:
+        try:
+            faults.stop(self.lab, node)
+        except (LabError, OSError) as exc:  # reported with the run
+            self.errors.append(f"clean stop of {node}: {exc}")
+
+    def _join_stops(self) -> None:
+        for th in self._stops:
+            th.join(timeout=600)
+        self._stops.clear()
+
+    def _routes(self, addresses: dict[str, str], cut: bool) -> None:
+        """Blackhole (or restore) the routes from each node to the others' `addresses` (node -> address)."""
+        for src in self.lab.nodes:
+            for name, addr in addresses.items():
+                if name == src.name:
+                    continue
+                verb = "replace" if cut else "del"
+                sh(["ip", "-n", src.netns, "route", verb, "blackhole", f"{addr}/32"], check=cut)
+
+    def _repl(self, cut: bool) -> None:
+        self._routes({n.name: self.repl_address(n) for n in self.lab.nodes}, cut)
+
+    def _cluster_link(self, cut: bool) -> None:
+        self._routes({n.name: n.address for n in self.lab.nodes}, cut)
+
+    def _handlers(self, fault: str | int | None) -> None:
+        """Every node's fence-peer handler hangs, fails with `fault`, or (None) runs normally again."""
+        from lab.drbd_emu import engine
+
+        with engine.Store(self.vc.emu_dir).locked() as st:
+            for n in self.lab.nodes:
+                key = f"handler/{n.name}/fence-peer"
+                if fault is None:
+                    st["faults"].pop(key, None)
+                else:
+                    st["faults"][key] = fault
