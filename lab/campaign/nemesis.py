@@ -3,8 +3,9 @@
 Node faults go through lab.faults (the supervisor's power, signals by namespace); link faults are blackhole
 routes on the cluster network (eth0) and on the replication network (eth1, DRBD's addresses), each cut
 both ways, so that either network fails alone; handler faults are the emulator's own (its state's
-`handler/NODE/fence-peer` fault, what `drbd-emu handler` sets). Nothing here decides anything: the
-schedule says what and when, the checkers judge.
+`handler/NODE/fence-peer` fault, what `drbd-emu handler` sets). A killed libvirtd is started again
+LIBVIRTD_RESTART s later, as systemd's Restart=on-failure does on a real host (pacemakerd respawns its own
+daemons). Nothing here decides anything: the schedule says what and when, the checkers judge.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import contextlib
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 
 from lab import faults
 from lab.campaign.checkers import Injection
 from lab.campaign.schedule import Event
 from lab.cluster import LabError, sh
-from lab.netns import Node
+from lab.libvirt import Libvirtd, LibvirtError
+from lab.netns import Node, NodeDown
 from lab.scenarios import VM, VmCluster, qemu_processes
 
 DAEMONS = {
@@ -31,6 +34,7 @@ DAEMONS = {
 }
 HANDLER_FAULTS: dict[str, str | int] = {"fence-peer-hang": "hang", "fence-peer-fail": 1}
 SLOW_RATE = "256kbit"
+LIBVIRTD_RESTART = 5.0
 
 
 class Nemesis:
@@ -39,7 +43,8 @@ class Nemesis:
     def __init__(self, vc: VmCluster) -> None:
         self.vc = vc
         self.lab = vc.lab
-        self._stops: list[threading.Thread] = []
+        self._background: list[threading.Thread] = []
+        self._cuts = {"cluster": 0, "repl": 0}  # overlapping cuts of one network: healed by the last undo
         self.errors: list[str] = []
 
     # ---- where things are -------------------------------------------------------------------------
@@ -78,11 +83,9 @@ class Nemesis:
         elif kind == "reboot":
             faults.reboot(self.lab, node)
         elif kind == "stop-start":  # a clean stop waits for pacemaker to move everything away: not here
-            th = threading.Thread(target=self._stop, args=(node,), daemon=True)
-            th.start()
-            self._stops.append(th)
+            self._later(0.0, self._stop, node)
         elif kind in ("partition", "cluster-cut"):
-            faults.partition(self.lab, ["node1"], ["node2"])
+            self._cluster_link(cut=True)
             if kind == "partition":
                 self._repl(cut=True)
         elif kind == "repl-cut":
@@ -91,6 +94,8 @@ class Nemesis:
             faults.slow(self.lab, node, rate=SLOW_RATE)
         elif kind in DAEMONS:
             faults.crash_daemon(self.lab, node, DAEMONS[kind])
+            if kind == "crash-libvirtd":
+                self._later(LIBVIRTD_RESTART, self._start_libvirtd, node)
         elif kind in HANDLER_FAULTS:
             self._handlers(HANDLER_FAULTS[kind])
             self._repl(cut=True)
@@ -108,7 +113,7 @@ class Nemesis:
         """Take a lasting fault out again (the node is the one its injection hit)."""
         try:
             if event.kind == "stop-start":
-                self._join_stops()
+                self._join_background()
                 faults.start(self.lab, node)
             elif event.kind in ("partition", "cluster-cut"):
                 self._cluster_link(cut=False)
@@ -129,9 +134,10 @@ class Nemesis:
         """Every fault out: links healed and unshaped, handlers normal, every node on (a fenced node is
         given `boot_wait` s to come back by itself first, as fencing reboots it)."""
         faults.heal(self.lab)
+        self._cuts = dict.fromkeys(self._cuts, 0)
         faults.unslow(self.lab)
         self._handlers(None)
-        self._join_stops()
+        self._join_background()
         end = time.monotonic() + boot_wait
         while any(not n.is_on() for n in self.lab.nodes) and time.monotonic() < end:
             time.sleep(0.5)
@@ -141,16 +147,31 @@ class Nemesis:
                     faults.start(self.lab, n)
 
     # ---- helpers ---------------------------------------------------------------------------------
-    def _stop(self, node: str) -> None:
-        try:
-            faults.stop(self.lab, node)
-        except (LabError, OSError) as exc:  # reported with the run
-            self.errors.append(f"clean stop of {node}: {exc}")
+    def _later(self, delay: float, what: Callable[[str], None], node: str) -> None:
+        """`what(node)` in a thread after `delay` s; its errors are reported with the run."""
 
-    def _join_stops(self) -> None:
-        for th in self._stops:
+        def run() -> None:
+            time.sleep(delay)
+            try:
+                what(node)
+            except (LabError, LibvirtError, NodeDown, subprocess.SubprocessError, OSError) as exc:
+                self.errors.append(f"{what.__name__.strip('_')} {node}: {exc}"[:300])
+
+        th = threading.Thread(target=run, daemon=True)
+        th.start()
+        self._background.append(th)
+
+    def _stop(self, node: str) -> None:
+        faults.stop(self.lab, node)
+
+    def _start_libvirtd(self, node: str) -> None:
+        if self.lab.node(node).is_on():
+            Libvirtd(self.lab.node(node)).start()
+
+    def _join_background(self) -> None:
+        for th in self._background:
             th.join(timeout=600)
-        self._stops.clear()
+        self._background.clear()
 
     def _routes(self, addresses: dict[str, str], cut: bool) -> None:
         """Blackhole (or restore) the routes from each node to the others' `addresses` (node -> address)."""
@@ -162,10 +183,17 @@ class Nemesis:
                 sh(["ip", "-n", src.netns, "route", verb, "blackhole", f"{addr}/32"], check=cut)
 
     def _repl(self, cut: bool) -> None:
-        self._routes({n.name: self.repl_address(n) for n in self.lab.nodes}, cut)
+        if self._count("repl", cut):
+            self._routes({n.name: self.repl_address(n) for n in self.lab.nodes}, cut)
 
     def _cluster_link(self, cut: bool) -> None:
-        self._routes({n.name: n.address for n in self.lab.nodes}, cut)
+        if self._count("cluster", cut):
+            self._routes({n.name: n.address for n in self.lab.nodes}, cut)
+
+    def _count(self, network: str, cut: bool) -> bool:
+        """Whether the routes change: the first cut of a network cuts it, its last undo heals it."""
+        self._cuts[network] = max(0, self._cuts[network] + (1 if cut else -1))
+        return cut or self._cuts[network] == 0
 
     def _handlers(self, fault: str | int | None) -> None:
         """Every node's fence-peer handler hangs, fails with `fault`, or (None) runs normally again."""
