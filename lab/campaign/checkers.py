@@ -60,11 +60,13 @@ class Injection:
 
 @dataclass(frozen=True)
 class Boot:
-    """The guest booted: the last generation it had reported written before, and what it found on disk."""
+    """A look at the guest's disk: the last generation the guest had reported written before, and the
+    generation on the disk (as the guest found it at boot, or as the node running it reads its device)."""
 
     t: float
     acked: int
-    found: int | None  # None: the guest found no generation record ("fresh")
+    found: int | None  # None: no generation record ("fresh")
+    where: str = "at boot"
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,7 @@ def s1_two_copies(h: History) -> list[Violation]:
 def s2_lost_write(h: History) -> list[Violation]:
     return [
         Violation(
-            "S2", b.t, f"the guest had written generation {b.acked}, found {b.found} on its disk at boot"
+            "S2", b.t, f"the guest had written generation {b.acked}, found {b.found} on its disk {b.where}"
         )
         for b in h.boots
         if (b.found is None and b.acked > 0) or (b.found is not None and b.found < b.acked)

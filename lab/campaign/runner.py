@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -25,7 +26,7 @@ from lab.campaign.nemesis import Nemesis
 from lab.campaign.record import Recorder, boots, failed_actions, log_facts
 from lab.campaign.schedule import Event, Schedule, generate, run_seed
 from lab.cluster import LabConfig, LabError, poll
-from lab.scenarios import VM, ScenarioError, VmCluster, crm_block, healthy, qemu_processes
+from lab.scenarios import MINOR, VM, ScenarioError, VmCluster, crm_block, healthy, qemu_processes
 
 AGENTS = ("tandem", "anchors")
 REPL_NET = "10.214.77"  # the replication network (each lab's namespaces are its own: no clash between labs)
@@ -169,7 +170,21 @@ def one_run(vc: VmCluster, schedule: Schedule) -> RunResult:
         failed_actions=failed_actions(xml) if xml is not None else ("crm_mon: no node answers",),
     )
     errors = [*nem.errors, *([f"recorder: {rec.error!r}"] if rec.error else [])]
+    with contextlib.suppress(LabError, OSError, subprocess.SubprocessError, ValueError):
+        history = replace(history, boots=(*history.boots, disk_now(vc)))
     return RunResult(history, tuple(checkers.check(history)), tuple(errors))
+
+
+def disk_now(vc: VmCluster) -> checkers.Boot:
+    """S2's end-of-run look: the generation on the DRBD device of the node running vm1, read there
+    (lab.guest.disk), against the last one the guest reported. With one shared backing disk this always
+    holds; it bites once the emulator keeps a data copy per node."""
+    from lab.guest.disk import read_generation_on
+
+    acked = vc.last_gen()
+    (node,) = qemu_processes(vc.lab)
+    rec = read_generation_on(vc.lab.node(node), f"/dev/drbd{MINOR}")
+    return checkers.Boot(time.time(), acked, None if rec is None else rec.gen, f"read on {node} at the end")
 
 
 def run_record(
