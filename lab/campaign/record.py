@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from lab.campaign.checkers import Boot, DrbdView, Sample
+from lab.campaign.checkers import Boot, DrbdView, FailedAction, Sample
 from lab.netns import NodeDown
 from lab.scenarios import RES, VM, VmCluster, qemu_processes
 from lab.timeline import Event
@@ -59,13 +59,15 @@ def fencing_allowed(constraints_xml: str) -> frozenset[str] | None:
     return None
 
 
-def failed_actions(crm_mon_xml: str) -> tuple[str, ...]:
-    """crm_mon's failed resource actions (what `crm resource cleanup` would clear), one line each."""
+def failed_actions(crm_mon_xml: str) -> tuple[FailedAction, ...]:
+    """crm_mon's failed resource actions (what `crm resource cleanup` would clear)."""
     from lxml import etree
 
     root = etree.fromstring(crm_mon_xml.encode())
     return tuple(
-        f"{f.get('op_key')} on {f.get('node')}: {f.get('exitreason') or f.get('exitstatus')}"
+        FailedAction(
+            str(f.get("op_key")), str(f.get("node")), str(f.get("exitreason") or f.get("exitstatus"))
+        )
         for f in root.iterfind("failures/failure")
     )
 

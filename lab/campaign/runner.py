@@ -167,7 +167,9 @@ def one_run(vc: VmCluster, schedule: Schedule) -> RunResult:
         healed_at=healed,
         end=time.time(),
         reboot_delay=delay,
-        failed_actions=failed_actions(xml) if xml is not None else ("crm_mon: no node answers",),
+        failed_actions=failed_actions(xml)
+        if xml is not None
+        else (checkers.FailedAction("crm_mon", "", "no node answers"),),
     )
     errors = [*nem.errors, *([f"recorder: {rec.error!r}"] if rec.error else [])]
     with contextlib.suppress(LabError, OSError, subprocess.SubprocessError, ValueError):

@@ -10,12 +10,18 @@ The full campaign is `python3 -m lab campaign` (docs/campaign.md).
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from lab.campaign.report import load
 from lab.campaign.runner import Plan, campaign, seeds_for
 from lab.campaign.schedule import RISKIEST
 from lab.cluster import LabConfig
+from lab.netns import TOP
 
 from tests.lab.conftest import record
 
@@ -36,3 +42,45 @@ def test_fixed_seed_slice_has_no_safety_violation(lab_defaults: LabConfig, tmp_p
     assert safety == [], "\n".join(
         f"{run}: {v['checker']} {v['detail']} (replay: {run})" for run, v in safety
     )
+
+
+def test_ctrl_c_leaves_nothing_behind(lab_defaults: LabConfig, tmp_path: Path) -> None:
+    """SIGINT in the middle of a run: no namespace, loop device or process of the lab survives it."""
+    prefix = lab_defaults.prefix
+    argv = [
+        sys.executable,
+        "-m",
+        "lab",
+        "campaign",
+        "--runs",
+        "1",
+        "--out",
+        str(tmp_path),
+        "--prefix",
+        prefix,
+    ]
+    env = {**os.environ, "PYTHONPATH": f"{TOP / 'lib'}:{TOP}"}
+    with subprocess.Popen(argv, cwd=TOP, env=env, stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the cluster is up and the VM runs: the run's faults start now
+            if "Promoted on both nodes" in line:
+                break
+        time.sleep(8)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=180) != 0
+    assert sorted(Path("/run/netns").glob(f"{prefix}-*")) == []
+    loops = subprocess.run(
+        ["losetup", "--list", "--noheadings", "--output", "BACK-FILE"], capture_output=True, text=True
+    )
+    assert f"/tmp/{prefix}-campaign/" not in loops.stdout
+    root = f"/tmp/{prefix}-lab"
+    left = [p for p in Path("/proc").iterdir() if p.name.isdigit() and root in _cmdline(p)]
+    assert left == []
+    assert not (tmp_path / "runs.jsonl").exists()  # an interrupted run is not recorded as done
+
+
+def _cmdline(proc: Path) -> str:
+    try:
+        return (proc / "cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""

@@ -175,10 +175,19 @@ def test_l1_flags_no_recovery_and_failed_actions_left() -> None:
     h = history(stuck, healed_at=0.0)
     assert checkers.recovery(h) is None
     assert [v.checker for v in checkers.l1_healed(h)] == ["L1"]
-    left = checkers.l1_healed(replace(HEALTHY, failed_actions=("drbd-r0_monitor_10000 on node1: degraded",)))
+    degraded = checkers.FailedAction("drbd-r0_monitor_10000", "node1", "degraded")
+    left = checkers.l1_healed(replace(HEALTHY, failed_actions=(degraded,)))
     assert [v.detail for v in left] == [
         "failed action needs cleanup: drbd-r0_monitor_10000 on node1: degraded"
     ]
+
+
+def test_l1_accepts_the_failed_monitor_of_a_killed_qemu_only_on_its_node() -> None:
+    failed = (checkers.FailedAction("vm1_monitor_10000", "node2", "not running"),)
+    crash = (Injection(5.0, "crash-qemu", "node2", False, ""),)
+    assert checkers.l1_healed(replace(HEALTHY, failed_actions=failed, injections=crash)) == []
+    elsewhere = (Injection(5.0, "crash-qemu", "node1", False, ""),)
+    assert len(checkers.l1_healed(replace(HEALTHY, failed_actions=failed, injections=elsewhere))) == 1
 
 
 def test_l2_flags_a_vm_back_late_after_its_nodes_fencing() -> None:
@@ -249,7 +258,8 @@ def test_failed_actions_from_crm_mon() -> None:
         '<crm_mon><failures><failure op_key="drbd-r0_monitor_20000" node="node2" exitstatus="degraded" '
         'exitreason="peer node1 disconnected"/></failures></crm_mon>'
     )
-    assert record.failed_actions(xml) == ("drbd-r0_monitor_20000 on node2: peer node1 disconnected",)
+    (got,) = record.failed_actions(xml)
+    assert str(got) == "drbd-r0_monitor_20000 on node2: peer node1 disconnected"
     assert record.failed_actions("<crm_mon/>") == ()
 
 
