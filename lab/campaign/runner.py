@@ -212,6 +212,7 @@ def run_record(
             {"checker": v.checker, "detail": v.detail, "t": round(v.t - t0, 1)} for v in result.violations
         ],
         "recovery_s": checkers.recovery(h),
+        "failed_actions": [str(a) for a in h.failed_actions],
         "node_loss_s": checkers.l2_seconds(h),
         "errors": list(result.errors),
         "fresh_cluster": fresh,
