@@ -75,7 +75,9 @@ def _fmt(x: float | None) -> str:
     return "–" if x is None else f"{x:.1f}"
 
 
-def markdown(runs: Sequence[dict[str, Any]], plot_name: str | None) -> str:
+def markdown(
+    runs: Sequence[dict[str, Any]], plot_name: str | None, timelines: frozenset[str] = frozenset()
+) -> str:
     rows = tally(runs)
     pairs = sorted({r["agents"] for r in runs})
     out = [
@@ -147,6 +149,11 @@ def markdown(runs: Sequence[dict[str, Any]], plot_name: str | None) -> str:
             f"- injected (s from the run's start): {steps}; healed at {r['healed_s']}s",
             *(f"- **{v['checker']}** at {v['t']}s: {v['detail']}" for v in r["violations"]),
             f"- replay: `{r['replay']}`",
+            *(
+                [f"- timeline: [campaign/timelines/{r['run']}.txt](campaign/timelines/{r['run']}.txt)"]
+                if r["run"] in timelines
+                else []
+            ),
             "",
         ]
     return "\n".join(out).rstrip() + "\n"
@@ -184,5 +191,6 @@ def write(out: Path, doc: Path) -> Path:
     name = "recovery.png" if runs else None
     if name:
         plot(runs, out / name)
-    doc.write_text(markdown(runs, name))
+    timelines = frozenset(p.stem for p in (out / "timelines").glob("*.txt"))
+    doc.write_text(markdown(runs, name, timelines))
     return doc

@@ -118,6 +118,7 @@ class RunResult:
     history: checkers.History
     violations: tuple[checkers.Violation, ...]
     errors: tuple[str, ...]
+    timeline: str  # the cluster's events and the injections (lab.timeline), seconds from the run's start
 
 
 def one_run(vc: VmCluster, schedule: Schedule) -> RunResult:
@@ -174,7 +175,10 @@ def one_run(vc: VmCluster, schedule: Schedule) -> RunResult:
     errors = [*nem.errors, *([f"recorder: {rec.error!r}"] if rec.error else [])]
     with contextlib.suppress(LabError, OSError, subprocess.SubprocessError, ValueError):
         history = replace(history, boots=(*history.boots, disk_now(vc)))
-    return RunResult(history, tuple(checkers.check(history)), tuple(errors))
+    t0 = history.samples[0].t if history.samples else healed
+    marks = [(i.t, f"{'undo ' if i.undo else ''}{i.kind} {i.node} {i.note}".strip()) for i in injections]
+    rows = timeline.table(events, [*marks, (healed, "healed")], t0)
+    return RunResult(history, tuple(checkers.check(history)), tuple(errors), timeline.text_timeline(rows))
 
 
 def disk_now(vc: VmCluster) -> checkers.Boot:
@@ -286,6 +290,8 @@ def campaign(plan: Plan, base: LabConfig, work: Path, say: Callable[[str], None]
                 if result.violations:
                     with contextlib.suppress(Exception):
                         vc.collect(work / "violations" / record["run"])
+                    (plan.out / "timelines").mkdir(exist_ok=True)
+                    (plan.out / "timelines" / f"{record['run']}.txt").write_text(result.timeline + "\n")
                 with path.open("a") as fh:
                     fh.write(json.dumps(record) + "\n")
                 todo.pop(0)

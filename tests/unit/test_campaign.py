@@ -338,3 +338,12 @@ def test_report_writes_the_doc_and_plot(tmp_path: Path) -> None:
     doc = report.write(tmp_path, tmp_path / "campaign.md")
     assert "| partition | tandem | 1 |" in doc.read_text()
     assert (tmp_path / "recovery.png").stat().st_size > 1000
+
+
+def test_report_links_the_timeline_of_a_violation(tmp_path: Path) -> None:
+    (tmp_path / "runs.jsonl").write_text(json.dumps(run("tandem", ["partition"], 4.0, ["S4"])) + "\n")
+    (tmp_path / "timelines").mkdir()
+    (tmp_path / "timelines" / "tandem-1.txt").write_text("  1.00s  node1    partition\n")
+    text = report.write(tmp_path, tmp_path / "campaign.md").read_text()
+    assert "### tandem-1: S4" in text
+    assert "[campaign/timelines/tandem-1.txt](campaign/timelines/tandem-1.txt)" in text
