@@ -16,11 +16,14 @@ the cluster is not in its goal state and no fault is active.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 L1_GRACE = 60.0
 L2_AFTER_FENCING = 5.0
+L2_WINDOW = 60.0  # a node loss counts for L2 when another node stays on this long after it
 L3_STALL = 30.0
 MIGRATION_GRACE = 3.0  # the source's QEMU ends a moment after the stop that closes the window is logged
 SPLIT_KINDS = ("partition", "cluster-cut", "repl-cut")  # S6: a fence race the VM's node must win
@@ -250,17 +253,27 @@ def l1_healed(h: History) -> list[Violation]:
     return found
 
 
-def l2_node_loss(h: History) -> list[Violation]:
-    """Losing the VM's node: QEMU must run elsewhere within L2_AFTER_FENCING of that node's fencing."""
-    found = []
+def node_losses(h: History) -> Iterator[tuple[Injection, float | None]]:
+    """Each loss of the VM's node with a survivor (another node on for L2_WINDOW s after it), and when
+    QEMU first ran on another node (None: never)."""
     for cut in (i for i in h.injections if i.kind in NODE_LOSS_KINDS and not i.undo and not i.note):
         before = [s for s in h.samples if s.t <= cut.t]
         if not before or list(before[-1].qemu) != [cut.node]:
             continue
-        back = next((s.t for s in h.samples if s.t > cut.t and s.qemu and cut.node not in s.qemu), None)
+        during = [s for s in h.samples if cut.t < s.t <= cut.t + L2_WINDOW]
+        others = frozenset(h.nodes) - {cut.node}
+        if not any(all(n in s.on for s in during) for n in others):
+            continue  # no survivor (a second fault took the other node too): nowhere to recover to
+        yield cut, next((s.t for s in h.samples if s.t > cut.t and s.qemu and cut.node not in s.qemu), None)
+
+
+def l2_node_loss(h: History) -> list[Violation]:
+    """Losing the VM's node: QEMU must run elsewhere within L2_AFTER_FENCING of that node's fencing."""
+    found = []
+    for cut, back in node_losses(h):
         fenced = next((t for t, target in h.fenced if target == cut.node and t >= cut.t - 1), None)
         start = fenced if fenced is not None else cut.t
-        if back is None or back > start + L2_AFTER_FENCING + 1.0:  # crm_mon/log stamps: whole seconds
+        if back is None or back > start + L2_AFTER_FENCING + 1.0:  # log stamps: whole seconds in crm_mon
             after = "never" if back is None else f"{back - cut.t:.1f}s after the fault"
             via = "its fencing" if fenced is not None else "the fault (no fencing logged)"
             found.append(
@@ -271,14 +284,7 @@ def l2_node_loss(h: History) -> list[Violation]:
 
 def l2_seconds(h: History) -> list[float]:
     """For each loss of the VM's node: seconds until QEMU ran on another node (the report's L2 numbers)."""
-    out = []
-    for cut in (i for i in h.injections if i.kind in NODE_LOSS_KINDS and not i.undo and not i.note):
-        before = [s for s in h.samples if s.t <= cut.t]
-        if before and list(before[-1].qemu) == [cut.node]:
-            back = next((s.t for s in h.samples if s.t > cut.t and s.qemu and cut.node not in s.qemu), None)
-            if back is not None:
-                out.append(round(back - cut.t, 1))
-    return out
+    return [round(back - cut.t, 1) for cut, back in node_losses(h) if back is not None]
 
 
 def active_faults(h: History, t: float) -> bool:
@@ -333,3 +339,41 @@ CHECKERS: tuple[Callable[[History], list[Violation]], ...] = (
 
 def check(h: History) -> list[Violation]:
     return sorted((v for c in CHECKERS for v in c(h)), key=lambda v: (v.t, v.checker))
+
+
+def history_to_json(h: History) -> str:
+    """The history as JSON (kept beside runs.jsonl, so that verdicts can be recomputed)."""
+    return json.dumps(asdict(h), default=sorted)
+
+
+def history_from_json(text: str) -> History:
+    raw: dict[str, Any] = json.loads(text)
+
+    def sample(s: dict[str, Any]) -> Sample:
+        drbd = tuple(
+            DrbdView(
+                v["node"],
+                v["role"],
+                v["disk"],
+                frozenset(v["connected"]),
+                tuple((p, d) for p, d in v["peer_disks"]),
+                v["split_brain"],
+            )
+            for v in s["drbd"]
+        )
+        fence = None if s["fence"] is None else frozenset(s["fence"])
+        return Sample(s["t"], frozenset(s["on"]), tuple(s["qemu"]), drbd, fence)
+
+    return History(
+        nodes=tuple(raw["nodes"]),
+        samples=tuple(sample(s) for s in raw["samples"]),
+        injections=tuple(Injection(**i) for i in raw["injections"]),
+        actions=tuple(raw["actions"]),
+        migrations=tuple((a, b) for a, b in raw["migrations"]),
+        fenced=tuple((t, n) for t, n in raw["fenced"]),
+        boots=tuple(Boot(**b) for b in raw["boots"]),
+        healed_at=raw["healed_at"],
+        end=raw["end"],
+        reboot_delay=raw["reboot_delay"],
+        failed_actions=tuple(FailedAction(**a) for a in raw["failed_actions"]),
+    )

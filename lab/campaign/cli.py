@@ -33,12 +33,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=float, default=9.0, help="start no run after this long")
     p.add_argument("--prefix", help="lab prefix (default $TANDEM_LAB_PREFIX or tcamp)")
     p.add_argument("--report", action="store_true", help="only write docs/campaign.md from OUT/runs.jsonl")
+    p.add_argument(
+        "--rejudge",
+        action="store_true",
+        help="recompute the verdicts of OUT/runs.jsonl from the kept histories",
+    )
     return p
 
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    if args.report:
+    if args.rejudge:
+        from lab.campaign.runner import rejudge
+
+        kept, dropped = rejudge(args.out)
+        print(f"rejudged {kept} runs, dropped {dropped} without a history (they run again)")
+    if args.report or args.rejudge:
         from lab.campaign.report import write
 
         print(write(args.out, DOC))

@@ -11,6 +11,7 @@ campaign started again with the same arguments continues where it stopped (`--re
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import signal
 import subprocess
@@ -116,7 +117,6 @@ def _read_from(path: Path, offset: int) -> str:
 @dataclass(frozen=True)
 class RunResult:
     history: checkers.History
-    violations: tuple[checkers.Violation, ...]
     errors: tuple[str, ...]
     timeline: str  # the cluster's events and the injections (lab.timeline), seconds from the run's start
 
@@ -178,7 +178,7 @@ def one_run(vc: VmCluster, schedule: Schedule) -> RunResult:
     t0 = history.samples[0].t if history.samples else healed
     marks = [(i.t, f"{'undo ' if i.undo else ''}{i.kind} {i.node} {i.note}".strip()) for i in injections]
     rows = timeline.table(events, [*marks, (healed, "healed")], t0)
-    return RunResult(history, tuple(checkers.check(history)), tuple(errors), timeline.text_timeline(rows))
+    return RunResult(history, tuple(errors), timeline.text_timeline(rows))
 
 
 def disk_now(vc: VmCluster) -> checkers.Boot:
@@ -191,6 +191,40 @@ def disk_now(vc: VmCluster) -> checkers.Boot:
     (node,) = qemu_processes(vc.lab)
     rec = read_generation_on(vc.lab.node(node), f"/dev/drbd{MINOR}")
     return checkers.Boot(time.time(), acked, None if rec is None else rec.gen, f"read on {node} at the end")
+
+
+def keep_history(out: Path, run: str, h: checkers.History) -> None:
+    (out / "histories").mkdir(parents=True, exist_ok=True)
+    (out / "histories" / f"{run}.json.gz").write_bytes(gzip.compress(checkers.history_to_json(h).encode()))
+
+
+def verdicts(h: checkers.History) -> dict[str, Any]:
+    """The fields of a run's record that the checkers decide (times in s from the run's start)."""
+    t0 = h.samples[0].t if h.samples else h.healed_at
+    return {
+        "violations": [
+            {"checker": v.checker, "detail": v.detail, "t": round(v.t - t0, 1)} for v in checkers.check(h)
+        ],
+        "recovery_s": checkers.recovery(h),
+        "node_loss_s": checkers.l2_seconds(h),
+    }
+
+
+def rejudge(out: Path, runs_file: str = "runs.jsonl") -> tuple[int, int]:
+    """Recompute every run's verdicts from its kept history (after a checker changed); runs without one
+    are dropped, so that the campaign runs them again. Returns (rejudged, dropped)."""
+    path = out / runs_file
+    kept, dropped = [], 0
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        hist = out / "histories" / f"{record['run']}.json.gz"
+        if not hist.exists():
+            dropped += 1
+            continue
+        h = checkers.history_from_json(gzip.decompress(hist.read_bytes()).decode())
+        kept.append(json.dumps({**record, **verdicts(h)}))
+    path.write_text("".join(f"{line}\n" for line in kept))
+    return len(kept), dropped
 
 
 def run_record(
@@ -212,12 +246,8 @@ def run_record(
             for i in h.injections
         ],
         "healed_s": round(h.healed_at - t0, 1),
-        "violations": [
-            {"checker": v.checker, "detail": v.detail, "t": round(v.t - t0, 1)} for v in result.violations
-        ],
-        "recovery_s": checkers.recovery(h),
+        **verdicts(h),
         "failed_actions": [str(a) for a in h.failed_actions],
-        "node_loss_s": checkers.l2_seconds(h),
         "errors": list(result.errors),
         "fresh_cluster": fresh,
         "started": datetime.fromtimestamp(t0, UTC).isoformat(timespec="seconds"),
@@ -287,11 +317,12 @@ def campaign(plan: Plan, base: LabConfig, work: Path, say: Callable[[str], None]
                 record = run_record(
                     plan.agents, schedule, result, fresh, replay_command(plan.agents, plan.kinds, seed)
                 )
-                if result.violations:
+                if record["violations"]:
                     with contextlib.suppress(Exception):
                         vc.collect(work / "violations" / record["run"])
                     (plan.out / "timelines").mkdir(exist_ok=True)
                     (plan.out / "timelines" / f"{record['run']}.txt").write_text(result.timeline + "\n")
+                keep_history(plan.out, record["run"], result.history)
                 with path.open("a") as fh:
                     fh.write(json.dumps(record) + "\n")
                 todo.pop(0)

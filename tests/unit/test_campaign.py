@@ -207,6 +207,9 @@ def test_l2_flags_a_vm_back_late_after_its_nodes_fencing() -> None:
     in_time = history(samples, injections=cut, fenced=((36.0, "node1"),))
     assert checkers.l2_node_loss(in_time) == []
 
+    both = [replace(x, on=frozenset()) if 20 <= x.t < 30 else x for x in samples]  # the survivor died too
+    assert checkers.l2_node_loss(history(both, injections=cut, fenced=((20.0, "node1"),))) == []
+
 
 def test_l3_flags_a_quiet_cluster_out_of_goal_but_not_during_a_fault() -> None:
     samples = list(HEALTHY.samples) + [
@@ -218,6 +221,18 @@ def test_l3_flags_a_quiet_cluster_out_of_goal_but_not_during_a_fault() -> None:
     assert checkers.l3_stall(busy) == []
     held = (Injection(55.0, "repl-cut", "", False, ""),)
     assert checkers.l3_stall(history(samples, actions=(59.0,), injections=held)) == []
+
+
+def test_a_history_survives_its_json_with_every_field() -> None:
+    h = history(
+        [good(1.0), Sample(2.0, ALL, (), (view("node1", split_brain=True),), frozenset({"node1"}))],
+        injections=(Injection(1.5, "repl-cut", "", False, ""),),
+        migrations=((1.0, 2.0),),
+        fenced=((2.0, "node2"),),
+        boots=(Boot(2.0, 5, None, "read on node1 at the end"),),
+        failed_actions=(checkers.FailedAction("vm1_monitor_10000", "node1", "not running"),),
+    )
+    assert checkers.history_from_json(checkers.history_to_json(h)) == h
 
 
 # ---------------------------------------------------------------- the parsers
