@@ -190,13 +190,16 @@ def s4_split_brain(h: History) -> list[Violation]:
 
 
 def s5_promotion_against_fencing(h: History) -> list[Violation]:
+    """A node became Primary while the constraint forbade it, both before and at the promotion (the CIB is
+    polled apart from the other samples, so a constraint removed just before a promotion is not one)."""
     found = []
     for prev, s in zip(h.samples, h.samples[1:], strict=False):
-        if prev.fence is None:
+        if prev.fence is None or s.fence is None:
             continue
         for v in s.drbd:
             was = prev.view(v.node)
-            if v.role == "Primary" and (was is None or was.role != "Primary") and v.node not in prev.fence:
+            forbidden = v.node not in prev.fence and v.node not in s.fence
+            if v.role == "Primary" and (was is None or was.role != "Primary") and forbidden:
                 allowed = ", ".join(sorted(prev.fence)) or "no node"
                 found.append(
                     Violation("S5", s.t, f"{v.node} promoted while the fencing constraint allows {allowed}")

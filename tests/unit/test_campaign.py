@@ -149,6 +149,8 @@ def test_s5_flags_a_promotion_the_fencing_constraint_forbids() -> None:
     secondary = view("node2", role="Secondary", connected=frozenset())
     samples[10] = Sample(10.0, ALL, ("node1",), (view("node1"), secondary), frozenset({"node1"}))
     samples[11] = Sample(11.0, ALL, ("node1",), (view("node1"), replace(secondary, role="Primary")), None)
+    assert checkers.s5_promotion_against_fencing(history(samples)) == []  # removed as it was promoted
+    samples[11] = replace(samples[11], fence=frozenset({"node1"}))
     found = checkers.s5_promotion_against_fencing(history(samples))
     assert [v.detail for v in found] == ["node2 promoted while the fencing constraint allows node1"]
     samples[10] = replace(samples[10], fence=frozenset({"node1", "node2"}))
