@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from lab.campaign.schedule import KINDS
+
 L1_GRACE = 60.0
 L2_AFTER_FENCING = 5.0
 L2_WINDOW = 60.0  # a node loss counts for L2 when another node stays on this long after it
@@ -300,13 +302,7 @@ def active_faults(h: History, t: float) -> bool:
             continue
         if i.undo:
             open_ -= 1
-        elif i.kind in (
-            "partition",
-            "repl-cut",
-            "cluster-cut",
-            "slow-link",
-            "stop-start",
-        ) or i.kind.startswith("fence-peer"):
+        elif KINDS[i.kind].hold is not None:
             open_ += 1
     return open_ > 0
 

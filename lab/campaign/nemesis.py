@@ -3,7 +3,9 @@
 Node faults go through lab.faults (the supervisor's power, signals by namespace); link faults are blackhole
 routes on the cluster network (eth0) and on the replication network (eth1, DRBD's addresses), each cut
 both ways, so that either network fails alone; handler faults are the emulator's own (its state's
-`handler/NODE/fence-peer` fault, what `drbd-emu handler` sets). A killed libvirtd is started again
+`handler/NODE/fence-peer` fault, what `drbd-emu handler` sets); the fence device fails while the lab
+supervisor's socket (fence_tandemlab's power switch, and the nemesis's own power button) is renamed
+away. A killed libvirtd is started again
 LIBVIRTD_RESTART s later, as systemd's Restart=on-failure does on a real host (pacemakerd respawns its own
 daemons). Nothing here decides anything: the schedule says what and when, the checkers judge.
 """
@@ -99,6 +101,8 @@ class Nemesis:
         elif kind in HANDLER_FAULTS:
             self._handlers(HANDLER_FAULTS[kind])
             self._repl(cut=True)
+        elif kind == "fence-fail":
+            self._fence_device(works=False)
         elif kind == "move":
             target = self.resolve("other")
             if target is None:
@@ -126,6 +130,8 @@ class Nemesis:
             elif event.kind in HANDLER_FAULTS:
                 self._handlers(None)
                 self._repl(cut=False)
+            elif event.kind == "fence-fail":
+                self._fence_device(works=True)
         except (LabError, subprocess.SubprocessError, OSError) as exc:
             return Injection(time.time(), event.kind, node, True, f"failed: {exc}"[:200])
         return Injection(time.time(), event.kind, node, True, "")
@@ -133,6 +139,7 @@ class Nemesis:
     def heal_all(self, boot_wait: float) -> None:
         """Every fault out: links healed and unshaped, handlers normal, every node on (a fenced node is
         given `boot_wait` s to come back by itself first, as fencing reboots it)."""
+        self._fence_device(works=True)
         faults.heal(self.lab)
         self._cuts = dict.fromkeys(self._cuts, 0)
         faults.unslow(self.lab)
@@ -194,6 +201,13 @@ class Nemesis:
         """Whether the routes change: the first cut of a network cuts it, its last undo heals it."""
         self._cuts[network] = max(0, self._cuts[network] + (1 if cut else -1))
         return cut or self._cuts[network] == 0
+
+    def _fence_device(self, works: bool) -> None:
+        live, away = self.lab.socket_path, self.lab.socket_path.with_name("control.sock.off")
+        if works and away.exists():
+            away.rename(live)
+        elif not works and live.exists():
+            live.rename(away)
 
     def _handlers(self, fault: str | int | None) -> None:
         """Every node's fence-peer handler hangs, fails with `fault`, or (None) runs normally again."""

@@ -42,6 +42,7 @@ KINDS: dict[str, Kind] = {
         Kind(
             "fence-peer-fail", (), (8.0, 25.0), "the fence-peer handler fails (1) everywhere, replication cut"
         ),
+        Kind("fence-fail", (), (8.0, 25.0), "the fence device fails (its power switch unreachable)"),
         Kind("move", (), None, "crm resource move vm1 to the node not running it"),
         Kind("clear", (), None, "crm resource clear vm1"),
     )
