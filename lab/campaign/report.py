@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lab.campaign.schedule import KINDS
+
 CHECKERS = ("S1", "S2", "S3", "S4", "S5", "S6", "L1", "L2", "L3")
 ABOUT = {
     "S1": "two running QEMUs of vm1 outside a migration window",
@@ -128,6 +130,7 @@ def markdown(
     if plot_name:
         out += ["", f"![recovery per fault kind](campaign/{plot_name})"]
     out += ["", "## Checkers", "", *(f"- **{c}** {ABOUT[c]}" for c in CHECKERS)]
+    out += ["", "## Fault kinds", "", *(f"- **{k.name}** {k.about}" for k in KINDS.values())]
     out += ["", "## Violations", ""]
     bad = [r for r in runs if r["violations"]]
     if not bad:
