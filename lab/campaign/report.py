@@ -73,6 +73,18 @@ def tally(runs: Sequence[dict[str, Any]]) -> list[Row]:
     return rows
 
 
+L1_CAUSES = ("late", "degraded", "failed")
+
+
+def l1_cause(v: dict[str, Any]) -> str | None:
+    """Which L1 cause a violation is: late (not healthy in time), degraded, or another failed action."""
+    if v["checker"] != "L1":
+        return None
+    if not v["detail"].startswith("failed action"):
+        return "late"
+    return "degraded" if ": degraded" in v["detail"] else "failed"
+
+
 def _fmt(x: float | None) -> str:
     return "–" if x is None else f"{x:.1f}"
 
@@ -119,6 +131,18 @@ def markdown(
         spread = " / ".join(_fmt(percentile(row.recovery, q)) for q in (50, 90, 100))
         counts = " | ".join(str(n) if n else "·" for n in row.violations)
         out.append(f"| {row.kind} | {row.agents} | {row.runs} | {counts} | {spread} | {row.unrecovered} |")
+    out += ["", "## L1 by cause", "", "Runs with at least one L1 verdict of each cause.", ""]
+    out += [
+        "| agents | not healthy in time | a degraded (190/191) result left as a failed action "
+        "| another failed action left |"
+    ]
+    out.append("|---|---|---|---|")
+    for agents in pairs:
+        causes = [
+            sum(any(l1_cause(v) == c for v in r["violations"]) for r in runs if r["agents"] == agents)
+            for c in L1_CAUSES
+        ]
+        out.append(f"| {agents} | {' | '.join(map(str, causes))} |")
     loss = [(r["agents"], s) for r in runs for s in r.get("node_loss_s", [])]
     if loss:
         out += ["", "## L2: losing the VM's node", "", "| agents | losses | vm1 back p50 / p90 / max (s) |"]

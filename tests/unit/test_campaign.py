@@ -343,6 +343,19 @@ def test_report_counts_runs_violations_and_recovery_per_kind() -> None:
     assert "`python3 -m lab campaign --agents tandem --faults power-cut --replay 1`" in text
 
 
+def test_l1_causes_are_told_apart() -> None:
+    def l1(detail: str) -> dict[str, object]:
+        return {"checker": "L1", "detail": detail}
+
+    assert report.l1_cause(l1("not healthy within 75s of the heal")) == "late"
+    assert (
+        report.l1_cause(l1("failed action needs cleanup: drbd-r0_monitor_10000 on node1: degraded: x"))
+        == "degraded"
+    )
+    assert report.l1_cause(l1("failed action needs cleanup: vm1_stop_0 on node1: error")) == "failed"
+    assert report.l1_cause({"checker": "S1", "detail": "x"}) is None
+
+
 def test_percentile_is_nearest_rank() -> None:
     assert report.percentile([], 50) is None
     assert report.percentile([3.0, 1.0, 2.0], 50) == 2.0
