@@ -85,13 +85,14 @@ class FailedAction:
 
 
 # A failure the fault itself makes real, so the failed action left is the truth, not noise: the guest's
-# QEMU killed (or its libvirtd, which takes the domain's state with it) fails vm1's monitor on that node.
-EXPLAINED = {"crash-qemu": "vm1_", "crash-libvirtd": "vm1_"}
+# QEMU killed (or its libvirtd, which takes the domain's state with it) fails vm1's monitor on that node;
+# an unreachable fence device fails the fence resource's operations (on any node).
+EXPLAINED = {"crash-qemu": "vm1_", "crash-libvirtd": "vm1_", "fence-fail": "lab-fence_"}
 
 
 def explained(a: FailedAction, injections: Sequence[Injection]) -> bool:
     return any(
-        i.kind in EXPLAINED and a.op.startswith(EXPLAINED[i.kind]) and i.node == a.node and not i.note
+        i.kind in EXPLAINED and a.op.startswith(EXPLAINED[i.kind]) and i.node in ("", a.node) and not i.note
         for i in injections
     )
 
