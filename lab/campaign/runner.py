@@ -193,9 +193,9 @@ def disk_now(vc: VmCluster) -> checkers.Boot:
     return checkers.Boot(time.time(), acked, None if rec is None else rec.gen, f"read on {node} at the end")
 
 
-def keep_history(out: Path, run: str, h: checkers.History) -> None:
-    (out / "histories").mkdir(parents=True, exist_ok=True)
-    (out / "histories" / f"{run}.json.gz").write_bytes(gzip.compress(checkers.history_to_json(h).encode()))
+def keep_history(kept: Path, run: str, h: checkers.History) -> None:
+    (kept / "histories").mkdir(parents=True, exist_ok=True)
+    (kept / "histories" / f"{run}.json.gz").write_bytes(gzip.compress(checkers.history_to_json(h).encode()))
 
 
 def verdicts(h: checkers.History) -> dict[str, Any]:
@@ -267,6 +267,12 @@ class Plan:
     minutes: float  # stop starting runs after this long (the lab lock is shared)
     runs_file: str = "runs.jsonl"
 
+    @property
+    def kept(self) -> Path:
+        """Where histories and timelines go: beside runs.jsonl, or under replays/ for replays (a replay
+        must not overwrite the campaign run's own record)."""
+        return self.out if self.runs_file == "runs.jsonl" else self.out / Path(self.runs_file).stem
+
 
 def done_runs(path: Path) -> set[str]:
     if not path.exists():
@@ -320,9 +326,9 @@ def campaign(plan: Plan, base: LabConfig, work: Path, say: Callable[[str], None]
                 if record["violations"]:
                     with contextlib.suppress(Exception):
                         vc.collect(work / "violations" / record["run"])
-                    (plan.out / "timelines").mkdir(exist_ok=True)
-                    (plan.out / "timelines" / f"{record['run']}.txt").write_text(result.timeline + "\n")
-                keep_history(plan.out, record["run"], result.history)
+                    (plan.kept / "timelines").mkdir(parents=True, exist_ok=True)
+                    (plan.kept / "timelines" / f"{record['run']}.txt").write_text(result.timeline + "\n")
+                keep_history(plan.kept, record["run"], result.history)
                 with path.open("a") as fh:
                     fh.write(json.dumps(record) + "\n")
                 todo.pop(0)
