@@ -29,6 +29,18 @@ ABOUT = {
 }
 
 
+LIMITS = (
+    "S2 compares the guest's acknowledged generation with its disk at boot and with the DRBD device of the "
+    "node running it at the end; while the emulator keeps one backing file for both nodes it cannot fail. "
+    "It becomes meaningful with per-node data copies (the replicated data plane).",
+    "While the fence device fails (fence-fail) the nemesis's own power faults fail too (same power switch): "
+    "such injections are recorded with their error and count as not injected.",
+    "slow-link shapes the cluster network only; the emulated DRBD replication has no bandwidth to slow.",
+    "Timing is not reproducible from a seed: a replay runs the same schedule, the injection times recorded "
+    "in runs.jsonl say when each fault really went in.",
+)
+
+
 def load(path: Path) -> list[dict[str, Any]]:
     return (
         [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
@@ -155,6 +167,7 @@ def markdown(
         out += ["", f"![recovery per fault kind](campaign/{plot_name})"]
     out += ["", "## Checkers", "", *(f"- **{c}** {ABOUT[c]}" for c in CHECKERS)]
     out += ["", "## Fault kinds", "", *(f"- **{k.name}** {k.about}" for k in KINDS.values())]
+    out += ["", "## Limits of this lab", "", *(f"- {line}" for line in LIMITS)]
     out += ["", "## Violations", ""]
     bad = [r for r in runs if r["violations"]]
     if not bad:
