@@ -380,3 +380,15 @@ def test_report_links_the_timeline_of_a_violation(tmp_path: Path) -> None:
     text = report.write(tmp_path, tmp_path / "campaign.md").read_text()
     assert "### tandem-1: S4" in text
     assert "[campaign/timelines/tandem-1.txt](campaign/timelines/tandem-1.txt)" in text
+
+
+def test_rejudge_recomputes_verdicts_from_kept_histories_and_drops_runs_without(tmp_path: Path) -> None:
+    from lab.campaign.runner import keep_history, rejudge
+
+    stale = {**run("tandem", ["power-cut"], None, ["L2"]), "run": "tandem-1"}
+    lost = {**run("tandem", ["power-cut"], None, []), "run": "tandem-2"}
+    (tmp_path / "runs.jsonl").write_text(json.dumps(stale) + "\n" + json.dumps(lost) + "\n")
+    keep_history(tmp_path, "tandem-1", HEALTHY)
+    assert rejudge(tmp_path) == (1, 1)
+    (again,) = report.load(tmp_path / "runs.jsonl")
+    assert (again["run"], again["violations"], again["recovery_s"]) == ("tandem-1", [], 0.0)
