@@ -212,6 +212,8 @@ def test_l2_flags_a_vm_back_late_after_its_nodes_fencing() -> None:
     in_time = history(samples, injections=cut, fenced=((36.0, "node1"),))
     assert checkers.l2_node_loss(in_time) == []
 
+    stale = [replace(x, fence=frozenset({"node1"})) for x in samples]  # node2's data is outdated
+    assert checkers.l2_node_loss(history(stale, injections=cut, fenced=((20.0, "node1"),))) == []
     both = [replace(x, on=frozenset()) if 20 <= x.t < 30 else x for x in samples]  # the survivor died too
     assert checkers.l2_node_loss(history(both, injections=cut, fenced=((20.0, "node1"),))) == []
 
