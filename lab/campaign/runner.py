@@ -31,7 +31,7 @@ from lab.scenarios import MINOR, VM, ScenarioError, VmCluster, crm_block, health
 
 AGENTS = ("tandem", "anchors")
 REPL_NET = "10.214.77"  # the replication network (each lab's namespaces are its own: no clash between labs)
-RESTORE_TIMEOUT = 240.0
+RESTORE_TIMEOUT = 120.0  # a cluster not healthy 2 min after cleanup is stuck (its run's L1 says so): rebuild
 
 
 def replication_conf(conf: Path, net: str) -> None:
@@ -89,7 +89,7 @@ def restore(vc: VmCluster) -> None:
     vc.lab.wait_online(timeout=RESTORE_TIMEOUT)
     vc.lab.crm("resource", "clear", VM)
     vc.lab.crm("resource", "cleanup")
-    healthy(vc, "the known good state before a run")
+    healthy(vc, "the known good state before a run", RESTORE_TIMEOUT)
     poll(lambda: len(qemu_processes(vc.lab)) == 1 or None, RESTORE_TIMEOUT, "one QEMU of vm1")
     vc.wait_guest_running(after=vc.serial.stat().st_size)
 
