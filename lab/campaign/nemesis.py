@@ -46,7 +46,8 @@ class Nemesis:
         self.vc = vc
         self.lab = vc.lab
         self._background: list[threading.Thread] = []
-        self._cuts = {"cluster": 0, "repl": 0}  # overlapping cuts of one network: healed by the last undo
+        # overlapping faults of one network (or of the handlers): the last undo heals it
+        self._cuts = {"cluster": 0, "repl": 0, "handlers": 0}
         self.errors: list[str] = []
 
     # ---- where things are -------------------------------------------------------------------------
@@ -99,6 +100,7 @@ class Nemesis:
             if kind == "crash-libvirtd":
                 self._later(LIBVIRTD_RESTART, self._start_libvirtd, node)
         elif kind in HANDLER_FAULTS:
+            self._count("handlers", cut=True)
             self._handlers(HANDLER_FAULTS[kind])
             self._repl(cut=True)
         elif kind == "fence-fail":
@@ -128,7 +130,8 @@ class Nemesis:
             elif event.kind == "slow-link":
                 faults.unslow(self.lab, node)
             elif event.kind in HANDLER_FAULTS:
-                self._handlers(None)
+                if self._count("handlers", cut=False):
+                    self._handlers(None)
                 self._repl(cut=False)
             elif event.kind == "fence-fail":
                 self._fence_device(works=True)
@@ -198,7 +201,7 @@ class Nemesis:
             self._routes({n.name: n.address for n in self.lab.nodes}, cut)
 
     def _count(self, network: str, cut: bool) -> bool:
-        """Whether the routes change: the first cut of a network cuts it, its last undo heals it."""
+        """Whether to act: every cut of a network (or handler fault) acts, only its last undo heals it."""
         self._cuts[network] = max(0, self._cuts[network] + (1 if cut else -1))
         return cut or self._cuts[network] == 0
 
