@@ -49,6 +49,7 @@ class Sample:
     qemu: tuple[str, ...]  # node of every QEMU process of the guest
     drbd: tuple[DrbdView, ...]  # nodes whose DRBD resource is up
     fence: frozenset[str] | None  # nodes a fencing constraint allows to be Primary; None: no constraint
+    gens: tuple[tuple[str, int], ...] = ()  # every node's data generation on its disk (the emulator's meta)
 
     def view(self, node: str) -> DrbdView | None:
         return next((v for v in self.drbd if v.node == node), None)
@@ -177,8 +178,14 @@ def s3_stale_primary(h: History) -> list[Violation]:
         for v in s.drbd:
             was = prev.view(v.node) if prev is not None else None
             promoted = v.role == "Primary" and (was is None or was.role != "Primary") and prev is not None
+            gens = dict(s.gens)
+            newer = sorted(n for n, g in gens.items() if n != v.node and g > gens.get(v.node, g))
             if promoted and v.disk != "UpToDate":
                 found.append(Violation("S3", s.t, f"{v.node} promoted with {v.disk} data"))
+            elif promoted and newer:
+                mine = gens[v.node]
+                where = ", ".join(f"{n} has {gens[n]}" for n in newer)
+                found.append(Violation("S3", s.t, f"{v.node} promoted with generation {mine} while {where}"))
             elif _served_stale(v) and not (was is not None and _served_stale(was)):
                 found.append(Violation("S3", s.t, f"{v.node} Primary on {v.disk} data with no UpToDate peer"))
     return found
@@ -364,7 +371,8 @@ def history_from_json(text: str) -> History:
             for v in s["drbd"]
         )
         fence = None if s["fence"] is None else frozenset(s["fence"])
-        return Sample(s["t"], frozenset(s["on"]), tuple(s["qemu"]), drbd, fence)
+        gens = tuple((n, g) for n, g in s.get("gens", ()))
+        return Sample(s["t"], frozenset(s["on"]), tuple(s["qemu"]), drbd, fence, gens)
 
     return History(
         nodes=tuple(raw["nodes"]),

@@ -46,6 +46,14 @@ def drbd_views(st: Mapping[str, Any], nodes: Sequence[str], res: str = RES) -> t
     return tuple(views)
 
 
+def data_generations(
+    st: Mapping[str, Any], nodes: Sequence[str], res: str = RES
+) -> tuple[tuple[str, int], ...]:
+    """Each node's data generation as its disk's meta data holds it (also for nodes that are down)."""
+    meta = st.get("meta", {})
+    return tuple((n, int(meta[f"{n}/{res}/0"]["gen"])) for n in nodes if f"{n}/{res}/0" in meta)
+
+
 def fencing_allowed(constraints_xml: str) -> frozenset[str] | None:
     """The nodes the DRBD fencing constraint (ours or crm-fence-peer's) lets be Primary; None: no such
     constraint. Both forbid the promoted role on every node but the named ones (#uname ne NODE)."""
@@ -155,9 +163,10 @@ class Recorder:
         names = [n.name for n in lab.nodes]
         on = frozenset(n.name for n in lab.nodes if n.is_on())
         qemu = tuple(qemu_processes(lab))
-        drbd = drbd_views(self.vc.emu_state(), names)
+        st = self.vc.emu_state()
+        drbd = drbd_views(st, names)
         now = time.time()
-        self.samples.append(Sample(now, on, qemu, drbd, self.fence))
+        self.samples.append(Sample(now, on, qemu, drbd, self.fence, data_generations(st, names)))
         self.sizes.append((now, self.vc.serial.stat().st_size if self.vc.serial.exists() else 0))
         self._stop.wait(self.interval)
 

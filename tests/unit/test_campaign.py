@@ -127,6 +127,24 @@ def test_s3_flags_a_promotion_of_outdated_data() -> None:
     assert [v.detail for v in found] == ["node2 promoted with Outdated data"]
 
 
+def test_s3_flags_a_promotion_while_a_peer_holds_newer_data() -> None:
+    samples = list(HEALTHY.samples)
+    alone = view("node2", role="Secondary", connected=frozenset())
+    gens = (("node1", 120), ("node2", 80))
+    samples[10] = Sample(10.0, ALL, ("node1",), (view("node1", connected=frozenset()), alone), None, gens)
+    promoted = (view("node1", connected=frozenset()), replace(alone, role="Primary"))
+    samples[11] = Sample(11.0, ALL, ("node1",), promoted, None, gens)
+    found = checkers.s3_stale_primary(history(samples))
+    assert [v.detail for v in found] == ["node2 promoted with generation 80 while node1 has 120"]
+    samples[11] = replace(samples[11], gens=(("node1", 120), ("node2", 120)))
+    assert checkers.s3_stale_primary(history(samples)) == []
+
+
+def test_data_generations_from_the_emulators_meta() -> None:
+    st = {"meta": {"node1/r0/0": {"gen": 7}, "node2/r0/0": {"gen": 5}, "node1/r1/0": {"gen": 1}}}
+    assert record.data_generations(st, NODES) == (("node1", 7), ("node2", 5))
+
+
 def test_s3_accepts_a_primary_reading_through_an_uptodate_peer_but_not_alone() -> None:
     samples = list(HEALTHY.samples)
     target = view("node2", role="Primary", disk="Inconsistent")
@@ -232,7 +250,10 @@ def test_l3_flags_a_quiet_cluster_out_of_goal_but_not_during_a_fault() -> None:
 
 def test_a_history_survives_its_json_with_every_field() -> None:
     h = history(
-        [good(1.0), Sample(2.0, ALL, (), (view("node1", split_brain=True),), frozenset({"node1"}))],
+        [
+            good(1.0),
+            Sample(2.0, ALL, (), (view("node1", split_brain=True),), frozenset({"node1"}), (("node1", 3),)),
+        ],
         injections=(Injection(1.5, "repl-cut", "", False, ""),),
         migrations=((1.0, 2.0),),
         fenced=((2.0, "node2"),),
