@@ -10,6 +10,7 @@
   python3 -m lab wait [--timeout S] [NODE...]   until these nodes (default all) are online
   python3 -m lab down [--keep]
   python3 -m lab demo [--report DIR]           the demo (lab/demo.py): its own lab, always torn down
+  python3 -m lab campaign [--runs N ...]       the fault campaign (lab/campaign; --help for its options)
 Global options --prefix and --dir (or TANDEM_LAB_PREFIX / TANDEM_LAB_DIR) pick the lab (default prefix tlab,
 dir /tmp/PREFIX-lab); several labs can coexist with different prefixes.
 """
@@ -82,6 +83,10 @@ def main(argv: list[str]) -> int:
     from lab import faults
     from lab.cluster import Lab, LabConfig, LabError, teardown
 
+    if argv[:1] == ["campaign"]:  # its own options (lab/campaign/cli.py)
+        from lab.campaign.cli import main as campaign
+
+        return campaign(argv[1:])
     args = parser().parse_args(argv)
     if args.cmd == "demo":
         from lab.demo import main as demo

@@ -7,7 +7,9 @@ Layout (everything the lab starts is recorded under its root, so `down` works fr
                         and off: it is the parent of every node; the fence agent talks to it on control.sock
   ROOT/nodeI/           per-node state: etc-corosync, var-lib-*, var-log-*, run, home, boot.json, boot.log
 Namespaces: PREFIX-hub holds bridge br0; PREFIX-nodeI is node I's network namespace (eth0 = NET.I/24 on the
-bridge, no route anywhere else). Several labs coexist when their prefixes and roots differ.
+bridge, no route anywhere else). With `LabConfig.repl_net` set, a second bridge br1 and eth1 = REPL_NET.I/24
+per node make a separate replication network (DRBD's addresses), as production clusters have, so that the
+cluster's and the replication's links fail apart. Several labs coexist when their prefixes and roots differ.
 
 Hooks for other parts of the project: `LabConfig.binds` (bind mounts done in every node before anything
 starts, e.g. fake drbdsetup over /usr/sbin/drbdsetup), `LabConfig.boot` (commands each node runs at every
@@ -77,6 +79,7 @@ class LabConfig:
     root: str = ""  # default: /tmp/<prefix>-lab
     nodes: int = 2
     net: str = "10.213.77"
+    repl_net: str = ""  # a second network (br1/eth1) for DRBD's replication; "" = none
     token_ms: int = 1000
     dc_deadtime: str = "1s"
     stonith: bool = True
@@ -259,6 +262,9 @@ class Lab:
         sh(["ip", "netns", "add", self.hub])
         sh(["ip", "-n", self.hub, "link", "add", "br0", "type", "bridge"])
         sh(["ip", "-n", self.hub, "link", "set", "br0", "up"])
+        if self.config.repl_net:
+            sh(["ip", "-n", self.hub, "link", "add", "br1", "type", "bridge"])
+            sh(["ip", "-n", self.hub, "link", "set", "br1", "up"])
         (self.root / "hosts").write_text(render_hosts(self.nodes))
         corosync_conf = render_corosync_conf(self.config, self.nodes)
         cib = seed_cib(self.config, self.nodes, self.socket_path)
@@ -286,6 +292,13 @@ class Lab:
         sh(["ip", "-n", node.netns, "link", "set", "lo", "up"])
         sh(["ip", "-n", node.netns, "addr", "add", f"{node.address}/24", "dev", "eth0"])
         sh(["ip", "-n", node.netns, "link", "set", "eth0", "up"])
+        if self.config.repl_net:
+            peer = ["type", "veth", "peer", "name", "eth1", "netns", node.netns]
+            sh(["ip", "-n", self.hub, "link", "add", f"r{node.index}", *peer])
+            sh(["ip", "-n", self.hub, "link", "set", f"r{node.index}", "master", "br1", "up"])
+            repl = f"{self.config.repl_net}.{node.index}/24"
+            sh(["ip", "-n", node.netns, "addr", "add", repl, "dev", "eth1"])
+            sh(["ip", "-n", node.netns, "link", "set", "eth1", "up"])
 
     def boot_plan(self, node: Node) -> dict[str, Any]:
         """What the node's init does at every boot (see lab/init.py)."""

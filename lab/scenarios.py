@@ -453,7 +453,7 @@ def mark(vc: VmCluster, text: str) -> float:
     return now
 
 
-def healthy(vc: VmCluster, what: str = "a healthy cluster") -> ClusterState:
+def healthy(vc: VmCluster, what: str = "a healthy cluster", timeout: float = WAIT) -> ClusterState:
     """Both nodes online, the clone Promoted on both, vm1 on one node, DRBD connected and UpToDate on both
     nodes, no location constraint left (the agents' fencing constraint or crm resource move's)."""
 
@@ -466,7 +466,7 @@ def healthy(vc: VmCluster, what: str = "a healthy cluster") -> ClusterState:
             and not answer(vc.constraints, ["?"])
         )
 
-    return vc.wait(ok, what)
+    return vc.wait(ok, what, timeout)
 
 
 def answer(ask: Callable[[], list[str]], otherwise: list[str] | None = None) -> list[str]:

@@ -1,0 +1,389 @@
+"""The campaign's verdicts: safety (S1-S6) and liveness (L1-L3) checkers over one run's recorded history.
+
+Everything here is pure: a `History` (frozen samples of ground truth, taken by the runner: the nodes' power,
+the guest's QEMU processes from /proc, the emulated DRBD's roles, disks, connections and split-brain flags,
+the fencing constraints in the CIB; plus the cluster's actions from its logs and the guest's serial console)
+goes in, `Violation`s come out. So each checker is tested on synthetic histories that must fail it.
+
+S1 two QEMUs of the guest outside a migration window; S2 an acknowledged generation missing from the disk the
+guest boots from; S3 a Primary without UpToDate data (local or through a connected peer), or promoted on
+non-UpToDate data; S4 a split brain; S5 a promotion the fencing constraint forbids; S6 the node running the
+VM lost the fence race of a partition; L1 not healed within reboot delay + 60 s of the last heal, or a
+failed action left that needs `crm resource cleanup` (but for a real failure the fault caused); L2 the VM
+not running again within fencing + 5 s of losing its node; L3 more than 30 s with no cluster action while
+the cluster is not in its goal state and no fault is active.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from lab.campaign.schedule import KINDS
+
+L1_GRACE = 60.0
+L2_AFTER_FENCING = 5.0
+L2_WINDOW = 60.0  # a node loss counts for L2 when another node stays on this long after it
+L3_STALL = 30.0
+MIGRATION_GRACE = 3.0  # the source's QEMU ends a moment after the stop that closes the window is logged
+SPLIT_KINDS = ("partition", "cluster-cut", "repl-cut")  # S6: a fence race the VM's node must win
+NODE_LOSS_KINDS = ("power-cut", "reboot")  # L2
+
+
+@dataclass(frozen=True)
+class DrbdView:
+    node: str
+    role: str  # Primary / Secondary
+    disk: str  # UpToDate, Outdated, Inconsistent, ...
+    connected: frozenset[str]  # peers in Connected state
+    peer_disks: tuple[tuple[str, str], ...]  # (peer, its disk state as this node sees it)
+    split_brain: bool
+
+
+@dataclass(frozen=True)
+class Sample:
+    t: float  # epoch seconds
+    on: frozenset[str]  # nodes powered on
+    qemu: tuple[str, ...]  # node of every QEMU process of the guest
+    drbd: tuple[DrbdView, ...]  # nodes whose DRBD resource is up
+    fence: frozenset[str] | None  # nodes a fencing constraint allows to be Primary; None: no constraint
+    gens: tuple[tuple[str, int], ...] = ()  # every node's data generation on its disk (the emulator's meta)
+
+    def view(self, node: str) -> DrbdView | None:
+        return next((v for v in self.drbd if v.node == node), None)
+
+
+@dataclass(frozen=True)
+class Injection:
+    t: float
+    kind: str
+    node: str  # the node hit, "" for link and cluster-wide faults
+    undo: bool
+    note: str  # e.g. "skipped: node off"
+
+
+@dataclass(frozen=True)
+class Boot:
+    """A look at the guest's disk: the last generation the guest had reported written before, and the
+    generation on the disk (as the guest found it at boot, or as the node running it reads its device)."""
+
+    t: float
+    acked: int
+    found: int | None  # None: no generation record ("fresh")
+    where: str = "at boot"
+
+
+@dataclass(frozen=True)
+class FailedAction:
+    op: str  # e.g. vm1_monitor_10000
+    node: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.op} on {self.node}: {self.reason}"
+
+
+# A failure the fault itself makes real, so the failed action left is the truth, not noise: the guest's
+# QEMU killed (or its libvirtd, which takes the domain's state with it) fails vm1's monitor on that node;
+# an unreachable fence device fails the fence resource's operations (on any node).
+EXPLAINED = {"crash-qemu": "vm1_", "crash-libvirtd": "vm1_", "fence-fail": "lab-fence_"}
+
+
+def explained(a: FailedAction, injections: Sequence[Injection]) -> bool:
+    return any(
+        i.kind in EXPLAINED and a.op.startswith(EXPLAINED[i.kind]) and i.node in ("", a.node) and not i.note
+        for i in injections
+    )
+
+
+@dataclass(frozen=True)
+class History:
+    nodes: tuple[str, ...]
+    samples: tuple[Sample, ...]
+    injections: tuple[Injection, ...]
+    actions: tuple[
+        float, ...
+    ]  # times of the cluster's actions (operations, fencing, membership) from its logs
+    migrations: tuple[tuple[float, float], ...]  # migrate_to initiated → the source's stop done
+    fenced: tuple[tuple[float, str], ...]  # (completed, target) of every fencing, from the logs
+    boots: tuple[Boot, ...]
+    healed_at: float  # the last fault undone
+    end: float
+    reboot_delay: float
+    failed_actions: tuple[FailedAction, ...]  # crm_mon's failed actions at the end (they need a cleanup)
+
+
+@dataclass(frozen=True)
+class Violation:
+    checker: str
+    t: float
+    detail: str
+
+
+def goal(s: Sample, nodes: Sequence[str]) -> bool:
+    """The configured state: every node on, DRBD Primary, UpToDate and connected everywhere, one QEMU, no
+    fencing constraint."""
+    if s.on != frozenset(nodes) or len(s.qemu) != 1 or s.fence is not None or len(s.drbd) != len(nodes):
+        return False
+    return all(
+        v.role == "Primary" and v.disk == "UpToDate" and v.connected == frozenset(nodes) - {v.node}
+        for v in s.drbd
+    )
+
+
+def _stretches(
+    samples: Sequence[Sample], bad: Callable[[Sample], str | None]
+) -> Iterator[tuple[Sample, str]]:
+    """The first sample (and what was wrong) of every run of consecutive bad samples."""
+    inside = False
+    for s in samples:
+        why = bad(s)
+        if why is not None and not inside:
+            yield s, why
+        inside = why is not None
+
+
+def s1_two_copies(h: History) -> list[Violation]:
+    def bad(s: Sample) -> str | None:
+        if len(s.qemu) < 2:
+            return None
+        if any(a <= s.t <= b + MIGRATION_GRACE for a, b in h.migrations):
+            return None
+        return f"{len(s.qemu)} QEMUs of vm1 on {', '.join(s.qemu)} outside any migration window"
+
+    return [Violation("S1", s.t, why) for s, why in _stretches(h.samples, bad)]
+
+
+def s2_lost_write(h: History) -> list[Violation]:
+    return [
+        Violation(
+            "S2", b.t, f"the guest had written generation {b.acked}, found {b.found} on its disk {b.where}"
+        )
+        for b in h.boots
+        if (b.found is None and b.acked > 0) or (b.found is not None and b.found < b.acked)
+    ]
+
+
+def _served_stale(v: DrbdView) -> bool:
+    if v.role != "Primary" or v.disk == "UpToDate":
+        return False
+    return not any(p in v.connected and d == "UpToDate" for p, d in v.peer_disks)
+
+
+def s3_stale_primary(h: History) -> list[Violation]:
+    found = []
+    for prev, s in zip((None, *h.samples), h.samples, strict=False):
+        for v in s.drbd:
+            was = prev.view(v.node) if prev is not None else None
+            promoted = v.role == "Primary" and (was is None or was.role != "Primary") and prev is not None
+            gens = dict(s.gens)
+            newer = sorted(n for n, g in gens.items() if n != v.node and g > gens.get(v.node, g))
+            if promoted and v.disk != "UpToDate":
+                found.append(Violation("S3", s.t, f"{v.node} promoted with {v.disk} data"))
+            elif promoted and newer:
+                mine = gens[v.node]
+                where = ", ".join(f"{n} has {gens[n]}" for n in newer)
+                found.append(Violation("S3", s.t, f"{v.node} promoted with generation {mine} while {where}"))
+            elif _served_stale(v) and not (was is not None and _served_stale(was)):
+                found.append(Violation("S3", s.t, f"{v.node} Primary on {v.disk} data with no UpToDate peer"))
+    return found
+
+
+def s4_split_brain(h: History) -> list[Violation]:
+    def bad(s: Sample) -> str | None:
+        nodes = [v.node for v in s.drbd if v.split_brain]
+        return f"split brain detected by {', '.join(nodes)}" if nodes else None
+
+    return [Violation("S4", s.t, why) for s, why in _stretches(h.samples, bad)]
+
+
+def s5_promotion_against_fencing(h: History) -> list[Violation]:
+    """A node became Primary while the constraint forbade it, both before and at the promotion (the CIB is
+    polled apart from the other samples, so a constraint removed just before a promotion is not one)."""
+    found = []
+    for prev, s in zip(h.samples, h.samples[1:], strict=False):
+        if prev.fence is None or s.fence is None:
+            continue
+        for v in s.drbd:
+            was = prev.view(v.node)
+            forbidden = v.node not in prev.fence and v.node not in s.fence
+            if v.role == "Primary" and (was is None or was.role != "Primary") and forbidden:
+                allowed = ", ".join(sorted(prev.fence)) or "no node"
+                found.append(
+                    Violation("S5", s.t, f"{v.node} promoted while the fencing constraint allows {allowed}")
+                )
+    return found
+
+
+def s6_partition_survivor(h: History) -> list[Violation]:
+    """The node that ran the VM when the nodes were split was powered off by the split (it lost the fence
+    race) while its peer stayed on; a fault aimed at that node itself in the meantime excuses it."""
+    found = []
+    for cut in (i for i in h.injections if i.kind in SPLIT_KINDS and not i.undo and not i.note):
+        before = [s for s in h.samples if s.t <= cut.t]
+        if not before or len(before[-1].qemu) != 1:
+            continue
+        vm_node = before[-1].qemu[0]
+        undo = next((i.t for i in h.injections if i.undo and i.kind == cut.kind and i.t >= cut.t), h.end)
+        if any(i.node == vm_node and cut.t <= i.t <= undo for i in h.injections):
+            continue
+        lost = next(
+            (s for s in h.samples if cut.t < s.t <= undo + 10 and vm_node not in s.on and len(s.on) > 0), None
+        )
+        if lost is not None:
+            found.append(Violation("S6", lost.t, f"{cut.kind}: {vm_node} ran vm1 and was fenced"))
+    return found
+
+
+def recovery(h: History) -> float | None:
+    """Seconds from the last heal to the first goal state after it (None: never reached)."""
+    first = next((s.t for s in h.samples if s.t >= h.healed_at and goal(s, h.nodes)), None)
+    return None if first is None else round(first - h.healed_at, 1)
+
+
+def l1_healed(h: History) -> list[Violation]:
+    found = []
+    took = recovery(h)
+    budget = h.reboot_delay + L1_GRACE
+    if took is None or took > budget:
+        last = h.samples[-1] if h.samples else None
+        state = (
+            ""
+            if last is None
+            else f" (last: on {sorted(last.on)}, QEMU on {list(last.qemu)}, "
+            + ", ".join(f"{v.node} {v.role}/{v.disk}" for v in last.drbd)
+            + (f", fencing constraint allows {sorted(last.fence)}" if last.fence is not None else "")
+            + ")"
+        )
+        found.append(Violation("L1", h.healed_at, f"not healthy within {budget:.0f}s of the heal{state}"))
+    found += [
+        Violation("L1", h.end, f"failed action needs cleanup: {a}")
+        for a in h.failed_actions
+        if not explained(a, h.injections)
+    ]
+    return found
+
+
+def node_losses(h: History) -> Iterator[tuple[Injection, float | None]]:
+    """Each loss of the VM's node with a survivor (another node on for L2_WINDOW s after it, whose data
+    the fencing constraint, if any, does not forbid), and when QEMU first ran on another node (None:
+    never). A survivor with outdated data rightly waits for the lost node."""
+    for cut in (i for i in h.injections if i.kind in NODE_LOSS_KINDS and not i.undo and not i.note):
+        before = [s for s in h.samples if s.t <= cut.t]
+        if not before or list(before[-1].qemu) != [cut.node]:
+            continue
+        during = [s for s in h.samples if cut.t < s.t <= cut.t + L2_WINDOW]
+        fence = before[-1].fence
+        others = frozenset(h.nodes) - {cut.node} if fence is None else fence - {cut.node}
+        if not any(all(n in s.on for s in during) for n in others):
+            continue  # no survivor (a second fault took the other node too): nowhere to recover to
+        yield cut, next((s.t for s in h.samples if s.t > cut.t and s.qemu and cut.node not in s.qemu), None)
+
+
+def l2_node_loss(h: History) -> list[Violation]:
+    """Losing the VM's node: QEMU must run elsewhere within L2_AFTER_FENCING of that node's fencing."""
+    found = []
+    for cut, back in node_losses(h):
+        fenced = next((t for t, target in h.fenced if target == cut.node and t >= cut.t - 1), None)
+        start = fenced if fenced is not None else cut.t
+        if back is None or back > start + L2_AFTER_FENCING + 1.0:  # log stamps: whole seconds in crm_mon
+            after = "never" if back is None else f"{back - cut.t:.1f}s after the fault"
+            via = "its fencing" if fenced is not None else "the fault (no fencing logged)"
+            found.append(
+                Violation("L2", cut.t, f"{cut.kind} of {cut.node}: vm1 back {after}, {via} +5 s allowed")
+            )
+    return found
+
+
+def l2_seconds(h: History) -> list[float]:
+    """For each loss of the VM's node: seconds until QEMU ran on another node (the report's L2 numbers)."""
+    return [round(back - cut.t, 1) for cut, back in node_losses(h) if back is not None]
+
+
+def active_faults(h: History, t: float) -> bool:
+    """Some lasting fault (injected, not undone yet) at time t, or a node powered off by a fault."""
+    open_ = 0
+    for i in sorted(h.injections, key=lambda i: i.t):
+        if i.t > t:
+            break
+        if i.note:
+            continue
+        if i.undo:
+            open_ -= 1
+        elif KINDS[i.kind].hold is not None:
+            open_ += 1
+    return open_ > 0
+
+
+def l3_stall(h: History) -> list[Violation]:
+    """A stretch over L3_STALL s without a cluster action, out of goal, no fault active, and every node on
+    (a fenced node's reboot delay is the hardware's time, not a stall)."""
+    found = []
+    floor = h.samples[0].t if h.samples else 0.0
+    for s in h.samples:
+        if goal(s, h.nodes) or active_faults(h, s.t) or s.on != frozenset(h.nodes):
+            floor = s.t
+            continue
+        start = max([floor, *(a for a in h.actions if a <= s.t)])
+        if s.t - start > L3_STALL:
+            found.append(Violation("L3", start, f"no cluster action for {s.t - start:.0f}s out of goal"))
+            floor = s.t  # one report per stall
+    return found
+
+
+CHECKERS: tuple[Callable[[History], list[Violation]], ...] = (
+    s1_two_copies,
+    s2_lost_write,
+    s3_stale_primary,
+    s4_split_brain,
+    s5_promotion_against_fencing,
+    s6_partition_survivor,
+    l1_healed,
+    l2_node_loss,
+    l3_stall,
+)
+
+
+def check(h: History) -> list[Violation]:
+    return sorted((v for c in CHECKERS for v in c(h)), key=lambda v: (v.t, v.checker))
+
+
+def history_to_json(h: History) -> str:
+    """The history as JSON (kept beside runs.jsonl, so that verdicts can be recomputed)."""
+    return json.dumps(asdict(h), default=sorted)
+
+
+def history_from_json(text: str) -> History:
+    raw: dict[str, Any] = json.loads(text)
+
+    def sample(s: dict[str, Any]) -> Sample:
+        drbd = tuple(
+            DrbdView(
+                v["node"],
+                v["role"],
+                v["disk"],
+                frozenset(v["connected"]),
+                tuple((p, d) for p, d in v["peer_disks"]),
+                v["split_brain"],
+            )
+            for v in s["drbd"]
+        )
+        fence = None if s["fence"] is None else frozenset(s["fence"])
+        gens = tuple((n, g) for n, g in s.get("gens", ()))
+        return Sample(s["t"], frozenset(s["on"]), tuple(s["qemu"]), drbd, fence, gens)
+
+    return History(
+        nodes=tuple(raw["nodes"]),
+        samples=tuple(sample(s) for s in raw["samples"]),
+        injections=tuple(Injection(**i) for i in raw["injections"]),
+        actions=tuple(raw["actions"]),
+        migrations=tuple((a, b) for a, b in raw["migrations"]),
+        fenced=tuple((t, n) for t, n in raw["fenced"]),
+        boots=tuple(Boot(**b) for b in raw["boots"]),
+        healed_at=raw["healed_at"],
+        end=raw["end"],
+        reboot_delay=raw["reboot_delay"],
+        failed_actions=tuple(FailedAction(**a) for a in raw["failed_actions"]),
+    )

@@ -1,0 +1,77 @@
+"""`python3 -m lab campaign`: the fault campaign from the command line (as root, like every lab command).
+
+  python3 -m lab campaign --runs 20 --seed 1000 --agents tandem [--faults power-cut,partition,...]
+  python3 -m lab campaign --agents anchors --faults power-cut --replay 1003     one run again, by its seed
+  python3 -m lab campaign --report                          only docs/campaign.md from runs.jsonl
+Runs already in OUT/runs.jsonl are skipped, so the same command resumes a campaign; --minutes bounds a batch
+(the lab lock is shared). Replays go to OUT/replays.jsonl. Ctrl-C tears the cluster down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from lab.campaign.runner import AGENTS, Plan, campaign, seeds_for, sigterm_as_interrupt
+from lab.campaign.schedule import KINDS, validate
+from lab.netns import TOP
+
+OUT = TOP / "docs" / "campaign"
+DOC = TOP / "docs" / "campaign.md"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python3 -m lab campaign", description=__doc__.split("\n", 1)[0])
+    p.add_argument("--runs", type=int, default=10)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--agents", choices=AGENTS, default="tandem")
+    p.add_argument("--faults", default=",".join(KINDS), help=f"comma-separated, from: {', '.join(KINDS)}")
+    p.add_argument("--nodes", type=int, default=2, choices=[2], help="nodes per cluster (2 only for now)")
+    p.add_argument("--out", type=Path, default=OUT, help="where runs.jsonl goes (default docs/campaign)")
+    p.add_argument("--replay", type=int, metavar="SEED", help="run this one seed again (into replays.jsonl)")
+    p.add_argument("--minutes", type=float, default=9.0, help="start no run after this long")
+    p.add_argument("--prefix", help="lab prefix (default $TANDEM_LAB_PREFIX or tcamp)")
+    p.add_argument("--report", action="store_true", help="only write docs/campaign.md from OUT/runs.jsonl")
+    p.add_argument(
+        "--rejudge",
+        action="store_true",
+        help="recompute the verdicts of OUT/runs.jsonl from the kept histories",
+    )
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    if args.rejudge:
+        from lab.campaign.runner import rejudge
+
+        kept, dropped = rejudge(args.out)
+        print(f"rejudged {kept} runs, dropped {dropped} without a history (they run again)")
+    if args.report or args.rejudge:
+        from lab.campaign.report import write
+
+        print(write(args.out, DOC))
+        return 0
+    from lab.cluster import LabConfig
+
+    try:
+        kinds = validate(tuple(k for k in args.faults.split(",") if k))
+    except ValueError as exc:
+        print(f"campaign: {exc}", file=sys.stderr)
+        return 2
+    base = LabConfig.from_env(prefix=args.prefix or None, nodes=args.nodes)
+    if base.prefix == "tlab" and args.prefix is None:
+        base = LabConfig.from_env(prefix="tcamp", nodes=args.nodes)
+    replay = args.replay is not None
+    plan = Plan(
+        agents=args.agents,
+        seeds=(args.replay,) if replay else seeds_for(args.seed, args.runs),
+        kinds=kinds,
+        out=args.out,
+        minutes=args.minutes,
+        runs_file="replays.jsonl" if replay else "runs.jsonl",
+    )
+    with sigterm_as_interrupt():
+        campaign(plan, base, Path(f"/tmp/{base.prefix}-campaign"), lambda line: print(line, flush=True))
+    return 0

@@ -1,0 +1,185 @@
+"""Turning what the lab shows into the checkers' frozen history: the sampler thread and the readers of the
+emulator's state, the CIB's fencing constraints, the cluster's logs and the guest's serial console.
+
+The parsers are pure (text or JSON in, checkers' data out); `Recorder` is the only thing with a clock.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from lab.campaign.checkers import Boot, DrbdView, FailedAction, Sample
+from lab.netns import NodeDown
+from lab.scenarios import RES, VM, VmCluster, qemu_processes
+from lab.timeline import Event
+
+FENCE_IDS = ("tandem-fence-", "drbd-fence-by-handler-")  # ours, crm-fence-peer.9.sh's
+_GEN = re.compile(r"alive t=\d+ gen=(\d+)")
+_DISK = re.compile(r"disk (?:gen=(\d+)|(\w+))")
+
+
+def drbd_views(st: Mapping[str, Any], nodes: Sequence[str], res: str = RES) -> tuple[DrbdView, ...]:
+    """Each node's DRBD resource as the emulator holds it (nodes whose resource is down are left out)."""
+    views = []
+    for node in nodes:
+        r = st.get("nodes", {}).get(node, {}).get(res)
+        if r is None:
+            continue
+        conns = r.get("conns", {})
+        views.append(
+            DrbdView(
+                node=node,
+                role=str(r["role"]),
+                disk=str(r["disks"]["0"]["state"]),
+                connected=frozenset(p for p, c in conns.items() if c["state"] == "Connected"),
+                peer_disks=tuple(
+                    sorted((p, str(c.get("peer_disk", {}).get("0", "DUnknown"))) for p, c in conns.items())
+                ),
+                split_brain=any(c.get("split_brain") for c in conns.values()),
+            )
+        )
+    return tuple(views)
+
+
+def data_generations(
+    st: Mapping[str, Any], nodes: Sequence[str], res: str = RES
+) -> tuple[tuple[str, int], ...]:
+    """Each node's data generation as its disk's meta data holds it (also for nodes that are down)."""
+    meta = st.get("meta", {})
+    return tuple((n, int(meta[f"{n}/{res}/0"]["gen"])) for n in nodes if f"{n}/{res}/0" in meta)
+
+
+def fencing_allowed(constraints_xml: str) -> frozenset[str] | None:
+    """The nodes the DRBD fencing constraint (ours or crm-fence-peer's) lets be Primary; None: no such
+    constraint. Both forbid the promoted role on every node but the named ones (#uname ne NODE)."""
+    from lxml import etree
+
+    for loc in etree.fromstring(constraints_xml.encode()).iter("rsc_location"):
+        if str(loc.get("id", "")).startswith(FENCE_IDS):
+            return frozenset(
+                str(e.get("value")) for e in loc.iter("expression") if e.get("operation") == "ne"
+            )
+    return None
+
+
+def failed_actions(crm_mon_xml: str) -> tuple[FailedAction, ...]:
+    """crm_mon's failed resource actions (what `crm resource cleanup` would clear)."""
+    from lxml import etree
+
+    root = etree.fromstring(crm_mon_xml.encode())
+    return tuple(
+        FailedAction(
+            str(f.get("op_key")), str(f.get("node")), str(f.get("exitreason") or f.get("exitstatus"))
+        )
+        for f in root.iterfind("failures/failure")
+    )
+
+
+def log_facts(
+    events: Iterable[Event],
+) -> tuple[tuple[float, ...], tuple[tuple[float, float], ...], tuple[tuple[float, str], ...]]:
+    """From the cluster's log events: action times, migration windows of vm1 (migrate_to initiated → the
+    source's stop result, or 120 s), and successful fencings (completed, target)."""
+    evs = list(events)
+    actions = tuple(e.t for e in evs)
+    windows = []
+    for e in evs:
+        if e.kind == "initiate" and e.op == "migrate_to" and e.subject == VM:
+            end = next(
+                (
+                    x.t
+                    for x in evs
+                    if x.t >= e.t and x.kind == "result" and x.op == "stop" and x.subject == VM
+                ),
+                e.t + 120.0,
+            )
+            windows.append((e.t, end))
+    fenced = tuple(
+        (e.t, e.subject)
+        for e in evs
+        if e.kind == "fence-done" and e.text.rsplit(": ", 1)[-1].startswith("OK")
+    )
+    return actions, tuple(windows), fenced
+
+
+def boots(text: str, acked_before: int, sizes: Sequence[tuple[float, int]], offset: int) -> tuple[Boot, ...]:
+    """Each boot of the guest in `text` (its serial log from byte `offset` on) with the last generation it
+    had reported written before it. `sizes` are (time, log size) samples, which date the lines."""
+    found = []
+    acked = acked_before
+    at = offset
+    for line in text.splitlines(keepends=True):
+        at += len(line.encode())
+        if m := _GEN.search(line):
+            acked = int(m.group(1))
+        elif (m := _DISK.search(line)) and "tandem-guest: disk" in line:
+            t = next((t for t, size in sizes if size >= at), sizes[-1][0] if sizes else 0.0)
+            found.append(Boot(t, acked, int(m.group(1)) if m.group(1) else None))
+    return tuple(found)
+
+
+class Recorder:
+    """Samples the lab twice a second (power, QEMUs, emulated DRBD, serial log size); a second thread
+    polls the CIB's fencing constraint (a cibadmin call may hang while nodes die)."""
+
+    def __init__(self, vc: VmCluster, interval: float = 0.5) -> None:
+        self.vc = vc
+        self.interval = interval
+        self.samples: list[Sample] = []
+        self.sizes: list[tuple[float, int]] = []
+        self.fence: frozenset[str] | None = None
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._guard, args=(self._sample,), daemon=True),
+            threading.Thread(target=self._guard, args=(self._poll_cib,), daemon=True),
+        ]
+
+    def start(self) -> Recorder:
+        self._poll_cib_once()
+        for th in self._threads:
+            th.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for th in self._threads:
+            th.join(timeout=30)
+
+    def _guard(self, loop: Any) -> None:
+        try:
+            while not self._stop.is_set():
+                loop()
+        except BaseException as exc:  # the runner reports it with the run
+            self.error = exc
+
+    def _sample(self) -> None:
+        lab = self.vc.lab
+        names = [n.name for n in lab.nodes]
+        on = frozenset(n.name for n in lab.nodes if n.is_on())
+        qemu = tuple(qemu_processes(lab))
+        st = self.vc.emu_state()
+        drbd = drbd_views(st, names)
+        now = time.time()
+        self.samples.append(Sample(now, on, qemu, drbd, self.fence, data_generations(st, names)))
+        self.sizes.append((now, self.vc.serial.stat().st_size if self.vc.serial.exists() else 0))
+        self._stop.wait(self.interval)
+
+    def _poll_cib(self) -> None:
+        self._poll_cib_once()
+        self._stop.wait(self.interval)
+
+    def _poll_cib_once(self) -> None:
+        for node in self.vc.lab.live_nodes():
+            try:
+                done = node.run(["cibadmin", "--query", "--scope", "constraints"], timeout=5, check=False)
+            except (NodeDown, subprocess.TimeoutExpired):
+                continue
+            if done.returncode == 0:
+                self.fence = fencing_allowed(done.stdout)
+                return

@@ -1,0 +1,360 @@
+"""Running the campaign: clusters (ours or the anchors, DRBD on a replication network of its own), one run
+after another on the same cluster while it can be made healthy again, results appended to runs.jsonl.
+
+A run: restore the known good state (links healed, every node on, no move constraint, failed actions
+cleaned up, DRBD Primary/UpToDate on both nodes, vm1 on one), then the seeded schedule's steps at their
+seconds, then heal everything, then settle until the goal state or reboot delay + 60 s, then the checkers.
+A cluster that cannot be restored is torn down and built afresh. Finished runs are never run again: a
+campaign started again with the same arguments continues where it stopped (`--replay SEED` reruns one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from lab.campaign import checkers
+from lab.campaign.nemesis import Nemesis
+from lab.campaign.record import Recorder, boots, failed_actions, log_facts
+from lab.campaign.schedule import Event, Schedule, generate, run_seed
+from lab.cluster import LabConfig, LabError, poll
+from lab.scenarios import MINOR, VM, ScenarioError, VmCluster, crm_block, healthy, qemu_processes
+
+AGENTS = ("tandem", "anchors")
+REPL_NET = "10.214.77"  # the replication network (each lab's namespaces are its own: no clash between labs)
+RESTORE_TIMEOUT = 120.0  # a cluster not healthy 2 min after cleanup is stuck (its run's L1 says so): rebuild
+
+
+def replication_conf(conf: Path, net: str) -> None:
+    """drbd.conf's addresses moved from the cluster network to the replication network."""
+    conf.write_text(conf.read_text().replace(f"address {net}.", f"address {REPL_NET}."))
+
+
+class OursCluster(VmCluster):
+    """The demo's cluster with a separate replication network carrying DRBD."""
+
+    @staticmethod
+    def lab_config(base: LabConfig, work: Path) -> LabConfig:
+        config = VmCluster.lab_config(replace(base, repl_net=REPL_NET), work)
+        replication_conf(work / "emu" / "drbd.conf", base.net)
+        return config
+
+
+class AnchorsCluster(VmCluster):
+    """The same with drbd-utils' crm-fence-peer.9.sh / crm-unfence-peer.9.sh as DRBD's handlers."""
+
+    @staticmethod
+    def lab_config(base: LabConfig, work: Path) -> LabConfig:
+        from bench.move import ANCHOR_HANDLERS, swap
+
+        config = OursCluster.lab_config(base, work)
+        conf = work / "emu" / "drbd.conf"
+        conf.write_text(swap(conf.read_text(), ANCHOR_HANDLERS))
+        return config
+
+
+def crm_for(agents: str) -> str:
+    """The README's crm block; for the anchors the same with ocf:linbit:drbd and VirtualDomain."""
+    from bench.move import anchor_crm
+
+    return crm_block() if agents == "tandem" else anchor_crm(crm_block())
+
+
+@contextlib.contextmanager
+def cluster(agents: str, base: LabConfig, work: Path, say: Callable[[str], None]) -> Iterator[VmCluster]:
+    """A fresh cluster of `agents` (the loop devices a crashed earlier campaign left are detached first)."""
+    from lab.drbd_emu.devices import detach_loops
+
+    detach_loops(work / "emu")
+    cls = OursCluster if agents == "tandem" else AnchorsCluster
+    with cls.start(base, work, say, crm=crm_for(agents)) as vc:
+        yield vc
+
+
+# ---------------------------------------------------------------- one run
+
+
+def restore(vc: VmCluster) -> None:
+    """The known good state, or ScenarioError/LabError (then the cluster is rebuilt)."""
+    Nemesis(vc).heal_all(boot_wait=vc.lab.config.reboot_delay + 15)
+    vc.lab.wait_online(timeout=RESTORE_TIMEOUT)
+    vc.lab.crm("resource", "clear", VM)
+    vc.lab.crm("resource", "cleanup")
+    healthy(vc, "the known good state before a run", RESTORE_TIMEOUT)
+    poll(lambda: len(qemu_processes(vc.lab)) == 1 or None, RESTORE_TIMEOUT, "one QEMU of vm1")
+    vc.wait_guest_running(after=vc.serial.stat().st_size)
+
+
+def _log_sizes(vc: VmCluster) -> dict[str, int]:
+    return {n.name: _size(n.dir / "var-log-pacemaker" / "pacemaker.log") for n in vc.lab.nodes}
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _read_from(path: Path, offset: int) -> str:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(offset)
+            return fh.read().decode(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    history: checkers.History
+    errors: tuple[str, ...]
+    timeline: str  # the cluster's events and the injections (lab.timeline), seconds from the run's start
+
+
+def one_run(vc: VmCluster, schedule: Schedule) -> RunResult:
+    """Inject the schedule, heal, settle, judge."""
+    from lab import timeline
+
+    logs_at, serial_at, acked = _log_sizes(vc), vc.serial.stat().st_size, vc.last_gen()
+    rec = Recorder(vc).start()
+    nem = Nemesis(vc)
+    injections: list[checkers.Injection] = []
+    hit: dict[Event, checkers.Injection] = {}
+    t0 = time.time()
+    try:
+        for step in schedule.steps():
+            time.sleep(max(0.0, t0 + step.at - time.time()))
+            if not step.undo:
+                hit[step.event] = nem.inject(step.event)
+                injections.append(hit[step.event])
+            elif not hit[step.event].note:
+                injections.append(nem.undo(step.event, hit[step.event].node))
+        delay = vc.lab.config.reboot_delay
+        nem.heal_all(boot_wait=delay + 15)
+        healed = time.time()
+        deadline = healed + delay + checkers.L1_GRACE + 5
+        nodes = tuple(n.name for n in vc.lab.nodes)
+        while time.time() < deadline and not (rec.samples and checkers.goal(rec.samples[-1], nodes)):
+            time.sleep(0.5)
+        time.sleep(3)  # a little past the goal: S1/S3/S5 also hold right after healing
+    finally:
+        rec.stop()
+    xml = vc.lab.crm_mon_xml()
+    events = timeline.parse_logs(
+        [_read_from(n.dir / "var-log-pacemaker" / "pacemaker.log", logs_at[n.name]) for n in vc.lab.nodes],
+        datetime.now().year,
+    )
+    actions, migrations, fenced = log_facts(events)
+    history = checkers.History(
+        nodes=nodes,
+        samples=tuple(rec.samples),
+        injections=tuple(injections),
+        actions=actions,
+        migrations=migrations,
+        fenced=fenced,
+        boots=boots(
+            vc.serial.read_bytes()[serial_at:].decode("ascii", "replace"), acked, rec.sizes, serial_at
+        ),
+        healed_at=healed,
+        end=time.time(),
+        reboot_delay=delay,
+        failed_actions=failed_actions(xml)
+        if xml is not None
+        else (checkers.FailedAction("crm_mon", "", "no node answers"),),
+    )
+    errors = [*nem.errors, *([f"recorder: {rec.error!r}"] if rec.error else [])]
+    with contextlib.suppress(LabError, OSError, subprocess.SubprocessError, ValueError):
+        history = replace(history, boots=(*history.boots, disk_now(vc)))
+    t0 = history.samples[0].t if history.samples else healed
+    marks = [(i.t, f"{'undo ' if i.undo else ''}{i.kind} {i.node} {i.note}".strip()) for i in injections]
+    rows = timeline.table(events, [*marks, (healed, "healed")], t0)
+    return RunResult(history, tuple(errors), timeline.text_timeline(rows))
+
+
+def disk_now(vc: VmCluster) -> checkers.Boot:
+    """S2's end-of-run look: the generation on the DRBD device of the node running vm1, read there
+    (lab.guest.disk), against the last one the guest reported. With one shared backing disk this always
+    holds; it bites once the emulator keeps a data copy per node."""
+    from lab.guest.disk import read_generation_on
+
+    acked = vc.last_gen()
+    (node,) = qemu_processes(vc.lab)
+    rec = read_generation_on(vc.lab.node(node), f"/dev/drbd{MINOR}")
+    return checkers.Boot(time.time(), acked, None if rec is None else rec.gen, f"read on {node} at the end")
+
+
+def keep_history(kept: Path, run: str, h: checkers.History) -> None:
+    (kept / "histories").mkdir(parents=True, exist_ok=True)
+    (kept / "histories" / f"{run}.json.gz").write_bytes(gzip.compress(checkers.history_to_json(h).encode()))
+
+
+def verdicts(h: checkers.History) -> dict[str, Any]:
+    """The fields of a run's record that the checkers decide (times in s from the run's start)."""
+    t0 = h.samples[0].t if h.samples else h.healed_at
+    return {
+        "violations": [
+            {"checker": v.checker, "detail": v.detail, "t": round(v.t - t0, 1)} for v in checkers.check(h)
+        ],
+        "recovery_s": checkers.recovery(h),
+        "node_loss_s": checkers.l2_seconds(h),
+    }
+
+
+def rejudge(out: Path, runs_file: str = "runs.jsonl") -> tuple[int, int]:
+    """Recompute every run's verdicts from its kept history (after a checker changed); runs without one
+    are dropped, so that the campaign runs them again. Returns (rejudged, dropped)."""
+    path = out / runs_file
+    kept, dropped = [], 0
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        hist = out / "histories" / f"{record['run']}.json.gz"
+        if not hist.exists():
+            dropped += 1
+            continue
+        h = checkers.history_from_json(gzip.decompress(hist.read_bytes()).decode())
+        kept.append(json.dumps({**record, **verdicts(h)}))
+    path.write_text("".join(f"{line}\n" for line in kept))
+    return len(kept), dropped
+
+
+def run_record(
+    agents: str, schedule: Schedule, result: RunResult, fresh: bool, replay: str
+) -> dict[str, Any]:
+    """One line of runs.jsonl: what ran, what went in when (seconds from the run's start), the verdicts."""
+    h = result.history
+    t0 = h.samples[0].t if h.samples else h.healed_at
+    return {
+        "run": f"{agents}-{schedule.seed}",
+        "agents": agents,
+        "seed": schedule.seed,
+        "nodes": len(h.nodes),
+        "faults": list(schedule.kinds()),
+        "overlapping": schedule.overlapping(),
+        "schedule": schedule.to_json(),
+        "injections": [
+            {"t": round(i.t - t0, 1), "kind": i.kind, "node": i.node, "undo": i.undo, "note": i.note}
+            for i in h.injections
+        ],
+        "healed_s": round(h.healed_at - t0, 1),
+        **verdicts(h),
+        "failed_actions": [str(a) for a in h.failed_actions],
+        "errors": list(result.errors),
+        "fresh_cluster": fresh,
+        "started": datetime.fromtimestamp(t0, UTC).isoformat(timespec="seconds"),
+        "replay": replay,
+    }
+
+
+# ---------------------------------------------------------------- the campaign
+
+
+@dataclass(frozen=True)
+class Plan:
+    agents: str
+    seeds: tuple[int, ...]
+    kinds: tuple[str, ...]
+    out: Path
+    minutes: float  # stop starting runs after this long (the lab lock is shared)
+    runs_file: str = "runs.jsonl"
+
+    @property
+    def kept(self) -> Path:
+        """Where histories and timelines go: beside runs.jsonl, or under replays/ for replays (a replay
+        must not overwrite the campaign run's own record)."""
+        return self.out if self.runs_file == "runs.jsonl" else self.out / Path(self.runs_file).stem
+
+
+def done_runs(path: Path) -> set[str]:
+    if not path.exists():
+        return set()
+    return {json.loads(line)["run"] for line in path.read_text().splitlines() if line.strip()}
+
+
+def replay_command(agents: str, kinds: tuple[str, ...], seed: int) -> str:
+    return f"python3 -m lab campaign --agents {agents} --faults {','.join(kinds)} --replay {seed}"
+
+
+def totals(path: Path) -> str:
+    """The running totals over every run in the file: runs, violations by checker."""
+    runs = (
+        [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    )
+    by: dict[str, int] = {}
+    for r in runs:
+        for v in r["violations"]:
+            by[v["checker"]] = by.get(v["checker"], 0) + 1
+    found = ", ".join(f"{k} {n}" for k, n in sorted(by.items())) or "none"
+    return f"{len(runs)} runs, violations: {found}"
+
+
+def campaign(plan: Plan, base: LabConfig, work: Path, say: Callable[[str], None]) -> int:
+    """Run the plan's seeds not yet in its runs file; returns how many ran."""
+    plan.out.mkdir(parents=True, exist_ok=True)
+    path = plan.out / plan.runs_file
+    todo = [s for s in plan.seeds if f"{plan.agents}-{s}" not in done_runs(path)]
+    say(
+        f"campaign: {plan.agents}, {len(todo)} of {len(plan.seeds)} runs to go, faults {','.join(plan.kinds)}"
+    )
+    start = time.monotonic()
+    ran = 0
+    while todo and time.monotonic() - start < plan.minutes * 60:
+        with cluster(plan.agents, base, work, say) as vc:
+            fresh = True
+            while todo and time.monotonic() - start < plan.minutes * 60:
+                seed = todo[0]
+                if not fresh:
+                    try:
+                        restore(vc)
+                    except (ScenarioError, LabError) as exc:
+                        say(f"cluster not restorable ({str(exc).splitlines()[0]}): a fresh one")
+                        break
+                schedule = generate(seed, plan.kinds)
+                result = one_run(vc, schedule)
+                record = run_record(
+                    plan.agents, schedule, result, fresh, replay_command(plan.agents, plan.kinds, seed)
+                )
+                if record["violations"]:
+                    with contextlib.suppress(Exception):
+                        vc.collect(work / "violations" / record["run"])
+                    (plan.kept / "timelines").mkdir(parents=True, exist_ok=True)
+                    (plan.kept / "timelines" / f"{record['run']}.txt").write_text(result.timeline + "\n")
+                keep_history(plan.kept, record["run"], result.history)
+                with path.open("a") as fh:
+                    fh.write(json.dumps(record) + "\n")
+                todo.pop(0)
+                ran += 1
+                fresh = False
+                verdict = "; ".join(f"{v['checker']} {v['detail']}" for v in record["violations"]) or "ok"
+                say(
+                    f"run {record['run']} ({' '.join(record['faults'])}): {verdict[:300]}; "
+                    f"recovery {record['recovery_s']}s | {totals(path)}"
+                )
+    return ran
+
+
+def seeds_for(seed: int, runs: int) -> tuple[int, ...]:
+    return tuple(run_seed(seed, i) for i in range(runs))
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so every cluster is torn down (nothing left behind)."""
+
+    def interrupt(_sig: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)

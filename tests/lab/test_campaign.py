@@ -1,0 +1,88 @@
+"""A fixed-seed slice of the fault campaign (lab/campaign), what CI affords: 5 runs of the riskiest kinds
+(power cut, partition, replication-link cut, crash of pacemaker-controld, crm resource move) against the
+README's configuration, on one cluster with DRBD on its own replication network.
+
+Asserted: every run ran and was judged, and no data-safety checker (S1-S5) fired. S6 (the VM's node lost
+the fence race) and the liveness verdicts (L1-L3) are listed in the lab timings summary, not asserted yet:
+they are issue #11 section 6's known defects (the fence race, a degraded monitor result left as a failed
+action, the DC-death stall), fixed on another branch; assert them here once that lands.
+The full campaign is `python3 -m lab campaign` (docs/campaign.md).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from lab.campaign.report import load
+from lab.campaign.runner import Plan, campaign, seeds_for
+from lab.campaign.schedule import RISKIEST
+from lab.cluster import LabConfig
+from lab.netns import TOP
+
+from tests.lab.conftest import record
+
+SEED = 9000
+RUNS = 5
+DATA_SAFETY = ("S1", "S2", "S3", "S4", "S5")
+
+
+def test_fixed_seed_slice_has_no_data_safety_violation(lab_defaults: LabConfig, tmp_path: Path) -> None:
+    plan = Plan("tandem", seeds_for(SEED, RUNS), RISKIEST, tmp_path, minutes=60)
+    ran = campaign(plan, lab_defaults, Path(f"/tmp/{lab_defaults.prefix}-campaign"), print)
+    runs = load(tmp_path / "runs.jsonl")
+    assert ran == RUNS and [r["seed"] for r in runs] == list(plan.seeds)
+    assert all(r["injections"] for r in runs)  # every schedule really went in
+    for r in runs:
+        known = [f"{v['checker']} {v['detail']}" for v in r["violations"] if v["checker"] not in DATA_SAFETY]
+        record(f"campaign {r['run']} ({' '.join(r['faults'])}): recovery {r['recovery_s']}s {known}", 0.0)
+    safety = [(r["run"], v) for r in runs for v in r["violations"] if v["checker"] in DATA_SAFETY]
+    assert safety == [], "\n".join(
+        f"{run}: {v['checker']} {v['detail']} (replay: {run})" for run, v in safety
+    )
+
+
+def test_ctrl_c_leaves_nothing_behind(lab_defaults: LabConfig, tmp_path: Path) -> None:
+    """SIGINT in the middle of a run: no namespace, loop device or process of the lab survives it."""
+    prefix = lab_defaults.prefix
+    argv = [
+        sys.executable,
+        "-m",
+        "lab",
+        "campaign",
+        "--runs",
+        "1",
+        "--out",
+        str(tmp_path),
+        "--prefix",
+        prefix,
+    ]
+    env = {**os.environ, "PYTHONPATH": f"{TOP / 'lib'}:{TOP}"}
+    with subprocess.Popen(argv, cwd=TOP, env=env, stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the cluster is up and the VM runs: the run's faults start now
+            if "Promoted on both nodes" in line:
+                break
+        time.sleep(8)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=180) != 0
+    assert sorted(Path("/run/netns").glob(f"{prefix}-*")) == []
+    loops = subprocess.run(
+        ["losetup", "--list", "--noheadings", "--output", "BACK-FILE"], capture_output=True, text=True
+    )
+    assert f"/tmp/{prefix}-campaign/" not in loops.stdout
+    root = f"/tmp/{prefix}-lab"
+    left = [p for p in Path("/proc").iterdir() if p.name.isdigit() and root in _cmdline(p)]
+    assert left == []
+    assert not (tmp_path / "runs.jsonl").exists()  # an interrupted run is not recorded as done
+
+
+def _cmdline(proc: Path) -> str:
+    try:
+        return (proc / "cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""

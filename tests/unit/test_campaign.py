@@ -1,0 +1,417 @@
+"""The fault campaign's pure parts: schedules, the checkers (each with a control history it must flag and a
+healthy one it must pass), the parsers that build the history, and the report's counting."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from lab.campaign import checkers, record, report
+from lab.campaign.checkers import Boot, DrbdView, History, Injection, Sample
+from lab.campaign.schedule import KINDS, RISKIEST, WINDOW, generate, run_seed, validate
+from lab.timeline import Event
+
+NODES = ("node1", "node2")
+ALL = frozenset(NODES)
+
+
+def view(
+    node: str, role: str = "Primary", disk: str = "UpToDate", peer_disk: str = "UpToDate", **kw: object
+) -> DrbdView:
+    peer = "node2" if node == "node1" else "node1"
+    connected = kw.get("connected", frozenset({peer}))
+    assert isinstance(connected, frozenset)
+    return DrbdView(node, role, disk, connected, ((peer, peer_disk),), bool(kw.get("split_brain", False)))
+
+
+def good(t: float, qemu: tuple[str, ...] = ("node1",)) -> Sample:
+    return Sample(t, ALL, qemu, (view("node1"), view("node2")), None)
+
+
+def history(samples: list[Sample], **kw: object) -> History:
+    base = History(
+        nodes=NODES,
+        samples=tuple(samples),
+        injections=(),
+        actions=tuple(s.t for s in samples),
+        migrations=(),
+        fenced=(),
+        boots=(),
+        healed_at=samples[0].t,
+        end=samples[-1].t,
+        reboot_delay=15.0,
+        failed_actions=(),
+    )
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def names(h: History) -> list[str]:
+    return [v.checker for v in checkers.check(h)]
+
+
+HEALTHY = history([good(float(t)) for t in range(0, 60)])
+
+
+# ---------------------------------------------------------------- schedules
+
+
+def test_a_seed_gives_the_same_schedule_and_seeds_differ() -> None:
+    kinds = tuple(KINDS)
+    assert generate(7, kinds) == generate(7, kinds)
+    assert len({generate(s, kinds).events for s in range(20)}) == 20
+
+
+@pytest.mark.parametrize("seed", range(50))
+def test_schedules_have_2_to_6_events_of_the_given_kinds_in_the_window(seed: int) -> None:
+    s = generate(seed, RISKIEST)
+    assert 2 <= len(s.events) <= 6
+    assert all(e.kind in RISKIEST and 0 <= e.at <= WINDOW for e in s.events)
+    assert all((e.role in KINDS[e.kind].targets) if KINDS[e.kind].targets else e.role == "" for e in s.events)
+    assert [e.at for e in s.events] == sorted(e.at for e in s.events)
+
+
+def test_steps_undo_every_lasting_fault_after_its_injection() -> None:
+    s = generate(3, ("partition", "repl-cut", "power-cut"))
+    steps = s.steps()
+    lasting = [e for e in s.events if e.hold]
+    assert len(steps) == len(s.events) + len(lasting)
+    for e in lasting:
+        inject = next(i for i, st in enumerate(steps) if st.event == e and not st.undo)
+        undo = next(i for i, st in enumerate(steps) if st.event == e and st.undo)
+        assert inject < undo and steps[undo].at == pytest.approx(e.at + e.hold, abs=0.05)
+    assert [st.at for st in steps] == sorted(st.at for st in steps)
+
+
+def test_overlap_is_seen_and_run_seeds_follow_the_campaign_seed() -> None:
+    overlapping = [generate(s, ("partition", "power-cut", "move")).overlapping() for s in range(30)]
+    assert any(overlapping) and not all(overlapping)
+    assert [run_seed(100, i) for i in range(3)] == [100, 101, 102]
+
+
+def test_unknown_kinds_are_refused() -> None:
+    with pytest.raises(ValueError, match="nope"):
+        validate(("power-cut", "nope"))
+    with pytest.raises(ValueError):
+        validate(())
+
+
+# ---------------------------------------------------------------- checkers: controls
+
+
+def test_a_healthy_history_passes_every_checker() -> None:
+    assert checkers.check(HEALTHY) == []
+    assert checkers.recovery(HEALTHY) == 0.0
+
+
+def test_s1_flags_a_second_qemu_outside_migration_windows_only() -> None:
+    samples = [good(float(t), ("node1", "node2") if 10 <= t < 13 else ("node1",)) for t in range(60)]
+    assert names(history(samples)) == ["S1"]
+    assert names(history(samples, migrations=((9.0, 12.0),))) == []
+
+
+def test_s2_flags_a_boot_that_found_less_than_was_acknowledged() -> None:
+    assert names(history(HEALTHY.samples, boots=(Boot(5.0, 42, 42),))) == []  # type: ignore[arg-type]
+    assert names(history(list(HEALTHY.samples), boots=(Boot(5.0, 42, 40),))) == ["S2"]
+    assert names(history(list(HEALTHY.samples), boots=(Boot(5.0, 42, None),))) == ["S2"]
+
+
+def test_s3_flags_a_promotion_of_outdated_data() -> None:
+    samples = list(HEALTHY.samples)
+    outdated = view("node2", role="Secondary", disk="Outdated", connected=frozenset())
+    samples[10] = Sample(10.0, ALL, ("node1",), (view("node1", connected=frozenset()), outdated), None)
+    promoted = replace(outdated, role="Primary")
+    samples[11] = Sample(11.0, ALL, ("node1",), (view("node1", connected=frozenset()), promoted), None)
+    found = checkers.s3_stale_primary(history(samples))
+    assert [v.detail for v in found] == ["node2 promoted with Outdated data"]
+
+
+def test_s3_flags_a_promotion_while_a_peer_holds_newer_data() -> None:
+    samples = list(HEALTHY.samples)
+    alone = view("node2", role="Secondary", connected=frozenset())
+    gens = (("node1", 120), ("node2", 80))
+    samples[10] = Sample(10.0, ALL, ("node1",), (view("node1", connected=frozenset()), alone), None, gens)
+    promoted = (view("node1", connected=frozenset()), replace(alone, role="Primary"))
+    samples[11] = Sample(11.0, ALL, ("node1",), promoted, None, gens)
+    found = checkers.s3_stale_primary(history(samples))
+    assert [v.detail for v in found] == ["node2 promoted with generation 80 while node1 has 120"]
+    samples[11] = replace(samples[11], gens=(("node1", 120), ("node2", 120)))
+    assert checkers.s3_stale_primary(history(samples)) == []
+
+
+def test_data_generations_from_the_emulators_meta() -> None:
+    st = {"meta": {"node1/r0/0": {"gen": 7}, "node2/r0/0": {"gen": 5}, "node1/r1/0": {"gen": 1}}}
+    assert record.data_generations(st, NODES) == (("node1", 7), ("node2", 5))
+
+
+def test_s3_accepts_a_primary_reading_through_an_uptodate_peer_but_not_alone() -> None:
+    samples = list(HEALTHY.samples)
+    target = view("node2", role="Primary", disk="Inconsistent")
+    samples[10] = Sample(10.0, ALL, ("node1",), (view("node1"), target), None)
+    assert checkers.s3_stale_primary(history(samples)) == []
+    alone = replace(target, connected=frozenset())
+    samples[11] = Sample(11.0, ALL, ("node1",), (view("node1", connected=frozenset()), alone), None)
+    assert [v.checker for v in checkers.s3_stale_primary(history(samples))] == ["S3"]
+
+
+def test_s4_flags_a_split_brain_once_per_stretch() -> None:
+    samples = list(HEALTHY.samples)
+    for t in (20, 21, 22):
+        samples[t] = Sample(float(t), ALL, ("node1",), (view("node1", split_brain=True), view("node2")), None)
+    assert names(history(samples)) == ["S4"]
+
+
+def test_s5_flags_a_promotion_the_fencing_constraint_forbids() -> None:
+    samples = list(HEALTHY.samples)
+    secondary = view("node2", role="Secondary", connected=frozenset())
+    samples[10] = Sample(10.0, ALL, ("node1",), (view("node1"), secondary), frozenset({"node1"}))
+    samples[11] = Sample(11.0, ALL, ("node1",), (view("node1"), replace(secondary, role="Primary")), None)
+    assert checkers.s5_promotion_against_fencing(history(samples)) == []  # removed as it was promoted
+    samples[11] = replace(samples[11], fence=frozenset({"node1"}))
+    found = checkers.s5_promotion_against_fencing(history(samples))
+    assert [v.detail for v in found] == ["node2 promoted while the fencing constraint allows node1"]
+    samples[10] = replace(samples[10], fence=frozenset({"node1", "node2"}))
+    assert checkers.s5_promotion_against_fencing(history(samples)) == []
+
+
+def test_s6_flags_a_partition_that_fenced_the_vms_node() -> None:
+    samples = list(HEALTHY.samples)
+    for t in range(12, 30):
+        samples[t] = Sample(
+            float(t), frozenset({"node2"}), ("node2",), (view("node2", connected=frozenset()),), None
+        )
+    cut = (Injection(10.0, "partition", "", False, ""), Injection(25.0, "partition", "", True, ""))
+    assert [v.checker for v in checkers.s6_partition_survivor(history(samples, injections=cut))] == ["S6"]
+    power = (*cut, Injection(11.0, "power-cut", "node1", False, ""))  # its own power cut excuses it
+    assert checkers.s6_partition_survivor(history(samples, injections=power)) == []
+
+
+def test_l1_flags_no_recovery_and_failed_actions_left() -> None:
+    stuck = [
+        Sample(float(t), ALL, ("node1",), (view("node1"), view("node2")), frozenset({"node1"}))
+        for t in range(90)
+    ]
+    h = history(stuck, healed_at=0.0)
+    assert checkers.recovery(h) is None
+    assert [v.checker for v in checkers.l1_healed(h)] == ["L1"]
+    degraded = checkers.FailedAction("drbd-r0_monitor_10000", "node1", "degraded")
+    left = checkers.l1_healed(replace(HEALTHY, failed_actions=(degraded,)))
+    assert [v.detail for v in left] == [
+        "failed action needs cleanup: drbd-r0_monitor_10000 on node1: degraded"
+    ]
+
+
+def test_l1_accepts_the_failed_monitor_of_a_killed_qemu_only_on_its_node() -> None:
+    failed = (checkers.FailedAction("vm1_monitor_10000", "node2", "not running"),)
+    crash = (Injection(5.0, "crash-qemu", "node2", False, ""),)
+    assert checkers.l1_healed(replace(HEALTHY, failed_actions=failed, injections=crash)) == []
+    elsewhere = (Injection(5.0, "crash-qemu", "node1", False, ""),)
+    assert len(checkers.l1_healed(replace(HEALTHY, failed_actions=failed, injections=elsewhere))) == 1
+    fence = (checkers.FailedAction("lab-fence_start_0", "node1", "error"),)
+    device = (Injection(5.0, "fence-fail", "", False, ""),)
+    assert checkers.l1_healed(replace(HEALTHY, failed_actions=fence, injections=device)) == []
+
+
+def test_l2_flags_a_vm_back_late_after_its_nodes_fencing() -> None:
+    samples = [good(float(t)) for t in range(10)]
+    samples += [
+        Sample(float(t), frozenset({"node2"}), (), (view("node2", connected=frozenset()),), None)
+        for t in range(10, 40)
+    ]
+    samples += [
+        Sample(float(t), frozenset({"node2"}), ("node2",), (view("node2", connected=frozenset()),), None)
+        for t in range(40, 50)
+    ]
+    cut = (Injection(9.5, "power-cut", "node1", False, ""),)
+    late = history(samples, injections=cut, fenced=((20.0, "node1"),))
+    assert [v.checker for v in checkers.l2_node_loss(late)] == ["L2"]
+    assert checkers.l2_seconds(late) == [30.5]
+    in_time = history(samples, injections=cut, fenced=((36.0, "node1"),))
+    assert checkers.l2_node_loss(in_time) == []
+
+    stale = [replace(x, fence=frozenset({"node1"})) for x in samples]  # node2's data is outdated
+    assert checkers.l2_node_loss(history(stale, injections=cut, fenced=((20.0, "node1"),))) == []
+    both = [replace(x, on=frozenset()) if 20 <= x.t < 30 else x for x in samples]  # the survivor died too
+    assert checkers.l2_node_loss(history(both, injections=cut, fenced=((20.0, "node1"),))) == []
+
+
+def test_l3_flags_a_quiet_cluster_out_of_goal_but_not_during_a_fault() -> None:
+    samples = list(HEALTHY.samples) + [
+        Sample(float(t), ALL, (), (view("node1"), view("node2")), None) for t in range(60, 120)
+    ]
+    quiet = history(samples, actions=(59.0,))
+    assert [v.checker for v in checkers.l3_stall(quiet)] == ["L3"]
+    busy = history(samples, actions=tuple(float(t) for t in range(59, 120, 20)))
+    assert checkers.l3_stall(busy) == []
+    held = (Injection(55.0, "repl-cut", "", False, ""),)
+    assert checkers.l3_stall(history(samples, actions=(59.0,), injections=held)) == []
+
+
+def test_a_history_survives_its_json_with_every_field() -> None:
+    h = history(
+        [
+            good(1.0),
+            Sample(2.0, ALL, (), (view("node1", split_brain=True),), frozenset({"node1"}), (("node1", 3),)),
+        ],
+        injections=(Injection(1.5, "repl-cut", "", False, ""),),
+        migrations=((1.0, 2.0),),
+        fenced=((2.0, "node2"),),
+        boots=(Boot(2.0, 5, None, "read on node1 at the end"),),
+        failed_actions=(checkers.FailedAction("vm1_monitor_10000", "node1", "not running"),),
+    )
+    assert checkers.history_from_json(checkers.history_to_json(h)) == h
+
+
+# ---------------------------------------------------------------- the parsers
+
+
+def test_drbd_views_read_the_emulators_state() -> None:
+    conn = {"state": "Connected", "peer_disk": {"0": "Outdated"}, "split_brain": True}
+    st = {
+        "nodes": {
+            "node1": {
+                "r0": {"role": "Primary", "disks": {"0": {"state": "UpToDate"}}, "conns": {"node2": conn}}
+            }
+        }
+    }
+    (v,) = record.drbd_views(st, NODES)
+    assert v == DrbdView("node1", "Primary", "UpToDate", frozenset({"node2"}), (("node2", "Outdated"),), True)
+
+
+def test_fencing_allowed_reads_ours_and_crm_fence_peers_constraint() -> None:
+    from lxml import etree
+
+    from tandem.fence import build_constraint
+
+    ours = etree.tostring(build_constraint("drbd-r0-clone", "r0", ["node1"], "Promoted")).decode()
+    assert record.fencing_allowed(f"<constraints>{ours}</constraints>") == frozenset({"node1"})
+    anchor = (
+        '<constraints><rsc_location rsc="drbd-r0-clone" id="drbd-fence-by-handler-r0-drbd-r0-clone">'
+        '<rule role="Promoted" score="-INFINITY" id="x"><expression attribute="#uname" operation="ne" '
+        'value="node2" id="y"/></rule></rsc_location>'
+        '<rsc_location id="cli-prefer-vm1" rsc="vm1"/></constraints>'
+    )
+    assert record.fencing_allowed(anchor) == frozenset({"node2"})
+    assert record.fencing_allowed('<constraints><rsc_location id="cli-prefer-vm1"/></constraints>') is None
+
+
+def test_failed_actions_from_crm_mon() -> None:
+    xml = (
+        '<crm_mon><failures><failure op_key="drbd-r0_monitor_20000" node="node2" exitstatus="degraded" '
+        'exitreason="peer node1 disconnected"/></failures></crm_mon>'
+    )
+    (got,) = record.failed_actions(xml)
+    assert str(got) == "drbd-r0_monitor_20000 on node2: peer node1 disconnected"
+    assert record.failed_actions("<crm_mon/>") == ()
+
+
+def test_log_facts_give_actions_migration_windows_and_fencing() -> None:
+    def ev(t: float, kind: str, subject: str, op: str, text: str = "") -> Event:
+        return Event(t, "node1", kind, subject, "node2", op, text)
+
+    events = [
+        ev(1.0, "initiate", "vm1", "migrate_to"),
+        ev(3.0, "result", "vm1", "stop"),
+        ev(5.0, "fence-done", "node2", "reboot", "reboot of node2 by node1 for pacemaker-controld: OK"),
+        ev(6.0, "fence-done", "node1", "reboot", "reboot of node1 by node2 for pacemaker-controld: Error"),
+    ]
+    actions, windows, fenced = record.log_facts(events)
+    assert actions == (1.0, 3.0, 5.0, 6.0)
+    assert windows == ((1.0, 3.0),)
+    assert fenced == ((5.0, "node2"),)
+
+
+def test_boots_pair_each_boot_with_the_generation_acknowledged_before_it() -> None:
+    text = (
+        "tandem-guest: alive t=1 gen=11\ntandem-guest: alive t=2 gen=12\n"
+        "tandem-guest: booted mem=16MiB\ntandem-guest: disk gen=12 boots=2\n"
+        "tandem-guest: alive t=1 gen=13\ntandem-guest: booted\ntandem-guest: disk fresh\n"
+    )
+    got = record.boots(text, 10, [(100.0, 50), (101.0, 10_000)], 0)
+    assert got == (Boot(101.0, 12, 12), Boot(101.0, 13, None))
+
+
+# ---------------------------------------------------------------- the report
+
+
+def run(agents: str, faults: list[str], recovery: float | None, violations: list[str]) -> dict[str, object]:
+    return {
+        "run": f"{agents}-1",
+        "agents": agents,
+        "seed": 1,
+        "nodes": 2,
+        "faults": faults,
+        "schedule": [{"at": 1.0, "kind": faults[0], "role": "vm", "hold": 0.0}],
+        "injections": [{"t": 1.0, "kind": faults[0], "node": "node1", "undo": False, "note": ""}],
+        "healed_s": 2.0,
+        "violations": [{"checker": c, "detail": "x", "t": 3.0} for c in violations],
+        "recovery_s": recovery,
+        "node_loss_s": [12.0],
+        "replay": "python3 -m lab campaign --agents tandem --faults power-cut --replay 1",
+    }
+
+
+def test_report_counts_runs_violations_and_recovery_per_kind() -> None:
+    runs = [
+        run("tandem", ["power-cut", "move"], 10.0, ["L1", "L1"]),
+        run("tandem", ["power-cut"], 20.0, []),
+        run("tandem", ["power-cut"], None, ["S1"]),
+        run("anchors", ["power-cut"], 5.0, []),
+    ]
+    rows = {(r.kind, r.agents): r for r in report.tally(runs)}
+    cut = rows[("power-cut", "tandem")]
+    assert (cut.runs, cut.recovery, cut.unrecovered) == (3, (10.0, 20.0), 1)
+    assert dict(zip(report.CHECKERS, cut.violations, strict=True))["L1"] == 1  # a run counts once
+    assert rows[("move", "tandem")].runs == 1 and rows[("power-cut", "anchors")].runs == 1
+    text = report.markdown(runs, None)
+    assert "| power-cut | tandem | 3 | 1 | · | · | · | · | · | 1 | · | · | 10.0 / 20.0 / 20.0 | 1 |" in text
+    assert "`python3 -m lab campaign --agents tandem --faults power-cut --replay 1`" in text
+
+
+def test_l1_causes_are_told_apart() -> None:
+    def l1(detail: str) -> dict[str, object]:
+        return {"checker": "L1", "detail": detail}
+
+    assert report.l1_cause(l1("not healthy within 75s of the heal")) == "late"
+    assert (
+        report.l1_cause(l1("failed action needs cleanup: drbd-r0_monitor_10000 on node1: degraded: x"))
+        == "degraded"
+    )
+    assert report.l1_cause(l1("failed action needs cleanup: vm1_stop_0 on node1: error")) == "failed"
+    assert report.l1_cause({"checker": "S1", "detail": "x"}) is None
+
+
+def test_percentile_is_nearest_rank() -> None:
+    assert report.percentile([], 50) is None
+    assert report.percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert report.percentile([float(x) for x in range(1, 11)], 90) == 9.0
+    assert report.percentile([1.0, 9.0], 100) == 9.0
+
+
+def test_report_writes_the_doc_and_plot(tmp_path: Path) -> None:
+    (tmp_path / "runs.jsonl").write_text(json.dumps(run("tandem", ["partition"], 4.0, [])) + "\n")
+    doc = report.write(tmp_path, tmp_path / "campaign.md")
+    assert "| partition | tandem | 1 |" in doc.read_text()
+    assert (tmp_path / "recovery.png").stat().st_size > 1000
+
+
+def test_report_links_the_timeline_of_a_violation(tmp_path: Path) -> None:
+    (tmp_path / "runs.jsonl").write_text(json.dumps(run("tandem", ["partition"], 4.0, ["S4"])) + "\n")
+    (tmp_path / "timelines").mkdir()
+    (tmp_path / "timelines" / "tandem-1.txt").write_text("  1.00s  node1    partition\n")
+    text = report.write(tmp_path, tmp_path / "campaign.md").read_text()
+    assert "### tandem-1: S4" in text
+    assert "[campaign/timelines/tandem-1.txt](campaign/timelines/tandem-1.txt)" in text
+
+
+def test_rejudge_recomputes_verdicts_from_kept_histories_and_drops_runs_without(tmp_path: Path) -> None:
+    from lab.campaign.runner import keep_history, rejudge
+
+    stale = {**run("tandem", ["power-cut"], None, ["L2"]), "run": "tandem-1"}
+    lost = {**run("tandem", ["power-cut"], None, []), "run": "tandem-2"}
+    (tmp_path / "runs.jsonl").write_text(json.dumps(stale) + "\n" + json.dumps(lost) + "\n")
+    keep_history(tmp_path, "tandem-1", HEALTHY)
+    assert rejudge(tmp_path) == (1, 1)
+    (again,) = report.load(tmp_path / "runs.jsonl")
+    assert (again["run"], again["violations"], again["recovery_s"]) == ("tandem-1", [], 0.0)
