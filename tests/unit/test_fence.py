@@ -36,6 +36,7 @@ from tandem.fence import (
     peer_state,
     plan,
     promotable_of,
+    resource_priorities,
     resync_decision,
     role_name,
     unfence_peer,
@@ -511,3 +512,17 @@ def test_after_resync_target_without_a_clone_writes_nothing(tmp_path):
     c = make(tmp_path, Peer.REACHABLE, role="Secondary", connection="Connected")
     assert after_resync_target(HandlerEnv.parse({**ENV, "DRBD_RESOURCE": "r1"}), c, Logger("test"), 5) == 0
     assert not [a for a in c.calls if a[0] == "crm_attribute"]
+
+
+def test_resource_priorities_inherit_as_the_scheduler_does():
+    cib = etree.fromstring(
+        "<cib><configuration><resources>"
+        '<group id="g"><meta_attributes id="gm"><nvpair id="gp" name="priority" value="3"/></meta_attributes>'
+        '<primitive id="a"/><primitive id="b"><meta_attributes id="bm">'
+        '<nvpair id="bp" name="priority" value="7"/></meta_attributes></primitive></group>'
+        '<primitive id="c"/><primitive id="d"><meta_attributes id="dm">'
+        '<nvpair id="dp" name="priority" value="x"/></meta_attributes></primitive>'
+        '</resources><rsc_defaults><meta_attributes id="rd">'
+        '<nvpair id="rdp" name="priority" value="1"/></meta_attributes></rsc_defaults></configuration></cib>'
+    )
+    assert resource_priorities(cib) == {"a": 3, "b": 7, "c": 1, "d": 1}
