@@ -193,9 +193,10 @@ class VmCluster:
         emu = work / "emu"
         emu.mkdir(parents=True)
         conf = emu / "drbd.conf"
-        handlers = {
+        handlers = {  # every DRBD handler the README installs
             "fence-peer": "/usr/sbin/tandem-fence-peer",
             "unfence-peer": "/usr/sbin/tandem-unfence-peer",
+            "after-resync-target": "/usr/sbin/tandem-after-resync-target",
         }
         conf.write_text(
             two_node_conf(

@@ -25,22 +25,9 @@ from tests.lab.conftest import record
 PROMOTED_MONITOR_S = 10  # the README's monitor interval of the Promoted role
 
 
-class ReadmeVmCluster(VmCluster):
-    """The scenarios' cluster with every DRBD handler the README installs (after-resync-target too)."""
-
-    @staticmethod
-    def lab_config(base: LabConfig, work: Path) -> LabConfig:
-        config = VmCluster.lab_config(base, work)
-        conf = work / "emu" / "drbd.conf"
-        handler = '    after-resync-target "/usr/sbin/tandem-after-resync-target";\n  }'
-        conf.write_text(conf.read_text().replace("\n  }", "\n" + handler, 1))
-        assert "after-resync-target" in conf.read_text()
-        return config
-
-
 @pytest.fixture(scope="module")
 def vc(lab_defaults: LabConfig) -> Iterator[VmCluster]:
-    with ReadmeVmCluster.start(lab_defaults, Path(f"/tmp/{lab_defaults.prefix}-vm"), print) as cluster:
+    with VmCluster.start(lab_defaults, Path(f"/tmp/{lab_defaults.prefix}-vm"), print) as cluster:
         yield cluster
 
 
