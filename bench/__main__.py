@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """`python -m bench`: the side-by-side benchmarks; writes bench/results.md (numbers, machine, method).
 Needs root (lab namespaces) and the Debian packages of ./run setup.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The agent pairs under comparison and the environment pacemaker-execd gives them (pure)."""
 
 from __future__ import annotations

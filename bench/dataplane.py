@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """`python -m bench.dataplane`: the cost of the emulator's data plane (lab/drbd_emu/replica.py), written to
 bench/dataplane.md. Needs root (mount namespaces, FUSE, loop devices).
 

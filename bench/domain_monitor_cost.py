@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """What one ocf:tandem:domain monitor costs through virsh versus libvirt's python bindings.
 
     bench/domain_monitor_cost.py --uri qemu:///system --name DOMAIN [--runs 30]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* drbd-replay: answers one DRBD command line (drbdsetup/drbdadm, by argv[0]'s base name) with the stdout,
  * stderr and exit code recorded for exactly that command line, as fast as a small C program starts: the
  * bench's stand-in for drbd-utils, so that agents are timed with DRBD tools of real speed.

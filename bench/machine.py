@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The machine a run was made on: what results.md prints next to the numbers."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Host side of a measurement: hand a run list to bench.spawn inside a lab node, read back the runs, and
 everything around them: strace counts, the CIB's counters, the emulator's share of the time."""
 

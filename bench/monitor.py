@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Steady-state monitor of each pair, on the same resource in the same state: wall time, what it starts,
 what it writes to the CIB, peak RSS, and the DRBD emulator's share of the time."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Live move and failover, both pairs, on the demo's cluster (lab.scenarios.VmCluster and its scenarios).
 
 Each pair gets a fresh cluster built the same way: the README's crm block for ours; for the anchors the very

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """`python -m bench.replay`: the agents timed against DRBD tools of real speed, on this host, no cluster.
 
     python -m bench.replay build            # compile bench/drbd_replay.c (./run setup does this)

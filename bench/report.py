@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Markdown for bench/results.md: tables and number formats (pure)."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Monitor cost as the number of DRBD resources on the node grows: the same monitor of r0 (Primary, peer
 Secondary, connected, UpToDate; promoted-max=1) with 1, 10, 50, 100 resources up on both nodes."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Runs agent processes inside a lab node, as pacemaker-execd does (fork/exec, wait), and measures each.
 
 Started by the host in the node (`python3 -m bench.spawn < spec.json`), so no nsenter or host process sits

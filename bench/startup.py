@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Reference costs: starting the interpreters the agents run on, and the real DRBD tools' bare start."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Statistics of repeated measurements: pure functions, no timing of their own.
 
 Percentiles interpolate linearly between order statistics (numpy's default, `statistics.quantiles`'

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The benchmark's lab: 2 nodes with STONITH, the DRBD emulator, a libvirtd per node, both agent pairs.
 
 Built from the lab's own hooks (lab.drbd_emu.install.lab_hooks, lab.libvirt.boot_hook), like the lab tests.

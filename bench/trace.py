@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """What an agent run did, from `strace -f -e trace=execve` output and the CIB's version counters (pure).
 
 Every program an agent starts is one execve; the cluster tools among them are classified as CIB reads or

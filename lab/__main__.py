@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """`python3 -m lab`: the lab for people, from the repo root.
 
   python3 -m lab up [--nodes N] [--token MS] [--dc-deadtime T] [--no-stonith]

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Which accelerator can really run the lab's guest: KVM where it works, else TCG.
 
 An openable /dev/kvm is not enough. On these machines it is PVM (`/sys/module/kvm_pvm`), which runs only

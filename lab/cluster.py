@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The lab: an N-node Corosync 3 + Pacemaker 2.1 cluster of namespace nodes (lab.netns) on this host.
 
 Layout (everything the lab starts is recorded under its root, so `down` works from a fresh process):

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """What a lab test asks of the cluster, read from `crm_mon --output-as=xml`: nodes, resources, fencing."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """`python3 -m lab demo`: tandem's main job, end to end, on a lab cluster built for the occasion.
 
 A 2-node Pacemaker cluster with STONITH, a dual-primary DRBD promotable clone (ocf:tandem:drbd on the DRBD

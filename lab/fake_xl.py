@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """A fake `xl` (Xen toolstack) for machines without Xen: per-node domains in one shared state file.
 
 Real xl needs a Xen hypervisor (here it exits 1 with "cannot init xl context", vm-migration-recipe §0), so the

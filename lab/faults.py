@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Fault hooks: what can go wrong with a lab node or its links, on purpose.
 
 Power faults go through the lab supervisor (serialised with fencing); link faults act on the nodes' network

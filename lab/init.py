@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """PID 1 of a lab node, and the few in-node commands that need its conventions.
 
 `init.py boot NODE_DIR` is what "power on" runs as PID 1 of fresh mount+UTS+PID namespaces inside the node's

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """libvirt + QEMU on lab nodes: one libvirtd per node, started without systemd, and guest helpers.
 
 Each node gets its own /etc/libvirt, /var/lib/libvirt, /var/cache/libvirt and /var/log/libvirt, bind-mounted

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """A lab node: one machine of the lab cluster, made of Linux namespaces on this host.
 
 Contract for everyone who runs things in lab nodes (libvirt/guest, DRBD emulator, agents, end-to-end tests):

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Power for lab nodes: on (boot a fresh init in the node's network namespace), off (a power cut: SIGKILL
 every process of the node, then the node's /run is gone as after a reboot) and a clean shutdown.
 

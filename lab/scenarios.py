@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The three end-to-end scenarios of the demo and the scenario tests, on one 2-node lab cluster.
 
 The cluster: STONITH (fence_tandemlab), a dual-primary DRBD resource r0 on the emulator (allow-two-primaries,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The lab supervisor: one host process per lab that powers its nodes on and off, serving ROOT/control.sock.
 
 It exists because a fence agent runs inside a node (in its PID namespace, so it cannot signal or start

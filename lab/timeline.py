@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """What Pacemaker did, and when: a timeline read from the cluster's own logs and CIB, as Markdown and a PNG.
 
 Sources (collected by lab.scenarios.VmCluster.collect):

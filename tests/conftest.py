@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Shared test set-up: tiers are marked by folder, and paths to the checkout and ../shared."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Test doubles shared by the tiers."""
 
 from __future__ import annotations

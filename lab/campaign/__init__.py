@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The fault campaign (issue #11): seeded random faults against the lab's VM-on-DRBD cluster, ours and the
 anchors side by side, judged by safety and liveness checkers from ground truth.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The campaign's verdicts: safety (S1-S6) and liveness (L1-L3) checkers over one run's recorded history.
 
 Everything here is pure: a `History` (frozen samples of ground truth, taken by the runner: the nodes' power,

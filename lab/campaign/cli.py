@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """`python3 -m lab campaign`: the fault campaign from the command line (as root, like every lab command).
 
   python3 -m lab campaign --runs 20 --seed 1000 --agents tandem [--faults power-cut,partition,...]

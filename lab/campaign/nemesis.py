@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The nemesis: puts each fault kind of lab.campaign.schedule into a running VmCluster, and takes it out.
 
 Node faults go through lab.faults (the supervisor's power, signals by namespace); link faults are blackhole

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Turning what the lab shows into the checkers' frozen history: the sampler thread and the readers of the
 emulator's state, the CIB's fencing constraints, the cluster's logs and the guest's serial console.
 

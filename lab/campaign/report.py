@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """docs/campaign.md from docs/campaign/runs.jsonl: per fault kind and per agent pair, runs, violations per
 checker, recovery p50/p90/max; every violation with its seed, schedule, injection times and replay command;
 and a plot of recovery times per kind. Counting is pure (`tally`, `markdown`), so anyone can recount the

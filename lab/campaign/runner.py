@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Running the campaign: clusters (ours or the anchors, DRBD on a replication network of its own), one run
 after another on the same cluster while it can be made healthy again, results appended to runs.jsonl.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Seeded fault schedules: which faults, aimed at which node's role, at which second of a run (pure).
 
 A seed gives the same schedule every time (`generate`); it does not give the same interleaving with the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """An emulated DRBD for the lab and the agent tests: fake drbdsetup/drbdadm over state shared by all nodes.
 
 Pieces (each module's docstring says more):

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The fake `drbdsetup` and `drbdadm`: DRBD's command lines, outputs, messages and exit codes over the engine.
 
 Node identity is the hostname (the lab node's UTS namespace) unless TANDEM_EMU_NODE says otherwise; the state

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Enough of drbd.conf(5) for the emulator and for `drbdadm dump`: resources, hosts, volumes, sections.
 
 Syntax (drbd.conf man page, UG9 "Configuring DRBD"): `include "glob";`, `global {}`, `common {}` whose

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Block devices for emulated minors: /dev/drbdN in each node is a loop device over that node's own copy,
 served by the node's data plane (replica.py: a FUSE file nodes/NODE/data/RES-VOL, replicated to the peers).
 

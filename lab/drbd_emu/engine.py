@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The emulated DRBD "kernel": shared state of every node's resources and DRBD's rules over it.
 
 State is one JSON document (see `Store`) shared by all lab nodes through a directory under the host's /tmp and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """A minimal FUSE file system in pure Python: one flat directory of fixed-size files whose reads, writes
 and fsyncs go to callbacks. The emulator's data plane serves each node's DRBD volumes with it, and a loop
 device over such a file is the node's /dev/drbdN (devices.py).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Put the DRBD emulator into a lab node (or a bare mount namespace, for agent tests).
 
 How the lab uses it, per node, after the node is powered on and before Pacemaker starts:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """DRBD connections that follow the lab's real network (TANDEM_EMU_NET=probe, set by the lab hooks).
 
 Each node's kernel listens on its resources' configured `address` (ip:port, in the node's network namespace)

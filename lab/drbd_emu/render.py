@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Renderers from the model to the real DRBD output formats, byte for byte: the emulator's, not shipped.
 
 Layout rules come from LINBIT/drbd-utils `user/v9/drbdsetup.c` (status text and --json),

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The data plane: each lab node's /dev/drbdN holds that node's own copy of the data, replicated as DRBD
 replicates it, so that a promotion on stale data or a split brain really loses or forks what the guest wrote.
 

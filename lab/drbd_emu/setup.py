@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """A two-node emulated DRBD resource for the lab: its drbd.conf, and its state as after the initial full sync.
 
 What every lab user of the emulator does before its cluster boots (then `install.lab_hooks(emu_dir, conf)`):

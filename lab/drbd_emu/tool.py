@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """`drbd-emu`: the emulator's control tool, for the lab's fault hooks and for tests.
 
     drbd-emu init [--mode 9|8.4] [--resync-kib-s N]   fresh state (wipes the directory's state.json)

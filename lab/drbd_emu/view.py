@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """One node's view of the emulator state, as the shared model plus render Details (what drbdsetup would
 print)."""
 

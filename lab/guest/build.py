@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Build the lab's test guest from source with Debian's gcc (`./run setup` calls this; nothing is downloaded).
 
 `python3 -m lab.guest.build` prints the path of the built kernel.

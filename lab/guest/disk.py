@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The guest's generation record in sector 0 of its disk, read from the host side.
 
 Tests use it to prove which data reached which device: the guest prints `gen=N` only after the write

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* tandem-guest: a tiny multiboot (ELF32) kernel that the lab boots under QEMU to prove that live
  * migration and failover keep a VM's memory, its run and its disk data.
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Running the guest under a bare QEMU (no libvirt): the KVM probe and the guest's own tests use it."""
 
 from __future__ import annotations

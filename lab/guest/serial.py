@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """What the guest said on its serial console: parsing and waiting.
 
 A domain's serial log is one file opened in append mode by every QEMU that runs the guest (source and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """tandem: Pacemaker OCF agents for virtual machines on (dual-primary) DRBD."""
 
 __version__ = "0.1.0"

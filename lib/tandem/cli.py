@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The `tandem` command: one entry point, subcommands imported only when used (agents start often)."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Documentation generated from the agents' metadata: man pages (`man ocf_tandem_drbd`) and the README's
 parameter tables, so that what users read is what the agents declare."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """`tandem fence-peer` and `tandem unfence-peer`: DRBD's fencing handlers for a Pacemaker cluster.
 
 DRBD calls fence-peer when it loses a peer it may have to outdate (`handlers { fence-peer

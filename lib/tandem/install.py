@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """`tandem install`: put the agents, the library they load and the DRBD handlers where Pacemaker and DRBD
 look for them. Agents run on the system /usr/bin/python3 and load the library copied beside them, so they do
 not depend on the virtual environment that ran the installer."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Immutable records without the `dataclasses` module, whose import (with `inspect`) costs an agent more
 than its whole monitor otherwise does.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Where the files that ship beside the library are: the agents, and their metadata as generated from the
 agents' declarations (metadata/*.xml, checked current by the tests).
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The emulator's data plane without a cluster: two nodes in their own mount namespaces, each with its own
 copy behind /dev/drbdN (replica.py), replicating over TCP on loopback addresses.
 

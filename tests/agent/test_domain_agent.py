@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """ocf:tandem:domain as real processes: the xl path against the fake xl and the DRBD emulator (two nodes,
 n1 and n2, told apart by TANDEM_XL_NODE/TANDEM_EMU_NODE), libvirt against an unreachable libvirtd with a
 stand-in qemu process, migration driven with CRM_meta_migrate_source/_target set as Pacemaker does, and

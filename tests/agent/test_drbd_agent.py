@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """ocf:tandem:drbd as real processes against the DRBD emulator (two nodes, alice and bob, on one machine).
 
 The emulator's fake drbdadm/drbdsetup share their state through TANDEM_EMU_DIR; TANDEM_EMU_NODE says which

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """ocf:tandem:drbd at the edges of its monitor: the tool calls of a steady monitor, a node without drbdsetup,
 DRBD output that does not parse, and a resource that went down behind the agent's back."""
 

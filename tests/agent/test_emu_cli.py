@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Real fake-binary processes: the emulator's drbdadm/drbdsetup on 2 and 3 nodes (TANDEM_EMU_NODE), both
 modes, and Debian's ocf:linbit:drbd run unchanged against them (start, promote, monitor, demote, stop).
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """What the monitor path of each agent imports, pinned. The agents start for every monitor of every resource,
 and their start is mostly imports: a change that brings back one they shed (dataclasses and inspect, typing,
 traceback, pathlib, subprocess, lxml, ...) fails here, not in a benchmark later. Deterministic: the module

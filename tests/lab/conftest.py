@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Fixtures for the lab tier: a real cluster per test module, always torn down, its logs kept on failure.
 
 - `lab_config` (module): the LabConfig of the module's cluster. Override it in a test module to add nodes or

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """A fixed-seed slice of the fault campaign (lab/campaign), what CI affords: 5 runs of the riskiest kinds
 (power cut, partition, replication-link cut, crash of pacemaker-controld, crm resource move) against the
 README's configuration, on one cluster with DRBD on its own replication network.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The lab cluster itself: 2 nodes, STONITH on with fence_tandemlab, and what the agents' tests rely on.
 
 One cluster for the module (up ~4 s); the tests run in file order and each leaves the cluster healthy.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The emulated DRBD's data plane in a real lab cluster: each node's /dev/drbdN is its own copy.
 
 Shown on the copies themselves (each node's backing file, and what its /dev/drbdN returns): replication

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """ocf:tandem:domain under Pacemaker in the 2-node lab, and the same scenarios with VirtualDomain
 (ocf:heartbeat) and ocf:heartbeat:Xen, recording where they differ (docs/domain-vs-virtualdomain.md).
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """ocf:tandem:drbd and its fence handlers in a 2-node lab cluster on the DRBD emulator, side by side with the
 anchor ocf:linbit:drbd + crm-fence-peer.9.sh running the same scenarios.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The anchor ocf:linbit:drbd (Debian drbd-utils 9.22), unchanged, in a 2-node lab cluster on the emulator.
 
 The emulator is installed into every node at boot (lab.drbd_emu.install.lab_hooks): fake drbdsetup/drbdadm

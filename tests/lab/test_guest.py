@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The lab's test guest on a bare QEMU (TCG, no libvirt, no cluster): what the VM tests rely on.
 
 About 10 s: four short boots of the 8 KiB guest.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Recovery after faults that once left the README's configuration (lab.scenarios.VmCluster: dual-primary DRBD
 under ocf:tandem:drbd, a real guest under ocf:tandem:domain, STONITH) stuck or slow (issue #11, section 6).
 

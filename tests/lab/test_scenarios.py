@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The demo's three scenarios as lab tests, on one cluster for the module (lab.scenarios.VmCluster): the
 README's crm block applied verbatim, a real QEMU guest on emulated dual-primary DRBD under ocf:tandem:domain.
 

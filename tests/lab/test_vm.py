@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """A real QEMU guest under libvirt live-migrates between two lab nodes and keeps its memory and its disk.
 
 One 2-node cluster for the module, every node starting its own libvirtd at boot (lab.libvirt.boot_hook).

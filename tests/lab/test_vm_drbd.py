@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """A guest whose disk is the DRBD emulator's /dev/drbdN live-migrates between two dual-primary lab nodes.
 
 The emulator (lab.drbd_emu) bind-mounts a block node over /dev/drbdN in each node while the resource is up,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Hypothesis strategies over every combination of DRBD states (shared by the policy and health tests)."""
 
 from __future__ import annotations

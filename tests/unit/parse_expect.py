@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Short builders for the expected `tandem drbd-status` JSON, so each test spells out a state by hand."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """drbd-replay (bench/drbd_replay.c) and its recorder (bench/replay.py) agree: same hash, same file format."""
 
 from __future__ import annotations

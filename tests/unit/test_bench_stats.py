@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """bench's pure parts: statistics, run order, Markdown tables, strace and CIB parsing, OCF environment."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The fault campaign's pure parts: schedules, the checkers (each with a control history it must flag and a
 healthy one it must pass), the parsers that build the history, and the report's counting."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The virsh and xl backends against a scripted runner: the argv they run and how they read the answers."""
 
 from __future__ import annotations

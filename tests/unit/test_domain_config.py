@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Domain configs: libvirt XML and xl cfg, parsed properly (names are never grepped)."""
 
 from __future__ import annotations

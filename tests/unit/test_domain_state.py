@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Domain states from recorded virsh (libvirt 9.0, qemu:///system) and xl outputs, and what monitor says."""
 
 from __future__ import annotations

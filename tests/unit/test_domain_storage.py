@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """DRBD under a domain's disks: discovery, the start check, the migration-target check (recorded states)."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Remote and migration URIs for a target node: built like VirtualDomain's, but validated."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The monitor verdict over every combination of DRBD states, and the clone/config checks."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The demote and stop loops of ocf:tandem:drbd pause between polls whenever the resource is still there
 after a command, also when the command itself succeeded (DRBD can report success and still list it)."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The promotion-score policy, property-tested over every combination of DRBD states."""
 
 from __future__ import annotations

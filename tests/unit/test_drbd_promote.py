@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The promote of ocf:tandem:drbd against a scripted DRBD: the wait through DRBD 9.2.19+'s Consistent window
 after a Primary loss, and the refusals that end a promote at once (exit 17, exit 11 "No quorum")."""
 

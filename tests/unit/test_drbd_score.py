@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """PromotionScore against a model of Pacemaker's two stores of a node attribute: pacemaker-attrd, and the CIB
 that attrd writes to only when a value changes (2.1.5 `update_attr_on_host`)."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """`tandem drbd-status`: format detection, stdin, this node's sources in order, and errors."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """DRBD's rules as the emulator engine applies them: pure functions over the state document and a clock.
 
 Each test names the DRBD behaviour it reproduces (user's guide, man page, drbd-utils or kernel source).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """fence-peer / unfence-peer: the pure decision, the handler environment, and the constraint as real cibadmin
 applies it to a CIB file (CIB_file, no cluster needed)."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """`tandem install` lays out agents, library, handler scripts and man pages that work on the system python."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The lab's pure parts, without a cluster: crm_mon parsing, generated corosync.conf and CIB (checked by
 Pacemaker's own crm_verify), and fence_tandemlab's fence-agents protocol against a stand-in supervisor."""
 

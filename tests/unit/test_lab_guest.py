@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The lab guest's host-side pieces: the disk generation record and the serial log parser."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Pure pieces of the lab's libvirt set-up and its accelerator choice."""
 
 from __future__ import annotations

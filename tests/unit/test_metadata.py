@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Metadata: valid against ra-api-1.dtd (what ocf-tester uses), metadata.rng and the OCF 1.1 RELAX NG schema;
 the committed metadata/*.xml are what the agents print today."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The OCF framework: codes, parameters, meta/notify environment, deadlines, logging, exception mapping."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """`drbdsetup events2`: dumps, streams, --diff, and what must be refused."""
 
 from __future__ import annotations

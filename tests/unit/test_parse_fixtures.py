@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Every status sample in ../shared/fixtures/drbd parses to the state a DRBD expert reads from it.
 
 The expected states are written out by hand from each file (see the comments for the less obvious

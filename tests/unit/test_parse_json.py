@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """`drbdsetup status --json`: every key optional, no guessed states, clear errors."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """/proc/drbd of DRBD 8.x: the cases the shared fixtures do not show, and what must be refused."""
 
 from __future__ import annotations

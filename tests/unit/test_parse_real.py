@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Real DRBD outputs from public sources that the parsers were not written against (data/drbd/README.md)."""
 
 from __future__ import annotations

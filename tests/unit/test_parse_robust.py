@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Garbage, damaged and truncated inputs: a ParseError or a state the input really shows, nothing else.
 
 - any text, in any format: a Status or a ParseError, never another exception;

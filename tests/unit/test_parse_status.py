@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """`drbdsetup status` text: wrapping, omitted keys, old names, and what must be refused."""
 
 from __future__ import annotations

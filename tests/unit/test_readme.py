@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The README stays true: its parameter tables are what the agents declare, and its configuration blocks are
 the ones the lab runs."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The renderers reproduce the fixtures byte for byte from the state each fixture describes.
 
 The GENERATED fixtures were printed by drbd-utils' own printing code (drbdsetup.c, drbdsetup_events2.c,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """model → rendered text in each real format → parse → the same model (what that format can carry).
 
 Renderers (tandem.drbd.render) and parsers (tandem.drbd.parse) are written from the same drbd-utils and

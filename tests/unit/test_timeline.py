@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """lab.timeline on pacemaker.log lines recorded in the demo's lab (Pacemaker 2.1.5, Debian 12)."""
 
 from __future__ import annotations

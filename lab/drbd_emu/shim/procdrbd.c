@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* /proc/drbd for the DRBD emulator.
  *
  * procfs cannot get new entries from user space: overlayfs refuses /proc as a lower layer, and a bind mount

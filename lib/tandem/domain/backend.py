@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The two ways to drive a hypervisor: libvirt through `virsh`, and Xen through `xl` (both via the runner).
 
 Why virsh and not the python bindings: a monitor needs one call (dominfo), and measured here (bench/

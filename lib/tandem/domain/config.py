@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Domain configurations, parsed properly: libvirt domain XML and xl cfg files.
 
 The agent needs a few facts from them (the name, the disks, vCPUs and memory); the name is never grepped

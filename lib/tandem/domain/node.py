@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """This node's side of the agent that is not a command: the process table."""
 
 from __future__ import annotations

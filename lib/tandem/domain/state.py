@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """What a domain is doing, read from virsh, xl or the process table, and what monitor reports for it. Pure.
 
 VirtualDomain counts every paused domain as running and reads "cannot reach libvirtd" as "stopped" after a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Which DRBD resources hold a domain's disks, and whether they allow a start or a migration. Pure.
 
 How the target is checked (the agent runs migrate_to on the *source*): DRBD replicates its state changes over

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """libvirt connection and migration URIs for a target node, validated. Pure.
 
 The options follow VirtualDomain (migration_transport, migration_user, migration_network_suffix, remoteuri,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The monitor verdict: DRBD state in, an OCF code and a one-line reason out. Pure.
 
 * 7   not running;

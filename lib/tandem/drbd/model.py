@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """One typed, immutable model of DRBD state, in DRBD 9 vocabulary, whatever the source format.
 
 DRBD 8.x folds connection and replication into one `cs:` value; the parsers split it into the 9 pair.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Read DRBD state from any of its four outputs into the one model.
 
     parse(text, fmt="auto") -> Status     detect(text) -> "proc" | "status" | "json" | "events2"

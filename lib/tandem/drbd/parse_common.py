@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """What the four DRBD parsers share: state-name lookups, key:value tokens and the checks that keep
 a truncated or garbled output from turning into a plausible but wrong state."""
 

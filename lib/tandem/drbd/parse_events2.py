@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """`drbdsetup events2` (DRBD 9, and 8.4 kernels with drbd-utils >= 8.9.3): the state the events build.
 
 `--now` prints the initial dump (`exists` lines) up to `exists -`; drbdsetup itself interleaves

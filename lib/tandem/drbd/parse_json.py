@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """`drbdsetup status --json` (DRBD 9), old and new schemas.
 
 drbd-utils prints this JSON by hand and its keys came and went by version (`suspended-*`, `open`, `tls`,

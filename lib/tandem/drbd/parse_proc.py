@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """/proc/drbd of DRBD 8.3 and 8.4: one unnamed resource per minor, with a single unnamed connection.
 
 DRBD 9's /proc/drbd shows only the version, so it parses to no resources. Format: the kernel's

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """`drbdsetup status` / `drbdadm status` text (DRBD 9, and drbd-utils >= 8.9 against 8.4 kernels).
 
 Layout (drbd-utils `user/v9/drbdsetup.c`): a resource line at column 0, device and connection lines

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The promotion-score policy: DRBD state in, a score (or "remove the score") out. Pure.
 
 Pacemaker promotes the instance with the highest positive score. The tiers, first match wins:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """`tandem drbd-status`: the DRBD state as JSON, from a file, stdin or this node."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The side-effect layer of the DRBD agent: drbdadm/drbdsetup calls, version detection, the promotion score.
 
 Everything goes through the runner seam. DRBD 9 state comes from `drbdsetup status --json <res>`; DRBD 8.4

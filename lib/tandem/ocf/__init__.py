@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The OCF framework shared by tandem's agents."""
 
 from tandem.ocf.agent import Context, main, run_agent

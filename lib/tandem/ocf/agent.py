@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Action dispatch for an agent: argv/__OCF_ACTION, metadata, parameter checks, and mapping every way an
 action can end (a code, an OcfError, a timeout, a missing tool, a bug) to the right OCF code and reason."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """OCF 1.1 exit codes and the one exception type that carries a code and a reason to the dispatcher."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """A deadline derived from CRM_meta_timeout, so that every action can budget its escalation steps."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Pacemaker's meta environment as a typed context: timeout, interval, clone and notify variables."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Logging the way HA tools expect, without the cost of the `logging` package.
 
 HA_LOGFACILITY selects syslog, HA_LOGFILE (and HA_DEBUGLOG) a file, HA_debug turns debug on ("0" is off),

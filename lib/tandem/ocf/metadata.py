@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Metadata XML built from the declarations with lxml (imported only for the meta-data action).
 
 It carries the DOCTYPE ocf-tester wants, a timeout on every action, and no OCF-1.1-only attributes,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Instance parameters: declared once, parsed from OCF_RESKEY_* into typed values, rendered into metadata."""
 
 from __future__ import annotations

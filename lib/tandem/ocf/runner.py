@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The one seam for side effects: running commands, with timeouts, never through a shell.
 
 Agents take a Runner; tests hand them a fake with the same `run` signature. The real one spawns with

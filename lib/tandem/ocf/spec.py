@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """What an agent declares about itself: its name, parameters and actions (the metadata's source)."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Per-instance state files of the agents, in one place.
 
 They live in HA_RSCTMP, the tmpfs Pacemaker clears at boot (as it clears the resources themselves), else in
