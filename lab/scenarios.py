@@ -11,8 +11,8 @@ guest's writes are replicated while the nodes are connected, marked out of sync 
 resynced when a node returns. So data safety is checked on the data itself: after every restart of the guest
 and at the end of every scenario, what the guest finds on its disk, and what each node's copy holds, must
 be at least the last generation the guest acknowledged (`check_copies`, `lab.guest.disk.data_check`). The
-`Observer` samples the nodes' power and where QEMU runs, which is what "never two copies" is checked on, and
-notes the resyncs the emulator starts.
+`Observer` samples the nodes' power and where QEMU runs, which is what "never two copies" is checked on; the
+resyncs come from the emulator's own log of those it started (however short: exactly the changed blocks).
 
 Use: `with VmCluster.start(base_config, work_dir, progress) as vc:` then `live_migration(vc)`,
 `node_failure(vc)`, `partition(vc)`; each returns its measurements and raises ScenarioError when the
@@ -110,14 +110,12 @@ def qemu_processes(lab: Lab, vm: str = VM) -> list[str]:
 
 
 class Observer:
-    """A thread that samples the lab (power, QEMU processes) and notes the emulator's resyncs."""
+    """A thread that samples the lab: power, and where QEMU runs."""
 
     def __init__(self, vc: VmCluster, interval: float = 0.25) -> None:
         self.vc = vc
         self.interval = interval
         self.samples: list[Sample] = []
-        self.resyncs: list[tuple[float, int]] = []  # (epoch, KiB) of every resync the emulator started
-        self._resyncing: set[str] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lab-observer", daemon=True)
         self._error: BaseException | None = None
@@ -140,16 +138,8 @@ class Observer:
                 on = {n.name for n in self.vc.lab.nodes if n.is_on()}
                 qemu = qemu_processes(self.vc.lab)
                 self.samples.append(Sample(time.time(), frozenset(on), tuple(qemu)))
-                self._note_resyncs()
         except BaseException as exc:  # reported to the scenario thread by check()
             self._error = exc
-
-    def _note_resyncs(self) -> None:
-        running = self.vc.emu_state().get("resyncs") or {}
-        assert isinstance(running, dict)
-        for key in sorted(set(running) - self._resyncing):
-            self.resyncs.append((time.time(), int(running[key]["total_kib"])))
-        self._resyncing = set(running)
 
     def doubles(self, windows: list[tuple[float, float]]) -> list[Sample]:
         """Samples with more than one QEMU of the guest outside every allowed (migration) window."""
@@ -514,8 +504,9 @@ def wait_resync(vc: VmCluster, since: float) -> int:
     """Until the emulated DRBD is connected and UpToDate on both nodes again; returns the KiB resynced
     since `since` (epoch), from the emulator's record of resyncs."""
     poll(vc.drbd_synced, WAIT, "DRBD connected and UpToDate on both nodes", interval=0.5)
-    obs = vc.observer
-    return sum(k for t, k in (obs.resyncs if obs else []) if t >= since)
+    started = vc.emu_state().get("resync_log") or []
+    assert isinstance(started, list)
+    return sum(int(r["total_kib"]) for r in started if float(r["start"]) >= since)
 
 
 # ---------------------------------------------------------------- the three scenarios

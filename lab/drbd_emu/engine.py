@@ -608,6 +608,9 @@ def _start_resync(st: State, key: str, now: float, blocks: list[int] | None) -> 
     if st.get("dataplane", {}).get(source):
         rs["copied_kib"] = 0
     st.setdefault("resyncs", {})[key] = rs
+    log = st.setdefault("resync_log", [])  # every resync started, however short (for the lab's reports)
+    log.append({"key": key, "start": now, "total_kib": total})
+    del log[:-50]
 
 
 def resync_blocks(rs: dict[str, Any]) -> list[int]:
