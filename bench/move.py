@@ -3,8 +3,8 @@
 
 Each pair gets a fresh cluster built the same way: the README's crm block for ours; for the anchors the very
 same block with only the agent types swapped (ocf:linbit:drbd, ocf:heartbeat:VirtualDomain take the same
-parameter names) and drbd.conf's fence-peer/unfence-peer handlers swapped for drbd-utils' own
-crm-fence-peer.9.sh/crm-unfence-peer.9.sh, as DRBD's user guide configures them for Pacemaker.
+parameter names) and drbd.conf's handlers drbd-utils' own crm-fence-peer.9.sh/crm-unfence-peer.9.sh, as
+DRBD's user guide configures them for Pacemaker (lab.scenarios.ANCHOR_HANDLERS).
 """
 
 from __future__ import annotations
@@ -15,17 +15,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.cluster import LabConfig
-from lab.scenarios import VM, Failover, Move, VmCluster, crm_block, live_migration, node_failure
+from lab.scenarios import (
+    ANCHOR_HANDLERS,
+    VM,
+    Failover,
+    Move,
+    VmCluster,
+    crm_block,
+    live_migration,
+    node_failure,
+)
 from lab.timeline import Span
 
 from bench.report import section, table, times
 from bench.stats import ratio, summarize
 
 ANCHOR_TYPES = {"ocf:tandem:drbd": "ocf:linbit:drbd", "ocf:tandem:domain": "ocf:heartbeat:VirtualDomain"}
-ANCHOR_HANDLERS = {
-    "/usr/sbin/tandem-fence-peer": "/usr/lib/drbd/crm-fence-peer.9.sh",
-    "/usr/sbin/tandem-unfence-peer": "/usr/lib/drbd/crm-unfence-peer.9.sh",
-}
 
 
 def swap(text: str, table_: dict[str, str]) -> str:
@@ -42,14 +47,9 @@ def anchor_crm(ours: str) -> str:
 
 
 class AnchorCluster(VmCluster):
-    """The demo's cluster with drbd-utils' fencing handlers in drbd.conf."""
+    """The demo's cluster with drbd-utils' handlers in drbd.conf."""
 
-    @staticmethod
-    def lab_config(base: LabConfig, work: Path) -> LabConfig:
-        config = VmCluster.lab_config(base, work)
-        conf = work / "emu" / "drbd.conf"
-        conf.write_text(swap(conf.read_text(), ANCHOR_HANDLERS))
-        return config
+    drbd_handlers = ANCHOR_HANDLERS
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,10 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import ClassVar
 
 from lab.cluster import Bind, Lab, LabConfig, LabError, poll, teardown
 from lab.crm import ClusterState
@@ -53,6 +54,17 @@ RESYNC_KIB_S = 64  # emulated resync speed after the initial sync: slow enough t
 # A fenced node stays off this long before it boots again (a real server takes minutes): the survivor runs
 # the VM alone meanwhile, so its writes must reach the returning node by a resync.
 REBOOT_DELAY = 15.0
+# drbd.conf's handlers: every one the README installs; for the anchors, drbd-utils' own as DRBD's user guide
+# configures them for Pacemaker (it has no after-resync-target for Pacemaker)
+TANDEM_HANDLERS = {
+    "fence-peer": "/usr/sbin/tandem-fence-peer",
+    "unfence-peer": "/usr/sbin/tandem-unfence-peer",
+    "after-resync-target": "/usr/sbin/tandem-after-resync-target",
+}
+ANCHOR_HANDLERS = {
+    "fence-peer": "/usr/lib/drbd/crm-fence-peer.9.sh",
+    "unfence-peer": "/usr/lib/drbd/crm-unfence-peer.9.sh",
+}
 WAIT = 240.0  # generous: the machine has 2 shared cores and the guest runs under TCG
 
 
@@ -169,9 +181,11 @@ class VmCluster:
     def serial(self) -> Path:
         return self.work / f"{VM}.serial"
 
+    drbd_handlers: ClassVar[Mapping[str, str]] = TANDEM_HANDLERS
+
     # ---- set-up ----------------------------------------------------------------------------
-    @staticmethod
-    def lab_config(base: LabConfig, work: Path) -> LabConfig:
+    @classmethod
+    def lab_config(cls, base: LabConfig, work: Path) -> LabConfig:
         """`base` plus what every node needs before its cluster starts: libvirtd at boot, the DRBD emulator
         (state as after the initial full sync: UpToDate on both nodes), and /etc/hosts with the node names
         (the domain agent reaches the peer's libvirtd by node name)."""
@@ -184,11 +198,6 @@ class VmCluster:
         emu = work / "emu"
         emu.mkdir(parents=True)
         conf = emu / "drbd.conf"
-        handlers = {  # every DRBD handler the README installs
-            "fence-peer": "/usr/sbin/tandem-fence-peer",
-            "unfence-peer": "/usr/sbin/tandem-unfence-peer",
-            "after-resync-target": "/usr/sbin/tandem-after-resync-target",
-        }
         conf.write_text(
             two_node_conf(
                 net=base.net,
@@ -196,8 +205,8 @@ class VmCluster:
                 res=RES,
                 dual=True,
                 fencing="resource-and-stonith",
-                handlers=handlers,
-                comment="lab drbd.conf (emulated DRBD 9): dual primary, fencing by tandem's handlers",
+                handlers=cls.drbd_handlers,
+                comment="lab drbd.conf (emulated DRBD 9): dual primary, fencing by its handlers",
             )
         )
         initial_sync(emu, conf, RES, resync_kib_s=RESYNC_KIB_S)

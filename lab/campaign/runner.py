@@ -28,7 +28,16 @@ from lab.campaign.nemesis import Nemesis
 from lab.campaign.record import Recorder, boots, failed_actions, log_facts
 from lab.campaign.schedule import Event, Schedule, generate, run_seed
 from lab.cluster import LabConfig, LabError, poll
-from lab.scenarios import MINOR, VM, ScenarioError, VmCluster, crm_block, healthy, qemu_processes
+from lab.scenarios import (
+    ANCHOR_HANDLERS,
+    MINOR,
+    VM,
+    ScenarioError,
+    VmCluster,
+    crm_block,
+    healthy,
+    qemu_processes,
+)
 
 AGENTS = ("tandem", "anchors")
 REPL_NET = "10.214.77"  # the replication network (each lab's namespaces are its own: no clash between labs)
@@ -43,24 +52,17 @@ def replication_conf(conf: Path, net: str) -> None:
 class OursCluster(VmCluster):
     """The demo's cluster with a separate replication network carrying DRBD."""
 
-    @staticmethod
-    def lab_config(base: LabConfig, work: Path) -> LabConfig:
-        config = VmCluster.lab_config(replace(base, repl_net=REPL_NET), work)
+    @classmethod
+    def lab_config(cls, base: LabConfig, work: Path) -> LabConfig:
+        config = super().lab_config(replace(base, repl_net=REPL_NET), work)
         replication_conf(work / "emu" / "drbd.conf", base.net)
         return config
 
 
-class AnchorsCluster(VmCluster):
+class AnchorsCluster(OursCluster):
     """The same with drbd-utils' crm-fence-peer.9.sh / crm-unfence-peer.9.sh as DRBD's handlers."""
 
-    @staticmethod
-    def lab_config(base: LabConfig, work: Path) -> LabConfig:
-        from bench.move import ANCHOR_HANDLERS, swap
-
-        config = OursCluster.lab_config(base, work)
-        conf = work / "emu" / "drbd.conf"
-        conf.write_text(swap(conf.read_text(), ANCHOR_HANDLERS))
-        return config
+    drbd_handlers = ANCHOR_HANDLERS
 
 
 def crm_for(agents: str) -> str:
