@@ -60,8 +60,12 @@ SEND_TIMEOUT = 2.0
 POLL = 0.05
 
 
+def backing_dir(node: str, emu_dir: Path | None = None) -> Path:
+    return (emu_dir or engine.emu_dir()) / "nodes" / node / "backing"
+
+
 def backing(node: str, res: str, vol: str, emu_dir: Path | None = None) -> Path:
-    return (emu_dir or engine.emu_dir()) / "nodes" / node / "backing" / f"{res}-{vol}.img"
+    return backing_dir(node, emu_dir) / f"{res}-{vol}.img"
 
 
 def mountpoint(node: str, emu_dir: Path | None = None) -> Path:
@@ -145,7 +149,7 @@ class DataPlane:
     # -- this node's copies ---------------------------------------------------------------------------
 
     def files(self) -> dict[str, fuse.Volume]:
-        directory = backing(self.node, "x", "0", self.store.dir).parent
+        directory = backing_dir(self.node, self.store.dir)
         names = [p.stem for p in directory.glob("*.img")] if directory.is_dir() else []
         return {name: self._volume(*name.rsplit("-", 1)) for name in names}
 

@@ -166,6 +166,12 @@ def _join(running: dict[str, Any]) -> None:
             t.join()
 
 
+def device_write_blocks(gen: int, count: int) -> list[int]:
+    """The blocks `write` goes to for a node whose data generation is `gen`: after sector 0's block (the lab
+    guest's record), one block per write."""
+    return [1 + (gen + i) % (engine.BLOCKS - 1) for i in range(count)]
+
+
 def _device_write(store: engine.Store, node: str, args: list[str]) -> int:
     """`write` through this node's /dev/drbdN (the data plane decides where it goes): COUNT 4 KiB blocks,
     each stamped with the node and the generation, after sector 0 (the lab guest's record)."""
@@ -181,8 +187,7 @@ def _device_write(store: engine.Store, node: str, args: list[str]) -> int:
     buf = mmap.mmap(-1, engine.BLOCK_BYTES)  # page-aligned, as O_DIRECT needs
     fd = os.open(device, os.O_WRONLY | os.O_DIRECT)
     try:
-        for i in range(int(args[2]) if len(args) > 2 else 1):
-            block = 1 + (first + i) % (engine.BLOCKS - 1)
+        for i, block in enumerate(device_write_blocks(first, int(args[2]) if len(args) > 2 else 1)):
             buf.seek(0)
             buf.write(f"{node} gen {first + i + 1} block {block}\n".encode().ljust(engine.BLOCK_BYTES, b"."))
             os.pwritev(fd, [buf], block * engine.BLOCK_BYTES)

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from lab.drbd_emu import engine
 from lab.drbd_emu.replica import backing
+from lab.drbd_emu.tool import device_write_blocks
 
 from tandem.drbd.model import ConnState, DiskState
 from tests.agent.test_emu_cli import Cluster, up_all
@@ -49,7 +50,7 @@ def copy_of(c: Cluster, node: str, block: int) -> bytes:
 def written_blocks(c: Cluster, node: str, count: int) -> list[int]:
     """The blocks `drbd-emu write` uses for the node's next `count` writes (after sector 0's block)."""
     gen = json.loads(c.emu(node, "data", "r0").stdout)["gen"]
-    return [1 + (gen + i) % (engine.BLOCKS - 1) for i in range(count)]
+    return device_write_blocks(gen, count)
 
 
 def write(c: Cluster, node: str, count: int) -> list[int]:

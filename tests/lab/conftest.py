@@ -14,7 +14,9 @@ behind by a crashed run with the same prefix is torn down before the next one st
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +43,27 @@ def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
 def record(what: str, seconds: float) -> None:
     """Note a duration for the lab timings summary (not an assertion: timings never fail a test)."""
     TIMINGS.append((what, seconds))
+
+
+@contextlib.contextmanager
+def emulated_drbd_vm_lab(
+    base: LabConfig, emu_dir: Path, minor: int, resync_kib_s: float | None = None
+) -> Iterator[LabConfig]:
+    """`base` with r0 (allow-two-primaries, /dev/drbdMINOR) UpToDate on both nodes as after the initial sync,
+    the DRBD emulator and libvirtd in every node; once the lab is down, the emulator's loop devices and state
+    go too."""
+    from lab.drbd_emu.devices import detach_loops
+    from lab.drbd_emu.install import lab_hooks
+    from lab.drbd_emu.setup import fresh_dir, initial_sync, two_node_conf
+    from lab.libvirt import boot_hook
+
+    fresh_dir(emu_dir)
+    conf = emu_dir / "drbd.conf"
+    conf.write_text(two_node_conf(net=base.net, minor=minor, dual=True))
+    initial_sync(emu_dir, conf, resync_kib_s=resync_kib_s)
+    yield base.with_hooks(**lab_hooks(emu_dir, conf)).with_hooks(boot=[boot_hook()])  # type: ignore[arg-type]
+    detach_loops(emu_dir)
+    shutil.rmtree(emu_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -20,15 +20,15 @@ import pytest
 from lab.accel import detect
 from lab.cluster import Lab, LabConfig, poll
 from lab.drbd_emu import engine
-from lab.drbd_emu.devices import detach_loops
-from lab.drbd_emu.install import lab_hooks
 from lab.drbd_emu.replica import backing
-from lab.drbd_emu.setup import fresh_dir, initial_sync, two_node_conf
+from lab.drbd_emu.tool import device_write_blocks
 from lab.guest import serial
 from lab.guest.build import ensure_built
 from lab.guest.disk import GenRecord, data_check, read_generation_on
-from lab.libvirt import GuestSpec, Libvirtd, boot_hook, domain_xml
+from lab.libvirt import GuestSpec, Libvirtd, domain_xml
 from lab.netns import Node
+
+from tests.lab.conftest import emulated_drbd_vm_lab
 
 MINOR = 9243
 DEVICE = f"/dev/drbd{MINOR}"
@@ -40,14 +40,9 @@ def emu_dir(config: LabConfig) -> Path:
 
 @pytest.fixture(scope="module")
 def lab_config(lab_defaults: LabConfig) -> Iterator[LabConfig]:
-    d = emu_dir(lab_defaults)
-    fresh_dir(d)
-    conf = d / "drbd.conf"
-    conf.write_text(two_node_conf(net=lab_defaults.net, minor=MINOR, dual=True))
-    initial_sync(d, conf, resync_kib_s=16)  # KiB/s: slow enough to look at a resync while it runs
-    yield lab_defaults.with_hooks(**lab_hooks(d, conf)).with_hooks(boot=[boot_hook()])  # type: ignore[arg-type]
-    detach_loops(d)
-    subprocess.run(["rm", "-rf", str(d)], check=False)
+    """As test_vm_drbd, with a resync slow enough (16 KiB/s) to look at one while it runs."""
+    with emulated_drbd_vm_lab(lab_defaults, emu_dir(lab_defaults), MINOR, resync_kib_s=16) as config:
+        yield config
 
 
 class Drbd:
@@ -85,7 +80,7 @@ class Drbd:
         """`count` 4 KiB writes through the node's /dev/drbdN; the blocks they went to."""
         gen = int(self.emu(node, "data", "r0")["gen"])  # type: ignore[call-overload]
         self.emu(node, "write", "r0", "0", str(count))
-        return [1 + (gen + i) % (engine.BLOCKS - 1) for i in range(count)]
+        return device_write_blocks(gen, count)
 
     def read(self, node: Node, block: int) -> bytes:
         out = self.dir / f"read-{node.name}"

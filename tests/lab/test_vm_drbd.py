@@ -9,20 +9,18 @@ about 15 s in all.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from lab.accel import detect
 from lab.cluster import Lab, LabConfig
-from lab.drbd_emu.devices import detach_loops
-from lab.drbd_emu.install import lab_hooks
-from lab.drbd_emu.setup import fresh_dir, initial_sync, two_node_conf
 from lab.guest import serial
 from lab.guest.build import ensure_built
 from lab.guest.disk import read_generation_on
-from lab.libvirt import GuestSpec, Libvirtd, boot_hook, domain_xml, migrate
+from lab.libvirt import GuestSpec, Libvirtd, domain_xml, migrate
+
+from tests.lab.conftest import emulated_drbd_vm_lab
 
 MINOR = 9241
 DEVICE = f"/dev/drbd{MINOR}"
@@ -35,15 +33,8 @@ def emu_dir(config: LabConfig) -> Path:
 @pytest.fixture(scope="module")
 def lab_config(lab_defaults: LabConfig) -> Iterator[LabConfig]:
     """r0 UpToDate on both nodes (as after the initial sync); the emulator and libvirtd in every node."""
-    d = emu_dir(lab_defaults)
-    fresh_dir(d)
-    conf = d / "drbd.conf"
-    conf.write_text(two_node_conf(net=lab_defaults.net, minor=MINOR, dual=True))
-    initial_sync(d, conf)
-    yield lab_defaults.with_hooks(**lab_hooks(d, conf)).with_hooks(boot=[boot_hook()])  # type: ignore[arg-type]
-    # after the lab is down: the loop devices the emulator set up over its backing files, then its state
-    detach_loops(d)
-    subprocess.run(["rm", "-rf", str(d)], check=False)
+    with emulated_drbd_vm_lab(lab_defaults, emu_dir(lab_defaults), MINOR) as config:
+        yield config
 
 
 def test_guest_on_emulated_drbd_migrates_live(cluster: Lab, lab_config: LabConfig) -> None:
