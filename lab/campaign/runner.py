@@ -271,10 +271,14 @@ class Plan:
     runs_file: str = "runs.jsonl"
 
     @property
+    def replay(self) -> bool:
+        return self.runs_file != "runs.jsonl"
+
+    @property
     def kept(self) -> Path:
         """Where histories and timelines go: beside runs.jsonl, or under replays/ for replays (a replay
         must not overwrite the campaign run's own record)."""
-        return self.out if self.runs_file == "runs.jsonl" else self.out / Path(self.runs_file).stem
+        return self.out / Path(self.runs_file).stem if self.replay else self.out
 
 
 def done_runs(path: Path) -> set[str]:
@@ -304,7 +308,8 @@ def campaign(plan: Plan, base: LabConfig, work: Path, say: Callable[[str], None]
     """Run the plan's seeds not yet in its runs file; returns how many ran."""
     plan.out.mkdir(parents=True, exist_ok=True)
     path = plan.out / plan.runs_file
-    todo = [s for s in plan.seeds if f"{plan.agents}-{s}" not in done_runs(path)]
+    done = set() if plan.replay else done_runs(path)  # a replay runs again whatever was recorded
+    todo = [s for s in plan.seeds if f"{plan.agents}-{s}" not in done]
     say(
         f"campaign: {plan.agents}, {len(todo)} of {len(plan.seeds)} runs to go, faults {','.join(plan.kinds)}"
     )

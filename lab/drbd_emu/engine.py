@@ -485,10 +485,15 @@ def delivered(st: State, sender: str, receiver: str, res: str, vol: str, gen: in
 
 
 def undelivered(st: State, sender: str, receiver: str, res: str, vol: str, blocks: list[int]) -> None:
-    """A replicated write that never reached the receiver (connection lost meanwhile): out of sync there."""
-    smd = meta_for(st, sender, res, vol)
-    _mark_oos(smd, receiver, blocks)
-    smd["synced"].pop(receiver, None)
+    """A replicated write that never reached the receiver (connection lost meanwhile): out of sync there.
+    The sender's data becomes a new generation (DRBD's new current UUID) when its I/O goes on: at once, or,
+    while fence-peer freezes I/O (resource-and-stonith), only when the handler lets it resume (DK NEW_CUR_UUID,
+    made at resume). A node killed before that never diverged: its unacknowledged writes are activity-log
+    blocks, resynced from the peer that carried on."""
+    _mark_oos(meta_for(st, sender, res, vol), receiver, blocks)
+    r = res_state(st, sender, res)
+    if r is None or "fencing" not in r["suspended"]:
+        _new_data(st, sender, res, vol)
 
 
 def write(st: State, node: str, res: str, vol: str, now: float, count: int = 1) -> dict[str, Any]:
@@ -529,7 +534,9 @@ def _handshake(st: State, res: str, a: str, b: str, now: float) -> None:
     - same data (no write on either side since the last sync): no resync; Outdated becomes UpToDate.
     - only one side wrote, or the other is Inconsistent: resync from it (SyncSource → SyncTarget, target
     Inconsistent).
-    - both wrote while disconnected: split-brain. Both connections go StandAlone ("Split-Brain detected,
+    - same generation, but blocks one side wrote never reached the other (a crashed Primary's activity log,
+      a write in flight when the link broke): resync them from that side.
+    - both began a new generation apart (wrote, or resumed I/O after fence-peer, without the other): split-brain. Both connections go StandAlone ("Split-Brain detected,
       dropping connection!"; after-sb-*pri disconnect, the default). `connect --discard-my-data` on one side
       resolves it: that side becomes SyncTarget and its writes are lost (counted in `lost`).
     - a Primary can not become SyncTarget: the connection is dropped.
@@ -543,8 +550,8 @@ def _handshake(st: State, res: str, a: str, b: str, now: float) -> None:
         if "Diskless" in (da["state"], db["state"]) or "Failed" in (da["state"], db["state"]):
             continue
         ma, mb = meta_for(st, a, res, vol), meta_for(st, b, res, vol)
-        a_new = ma["tag"] != ma["synced"].get(b, "") or bool(ma["oos"].get(b))
-        b_new = mb["tag"] != mb["synced"].get(a, "") or bool(mb["oos"].get(a))
+        a_new = ma["tag"] != ma["synced"].get(b, "")
+        b_new = mb["tag"] != mb["synced"].get(a, "")
         a_disc = ra["conns"][b].pop("discard_my_data", False)
         b_disc = rb["conns"][a].pop("discard_my_data", False)
         source: str | None = None
@@ -568,8 +575,10 @@ def _handshake(st: State, res: str, a: str, b: str, now: float) -> None:
             source = a
         elif b_new:
             source = b
-        elif ma.get("al_dirty") or mb.get("al_dirty"):  # a crashed Primary's last writes go to its peer
-            source = a if ma.get("al_dirty") else b
+        elif ma.get("al_dirty") or mb.get("al_dirty") or ma["oos"].get(b) or mb["oos"].get(a):
+            # same generation, but blocks one side wrote never reached the other (a crashed Primary's
+            # activity log, a write in flight when the link broke): they go to the peer
+            source = a if ma.get("al_dirty") or ma["oos"].get(b) else b
         else:
             for x, dx in ((a, da), (b, db)):
                 if dx["state"] == "Outdated":
@@ -730,6 +739,10 @@ def apply_fence_result(st: State, node: str, res: str, peer: str, rc: int) -> No
             _set_disk(st, node, res, vol, "Outdated")
     if rc in (3, 4, 5, 6, 7):
         c["fenced"] = rc != 6
+        if "fencing" in r["suspended"] and r["role"] == "Primary":  # I/O resumes on data of its own now
+            for vol, d in r["disks"].items():
+                if d["state"] == "UpToDate":
+                    _new_data(st, node, res, vol)
         _unsuspend(r)
     else:
         _log(st, node, res, f"fence-peer helper broken, returned {rc}")

@@ -420,3 +420,41 @@ def test_lost_counts_only_the_discarded_blocks_of_the_target() -> None:
     cut(s, 4002.0, heal=True)
     engine.settle(s, 4100.0)
     assert engine.meta_for(s, "bob", "r0", "0")["lost"] == 0
+
+
+def test_a_primary_killed_while_its_io_was_frozen_never_diverged() -> None:
+    """Dual primary with resource-and-stonith: the link breaks under a write on bob; both freeze and call
+    fence-peer; alice's STONITH kills bob. bob's write was never acknowledged and bob never resumed, so it
+    made no new current UUID: when it returns it is alice's SyncTarget (its unacknowledged block resynced
+    from alice), not a split brain. alice, resumed, is a new generation even before it writes again."""
+    cfg = make_cfg(fencing="resource-and-stonith", atp="yes")
+    s = cluster(cfg)
+    assert engine.primary(s, cfg, "bob", "r0", 4000.0) == []
+    engine.become_primary(s, "bob", "r0")
+    plan = engine.plan_write(s, "bob", "r0", "0", 4000.0, [6])
+    cut(s, 4001.0)
+    engine.undelivered(s, "bob", "alice", "r0", "0", [6])
+    assert sorted(j["node"] for j in s["jobs"] if j["handler"] == "fence-peer") == ["alice", "bob"]
+    bob_tag = engine.meta_for(s, "bob", "r0", "0")["tag"]
+    assert plan["peers"] == ["alice"] and bob_tag == plan["tag"]  # frozen: no new generation yet
+    engine.power_loss(s, "bob", 4002.0)
+    alice_tag = engine.meta_for(s, "alice", "r0", "0")["tag"]
+    engine.apply_fence_result(s, "alice", "r0", "bob", 7)
+    assert engine.meta_for(s, "alice", "r0", "0")["tag"] != alice_tag
+    s["nodes"].setdefault("bob", {})["r0"] = engine.new_resource(cfg, "bob")
+    engine.attach(s, "bob", "r0")
+    engine.connect(s, cfg, "bob", "r0")
+    cut(s, 4003.0, heal=True)
+    assert not conn(s, "alice", "bob").get("split_brain") and conn(s, "alice", "bob")["state"] == "Connected"
+    assert s["resyncs"]["r0/0/alice/bob"]["blocks"] == [6]
+
+
+def test_a_write_apart_without_frozen_io_is_a_new_generation_at_once() -> None:
+    """Without resource-and-stonith nothing freezes I/O: a write the peer never got makes the writer's data a
+    new generation at once, so two nodes that both wrote apart meet as a split brain."""
+    s = cluster(make_cfg())
+    before = engine.meta_for(s, "alice", "r0", "0")["tag"]
+    engine.plan_write(s, "alice", "r0", "0", 4000.0, [7])
+    cut(s, 4001.0)
+    engine.undelivered(s, "alice", "bob", "r0", "0", [7])
+    assert engine.meta_for(s, "alice", "r0", "0")["tag"] != before
