@@ -86,19 +86,6 @@ class FailedAction:
         return f"{self.op} on {self.node}: {self.reason}"
 
 
-# A failure the fault itself makes real, so the failed action left is the truth, not noise: the guest's
-# QEMU killed (or its libvirtd, which takes the domain's state with it) fails vm1's monitor on that node;
-# an unreachable fence device fails the fence resource's operations (on any node).
-EXPLAINED = {"crash-qemu": "vm1_", "crash-libvirtd": "vm1_", "fence-fail": "lab-fence_"}
-
-
-def explained(a: FailedAction, injections: Sequence[Injection]) -> bool:
-    return any(
-        i.kind in EXPLAINED and a.op.startswith(EXPLAINED[i.kind]) and i.node in ("", a.node) and not i.note
-        for i in injections
-    )
-
-
 @dataclass(frozen=True)
 class History:
     nodes: tuple[str, ...]
@@ -113,7 +100,7 @@ class History:
     healed_at: float  # the last fault undone
     end: float
     reboot_delay: float
-    failed_actions: tuple[FailedAction, ...]  # crm_mon's failed actions at the end (they need a cleanup)
+    failed_actions: tuple[FailedAction, ...]  # crm_mon's at the end, past failure-timeout: need a cleanup
 
 
 @dataclass(frozen=True)
@@ -259,11 +246,7 @@ def l1_healed(h: History) -> list[Violation]:
             + ")"
         )
         found.append(Violation("L1", h.healed_at, f"not healthy within {budget:.0f}s of the heal{state}"))
-    found += [
-        Violation("L1", h.end, f"failed action needs cleanup: {a}")
-        for a in h.failed_actions
-        if not explained(a, h.injections)
-    ]
+    found += [Violation("L1", h.end, f"failed action needs cleanup: {a}") for a in h.failed_actions]
     return found
 
 

@@ -486,10 +486,10 @@ def delivered(st: State, sender: str, receiver: str, res: str, vol: str, gen: in
 
 def undelivered(st: State, sender: str, receiver: str, res: str, vol: str, blocks: list[int]) -> None:
     """A replicated write that never reached the receiver (connection lost meanwhile): out of sync there.
-    The sender's data becomes a new generation (DRBD's new current UUID) when its I/O goes on: at once, or,
-    while fence-peer freezes I/O (resource-and-stonith), only when the handler lets it resume (DK NEW_CUR_UUID,
-    made at resume). A node killed before that never diverged: its unacknowledged writes are activity-log
-    blocks, resynced from the peer that carried on."""
+    The sender's data becomes a new generation (DRBD's new current UUID) when its I/O goes on: at once,
+    or, while fence-peer freezes I/O (resource-and-stonith), only when the handler lets it resume (DK
+    NEW_CUR_UUID, made at resume). A node killed before that never diverged: its unacknowledged writes are
+    activity-log blocks, resynced from the peer that carried on."""
     _mark_oos(meta_for(st, sender, res, vol), receiver, blocks)
     r = res_state(st, sender, res)
     if r is None or "fencing" not in r["suspended"]:
@@ -536,7 +536,8 @@ def _handshake(st: State, res: str, a: str, b: str, now: float) -> None:
     Inconsistent).
     - same generation, but blocks one side wrote never reached the other (a crashed Primary's activity log,
       a write in flight when the link broke): resync them from that side.
-    - both began a new generation apart (wrote, or resumed I/O after fence-peer, without the other): split-brain. Both connections go StandAlone ("Split-Brain detected,
+    - both began a new generation apart (wrote, or resumed I/O after fence-peer, without the other):
+      split-brain. Both connections go StandAlone ("Split-Brain detected,
       dropping connection!"; after-sb-*pri disconnect, the default). `connect --discard-my-data` on one side
       resolves it: that side becomes SyncTarget and its writes are lost (counted in `lost`).
     - a Primary can not become SyncTarget: the connection is dropped.

@@ -203,17 +203,6 @@ def test_l1_flags_no_recovery_and_failed_actions_left() -> None:
     ]
 
 
-def test_l1_accepts_the_failed_monitor_of_a_killed_qemu_only_on_its_node() -> None:
-    failed = (checkers.FailedAction("vm1_monitor_10000", "node2", "not running"),)
-    crash = (Injection(5.0, "crash-qemu", "node2", False, ""),)
-    assert checkers.l1_healed(replace(HEALTHY, failed_actions=failed, injections=crash)) == []
-    elsewhere = (Injection(5.0, "crash-qemu", "node1", False, ""),)
-    assert len(checkers.l1_healed(replace(HEALTHY, failed_actions=failed, injections=elsewhere))) == 1
-    fence = (checkers.FailedAction("lab-fence_start_0", "node1", "error"),)
-    device = (Injection(5.0, "fence-fail", "", False, ""),)
-    assert checkers.l1_healed(replace(HEALTHY, failed_actions=fence, injections=device)) == []
-
-
 def test_l2_flags_a_vm_back_late_after_its_nodes_fencing() -> None:
     samples = [good(float(t)) for t in range(10)]
     samples += [
