@@ -25,7 +25,7 @@ from lab.campaign.schedule import Event
 from lab.cluster import LabError, sh
 from lab.libvirt import Libvirtd, LibvirtError
 from lab.netns import Node, NodeDown
-from lab.scenarios import VM, VmCluster, qemu_processes
+from lab.scenarios import RES, VM, VmCluster, qemu_processes
 
 DAEMONS = {
     "crash-corosync": "corosync",
@@ -38,6 +38,7 @@ DAEMONS = {
 HANDLER_FAULTS: dict[str, str | int] = {"fence-peer-hang": "hang", "fence-peer-fail": 1}
 SLOW_RATE = "256kbit"
 LIBVIRTD_RESTART = 5.0
+MIGRATION_WAIT = 20.0  # a move's migrate_to/migrate_from starts within this (seconds), or the fault is off
 
 
 class Nemesis:
@@ -76,10 +77,30 @@ class Nemesis:
         if node and not self.lab.node(node).is_on():
             return Injection(now, event.kind, node, False, "skipped: node off")
         try:
+            if event.during:
+                self._migrating(event.during)
+                now = time.time()
             self._do(event.kind, node)
         except (LabError, subprocess.SubprocessError, OSError) as exc:
             return Injection(now, event.kind, node, False, f"failed: {exc}"[:200])
         return Injection(now, event.kind, node, False, "")
+
+    def _migrating(self, phase: str) -> None:
+        """Start a live migration of vm1 and return as soon as the DC initiates its `phase` (migrate_to on
+        the source, migrate_from on the target), read from the nodes' pacemaker.log as it is written."""
+        logs = [n.dir / "var-log-pacemaker" / "pacemaker.log" for n in self.lab.nodes]
+        offsets = [p.stat().st_size if p.exists() else 0 for p in logs]
+        self._do("move", "")
+        wanted = f"Initiating {phase} operation {VM}_{phase}_0".encode()
+        end = time.monotonic() + MIGRATION_WAIT
+        while time.monotonic() < end:
+            for i, path in enumerate(logs):
+                with contextlib.suppress(FileNotFoundError), path.open("rb") as fh:
+                    fh.seek(offsets[i])
+                    if wanted in fh.read():
+                        return
+            time.sleep(0.02)
+        raise LabError(f"no {phase} of {VM} within {MIGRATION_WAIT:.0f}s of the move")
 
     def _do(self, kind: str, node: str) -> None:
         if kind == "power-cut":
@@ -106,6 +127,8 @@ class Nemesis:
             self._repl(cut=True)
         elif kind == "fence-fail":
             self._fence_device(works=False)
+        elif kind == "disk-fail":
+            self._disk(node, works=False)
         elif kind == "move":
             target = self.resolve("other")
             if target is None:
@@ -136,6 +159,8 @@ class Nemesis:
                 self._repl(cut=False)
             elif event.kind == "fence-fail":
                 self._fence_device(works=True)
+            elif event.kind == "disk-fail":
+                self._disk(node, works=True)
         except (LabError, subprocess.SubprocessError, OSError) as exc:
             return Injection(time.time(), event.kind, node, True, f"failed: {exc}"[:200])
         return Injection(time.time(), event.kind, node, True, "")
@@ -144,6 +169,8 @@ class Nemesis:
         """Every fault out: links healed and unshaped, handlers normal, every node on (a fenced node is
         given `boot_wait` s to come back by itself first, as fencing reboots it)."""
         self._fence_device(works=True)
+        for n in self.lab.nodes:
+            self._disk(n.name, works=True)
         faults.heal(self.lab)
         self._cuts = dict.fromkeys(self._cuts, 0)
         faults.unslow(self.lab)
@@ -212,6 +239,21 @@ class Nemesis:
             away.rename(live)
         elif not works and live.exists():
             live.rename(away)
+
+    def _disk(self, node: str, works: bool) -> None:
+        """The node's backing disk fails under DRBD, or (works) is replaced and attached again, as an
+        operator does: DRBD resyncs it in full from its peer. A node that is off attaches when it boots."""
+        from lab.drbd_emu import engine
+
+        with engine.Store(self.vc.emu_dir).locked() as st:
+            key = f"disk/{node}/{RES}/0"
+            if not works:
+                engine.fail_disk(st, node, RES, "0", time.time())
+                return
+            if not st["faults"].pop(key, None):
+                return
+        if self.lab.node(node).is_on():
+            self.lab.run(node, ["drbdadm", "attach", RES], check=True, timeout=60)
 
     def _handlers(self, fault: str | int | None) -> None:
         """Every node's fence-peer handler hangs, fails with `fault`, or (None) runs normally again."""

@@ -184,7 +184,9 @@ def markdown(
             "",
             f"- schedule (seed {r['seed']}): "
             + ", ".join(
-                f"{e['at']}s {e['kind']} {e['role']}".strip() + (f" for {e['hold']}s" if e["hold"] else "")
+                f"{e['at']}s {e['kind']} {e['role']}".strip()
+                + (f" inside {e['during']}" if e.get("during") else "")
+                + (f" for {e['hold']}s" if e["hold"] else "")
                 for e in r["schedule"]
             ),
             f"- injected (s from the run's start): {steps}; healed at {r['healed_s']}s",

@@ -44,6 +44,12 @@ KINDS: dict[str, Kind] = {
             "fence-peer-fail", (), (8.0, 25.0), "the fence-peer handler fails (1) everywhere, replication cut"
         ),
         Kind("fence-fail", (), (8.0, 25.0), "the fence device fails (its power switch unreachable)"),
+        Kind(
+            "disk-fail",
+            ("vm", "other"),
+            (8.0, 25.0),
+            "the node's backing disk fails; undone as an operator would: disk replaced, `drbdadm attach`",
+        ),
         Kind("move", (), None, "crm resource move vm1 to the node not running it"),
         Kind("clear", (), None, "crm resource clear vm1"),
     )
@@ -59,6 +65,12 @@ class Event:
     kind: str
     role: str  # a NODE_ROLES entry, or "" for faults without a target node
     hold: float  # seconds until a lasting fault is undone; 0 for instant ones
+    during: str = ""  # "migrate_to"/"migrate_from": a live migration is started and the fault hits in it
+
+    @property
+    def label(self) -> str:
+        """The fault kind as the report counts it: `power-cut@migrate_to` for one inside a migration."""
+        return f"{self.kind}@{self.during}" if self.during else self.kind
 
 
 @dataclass(frozen=True)
@@ -80,14 +92,17 @@ class Schedule:
         return tuple(sorted(steps, key=lambda s: (s.at, not s.undo, s.event.kind)))
 
     def kinds(self) -> tuple[str, ...]:
-        return tuple(e.kind for e in self.events)
+        return tuple(e.label for e in self.events)
 
     def overlapping(self) -> bool:
         """Two faults at once: a lasting fault still active when the next event comes."""
         return any(a.hold and b.at < a.at + a.hold for a in self.events for b in self.events if b.at > a.at)
 
     def to_json(self) -> list[dict[str, object]]:
-        return [{"at": e.at, "kind": e.kind, "role": e.role, "hold": e.hold} for e in self.events]
+        return [
+            {"at": e.at, "kind": e.kind, "role": e.role, "hold": e.hold, "during": e.during}
+            for e in self.events
+        ]
 
 
 def validate(kinds: tuple[str, ...]) -> tuple[str, ...]:
@@ -97,8 +112,13 @@ def validate(kinds: tuple[str, ...]) -> tuple[str, ...]:
     return kinds
 
 
+MIGRATION_PHASES = ("migrate_to", "migrate_from")
+IN_MIGRATION = 0.25  # the share of faults that hit inside a live migration the nemesis starts for them
+
+
 def generate(seed: int, kinds: tuple[str, ...], window: float = WINDOW) -> Schedule:
-    """2 to 6 events at random times in the window, kinds and roles drawn from `kinds`; seeded."""
+    """2 to 6 events at random times in the window, kinds and roles drawn from `kinds`, a quarter of the
+    faults (not moves) inside a migration's migrate_to or migrate_from; seeded."""
     rng = random.Random(seed)
     count = rng.randint(2, 6)
     events = []
@@ -106,7 +126,8 @@ def generate(seed: int, kinds: tuple[str, ...], window: float = WINDOW) -> Sched
         kind = KINDS[rng.choice(validate(kinds))]
         role = rng.choice(kind.targets) if kind.targets else ""
         hold = round(rng.uniform(*kind.hold), 1) if kind.hold else 0.0
-        events.append(Event(at, kind.name, role, hold))
+        inside = kind.name not in ("move", "clear") and rng.random() < IN_MIGRATION
+        events.append(Event(at, kind.name, role, hold, rng.choice(MIGRATION_PHASES) if inside else ""))
     return Schedule(seed, tuple(events))
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from lab.campaign import checkers, record, report
 from lab.campaign.checkers import Boot, DrbdView, History, Injection, Sample
-from lab.campaign.schedule import KINDS, RISKIEST, WINDOW, generate, run_seed, validate
+from lab.campaign.schedule import KINDS, RISKIEST, WINDOW, Schedule, generate, run_seed, validate
 from lab.timeline import Event
 
 NODES = ("node1", "node2")
@@ -71,6 +71,16 @@ def test_schedules_have_2_to_6_events_of_the_given_kinds_in_the_window(seed: int
     assert all(e.kind in RISKIEST and 0 <= e.at <= WINDOW for e in s.events)
     assert all((e.role in KINDS[e.kind].targets) if KINDS[e.kind].targets else e.role == "" for e in s.events)
     assert [e.at for e in s.events] == sorted(e.at for e in s.events)
+
+
+def test_a_quarter_of_the_faults_hit_inside_a_migration_and_are_counted_apart() -> None:
+    events = [e for seed in range(200) for e in generate(seed, tuple(KINDS)).events]
+    inside = [e for e in events if e.during]
+    assert {e.during for e in inside} == {"migrate_to", "migrate_from"}
+    assert not any(e.kind in ("move", "clear") for e in inside)
+    assert 0.15 < len(inside) / len(events) < 0.3
+    e = inside[0]
+    assert e.label == f"{e.kind}@{e.during}" and Schedule(1, (e,)).kinds() == (e.label,)
 
 
 def test_steps_undo_every_lasting_fault_after_its_injection() -> None:
