@@ -3,6 +3,7 @@
 
   python3 -m lab campaign --runs 20 --seed 1000 --agents tandem [--faults power-cut,partition,...]
   python3 -m lab campaign --agents anchors --faults power-cut --replay 1003     one run again, by its seed
+  python3 -m lab campaign --shrink tandem-9003              the smallest schedule that still fails
   python3 -m lab campaign --report                          only docs/campaign.md from runs.jsonl
 Runs already in OUT/runs.jsonl are skipped, so the same command resumes a campaign; --minutes bounds a batch
 (the lab lock is shared). Replays go to OUT/replays.jsonl. Ctrl-C tears the cluster down.
@@ -13,10 +14,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lab.campaign.runner import AGENTS, Plan, campaign, seeds_for, sigterm_as_interrupt
 from lab.campaign.schedule import KINDS, validate
 from lab.netns import TOP
+
+if TYPE_CHECKING:
+    from lab.cluster import LabConfig
 
 OUT = TOP / "docs" / "campaign"
 DOC = TOP / "docs" / "campaign.md"
@@ -31,6 +36,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--nodes", type=int, default=2, choices=[2], help="nodes per cluster (2 only for now)")
     p.add_argument("--out", type=Path, default=OUT, help="where runs.jsonl goes (default docs/campaign)")
     p.add_argument("--replay", type=int, metavar="SEED", help="run this one seed again (into replays.jsonl)")
+    p.add_argument(
+        "--shrink", metavar="RUN", help="shrink a failing run of OUT/runs.jsonl (into shrinks.jsonl)"
+    )
     p.add_argument("--minutes", type=float, default=9.0, help="start no run after this long")
     p.add_argument("--prefix", help="lab prefix (default $TANDEM_LAB_PREFIX or tcamp)")
     p.add_argument("--report", action="store_true", help="only write docs/campaign.md from OUT/runs.jsonl")
@@ -64,6 +72,8 @@ def main(argv: list[str]) -> int:
     base = LabConfig.from_env(prefix=args.prefix or None, nodes=args.nodes)
     if base.prefix == "tlab" and args.prefix is None:
         base = LabConfig.from_env(prefix="tcamp", nodes=args.nodes)
+    if args.shrink:
+        return shrink_run(args.out, args.shrink, base)
     replay = args.replay is not None
     plan = Plan(
         agents=args.agents,
@@ -75,4 +85,19 @@ def main(argv: list[str]) -> int:
     )
     with sigterm_as_interrupt():
         campaign(plan, base, Path(f"/tmp/{base.prefix}-campaign"), lambda line: print(line, flush=True))
+    return 0
+
+
+def shrink_run(out: Path, run: str, base: LabConfig) -> int:
+    from lab.campaign import shrink
+    from lab.campaign.report import load
+
+    record = next((r for r in load(out / "runs.jsonl") if r["run"] == run and r["violations"]), None)
+    if record is None:
+        print(f"campaign: no failing run {run} in {out / 'runs.jsonl'}", file=sys.stderr)
+        return 2
+    with sigterm_as_interrupt():
+        result = shrink.shrink(record, base, Path(f"/tmp/{base.prefix}-campaign"), print)
+    shrink.save(out, result)
+    print(f"shrunk {run} to: {result['shrunk']}")
     return 0

@@ -8,7 +8,7 @@ table from the JSON lines.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,8 +103,13 @@ def _fmt(x: float | None) -> str:
 
 
 def markdown(
-    runs: Sequence[dict[str, Any]], plot_name: str | None, timelines: frozenset[str] = frozenset()
+    runs: Sequence[dict[str, Any]],
+    plot_name: str | None,
+    timelines: frozenset[str] = frozenset(),
+    shrunk: Mapping[str, dict[str, Any]] | None = None,
 ) -> str:
+    """The report; `shrunk`: run → its shrink (lab.campaign.shrink)."""
+    shrunk = shrunk or {}
     rows = tally(runs)
     pairs = sorted({r["agents"] for r in runs})
     out = [
@@ -182,16 +187,18 @@ def markdown(
         out += [
             f"### {r['run']}: {', '.join(sorted({v['checker'] for v in r['violations']}))}",
             "",
-            f"- schedule (seed {r['seed']}): "
-            + ", ".join(
-                f"{e['at']}s {e['kind']} {e['role']}".strip()
-                + (f" inside {e['during']}" if e.get("during") else "")
-                + (f" for {e['hold']}s" if e["hold"] else "")
-                for e in r["schedule"]
-            ),
+            f"- schedule (seed {r['seed']}): " + _events(r["schedule"]),
             f"- injected (s from the run's start): {steps}; healed at {r['healed_s']}s",
             *(f"- **{v['checker']}** at {v['t']}s: {v['detail']}" for v in r["violations"]),
             f"- replay: `{r['replay']}`",
+            *(
+                [
+                    f"- shrunk (`--shrink {r['run']}`, {len(shrunk[r['run']]['attempts'])} attempts): "
+                    + _events(shrunk[r["run"]]["shrunk"])
+                ]
+                if r["run"] in shrunk
+                else []
+            ),
             *(
                 [f"- timeline: [campaign/timelines/{r['run']}.txt](campaign/timelines/{r['run']}.txt)"]
                 if r["run"] in timelines
@@ -228,6 +235,15 @@ def plot(runs: Sequence[dict[str, Any]], dest: Path) -> None:
     plt.close(fig)
 
 
+def _events(schedule: list[dict[str, Any]]) -> str:
+    return ", ".join(
+        f"{e['at']}s {e['kind']} {e['role']}".strip()
+        + (f" inside {e['during']}" if e.get("during") else "")
+        + (f" for {e['hold']}s" if e["hold"] else "")
+        for e in schedule
+    )
+
+
 def write(out: Path, doc: Path) -> Path:
     """docs/campaign.md (`doc`) and its plot beside the runs (`out`/recovery.png)."""
     runs = load(out / "runs.jsonl")
@@ -235,5 +251,6 @@ def write(out: Path, doc: Path) -> Path:
     if name:
         plot(runs, out / name)
     timelines = frozenset(p.stem for p in (out / "timelines").glob("*.txt"))
-    doc.write_text(markdown(runs, name, timelines))
+    shrinks = {r["run"]: r for r in load(out / "shrinks.jsonl")}  # the latest shrink of each run
+    doc.write_text(markdown(runs, name, timelines, shrinks))
     return doc

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 
 NODE_ROLES = ("vm", "dc", "other")
 
@@ -97,6 +98,10 @@ class Schedule:
     def overlapping(self) -> bool:
         """Two faults at once: a lasting fault still active when the next event comes."""
         return any(a.hold and b.at < a.at + a.hold for a in self.events for b in self.events if b.at > a.at)
+
+    @classmethod
+    def from_json(cls, seed: int, events: list[dict[str, Any]]) -> Schedule:
+        return cls(seed, tuple(Event(**e) for e in events))
 
     def to_json(self) -> list[dict[str, object]]:
         return [

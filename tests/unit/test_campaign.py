@@ -369,6 +369,19 @@ def test_report_counts_runs_violations_and_recovery_per_kind() -> None:
     assert "`python3 -m lab campaign --agents tandem --faults power-cut --replay 1`" in text
 
 
+def test_shrinking_leaves_one_event_out_at_a_time_and_the_report_shows_the_result() -> None:
+    from lab.campaign.shrink import smaller
+
+    s = generate(5, RISKIEST)
+    fewer = list(smaller(s))
+    assert len(fewer) == len(s.events) and all(len(f.events) == len(s.events) - 1 for f in fewer)
+    assert {e for f in fewer for e in f.events} == set(s.events) and Schedule.from_json(5, s.to_json()) == s
+    failing = run("tandem", ["power-cut", "move"], None, ["S4"])
+    shrunk = {"run": "tandem-1", "shrunk": [{"at": 1.0, "kind": "move", "role": "", "hold": 0.0}]}
+    text = report.markdown([failing], None, shrunk={"tandem-1": {**shrunk, "attempts": [{}, {}]}})
+    assert "- shrunk (`--shrink tandem-1`, 2 attempts): 1.0s move" in text
+
+
 def test_l1_causes_are_told_apart() -> None:
     def l1(detail: str) -> dict[str, object]:
         return {"checker": "L1", "detail": detail}
