@@ -8,6 +8,7 @@ parent (PID 1 of this host does not reap orphans). Anyone may power a node off (
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -28,6 +29,7 @@ def power_on(node: Node, timeout: float = 120.0) -> subprocess.Popen[bytes]:
     for name in (HOLDER_FILE, "boot.state"):
         (node.dir / name).unlink(missing_ok=True)
     wipe(node.dir / "run")
+    links(node, up=True)
     argv = ["ip", "netns", "exec", node.netns]
     argv += ["unshare", "--mount", "--uts", "--pid", "--fork", "--kill-child", "--propagation", "private"]
     argv += init_argv("boot", str(node.dir))
@@ -60,6 +62,7 @@ def power_off(node: Node, timeout: float = 30.0) -> bool:
         holder = None
     pids = node.pids()
     end = time.monotonic() + timeout
+    links(node, up=False)  # first: a dead machine sends nothing, not even the FIN of a killed process
     if holder is not None:
         kill_pid(holder)
         # its launcher must reap it before dying itself, or it becomes a zombie of this host's PID 1 (which
@@ -77,6 +80,23 @@ def power_off(node: Node, timeout: float = 30.0) -> bool:
     (node.dir / HOLDER_FILE).unlink(missing_ok=True)
     wipe(node.dir / "run")
     return holder is not None or bool(pids)
+
+
+def links(node: Node, *, up: bool) -> None:
+    """The node's network interfaces (all but lo) up, or down as with the power gone: its peers' packets
+    vanish (no RST, no FIN), as on the wire of a real power cut."""
+    shown = subprocess.run(
+        ["ip", "-n", node.netns, "-j", "link", "show"], capture_output=True, text=True, check=False
+    )
+    if shown.returncode != 0:  # no namespace (the lab is being torn down): nothing to do
+        return
+    for name in (link["ifname"] for link in json.loads(shown.stdout or "[]")):
+        if name != "lo":
+            subprocess.run(
+                ["ip", "-n", node.netns, "link", "set", name, "up" if up else "down"],
+                capture_output=True,
+                check=False,
+            )
 
 
 def stop_services(node: Node, timeout: float = 300.0) -> None:
