@@ -48,8 +48,8 @@ class Nemesis:
         self.vc = vc
         self.lab = vc.lab
         self._background: list[threading.Thread] = []
-        # overlapping faults of one network (or of the handlers): the last undo heals it
-        self._cuts = {"cluster": 0, "repl": 0, "handlers": 0}
+        # overlapping faults of one thing (a network, the handlers, a disk): the last undo heals it
+        self._cuts: dict[str, int] = {}  # network, "handlers" or "disk/NODE" → faults of it in force
         self.errors: list[str] = []
 
     # ---- where things are -------------------------------------------------------------------------
@@ -128,6 +128,7 @@ class Nemesis:
         elif kind == "fence-fail":
             self._fence_device(works=False)
         elif kind == "disk-fail":
+            self._count(f"disk/{node}", cut=True)
             self._disk(node, works=False)
         elif kind == "move":
             target = self.resolve("other")
@@ -159,7 +160,7 @@ class Nemesis:
                 self._repl(cut=False)
             elif event.kind == "fence-fail":
                 self._fence_device(works=True)
-            elif event.kind == "disk-fail":
+            elif event.kind == "disk-fail" and self._count(f"disk/{node}", cut=False):
                 self._disk(node, works=True)
         except (LabError, subprocess.SubprocessError, OSError) as exc:
             return Injection(time.time(), event.kind, node, True, f"failed: {exc}"[:200])
@@ -172,7 +173,7 @@ class Nemesis:
         for n in self.lab.nodes:
             self._disk(n.name, works=True)
         faults.heal(self.lab)
-        self._cuts = dict.fromkeys(self._cuts, 0)
+        self._cuts.clear()
         faults.unslow(self.lab)
         self._handlers(None)
         self._join_background()
@@ -230,7 +231,7 @@ class Nemesis:
 
     def _count(self, network: str, cut: bool) -> bool:
         """Whether to act: every cut of a network (or handler fault) acts, only its last undo heals it."""
-        self._cuts[network] = max(0, self._cuts[network] + (1 if cut else -1))
+        self._cuts[network] = max(0, self._cuts.get(network, 0) + (1 if cut else -1))
         return cut or self._cuts[network] == 0
 
     def _fence_device(self, works: bool) -> None:
