@@ -251,9 +251,9 @@ def l1_healed(h: History) -> list[Violation]:
 
 
 def node_losses(h: History) -> Iterator[tuple[Injection, float | None]]:
-    """Each loss of the VM's node with a survivor (another node on for L2_WINDOW s after it, whose data
-    the fencing constraint, if any, does not forbid), and when QEMU first ran on another node (None:
-    never). A survivor with outdated data rightly waits for the lost node."""
+    """Each loss of the VM's node with a survivor (another node on for L2_WINDOW s after it, with UpToDate
+    data the fencing constraint, if any, does not forbid), and when QEMU first ran on another node (None:
+    never). A survivor with outdated or resyncing data rightly waits for the lost node."""
     for cut in (i for i in h.injections if i.kind in NODE_LOSS_KINDS and not i.undo and not i.note):
         before = [s for s in h.samples if s.t <= cut.t]
         if not before or list(before[-1].qemu) != [cut.node]:
@@ -261,6 +261,7 @@ def node_losses(h: History) -> Iterator[tuple[Injection, float | None]]:
         during = [s for s in h.samples if cut.t < s.t <= cut.t + L2_WINDOW]
         fence = before[-1].fence
         others = frozenset(h.nodes) - {cut.node} if fence is None else fence - {cut.node}
+        others &= {v.node for v in before[-1].drbd if v.disk == "UpToDate"}  # a resyncing one must wait
         if not any(all(n in s.on for s in during) for n in others):
             continue  # no survivor (a second fault took the other node too): nowhere to recover to
         yield cut, next((s.t for s in h.samples if s.t > cut.t and s.qemu and cut.node not in s.qemu), None)

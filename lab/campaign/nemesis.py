@@ -41,6 +41,10 @@ LIBVIRTD_RESTART = 5.0
 MIGRATION_WAIT = 20.0  # a move's migrate_to/migrate_from starts within this (seconds), or the fault is off
 
 
+class Skipped(Exception):
+    """A fault left out because it would be beyond what the cluster is built to survive."""
+
+
 class Nemesis:
     """Faults on one VmCluster whose lab has a replication network (LabConfig.repl_net)."""
 
@@ -81,6 +85,8 @@ class Nemesis:
                 self._migrating(event.during)
                 now = time.time()
             self._do(event.kind, node)
+        except Skipped as why:
+            return Injection(now, event.kind, node, False, f"skipped: {why}")
         except (LabError, subprocess.SubprocessError, OSError) as exc:
             return Injection(now, event.kind, node, False, f"failed: {exc}"[:200])
         return Injection(now, event.kind, node, False, "")
@@ -128,8 +134,8 @@ class Nemesis:
         elif kind == "fence-fail":
             self._fence_device(works=False)
         elif kind == "disk-fail":
-            self._count(f"disk/{node}", cut=True)
             self._disk(node, works=False)
+            self._count(f"disk/{node}", cut=True)
         elif kind == "move":
             target = self.resolve("other")
             if target is None:
@@ -249,6 +255,13 @@ class Nemesis:
         with engine.Store(self.vc.emu_dir).locked() as st:
             key = f"disk/{node}/{RES}/0"
             if not works:
+                if not any(
+                    (engine.res_state(st, n.name, RES) or {}).get("disks", {}).get("0", {}).get("state")
+                    == "UpToDate"
+                    for n in self.lab.nodes
+                    if n.name != node
+                ):
+                    raise Skipped("no other UpToDate copy: a second failed disk would lose the data")
                 engine.fail_disk(st, node, RES, "0", time.time())
                 return
             if not st["faults"].pop(key, None):

@@ -234,6 +234,13 @@ def test_l2_flags_a_vm_back_late_after_its_nodes_fencing() -> None:
     assert checkers.l2_node_loss(history(stale, injections=cut, fenced=((20.0, "node1"),))) == []
     both = [replace(x, on=frozenset()) if 20 <= x.t < 30 else x for x in samples]  # the survivor died too
     assert checkers.l2_node_loss(history(both, injections=cut, fenced=((20.0, "node1"),))) == []
+    resyncing = [  # node2 was still a SyncTarget when node1 went: it has no data to run vm1 on
+        replace(x, drbd=(view("node1"), view("node2", role="Secondary", disk="Inconsistent")))
+        if x.t < 10
+        else x
+        for x in samples
+    ]
+    assert checkers.l2_node_loss(history(resyncing, injections=cut, fenced=((20.0, "node1"),))) == []
 
 
 def test_l3_flags_a_quiet_cluster_out_of_goal_but_not_during_a_fault() -> None:
