@@ -297,7 +297,7 @@ def active_faults(h: History, t: float) -> bool:
             continue
         if i.undo:
             open_ -= 1
-        elif KINDS[i.kind].hold is not None:
+        elif (kind := KINDS.get(i.kind)) is None or kind.hold is not None:  # a control lasts too
             open_ += 1
     return open_ > 0
 

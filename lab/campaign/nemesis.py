@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 
 from lab import faults
+from lab.campaign import controls
 from lab.campaign.checkers import Injection
 from lab.campaign.schedule import Event
 from lab.cluster import LabError, sh
@@ -143,6 +144,8 @@ class Nemesis:
             self.lab.crm("resource", "move", VM, target)
         elif kind == "clear":
             self.lab.crm("resource", "clear", VM)
+        elif kind in controls.CONTROLS:
+            controls.sabotage(self.vc, kind, node)
         else:
             raise LabError(f"unknown fault kind {kind}")
 
@@ -168,6 +171,8 @@ class Nemesis:
                 self._fence_device(works=True)
             elif event.kind == "disk-fail" and self._count(f"disk/{node}", cut=False):
                 self._disk(node, works=True)
+            elif event.kind in controls.CONTROLS:
+                controls.repair(self.vc, event.kind, node)
         except (LabError, subprocess.SubprocessError, OSError) as exc:
             return Injection(time.time(), event.kind, node, True, f"failed: {exc}"[:200])
         return Injection(time.time(), event.kind, node, True, "")

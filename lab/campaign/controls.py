@@ -1,0 +1,79 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""The checkers' controls: sabotage the campaign never schedules, done by hand to a running cluster, that
+the data-safety checkers must flag (tests/lab/test_campaign.py runs them as real runs).
+
+- `second-qemu` (S1): vm1's domain started by hand with virsh on the node that does not run it.
+- `forced-primary` (S3, S4, S5): the careless operator. A fencing constraint like ours forbids promotion
+  on the node without the VM (Pacemaker demotes it); that node is disconnected (a Secondary leaving
+  outdates itself), promoted with `drbdadm primary --force` although the VM's node has written since,
+  writes, and connects again: a promotion of stale data against the constraint, then a split brain.
+  Repaired as an operator would: secondary, `connect --discard-my-data`, constraint removed.
+
+S2 (a lost acknowledged write) has its control in tests/lab/test_data_plane.py: the guest booted on the
+stale side by hand.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from lab.campaign.schedule import Kind
+from lab.cluster import LabError, poll
+
+if TYPE_CHECKING:
+    from lab.scenarios import VmCluster
+
+CONTROLS: dict[str, Kind] = {
+    k.name: k
+    for k in (
+        Kind("second-qemu", ("other",), (6.0, 6.0), "control (S1): vm1 started by hand on the other node"),
+        Kind(
+            "forced-primary",
+            ("other",),
+            (6.0, 6.0),
+            "control (S3, S4, S5): the other node forced Primary on stale data, against the constraint",
+        ),
+    )
+}
+FENCE_ID = "tandem-fence-r0"  # our fence-peer's constraint id for r0
+
+
+def sabotage(vc: VmCluster, kind: str, node: str) -> None:
+    from lab.scenarios import CLONE, DOMAIN_XML, RES
+
+    run = vc.lab.node(node).run
+    if kind == "second-qemu":
+        run(["virsh", "-c", "qemu:///system", "create", DOMAIN_XML], timeout=60)
+        return
+    vm_node = next(n.name for n in vc.lab.nodes if n.name != node)
+    rule = f"location {FENCE_ID} {CLONE} rule $role=Promoted -inf: #uname ne {vm_node}\ncommit\n"
+    vc.lab.crm("configure", input=rule)
+    poll(lambda: _role(vc, node) == "Secondary" or None, 60, f"{node} demoted by the constraint")
+    run(["drbdadm", "disconnect", RES], timeout=60)
+    time.sleep(2)  # the guest writes on on the VM's node: the disconnected copy is now stale
+    run(["drbdadm", "primary", "--force", RES], timeout=60)
+    run([str(vc.emu_dir / "bin" / "drbd-emu"), "write", RES, "0", "3"], timeout=60)
+    run(["drbdadm", "connect", RES], timeout=60)
+
+
+def repair(vc: VmCluster, kind: str, node: str) -> None:
+    from lab.scenarios import RES, VM
+
+    run = vc.lab.node(node).run
+    if kind == "second-qemu":
+        run(["virsh", "-c", "qemu:///system", "destroy", VM], timeout=60, check=False)
+        return
+    run(["drbdadm", "disconnect", RES], timeout=60, check=False)
+    run(["drbdadm", "secondary", RES], timeout=60, check=False)
+    run(["drbdadm", "connect", "--discard-my-data", RES], timeout=60, check=False)
+    vc.lab.crm("configure", "delete", FENCE_ID)
+
+
+def _role(vc: VmCluster, node: str) -> str | None:
+    from lab.scenarios import RES
+
+    r = vc.emu_state()["nodes"].get(node, {}).get(RES)  # type: ignore[attr-defined]
+    if r is None:
+        raise LabError(f"{RES} is down on {node}")
+    return str(r["role"])
