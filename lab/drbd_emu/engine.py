@@ -163,6 +163,7 @@ def new_resource(cfg: ResourceConfig, node: str) -> dict[str, Any]:
         "quorum": cfg.quorum,
         "on_no_quorum": cfg.opt("options", "on-no-quorum", "suspend-io"),
         "handlers": dict(cfg.sections.get("handlers", {})),
+        "peers": [h.name for h in cfg.peers(node) if any(v.disk != "none" for v in h.volumes.values())],
         "disks": {
             str(v.number): {
                 "minor": v.minor,
@@ -198,7 +199,10 @@ def _mark_oos(md: dict[str, Any], peer: str, blocks: list[int]) -> None:
 
 
 def attach(st: State, node: str, res: str) -> None:
-    """`attach`: the disk comes up in the state its meta data recorded (Outdated/UpToDate/Inconsistent)."""
+    """`attach`: the disk comes up in the state its meta data recorded (Outdated/Inconsistent), except that
+    data last UpToDate comes up Consistent while fencing is configured and some peer is not known Outdated:
+    that peer may have newer data (DK drbd_state.c disk_state_from_md, may_be_up_to_date). Connecting, or
+    fence-peer at promotion, settles it."""
     r = res_state(st, node, res)
     assert r is not None
     for vol, d in r["disks"].items():
@@ -209,6 +213,24 @@ def attach(st: State, node: str, res: str) -> None:
             d["state"] = "Diskless"  # attach of a failed disk fails; stays Diskless
             continue
         d["state"] = md["disk"]
+        if md["disk"] == "UpToDate" and r["fencing"] != "dont-care" and _peers_unknown(st, node, res, vol):
+            d["state"] = "Consistent"
+
+
+def _peers_unknown(st: State, node: str, res: str, vol: str) -> list[str]:
+    """Configured peers with a disk that this node's meta data does not know to be Outdated."""
+    r = res_state(st, node, res)
+    known = meta_for(st, node, res, vol).get("peers_outdated", [])
+    return [p for p in (r or {}).get("peers", []) if p not in known]
+
+
+def _peer_outdated_in_md(st: State, node: str, res: str, peer: str, outdated: bool) -> None:
+    """DRBD's MDF_PEER_OUTDATED: kept in the meta data, so a node attaching later knows the peer is stale."""
+    r = res_state(st, node, res)
+    for vol in (r or {}).get("disks", {}):
+        md = meta_for(st, node, res, vol)
+        known = set(md.get("peers_outdated", [])) - {peer}
+        md["peers_outdated"] = sorted(known | ({peer} if outdated else set()))
 
 
 def connect(
@@ -257,6 +279,7 @@ def disconnect(st: State, node: str, res: str, peer: str | None = None) -> None:
                 for vol in r["disks"]:
                     pr["conns"][node]["peer_disk"][vol] = "Outdated"
                 pr["conns"][node]["graceful"] = True
+                _peer_outdated_in_md(st, name, res, node, True)
         c["want"] = False
 
 
@@ -346,6 +369,17 @@ def primary(
         return []
     disks = [d for d in r["disks"].values() if not d["client"]]
     local_ok = all(d["state"] == "UpToDate" for d in disks)
+    consistent = bool(disks) and not local_ok and all(d["state"] in ("UpToDate", "Consistent") for d in disks)
+    if consistent and r["fencing"] != "dont-care" and not force:
+        # DK drbd_set_role: Consistent data may be promoted once fence-peer outdated every unknown peer
+        apart = {p for vol in r["disks"] for p in _peers_unknown(st, node, res, vol)}
+        unknown = sorted(p for p in apart if not connected(st, res, node, p))
+        if unknown:
+            return unknown
+        for vol, d in r["disks"].items():
+            if d["state"] == "Consistent":
+                _set_disk(st, node, res, vol, "UpToDate")
+        local_ok = True
     if not local_ok and force:
         for vol, d in r["disks"].items():
             if d["state"] in ("Inconsistent", "Outdated", "Consistent"):
@@ -531,7 +565,8 @@ def plan_read(st: State, node: str, res: str, vol: str, now: float) -> str | Non
 def _handshake(st: State, res: str, a: str, b: str, now: float) -> None:
     """The connect handshake per volume (UG9 "Split brain", DK drbd_uuid_compare, simplified to write tags):
 
-    - same data (no write on either side since the last sync): no resync; Outdated becomes UpToDate.
+    - same data (no write on either side since the last sync): no resync; Outdated or Consistent becomes
+      UpToDate.
     - only one side wrote, or the other is Inconsistent: resync from it (SyncSource → SyncTarget, target
     Inconsistent).
     - same generation, but blocks one side wrote never reached the other (a crashed Primary's activity log,
@@ -551,6 +586,8 @@ def _handshake(st: State, res: str, a: str, b: str, now: float) -> None:
         if "Diskless" in (da["state"], db["state"]) or "Failed" in (da["state"], db["state"]):
             continue
         ma, mb = meta_for(st, a, res, vol), meta_for(st, b, res, vol)
+        for md, peer in ((ma, b), (mb, a)):  # each sees the other's disk again: no stale knowledge kept
+            md["peers_outdated"] = [p for p in md.get("peers_outdated", []) if p != peer]
         a_new = ma["tag"] != ma["synced"].get(b, "")
         b_new = mb["tag"] != mb["synced"].get(a, "")
         a_disc = ra["conns"][b].pop("discard_my_data", False)
@@ -582,10 +619,12 @@ def _handshake(st: State, res: str, a: str, b: str, now: float) -> None:
             source = a if ma.get("al_dirty") or ma["oos"].get(b) else b
         else:
             for x, dx in ((a, da), (b, db)):
-                if dx["state"] == "Outdated":
+                if dx["state"] in ("Outdated", "Consistent"):
                     _set_disk(st, x, res, vol, "UpToDate")
             continue
         target = b if source == a else a
+        if (da if source == a else db)["state"] == "Consistent":  # its peer is older: it is the newest
+            _set_disk(st, source, res, vol, "UpToDate")
         rt = res_state(st, target, res)
         assert rt is not None
         if rt["role"] == "Primary":
@@ -735,6 +774,7 @@ def apply_fence_result(st: State, node: str, res: str, peer: str, rc: int) -> No
         c["peer_disk"] = {v: "Inconsistent" for v in r["disks"]}
     elif rc in (4, 7) or (rc == 5 and local_up):
         c["peer_disk"] = {v: "Outdated" for v in r["disks"]}
+        _peer_outdated_in_md(st, node, res, peer, True)
     elif rc == 6:
         for vol in r["disks"]:
             _set_disk(st, node, res, vol, "Outdated")

@@ -458,3 +458,48 @@ def test_a_write_apart_without_frozen_io_is_a_new_generation_at_once() -> None:
     cut(s, 4001.0)
     engine.undelivered(s, "alice", "bob", "r0", "0", [7])
     assert engine.meta_for(s, "alice", "r0", "0")["tag"] != before
+
+
+def _reboot(s: dict[str, Any], cfg: config.ResourceConfig, node: str, t: float) -> None:
+    engine.power_loss(s, node, t)
+    s["nodes"].setdefault(node, {})["r0"] = engine.new_resource(cfg, node)
+    engine.attach(s, node, "r0")
+
+
+def test_uptodate_data_attaches_consistent_while_a_peer_may_be_newer() -> None:
+    """DK disk_state_from_md / may_be_up_to_date: with fencing, data last UpToDate comes back Consistent
+    unless the meta data knows every peer Outdated; connecting settles it (same data: UpToDate). Without
+    fencing, or after fence-peer outdated the peer, it comes back UpToDate."""
+    cfg = make_cfg(fencing="resource-only")
+    s = cluster(cfg)
+    _reboot(s, cfg, "bob", 4000.0)
+    assert disk(s, "bob") == "Consistent"
+    engine.connect(s, cfg, "bob", "r0")
+    engine.settle(s, 4001.0)
+    assert disk(s, "bob") == "UpToDate" and s.get("resyncs", {}) == {}
+    s["links"][engine.link_key("alice", "bob")] = {"cut": True}
+    engine.settle(s, 4002.0)
+    engine.apply_fence_result(s, "alice", "r0", "bob", 4)
+    _reboot(s, cfg, "alice", 4003.0)
+    assert disk(s, "alice") == "UpToDate"  # bob is known Outdated
+    plain = make_cfg(fencing="dont-care")
+    s = cluster(plain)
+    _reboot(s, plain, "bob", 4000.0)
+    assert disk(s, "bob") == "UpToDate"
+
+
+def test_consistent_data_is_promoted_only_after_fence_peer_outdated_the_peer() -> None:
+    """DK drbd_set_role: promoting Consistent data asks fence-peer to outdate the unknown peers first; once
+    it has, the data is UpToDate and the promotion goes on."""
+    cfg = make_cfg(fencing="resource-only")
+    s = cluster(cfg)
+    _reboot(s, cfg, "bob", 4000.0)
+    _reboot(s, cfg, "alice", 4001.0)
+    assert disk(s, "alice") == "Consistent"
+    assert engine.primary(s, cfg, "alice", "r0", 4002.0) == ["bob"]
+    engine.connect(s, cfg, "alice", "r0")
+    engine.settle(s, 4003.0)
+    conn(s, "alice", "bob")["peer_disk"] = {"0": "DUnknown"}
+    engine.apply_fence_result(s, "alice", "r0", "bob", 7)
+    assert engine.primary(s, cfg, "alice", "r0", 4004.0) == []
+    assert disk(s, "alice") == "UpToDate"
