@@ -134,6 +134,10 @@ def markdown(
         rec = [r["recovery_s"] for r in mine if r["recovery_s"] is not None]
         spread = " / ".join(_fmt(percentile(rec, q)) for q in (50, 90, 100))
         out.append(f"| {agents} | {len(mine)} | {safety} | {live} | {spread} |")
+    commits: dict[str, int] = {}
+    for r in runs:
+        commits[r.get("commit", "unrecorded")] = commits.get(r.get("commit", "unrecorded"), 0) + 1
+    out += ["", "Runs per commit of the code they ran: " + ", ".join(f"{c} {n}" for c, n in commits.items())]
     out += [
         "",
         "## Per fault kind",

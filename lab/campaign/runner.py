@@ -267,7 +267,21 @@ def run_record(
         "fresh_cluster": fresh,
         "started": datetime.fromtimestamp(t0, UTC).isoformat(timespec="seconds"),
         "replay": replay,
+        "commit": code_version(),
     }
+
+
+def code_version() -> str:
+    """The commit the lab runs (the agents, handlers and emulator come from this tree), `-dirty` with local
+    changes: a run's verdict is about the code it ran."""
+    from lab.netns import TOP
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", str(TOP), *args], capture_output=True, text=True, check=False)
+        return done.stdout.strip()
+
+    head = git("rev-parse", "--short=10", "HEAD") or "unknown"
+    return head + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 # ---------------------------------------------------------------- the campaign
