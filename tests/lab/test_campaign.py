@@ -56,9 +56,9 @@ def test_the_checkers_flag_their_controls(lab_defaults: LabConfig) -> None:
                 restore(vc)
             control = Schedule(0, (Event(1.0, kind, "other", 6.0),))
             result = one_run(vc, control)
-            assert [i.note for i in result.history.injections] == ["", ""], result.history.injections
             fired = {v.checker for v in check(result.history)}
             assert checkers_ <= fired, f"{kind}: {fired}\n{result.timeline}"
+            assert [i.note for i in result.history.injections] == ["", ""], result.history.injections
 
 
 def test_ctrl_c_leaves_nothing_behind(lab_defaults: LabConfig, tmp_path: Path) -> None:
