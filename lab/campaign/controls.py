@@ -3,9 +3,9 @@
 the data-safety checkers must flag (tests/lab/test_campaign.py runs them as real runs).
 
 - `second-qemu` (S1): vm1's domain started by hand with virsh on the node that does not run it.
-- `forced-primary` (S3, S4, S5): the careless operator. A fencing constraint like ours forbids promotion
-  on the node without the VM (Pacemaker demotes it); that node is disconnected (a Secondary leaving
-  outdates itself), promoted with `drbdadm primary --force` although the VM's node has written since,
+- `forced-primary` (S3, S4, S5): the careless operator. The node without the VM is demoted and
+  disconnected (a Secondary leaving outdates itself), a fencing constraint like ours forbids its
+  promotion, and it is promoted with `drbdadm primary --force` although the VM's node has written since,
   writes, and connects again: a promotion of stale data against the constraint, then a split brain.
   Repaired as an operator would: secondary, `connect --discard-my-data`, constraint removed.
 
@@ -47,10 +47,16 @@ def sabotage(vc: VmCluster, kind: str, node: str) -> None:
         run(["virsh", "-c", "qemu:///system", "create", DOMAIN_XML], timeout=60)
         return
     vm_node = next(n.name for n in vc.lab.nodes if n.name != node)
-    rule = f"location {FENCE_ID} {CLONE} rule $role=Promoted -inf: #uname ne {vm_node}\ncommit\n"
+    demote = f"ctl-demote-{node}"
+    rule = f"location {demote} {CLONE} rule $role=Promoted -inf: #uname eq {node}\ncommit\n"
     vc.lab.crm("configure", input=rule)
-    poll(lambda: _role(vc, node) == "Secondary" or None, 60, f"{node} demoted by the constraint")
-    run(["drbdadm", "disconnect", RES], timeout=60)
+    poll(lambda: _role(vc, node) == "Secondary" or None, 60, f"{node} demoted")
+    run(["drbdadm", "disconnect", RES], timeout=60)  # a Secondary leaving: Outdated, no fencing needed
+    # a constraint as fence-peer places it (the agent keeps it while a peer is away), then the demotion
+    # lifted: from here on only the fencing constraint keeps the node from being promoted
+    fence = f"location {FENCE_ID} {CLONE} rule $role=Promoted -inf: #uname ne {vm_node}\ncommit\n"
+    vc.lab.crm("configure", input=fence)
+    vc.lab.crm("configure", "delete", demote)
     time.sleep(2)  # the guest writes on on the VM's node: the disconnected copy is now stale
     run(["drbdadm", "primary", "--force", RES], timeout=60)
     run([str(vc.emu_dir / "bin" / "drbd-emu"), "write", RES, "0", "3"], timeout=60)
