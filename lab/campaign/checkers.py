@@ -51,6 +51,7 @@ class Sample:
     drbd: tuple[DrbdView, ...]  # nodes whose DRBD resource is up
     fence: frozenset[str] | None  # nodes a fencing constraint allows to be Primary; None: no constraint
     gens: tuple[tuple[str, int], ...] = ()  # every node's data generation on its disk (the emulator's meta)
+    behind: frozenset[str] = frozenset()  # nodes lacking blocks a peer wrote (in the peer's bitmap for it)
 
     def view(self, node: str) -> DrbdView | None:
         return next((v for v in self.drbd if v.node == node), None)
@@ -170,6 +171,8 @@ def s3_stale_primary(h: History) -> list[Violation]:
             newer = sorted(n for n, g in gens.items() if n != v.node and g > gens.get(v.node, g))
             if promoted and v.disk != "UpToDate":
                 found.append(Violation("S3", s.t, f"{v.node} promoted with {v.disk} data"))
+            elif promoted and prev is not None and v.node in prev.behind and v.node in s.behind:
+                found.append(Violation("S3", s.t, f"{v.node} promoted without blocks a peer wrote"))
             elif promoted and newer:
                 mine = gens[v.node]
                 where = ", ".join(f"{n} has {gens[n]}" for n in newer)
@@ -357,7 +360,8 @@ def history_from_json(text: str) -> History:
         )
         fence = None if s["fence"] is None else frozenset(s["fence"])
         gens = tuple((n, g) for n, g in s.get("gens", ()))
-        return Sample(s["t"], frozenset(s["on"]), tuple(s["qemu"]), drbd, fence, gens)
+        behind = frozenset(s.get("behind", ()))
+        return Sample(s["t"], frozenset(s["on"]), tuple(s["qemu"]), drbd, fence, gens, behind)
 
     return History(
         nodes=tuple(raw["nodes"]),

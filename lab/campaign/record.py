@@ -55,6 +55,14 @@ def data_generations(
     return tuple((n, int(meta[f"{n}/{res}/0"]["gen"])) for n in nodes if f"{n}/{res}/0" in meta)
 
 
+def behind(st: Mapping[str, Any], nodes: Sequence[str], res: str = RES) -> frozenset[str]:
+    """Nodes whose copy lacks blocks a peer wrote: in that peer's out-of-sync bitmap for them."""
+    meta = st.get("meta", {})
+    return frozenset(
+        n for n in nodes for p in nodes if p != n and meta.get(f"{p}/{res}/0", {}).get("oos", {}).get(n)
+    )
+
+
 def fencing_allowed(constraints_xml: str) -> frozenset[str] | None:
     """The nodes the DRBD fencing constraint (ours or crm-fence-peer's) lets be Primary; None: no such
     constraint. Both forbid the promoted role on every node but the named ones (#uname ne NODE)."""
@@ -167,7 +175,8 @@ class Recorder:
         st = self.vc.emu_state()
         drbd = drbd_views(st, names)
         now = time.time()
-        self.samples.append(Sample(now, on, qemu, drbd, self.fence, data_generations(st, names)))
+        gens = data_generations(st, names)
+        self.samples.append(Sample(now, on, qemu, drbd, self.fence, gens, behind(st, names)))
         self.sizes.append((now, self.vc.serial.stat().st_size if self.vc.serial.exists() else 0))
         self._stop.wait(self.interval)
 

@@ -151,6 +151,22 @@ def test_s3_flags_a_promotion_while_a_peer_holds_newer_data() -> None:
     assert checkers.s3_stale_primary(history(samples)) == []
 
 
+def test_s3_flags_a_promotion_of_a_copy_missing_blocks_a_peer_wrote() -> None:
+    """A forced Primary that also wrote may count as many generations as its peer: what it lacks is in the
+    peer's out-of-sync bitmap for it."""
+    samples = list(HEALTHY.samples)
+    alone = view("node2", role="Secondary", connected=frozenset())
+    gens = (("node1", 120), ("node2", 120))
+    lacking = frozenset({"node2"})
+    samples[10] = Sample(10.0, ALL, ("node1",), (view("node1"), alone), None, gens, lacking)
+    promoted = (view("node1"), replace(alone, role="Primary"))
+    samples[11] = Sample(11.0, ALL, ("node1",), promoted, None, gens, lacking)
+    found = checkers.s3_stale_primary(history(samples))
+    assert [v.detail for v in found] == ["node2 promoted without blocks a peer wrote"]
+    st = {"meta": {"node1/r0/0": {"oos": {"node2": [3]}}, "node2/r0/0": {"oos": {}}}}
+    assert record.behind(st, NODES) == lacking
+
+
 def test_data_generations_from_the_emulators_meta() -> None:
     st = {"meta": {"node1/r0/0": {"gen": 7}, "node2/r0/0": {"gen": 5}, "node1/r1/0": {"gen": 1}}}
     assert record.data_generations(st, NODES) == (("node1", 7), ("node2", 5))
