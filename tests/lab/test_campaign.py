@@ -24,6 +24,7 @@ from lab.campaign.runner import Plan, campaign, cluster, one_run, restore, seeds
 from lab.campaign.schedule import RISKIEST, Event, Schedule
 from lab.cluster import LabConfig
 from lab.netns import TOP
+from lab.scenarios import qemu_processes
 
 from tests.lab.conftest import record
 
@@ -59,6 +60,22 @@ def test_the_checkers_flag_their_controls(lab_defaults: LabConfig) -> None:
             fired = {v.checker for v in check(result.history)}
             assert checkers_ <= fired, f"{kind}: {fired}\n{result.timeline}"
             assert [i.note for i in result.history.injections] == ["", ""], result.history.injections
+
+
+def test_a_failed_disk_under_the_vm_moves_it_live(lab_defaults: LabConfig) -> None:
+    """The backing disk fails under the running VM: DRBD 9 serves its I/O from the peer, the agent takes
+    the node's promotion score away, and Pacemaker live-migrates the VM off before demoting the node:
+    no restart (no boot of the guest), one migration, no checker fires, the disk replaced afterwards."""
+    work = Path(f"/tmp/{lab_defaults.prefix}-campaign")
+    with cluster("tandem", lab_defaults, work, print) as vc:
+        (before,) = qemu_processes(vc.lab)
+        result = one_run(vc, Schedule(0, (Event(1.0, "disk-fail", "vm", 20.0),)))
+    h = result.history
+    assert [(i.node, i.note) for i in h.injections] == [(before, ""), (before, "")]
+    moved = [s for s in h.samples if s.t < h.healed_at and s.qemu and before not in s.qemu]
+    assert moved, f"vm1 stayed on {before} with a failed disk\n{result.timeline}"
+    assert [b for b in h.boots if b.where == "at boot"] == [], f"vm1 restarted\n{result.timeline}"
+    assert len(h.migrations) == 1 and check(h) == [], f"{check(h)}\n{result.timeline}"
 
 
 def test_ctrl_c_leaves_nothing_behind(lab_defaults: LabConfig, tmp_path: Path) -> None:
