@@ -75,9 +75,9 @@ def resource_view(
             repl = ReplState(c["repl"].get(vol, "Off"))
             pdisk = DiskState(c["peer_disk"].get(vol, "DUnknown"))
             done = engine.resync_done(st, res, vol, node, peer) if repl.resyncing else None
-            pds.append(
-                PeerDevice(v, repl, pdisk, done=done, peer_client=c.get("peer_client", {}).get(vol, False))
-            )
+            # the kernel knows a client peer from the config (bitmap=no), connected or not
+            client = c.get("peer_intentional_diskless", c.get("peer_client", {}).get(vol, False))
+            pds.append(PeerDevice(v, repl, pdisk, done=done, peer_client=client))
             stats = PeerDeviceStats()
             if done is not None:
                 total = engine.DEFAULT_SIZE_KIB
