@@ -590,6 +590,9 @@ def plan_write(st: State, node: str, res: str, vol: str, now: float, blocks: lis
         md["gen"] += 1
     for peer in apart:
         _mark_oos(md, peer, blocks)
+        if not r["conns"][peer].get("peer_intentional_diskless"):
+            for receiver in peers:  # DRBD 9: the receivers learn who missed it (their bitmaps too)
+                _mark_oos(meta_for(st, receiver, res, vol), peer, blocks)
     if local:
         md["al"] = ([b for b in md.get("al", []) if b not in blocks] + blocks)[-AL_BLOCKS:]
     return {"gen": md["gen"], "tag": md["tag"], "local": local, "peers": peers}
@@ -926,6 +929,7 @@ def settle(st: State, now: float) -> None:
         for res in rs:
             _end_reconcile_hold(st, node, res, now)
             _outdate_if_primary_far_away(st, node, res)
+            _catch_up_outdated(st, node, res, now)
     for node, rs in st["nodes"].items():
         for res in rs:
             _refresh_view(st, node, res)
@@ -988,21 +992,52 @@ def reachable(st: State, res: str, node: str) -> set[str]:
     return seen
 
 
+def _primary_far_away(st: State, node: str, res: str) -> bool:
+    """A Primary this node reaches only through other nodes (its writes do not come here)."""
+    r = res_state(st, node, res)
+    assert r is not None
+    far = reachable(st, res, node) - {node} - {p for p in r["conns"] if connected(st, res, node, p)}
+    return any((res_state(st, p, res) or {}).get("role") == "Primary" for p in far)
+
+
 def _outdate_if_primary_far_away(st: State, node: str, res: str) -> None:
     """DK drbd_state.c twopc_after_lost_peer: a node that reaches a Primary only through other nodes outdates
     itself (the Primary's writes no longer reach it), so a tiebreaker that keeps quorum on both sides of a
     cut between two data nodes never lets the one without the Primary promote."""
     r = res_state(st, node, res)
     assert r is not None
-    if r["role"] == "Primary":
-        return
-    far = reachable(st, res, node) - {node} - {p for p in r["conns"] if connected(st, res, node, p)}
-    if not any((res_state(st, p, res) or {}).get("role") == "Primary" for p in far):
+    if r["role"] == "Primary" or not _primary_far_away(st, node, res):
         return
     for vol, d in r["disks"].items():
         if d["state"] in ("UpToDate", "Consistent"):
             _set_disk(st, node, res, vol, "Outdated")
             _log(st, node, res, f"volume {vol}: a Primary is reachable only through peers: Outdated")
+
+
+def _catch_up_outdated(st: State, node: str, res: str, now: float) -> None:
+    """An Outdated data node connected to an UpToDate one, once no Primary is out of its direct reach, takes
+    the writes it missed from that peer's bitmap (a resync of those blocks), or nothing when it missed none
+    (DK: the reconcile after the Primary reconnects; a stale copy never returns to UpToDate unsynced)."""
+    r = res_state(st, node, res)
+    assert r is not None
+    if _primary_far_away(st, node, res):
+        return
+    for vol, d in r["disks"].items():
+        if d["state"] != "Outdated" or any(k.startswith(f"{res}/{vol}/") for k in st.get("resyncs", {})):
+            continue
+        md = meta_for(st, node, res, vol)
+        for peer, c in sorted(r["conns"].items()):
+            pd = (res_state(st, peer, res) or {}).get("disks", {}).get(vol)
+            if c["state"] != "Connected" or pd is None or pd["state"] != "UpToDate":
+                continue
+            pmd = meta_for(st, peer, res, vol)
+            blocks = sorted(set(pmd["oos"].get(node, [])) | set(md["oos"].get(peer, [])))
+            if pmd["tag"] == md["tag"] and not blocks:
+                _set_disk(st, node, res, vol, "UpToDate")
+            else:
+                _set_disk(st, node, res, vol, "Inconsistent")
+                _start_resync(st, f"{res}/{vol}/{peer}/{node}", now, blocks)
+            break
 
 
 KERNEL_9 = "9.2.12"

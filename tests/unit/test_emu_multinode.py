@@ -340,3 +340,47 @@ class QuorumMachine(RuleBasedStateMachine):
 
 QuorumMachine.TestCase.settings = settings(max_examples=80, stateful_step_count=30, deadline=None)
 TestQuorum = QuorumMachine.TestCase
+
+
+def resync_to(s: dict[str, Any], target: str) -> dict[str, Any]:
+    return next(rs for k, rs in s.get("resyncs", {}).items() if k.endswith(f"/{target}"))
+
+
+def test_a_data_node_cut_from_a_client_primary_catches_up_from_the_other() -> None:
+    """The far-away data node is Outdated while the client writes to the other; the receiver's bitmap holds
+    what it missed, and once the client reaches it again exactly those blocks resync (never UpToDate with
+    writes missing: the LINBIT/drbd#145 class of bug)."""
+    cfg = make_cfg()
+    s = cluster(cfg, primary="charlie")
+    link(s, "charlie", "alice", cut=True)
+    assert res(s, "alice")["disks"]["0"]["state"] == "Outdated"
+    for block in (5, 9):
+        plan = engine.plan_write(s, "charlie", "r0", "0", 4001.0, [block])
+        assert plan["peers"] == ["bob"]
+        engine.delivered(s, "charlie", "bob", "r0", "0", plan["gen"], plan["tag"])
+    assert engine.meta_for(s, "bob", "r0", "0")["oos"] == {"alice": [5, 9]}
+    link(s, "charlie", "alice", cut=False, t=4002.0)
+    assert res(s, "alice")["disks"]["0"]["state"] == "Inconsistent"
+    assert resync_to(s, "alice")["blocks"] == [5, 9]
+    engine.settle(s, 4100.0)
+    ma, mb = (engine.meta_for(s, n, "r0", "0") for n in ("alice", "bob"))
+    assert res(s, "alice")["disks"]["0"]["state"] == "UpToDate" and ma["tag"] == mb["tag"]
+    assert not ma["oos"] and not mb["oos"]
+
+
+def test_a_storage_node_powered_off_under_a_client_primary_resyncs_what_it_missed() -> None:
+    """The VM on the client keeps writing to the surviving replica; the returning node resyncs exactly those
+    blocks from it."""
+    cfg = make_cfg()
+    s = cluster(cfg, primary="charlie")
+    engine.power_loss(s, "alice", 4000.0)
+    assert engine.has_quorum(s, "charlie", "r0") and engine.has_quorum(s, "bob", "r0")  # the tiebreaker
+    engine.write(s, "charlie", "r0", "0", 4001.0, count=3)
+    s["nodes"]["alice"] = {"r0": engine.new_resource(cfg, "alice")}
+    engine.attach(s, "alice", "r0")
+    engine.connect(s, cfg, "alice", "r0")
+    engine.settle(s, 4002.0)
+    assert len(resync_to(s, "alice")["blocks"]) == 3
+    engine.settle(s, 4100.0)
+    ma, mb = (engine.meta_for(s, n, "r0", "0") for n in ("alice", "bob"))
+    assert res(s, "alice")["disks"]["0"]["state"] == "UpToDate" and ma["tag"] == mb["tag"]
