@@ -847,3 +847,76 @@ def storage_loss_under_client(vc: VmCluster) -> StorageLoss:
     copies = say_copies(vc, f"after {victim} returned")
     live_moves(vc, CLIENT, [home])
     return StorageLoss(victim, survivor, gens_while_down, kib, copies)
+
+
+@dataclass(frozen=True)
+class Minority:
+    isolated: str  # the data node cut off alone, running vm1 before the partition
+    fenced: bool  # the majority fenced it (STONITH); else it stopped vm1 itself (no-quorum-policy)
+    restarted_s: float  # partition → vm1 started on the majority side
+    quorum_lost_s: float  # partition → DRBD on the isolated node without quorum
+    minority_primary: bool  # the isolated node was ever DRBD Primary with quorum during the partition
+    gen_before: int
+    gen_found: int  # the generation the guest found when it booted on the majority side
+
+
+def partition_2_1(vc: VmCluster) -> Minority:
+    """The node running vm1 (a data node) is cut off from both others: its DRBD loses quorum and fails I/O
+    (`on-no-quorum io-error`), the majority (the other data node and the tiebreaker) keeps quorum, fences
+    the isolated node when STONITH is on, and restarts vm1 on the other data node from its copy; the
+    isolated node never writes without quorum. Healing brings it back as a SyncTarget."""
+    from lab import faults
+    from lab.guest import serial
+
+    lone = vc.vm_node(healthy(vc, "a healthy cluster before the partition"))
+    rest = [n.name for n in vc.lab.nodes if n.name != lone]
+    gen_before = vc.last_gen()
+    at = serial.size(vc.serial)
+    t0 = mark(vc, f"network partition {lone} | {' '.join(rest)} (vm1 on {lone}; generation {gen_before})")
+    faults.partition(vc.lab, [lone], rest)
+    for other in rest:
+        vc.emu_link(lone, other, cut=True)
+    lost = poll(lambda: _quorum_lost(vc, lone), WAIT, f"DRBD on {lone} without quorum", interval=0.2)
+    mark(vc, f"DRBD on {lone} lost quorum ({lost - t0:.1f}s after the partition)")
+    primary_with_quorum = False
+
+    def restarted(s: ClusterState) -> bool:
+        nonlocal primary_with_quorum
+        primary_with_quorum = primary_with_quorum or _writes_without_majority(vc, lone)
+        return bool(s.locations(VM)) and s.locations(VM) <= set(rest)
+
+    state = vc.wait(restarted, f"vm1 started on the majority side {rest}")
+    started = mark(vc, f"vm1 started on {vc.vm_node(state)}")
+    found = serial.wait_for(vc.serial, r"disk gen=(\d+) boots=(\d+)", after=at, timeout=WAIT)
+    check_boot(vc, vc.vm_node(state), int(found.group(1)), gen_before)
+    fenced = bool(state.fenced(lone, t0))
+    if fenced:
+        power_back(vc, lone)
+    faults.heal(vc.lab)
+    for other in rest:
+        vc.emu_link(lone, other, cut=False)
+    healed = mark(vc, "network healed")
+    kib = wait_resync(vc, healed)
+    mark(vc, f"DRBD resynced {kib} KiB to {lone}")
+    healthy(vc, "a healthy cluster after the partition")
+    say_copies(vc, "after the partition")
+    return Minority(
+        lone, fenced, started - t0, lost - t0, primary_with_quorum, gen_before, int(found.group(1))
+    )
+
+
+def _quorum_lost(vc: VmCluster, node: str) -> float | None:
+    from lab.drbd_emu import engine
+
+    st = vc.emu_state()
+    r = st["nodes"].get(node, {}).get(RES)  # type: ignore[attr-defined]
+    return time.time() if r is None or not engine.has_quorum(st, node, RES) else None
+
+
+def _writes_without_majority(vc: VmCluster, node: str) -> bool:
+    """The isolated node is DRBD Primary and could write (quorum, no I/O error): what must never be."""
+    from lab.drbd_emu import engine
+
+    st = vc.emu_state()
+    r = st["nodes"].get(node, {}).get(RES)  # type: ignore[attr-defined]
+    return bool(r and r["role"] == "Primary" and engine.io_failure(st, node, RES) is None)

@@ -148,3 +148,57 @@ def test_primary_refusals_print_the_kernel_line(trio: Cluster) -> None:
     r = trio.adm("charlie", "primary", "r0")
     assert r.returncode == 17 and "(-2) Need access to UpToDate data" in r.stderr
     assert trio.status("charlie").role is Role.SECONDARY
+
+
+RA = Path("/usr/lib/ocf/resource.d/linbit/drbd")
+
+
+@pytest.mark.skipif(not RA.exists(), reason="drbd-utils not installed (run ./run setup)")
+def test_the_anchor_on_three_nodes_with_a_client(tmp_path: Path) -> None:
+    """ocf:linbit:drbd (Debian drbd-utils 9.22) on the same three nodes: it refuses a dual-primary clone of
+    three (rc 6: "not even two primaries plus one-or-more-secondaries"), so it can not live-migrate onto the
+    client; single-primary it runs, scores the client 9999 while both data nodes are UpToDate, and keeps that
+    score when the client has lost quorum but still sees an UpToDate peer (research §4: quorum:no is read
+    for diskful devices only), where a promotion fails with DRBD's exit 11."""
+    c = start(tmp_path, "io-error")
+    try:
+        assert c.adm("charlie", "secondary", "r0").returncode == 0
+        for n in c.nodes:
+            assert c.adm(n, "down", "r0").returncode == 0
+        ocf = {
+            "OCF_ROOT": "/usr/lib/ocf",
+            "OCF_RESOURCE_INSTANCE": "drbd_r0",
+            "OCF_RESKEY_drbd_resource": "r0",
+            "OCF_RESKEY_drbdconf": str(c.conf),
+            "OCF_RESKEY_CRM_meta_notify": "true",
+            "OCF_RESKEY_CRM_meta_clone_max": "3",
+            "OCF_RESKEY_CRM_meta_clone_node_max": "1",
+            "OCF_RESKEY_CRM_meta_master_max": "2",
+            "OCF_RESKEY_CRM_meta_master_node_max": "1",
+            "OCF_RESKEY_CRM_meta_timeout": "20000",
+        }
+
+        def ra(node: str, action: str, **extra: str) -> int:
+            return c.run(node, str(RA), action, env={**ocf, **extra}).returncode
+
+        assert ra("alice", "start") == 6
+        ocf["OCF_RESKEY_CRM_meta_master_max"] = "1"
+        for n in c.nodes:
+            assert ra(n, "start") == 0, n
+        c.wait(lambda: c.status("charlie").devices[0].quorum is not False)
+        assert ra("charlie", "monitor", OCF_RESKEY_CRM_meta_interval="20000") == 0
+        assert (c.dir / "score.charlie").read_text().strip() == "9999"
+        for a, b in (("bob", "alice"), ("bob", "charlie"), ("charlie", "alice")):
+            c.emu("charlie", "cut", a, b)
+        c.wait(lambda: c.status("bob").devices[0].quorum is False)
+        c.emu("charlie", "heal", "charlie", "bob")  # an UpToDate peer, without quorum
+        c.wait(lambda: any(x.connection is ConnState.CONNECTED for x in c.status("charlie").connections))
+        assert c.status("charlie").devices[0].quorum is False
+        assert ra("charlie", "monitor", OCF_RESKEY_CRM_meta_interval="20000") == 0
+        assert (c.dir / "score.charlie").read_text().strip() != ""  # linbit keeps a score here
+        r = c.adm("charlie", "primary", "r0")
+        assert r.returncode == 11 and "No quorum" in r.stderr
+        for n in c.nodes:
+            ra(n, "stop")
+    finally:
+        c.close()
