@@ -562,14 +562,31 @@ def live_migration(vc: VmCluster) -> list[Move]:
     return live_moves(vc, home, [vc.other(home), home])
 
 
-def live_moves(vc: VmCluster, source: str, targets: list[str], *, clear_each: bool = True) -> list[Move]:
+def live_moves(vc: VmCluster, source: str, targets: list[str]) -> list[Move]:
     """vm1 from `source` to each target in turn, with crm resource move / clear: live, no restart, memory
-    intact; then a healthy cluster and the data check on every node's copy. Without `clear_each` the move's
-    preference stays until the next move replaces it (a VM kept on a diskless client on purpose)."""
+    intact; then a healthy cluster and the data check on every node's copy."""
+    booted = guest_log(vc).boots
+    moves = moves_of(vc, source, targets)
+    settled(vc, booted, "the migrations")
+    return moves
+
+
+def settled(vc: VmCluster, booted: int, what: str) -> None:
+    """After `what`: the guest never restarted (still `booted` boots), the cluster healthy, the move
+    constraints gone, the data check on every node's copy."""
+    log = guest_log(vc)
+    if log.boots != booted:
+        raise ScenarioError(f"the guest restarted during {what} ({booted} → {log.boots} boots)")
+    healthy(vc, f"a healthy cluster after {what}, the move constraints cleared")
+    say_copies(vc, f"after {what}")
+
+
+def moves_of(vc: VmCluster, source: str, targets: list[str], *, clear_each: bool = True) -> list[Move]:
+    """The live migrations alone. Without `clear_each` the move's preference stays until the next move
+    replaces it (a VM kept on a diskless client on purpose)."""
     from lab.guest import serial
     from lab.libvirt import Libvirtd, parse_jobinfo
 
-    booted = guest_log(vc).boots
     moves = []
     for target in targets:
         at = serial.size(vc.serial)
@@ -597,11 +614,6 @@ def live_moves(vc: VmCluster, source: str, targets: list[str], *, clear_each: bo
         if after.corrupt:
             raise ScenarioError(f"the guest's memory check failed after the move: {after.corrupt}")
         source = target
-    log = guest_log(vc)
-    if log.boots != booted:
-        raise ScenarioError(f"the guest restarted during live migration ({booted} → {log.boots} boots)")
-    healthy(vc, "a healthy cluster after the migrations, the move constraints cleared")
-    say_copies(vc, "after the migrations")
     return moves
 
 
@@ -799,11 +811,45 @@ def readme_block(name: str, fallback: Path) -> str:
     return crm_block(README, fallback, (f"<!-- {name} -->", f"<!-- /{name} -->"))
 
 
+CLIENT_PROMOTED = "drbd-r0-promoted-on-" + CLIENT  # the README's location constraint
+
+
+def promote_client(vc: VmCluster, beside: str) -> None:
+    """The README's first step to run vm1 on the client: node3 Promoted beside vm1's node (the other data
+    node demoted), vm1 untouched. Pacemaker does not live-migrate in the transition that also changes the
+    clone's roles (it logs "Move vm1 ... due to unrunnable drbd-r0-clone demote"), hence two steps."""
+    mark(vc, f"crm configure location {CLIENT_PROMOTED}: {CLIENT} Promoted beside {beside}")
+    vc.lab.crm(
+        "configure",
+        "location",
+        CLIENT_PROMOTED,
+        CLONE,
+        "rule",
+        "role=Promoted",
+        "inf:",
+        "#uname",
+        "eq",
+        CLIENT,
+    )
+    vc.wait(lambda s: promoted(s) == {beside, CLIENT}, f"drbd-r0-clone Promoted on {beside} and {CLIENT}")
+
+
+def release_client(vc: VmCluster) -> None:
+    """The README's last step: the location gone, Pacemaker demotes the client and promotes the data node."""
+    mark(vc, f"crm configure delete {CLIENT_PROMOTED}")
+    vc.lab.crm("configure", "delete", CLIENT_PROMOTED)
+    vc.wait(lambda s: CLIENT not in promoted(s) and len(promoted(s)) == 2, "both data nodes Promoted again")
+
+
 def client_round_trip(vc: VmCluster) -> list[Move]:
-    """vm1 live-migrates from its data node onto the diskless client and back: the client is promoted for
-    it (the move's preference through the colocation), the other data node demoted, and back again."""
+    """vm1 live-migrates from its data node onto the diskless client and back (README "Three nodes")."""
     home = vc.vm_node(healthy(vc, "a healthy cluster before the migrations"))
-    return live_moves(vc, home, [CLIENT, home], clear_each=False)
+    booted = guest_log(vc).boots
+    promote_client(vc, home)
+    moves = moves_of(vc, home, [CLIENT, home], clear_each=False)
+    release_client(vc)
+    settled(vc, booted, "the migrations onto the client and back")
+    return moves
 
 
 @dataclass(frozen=True)
@@ -823,8 +869,9 @@ def storage_loss_under_client(vc: VmCluster) -> StorageLoss:
     from lab.guest import serial
 
     home = vc.vm_node(healthy(vc, "a healthy cluster before moving vm1 to the client"))
-    live_moves(vc, home, [CLIENT], clear_each=False)
     booted = guest_log(vc).boots
+    promote_client(vc, home)
+    moves_of(vc, home, [CLIENT], clear_each=False)
     victim = home
     survivor = next(n.name for n in vc.lab.nodes if n.name not in (victim, CLIENT))
     gen_before = vc.last_gen()
@@ -845,7 +892,9 @@ def storage_loss_under_client(vc: VmCluster) -> StorageLoss:
     if guest_log(vc).boots != booted or len(log.heartbeat_gaps()) > 5:
         raise ScenarioError(f"vm1 did not keep running on {CLIENT}: {guest_log(vc).boots - booted} restarts")
     copies = say_copies(vc, f"after {victim} returned")
-    live_moves(vc, CLIENT, [home])
+    moves_of(vc, CLIENT, [survivor])  # the Promoted data node: the victim came back Unpromoted
+    release_client(vc)
+    settled(vc, booted, f"the loss of {victim} under vm1 on {CLIENT}")
     return StorageLoss(victim, survivor, gens_while_down, kib, copies)
 
 
