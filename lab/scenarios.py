@@ -79,10 +79,12 @@ def quiet(_: str) -> None:
     """A Progress that says nothing."""
 
 
-def crm_block(readme: Path = README, fallback: Path = CRM_CONFIG) -> str:
+def crm_block(
+    readme: Path = README, fallback: Path = CRM_CONFIG, markers: tuple[str, str] = CRM_MARKERS
+) -> str:
     """The README's crm configuration block (between its markers, without the code fence), else crm.txt."""
     text = readme.read_text() if readme.exists() else ""
-    start, end = CRM_MARKERS
+    start, end = markers
     if start in text and end in text:
         body = text.split(start, 1)[1].split(end, 1)[0]
         lines = [ln for ln in body.strip().splitlines() if not ln.startswith("```")]
@@ -182,33 +184,45 @@ class VmCluster:
         return self.work / f"{VM}.serial"
 
     drbd_handlers: ClassVar[Mapping[str, str]] = TANDEM_HANDLERS
+    node_count: ClassVar[int] = 2
 
     # ---- set-up ----------------------------------------------------------------------------
+    @classmethod
+    def drbd_conf(cls, net: str) -> str:
+        """The lab's drbd.conf: r0 dual primary on node1 and node2, fencing by the handlers."""
+        from lab.drbd_emu.setup import two_node_conf
+
+        return two_node_conf(
+            net=net,
+            minor=MINOR,
+            res=RES,
+            dual=True,
+            fencing="resource-and-stonith",
+            handlers=cls.drbd_handlers,
+            comment="lab drbd.conf (emulated DRBD 9): dual primary, fencing by its handlers",
+        )
+
+    @classmethod
+    def crm(cls) -> str:
+        """The crm configuration the cluster runs: the README's block."""
+        return crm_block()
+
     @classmethod
     def lab_config(cls, base: LabConfig, work: Path) -> LabConfig:
         """`base` plus what every node needs before its cluster starts: libvirtd at boot, the DRBD emulator
         (state as after the initial full sync: UpToDate on both nodes), and /etc/hosts with the node names
         (the domain agent reaches the peer's libvirtd by node name)."""
         from lab.drbd_emu.install import lab_hooks
-        from lab.drbd_emu.setup import fresh_dir, initial_sync, two_node_conf
+        from lab.drbd_emu.setup import fresh_dir, initial_sync
         from lab.libvirt import boot_hook
 
+        base = replace(base, nodes=cls.node_count)
         fresh_dir(work / "emu")  # the loop devices a crashed run left over its copies, detached
         shutil.rmtree(work, ignore_errors=True)
         emu = work / "emu"
         emu.mkdir(parents=True)
         conf = emu / "drbd.conf"
-        conf.write_text(
-            two_node_conf(
-                net=base.net,
-                minor=MINOR,
-                res=RES,
-                dual=True,
-                fencing="resource-and-stonith",
-                handlers=cls.drbd_handlers,
-                comment="lab drbd.conf (emulated DRBD 9): dual primary, fencing by its handlers",
-            )
-        )
+        conf.write_text(cls.drbd_conf(base.net))
         initial_sync(emu, conf, RES, resync_kib_s=RESYNC_KIB_S)
         hosts = work / "hosts"
         names = "".join(f"{base.net}.{i} node{i}\n" for i in range(1, base.nodes + 1))
@@ -233,7 +247,7 @@ class VmCluster:
         try:
             took = lab.up()
             vc.say(f"lab cluster up: {len(lab.nodes)} nodes online with STONITH ({took:.1f}s)")
-            vc.configure(crm if crm is not None else crm_block())
+            vc.configure(crm if crm is not None else cls.crm())
             yield vc
         finally:
             with _no_interrupts():  # a second Ctrl-C must not leave the lab half torn down
@@ -280,13 +294,12 @@ class VmCluster:
         self.observer = Observer(self).start()
         self.lab.crm("configure", input=crm)
         state = self.wait(
-            lambda s: (
-                sorted(s.roles(CLONE).values()) == ["Promoted", "Promoted"] and len(s.locations(VM)) == 1
-            ),
-            "drbd-r0-clone promoted on both nodes and vm1 started",
+            lambda s: len(promoted(s)) == 2 and len(s.locations(VM)) == 1,
+            "drbd-r0-clone promoted on two nodes and vm1 started",
         )
         self.wait_guest_running()
-        self.say(f"drbd-r0-clone Promoted on both nodes; vm1 runs on {self.vm_node(state)} ({accel.kind})")
+        on = " and ".join(sorted(promoted(state)))
+        self.say(f"drbd-r0-clone Promoted on {on}; vm1 runs on {self.vm_node(state)} ({accel.kind})")
 
     # ---- looking -------------------------------------------------------------------------------
     def wait(self, check: Callable[[ClusterState], bool], what: str, timeout: float = WAIT) -> ClusterState:
@@ -315,6 +328,10 @@ class VmCluster:
 
     def other(self, node: str) -> str:
         return next(n.name for n in self.lab.nodes if n.name != node)
+
+    def drbd_primaries(self) -> set[str]:
+        st = self.emu_state()
+        return {n for n, rs in st["nodes"].items() if rs.get(RES, {}).get("role") == "Primary"}  # type: ignore[attr-defined]
 
     def last_gen(self) -> int:
         from lab.guest import serial
@@ -365,13 +382,15 @@ class VmCluster:
         return ", ".join(parts)
 
     def drbd_synced(self) -> bool | None:
-        """True when both nodes have the resource up, Connected, UpToDate, no resync running."""
+        """True when every node has the resource up, Connected, UpToDate (a client: Diskless), no resync
+        running."""
         st = self.emu_state()
         if st.get("resyncs"):
             return None
         for node in self.lab.nodes:
             r = st["nodes"].get(node.name, {}).get(RES)  # type: ignore[attr-defined]
-            if r is None or r["disks"]["0"]["state"] != "UpToDate":
+            d = r["disks"]["0"] if r is not None else None
+            if d is None or d["state"] != ("Diskless" if d["client"] else "UpToDate"):
                 return None
             if any(c["state"] != "Connected" for c in r["conns"].values()) or not r["conns"]:
                 return None
@@ -454,16 +473,22 @@ def mark(vc: VmCluster, text: str) -> float:
     return now
 
 
+def promoted(s: ClusterState) -> set[str]:
+    return {n for n, role in s.roles(CLONE).items() if role == "Promoted"}
+
+
 def healthy(vc: VmCluster, what: str = "a healthy cluster", timeout: float = WAIT) -> ClusterState:
-    """Both nodes online, the clone Promoted on both, vm1 on one node, DRBD connected and UpToDate on both
-    nodes, no location constraint left (the agents' fencing constraint or crm resource move's)."""
+    """Every node online, the clone Promoted on two, vm1 on one of them, DRBD connected and UpToDate on every
+    node with data and Primary where the clone is Promoted, no location constraint left (the agents' fencing
+    constraint or crm resource move's)."""
 
     def ok(s: ClusterState) -> bool:
         return (
-            len(s.online()) == 2
-            and sorted(s.roles(CLONE).values()) == ["Promoted", "Promoted"]
+            len(s.online()) == len(vc.lab.nodes)
+            and len(promoted(s)) == 2
             and len(s.locations(VM)) == 1
-            and vc.drbd_summary() == "node1 Primary/UpToDate, node2 Primary/UpToDate"
+            and bool(vc.drbd_synced())
+            and vc.drbd_primaries() == promoted(s)
             and not answer(vc.constraints, ["?"])
         )
 
@@ -533,13 +558,37 @@ class Move:
 
 def live_migration(vc: VmCluster) -> list[Move]:
     """vm1 to the other node and back, with crm resource move / clear: live, no restart, memory intact."""
+    home = vc.vm_node(healthy(vc, "a healthy cluster before the migrations"))
+    return live_moves(vc, home, [vc.other(home), home])
+
+
+def live_moves(vc: VmCluster, source: str, targets: list[str]) -> list[Move]:
+    """vm1 from `source` to each target in turn, with crm resource move / clear: live, no restart, memory
+    intact; then a healthy cluster and the data check on every node's copy."""
+    booted = guest_log(vc).boots
+    moves = moves_of(vc, source, targets)
+    settled(vc, booted, "the migrations")
+    return moves
+
+
+def settled(vc: VmCluster, booted: int, what: str) -> None:
+    """After `what`: the guest never restarted (still `booted` boots), the cluster healthy, the move
+    constraints gone, the data check on every node's copy."""
+    log = guest_log(vc)
+    if log.boots != booted:
+        raise ScenarioError(f"the guest restarted during {what} ({booted} → {log.boots} boots)")
+    healthy(vc, f"a healthy cluster after {what}, the move constraints cleared")
+    say_copies(vc, f"after {what}")
+
+
+def moves_of(vc: VmCluster, source: str, targets: list[str], *, clear_each: bool = True) -> list[Move]:
+    """The live migrations alone. Without `clear_each` the move's preference stays until the next move
+    replaces it (a VM kept on a diskless client on purpose)."""
     from lab.guest import serial
     from lab.libvirt import Libvirtd, parse_jobinfo
 
-    home = vc.vm_node(healthy(vc, "a healthy cluster before the migrations"))
-    booted = guest_log(vc).boots
     moves = []
-    for source, target in ((home, vc.other(home)), (vc.other(home), home)):
+    for target in targets:
         at = serial.size(vc.serial)
         t0 = mark(vc, f"crm resource move {VM} {target}")
         vc.lab.crm("resource", "move", VM, target)
@@ -548,7 +597,9 @@ def live_migration(vc: VmCluster) -> list[Move]:
         done = time.time()
         vc.migration_windows.append((t0, done))
         job = parse_jobinfo(Libvirtd(vc.lab.node(target)).virsh("domjobinfo", "--completed", VM).stdout)
-        vc.lab.crm("resource", "clear", VM)
+        last = target == targets[-1]
+        if clear_each or last:
+            vc.lab.crm("resource", "clear", VM)
         serial.wait_for(vc.serial, r"verify=ok", after=at, timeout=WAIT)  # memory checked on the target
         vc.wait_guest_running(after=serial.size(vc.serial))
         after = guest_log(vc, at)
@@ -557,15 +608,12 @@ def live_migration(vc: VmCluster) -> list[Move]:
         mark(
             vc,
             f"vm1 live-migrated {source} → {target} in {move.wall_s:.1f}s (libvirt job {job.elapsed_ms} ms, "
-            f"guest paused {job.downtime_ms} ms, {move.heartbeat_gaps} heartbeats lost); crm resource clear",
+            f"guest paused {job.downtime_ms} ms, {move.heartbeat_gaps} heartbeats lost)"
+            + ("; crm resource clear" if clear_each or last else ""),
         )
         if after.corrupt:
             raise ScenarioError(f"the guest's memory check failed after the move: {after.corrupt}")
-    log = guest_log(vc)
-    if log.boots != booted:
-        raise ScenarioError(f"the guest restarted during live migration ({booted} → {log.boots} boots)")
-    healthy(vc, "a healthy cluster after the migrations, the move constraints cleared")
-    say_copies(vc, "after the migrations")
+        source = target
     return moves
 
 
@@ -725,3 +773,199 @@ def reconfigure_with_pcs(vc: VmCluster) -> None:
     vc.lab.first_live().run(["sh", str(PCS_SCRIPT)], timeout=120)
     healthy(vc, "a healthy cluster configured with pcs")
     vc.wait_guest_running(after=vc.serial.stat().st_size)
+
+
+# ---------------------------------------------------------------- three nodes: a diskless tiebreaker
+
+DRBD_3NODE = TOP / "lab" / "config" / "drbd-3node.txt"
+CRM_3NODE = TOP / "lab" / "config" / "crm-3node.txt"
+CLIENT = "node3"
+
+
+class TiebreakerCluster(VmCluster):
+    """The README's three-node cluster: node1 and node2 with data, node3 an intentional diskless client and
+    DRBD's quorum tiebreaker, DRBD quorum instead of fence-peer handlers (README "Three nodes")."""
+
+    node_count: ClassVar[int] = 3
+
+    @classmethod
+    def drbd_conf(cls, net: str) -> str:
+        from lab.drbd_emu.setup import mesh_conf
+
+        return mesh_conf(
+            net=net,
+            minor=MINOR,
+            res=RES,
+            nodes=("node1", "node2", CLIENT),
+            clients=(CLIENT,),
+            sections=readme_block("drbd-3node", DRBD_3NODE),
+            comment="lab drbd.conf (emulated DRBD 9): two data nodes and a diskless tiebreaker, quorum",
+        )
+
+    @classmethod
+    def crm(cls) -> str:
+        return readme_block("crm-config-3node", CRM_3NODE)
+
+
+def readme_block(name: str, fallback: Path) -> str:
+    return crm_block(README, fallback, (f"<!-- {name} -->", f"<!-- /{name} -->"))
+
+
+CLIENT_PROMOTED = "drbd-r0-promoted-on-" + CLIENT  # the README's location constraint
+
+
+def promote_client(vc: VmCluster, beside: str) -> None:
+    """The README's first step to run vm1 on the client: node3 Promoted beside vm1's node (the other data
+    node demoted), vm1 untouched. Pacemaker does not live-migrate in the transition that also changes the
+    clone's roles (it logs "Move vm1 ... due to unrunnable drbd-r0-clone demote"), hence two steps."""
+    mark(vc, f"crm configure location {CLIENT_PROMOTED}: {CLIENT} Promoted beside {beside}")
+    vc.lab.crm(
+        "configure",
+        "location",
+        CLIENT_PROMOTED,
+        CLONE,
+        "rule",
+        "role=Promoted",
+        "inf:",
+        "#uname",
+        "eq",
+        CLIENT,
+    )
+    vc.wait(lambda s: promoted(s) == {beside, CLIENT}, f"drbd-r0-clone Promoted on {beside} and {CLIENT}")
+
+
+def release_client(vc: VmCluster) -> None:
+    """The README's last step: the location gone, Pacemaker demotes the client and promotes the data node."""
+    mark(vc, f"crm configure delete {CLIENT_PROMOTED}")
+    vc.lab.crm("configure", "delete", CLIENT_PROMOTED)
+    vc.wait(lambda s: CLIENT not in promoted(s) and len(promoted(s)) == 2, "both data nodes Promoted again")
+
+
+def client_round_trip(vc: VmCluster) -> list[Move]:
+    """vm1 live-migrates from its data node onto the diskless client and back (README "Three nodes")."""
+    home = vc.vm_node(healthy(vc, "a healthy cluster before the migrations"))
+    booted = guest_log(vc).boots
+    promote_client(vc, home)
+    moves = moves_of(vc, home, [CLIENT, home], clear_each=False)
+    release_client(vc)
+    settled(vc, booted, "the migrations onto the client and back")
+    return moves
+
+
+@dataclass(frozen=True)
+class StorageLoss:
+    victim: str  # the data node powered off while vm1 ran on the client
+    survivor: str
+    gens_while_down: int  # generations the guest wrote while the victim was off (all on the survivor)
+    resync_kib: int  # what DRBD resynced to the victim when it came back
+    copies: dict[str, int]  # node → the generation its own copy held at the end
+
+
+def storage_loss_under_client(vc: VmCluster) -> StorageLoss:
+    """vm1 runs on the diskless client; a data node loses power: the VM keeps running (no restart), its
+    writes go on to the surviving data node, the victim is fenced and comes back, and DRBD resyncs to it
+    what it missed; then vm1 goes home."""
+    from lab import faults
+    from lab.guest import serial
+
+    home = vc.vm_node(healthy(vc, "a healthy cluster before moving vm1 to the client"))
+    booted = guest_log(vc).boots
+    promote_client(vc, home)
+    moves_of(vc, home, [CLIENT], clear_each=False)
+    victim = home
+    survivor = next(n.name for n in vc.lab.nodes if n.name not in (victim, CLIENT))
+    gen_before = vc.last_gen()
+    at = serial.size(vc.serial)
+    t0 = mark(vc, f"power cut of {victim} (vm1 on {CLIENT}; last generation written {gen_before})")
+    faults.kill(vc.lab, victim)
+    who, when = wait_fenced(vc, t0)
+    if who != victim:
+        raise ScenarioError(f"{who} was fenced, not the node that lost power ({victim})")
+    mark(vc, f"{victim} fenced ({when - t0:.0f}s after the cut); vm1 still on {CLIENT}")
+    power_back(vc, victim)
+    vc.wait(lambda s: victim in s.online(), f"{victim} back online")
+    gens_while_down = vc.last_gen() - gen_before
+    mark(vc, f"{victim} back online ({time.time() - t0:.1f}s after the cut); DRBD reconnects")
+    kib = wait_resync(vc, t0)
+    mark(vc, f"DRBD resynced {kib} KiB {survivor} → {victim}: {vc.drbd_summary()}")
+    log = guest_log(vc, at)
+    if guest_log(vc).boots != booted or len(log.heartbeat_gaps()) > 5:
+        raise ScenarioError(f"vm1 did not keep running on {CLIENT}: {guest_log(vc).boots - booted} restarts")
+    copies = say_copies(vc, f"after {victim} returned")
+    moves_of(vc, CLIENT, [survivor])  # the Promoted data node: the victim came back Unpromoted
+    release_client(vc)
+    settled(vc, booted, f"the loss of {victim} under vm1 on {CLIENT}")
+    return StorageLoss(victim, survivor, gens_while_down, kib, copies)
+
+
+@dataclass(frozen=True)
+class Minority:
+    isolated: str  # the data node cut off alone, running vm1 before the partition
+    fenced: bool  # the majority fenced it (STONITH); else it stopped vm1 itself (no-quorum-policy)
+    restarted_s: float  # partition → vm1 started on the majority side
+    quorum_lost_s: float  # partition → DRBD on the isolated node without quorum
+    minority_primary: bool  # the isolated node was ever DRBD Primary with quorum during the partition
+    gen_before: int
+    gen_found: int  # the generation the guest found when it booted on the majority side
+
+
+def partition_2_1(vc: VmCluster) -> Minority:
+    """The node running vm1 (a data node) is cut off from both others: its DRBD loses quorum and fails I/O
+    (`on-no-quorum io-error`), the majority (the other data node and the tiebreaker) keeps quorum, fences
+    the isolated node when STONITH is on, and restarts vm1 on the other data node from its copy; the
+    isolated node never writes without quorum. Healing brings it back as a SyncTarget."""
+    from lab import faults
+    from lab.guest import serial
+
+    lone = vc.vm_node(healthy(vc, "a healthy cluster before the partition"))
+    rest = [n.name for n in vc.lab.nodes if n.name != lone]
+    gen_before = vc.last_gen()
+    at = serial.size(vc.serial)
+    t0 = mark(vc, f"network partition {lone} | {' '.join(rest)} (vm1 on {lone}; generation {gen_before})")
+    faults.partition(vc.lab, [lone], rest)
+    for other in rest:
+        vc.emu_link(lone, other, cut=True)
+    lost = poll(lambda: _quorum_lost(vc, lone), WAIT, f"DRBD on {lone} without quorum", interval=0.2)
+    mark(vc, f"DRBD on {lone} lost quorum ({lost - t0:.1f}s after the partition)")
+    primary_with_quorum = False
+
+    def restarted(s: ClusterState) -> bool:
+        nonlocal primary_with_quorum
+        primary_with_quorum = primary_with_quorum or _writes_without_majority(vc, lone)
+        return bool(s.locations(VM)) and s.locations(VM) <= set(rest)
+
+    state = vc.wait(restarted, f"vm1 started on the majority side {rest}")
+    started = mark(vc, f"vm1 started on {vc.vm_node(state)}")
+    found = serial.wait_for(vc.serial, r"disk gen=(\d+) boots=(\d+)", after=at, timeout=WAIT)
+    check_boot(vc, vc.vm_node(state), int(found.group(1)), gen_before)
+    fenced = bool(state.fenced(lone, t0))
+    if fenced:
+        power_back(vc, lone)
+    faults.heal(vc.lab)
+    for other in rest:
+        vc.emu_link(lone, other, cut=False)
+    healed = mark(vc, "network healed")
+    kib = wait_resync(vc, healed)
+    mark(vc, f"DRBD resynced {kib} KiB to {lone}")
+    healthy(vc, "a healthy cluster after the partition")
+    say_copies(vc, "after the partition")
+    return Minority(
+        lone, fenced, started - t0, lost - t0, primary_with_quorum, gen_before, int(found.group(1))
+    )
+
+
+def _quorum_lost(vc: VmCluster, node: str) -> float | None:
+    from lab.drbd_emu import engine
+
+    st = vc.emu_state()
+    r = st["nodes"].get(node, {}).get(RES)  # type: ignore[attr-defined]
+    return time.time() if r is None or not engine.has_quorum(st, node, RES) else None
+
+
+def _writes_without_majority(vc: VmCluster, node: str) -> bool:
+    """The isolated node is DRBD Primary and could write (quorum, no I/O error): what must never be."""
+    from lab.drbd_emu import engine
+
+    st = vc.emu_state()
+    r = st["nodes"].get(node, {}).get(RES)  # type: ignore[attr-defined]
+    return bool(r and r["role"] == "Primary" and engine.io_failure(st, node, RES) is None)

@@ -33,7 +33,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--agents", choices=AGENTS, default="tandem")
     p.add_argument("--faults", default=",".join(KINDS), help=f"comma-separated, from: {', '.join(KINDS)}")
-    p.add_argument("--nodes", type=int, default=2, choices=[2], help="nodes per cluster (2 only for now)")
+    p.add_argument(
+        "--nodes",
+        type=int,
+        default=2,
+        choices=[2, 3],
+        help="nodes per cluster: 2, or 3 (the README's two data nodes and a diskless tiebreaker)",
+    )
     p.add_argument("--out", type=Path, default=OUT, help="where runs.jsonl goes (default docs/campaign)")
     p.add_argument("--replay", type=int, metavar="SEED", help="run this one seed again (into replays.jsonl)")
     p.add_argument(

@@ -33,8 +33,8 @@ from lab.scenarios import (
     MINOR,
     VM,
     ScenarioError,
+    TiebreakerCluster,
     VmCluster,
-    crm_block,
     healthy,
     qemu_processes,
 )
@@ -65,21 +65,34 @@ class AnchorsCluster(OursCluster):
     drbd_handlers = ANCHOR_HANDLERS
 
 
-def crm_for(agents: str) -> str:
+class OursTiebreakerCluster(OursCluster, TiebreakerCluster):
+    """The README's three-node cluster (two data nodes, a diskless tiebreaker; DRBD quorum, no handlers)
+    with the replication network; the anchors run the same DRBD configuration."""
+
+
+def cluster_class(agents: str, nodes: int) -> type[VmCluster]:
+    if nodes == 3:
+        return OursTiebreakerCluster
+    return OursCluster if agents == "tandem" else AnchorsCluster
+
+
+def crm_for(agents: str, nodes: int = 2) -> str:
     """The README's crm block; for the anchors the same with ocf:linbit:drbd and VirtualDomain."""
     from bench.move import anchor_crm
 
-    return crm_block() if agents == "tandem" else anchor_crm(crm_block())
+    crm = cluster_class(agents, nodes).crm()
+    return crm if agents == "tandem" else anchor_crm(crm)
 
 
 @contextlib.contextmanager
 def cluster(agents: str, base: LabConfig, work: Path, say: Callable[[str], None]) -> Iterator[VmCluster]:
-    """A fresh cluster of `agents` (the loop devices a crashed earlier campaign left are detached first)."""
+    """A fresh cluster of `agents` on `base.nodes` nodes (the loop devices a crashed earlier campaign left
+    are detached first)."""
     from lab.drbd_emu.devices import detach_loops
 
     detach_loops(work / "emu")
-    cls = OursCluster if agents == "tandem" else AnchorsCluster
-    with cls.start(base, work, say, crm=crm_for(agents)) as vc:
+    cls = cluster_class(agents, base.nodes)
+    with cls.start(base, work, say, crm=crm_for(agents, base.nodes)) as vc:
         yield vc
 
 

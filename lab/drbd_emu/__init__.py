@@ -16,7 +16,8 @@ Pieces (each module's docstring says more):
 - `net`: DRBD connections that follow the lab network (TCP probes between the nodes' kernels).
 - `shim/procdrbd.c`: LD_PRELOAD shim giving processes a /proc/drbd.
 - `install`: `install(node, ...)` or `lab_hooks(...)` for `LabConfig.with_hooks` to put it into lab nodes.
-- `setup`: a two-node lab drbd.conf (`two_node_conf`) and the state after the initial sync (`initial_sync`).
+- `setup`: a lab drbd.conf (`two_node_conf`, `mesh_conf`) and the state after the initial sync
+  (`initial_sync`).
 
 Environment: TANDEM_EMU_DIR (state directory, default /tmp/tandem-drbd-emu), TANDEM_EMU_NODE (node name,
 default the hostname), TANDEM_EMU_CONF (drbd.conf when no -c, default /etc/drbd.conf), TANDEM_EMU_DEVICES=bind

@@ -421,12 +421,18 @@ def apply_command(
                 engine.settle(st, time.time())
                 write_proc(st, node)
     except engine.StateError as e:
-        raise Fail(e.exit_code, f"{objname}: State change failed: ({e.code}) {e.message}") from e
+        raise Fail(e.exit_code, state_change_failed(objname, e)) from e
     if cmd == "down":
         from lab.drbd_emu import devices
 
         devices.remove(node, res)
     return 0
+
+
+def state_change_failed(objname: str, e: engine.StateError) -> str:
+    """drbdsetup's print_config_error: the refusal, then the kernel's own line if it sent one."""
+    text = f"{objname}: State change failed: ({e.code}) {e.message}"
+    return f"{text}\nadditional info from kernel:\n{e.info}" if e.info else text
 
 
 def note_real_openers(store: engine.Store, cfg: ResourceConfig, node: str, res: str) -> None:
@@ -518,11 +524,12 @@ def drbdadm(argv: list[str]) -> int:
     if "--version" in flags or (rest and rest[0] == "--version"):
         with store.locked() as st:
             v84 = st.get("mode") == "8.4"
-        code = "0x08040b" if v84 else "0x09020c"
+            version = "8.4.11" if v84 else str(st.get("kernel", engine.KERNEL_9))
+        code = "0x" + "".join(f"{int(x):02x}" for x in version.split("."))
         print("DRBDADM_BUILDTAG=GIT-hash:\\ emulator\\ build\\ by\\ tandem")
         print("DRBDADM_API_VERSION=" + ("1" if v84 else "2"))
         print(f"DRBD_KERNEL_VERSION_CODE={code}")
-        print("DRBD_KERNEL_VERSION=" + ("8.4.11" if v84 else "9.2.12"))
+        print(f"DRBD_KERNEL_VERSION={version}")
         print("DRBDADM_VERSION_CODE=0x091600")
         print("DRBDADM_VERSION=9.22.0")
         return 0
@@ -685,7 +692,7 @@ def _lifecycle(
             try:
                 engine.down(st, node, res, now)
             except engine.StateError as e:
-                _echo_fail("down", res, e.exit_code, f"{res}: State change failed: ({e.code}) {e.message}")
+                _echo_fail("down", res, e.exit_code, state_change_failed(res, e))
                 return e.exit_code
             write_proc(st, node)
             devices.remove(node, res)

@@ -23,11 +23,12 @@ import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lab.drbd_emu import net
-from lab.drbd_emu.config import ResourceConfig
+from lab.drbd_emu.config import Host, ResourceConfig
 
 State = dict[str, Any]
 
@@ -43,16 +44,21 @@ class StateError(Exception):
     """A refused state change: DRBD's code, message and drbdsetup's exit code (drbdsetup.c
     print_config_error)."""
 
-    def __init__(self, code: int, message: str, exit_code: int = 11) -> None:
+    def __init__(self, code: int, message: str, exit_code: int = 11, info: str = "") -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.exit_code = exit_code
+        self.info = info  # the kernel's "additional info" line, if it gives one
 
 
 # drbd_strings.c set_st_err / drbd.h enum drbd_state_rv; exit codes from drbdsetup.c print_config_error
 def two_primaries() -> StateError:
     return StateError(-1, "Multiple primaries not allowed by config")
+
+
+def weakly_connected() -> StateError:
+    return StateError(-24, "Primary nodes must be strongly connected among each other")
 
 
 def no_up_to_date_disk() -> StateError:
@@ -67,8 +73,8 @@ def device_in_use() -> StateError:
     return StateError(-12, "Device is held open by someone")
 
 
-def no_quorum() -> StateError:
-    return StateError(-25, "No quorum")
+def no_quorum(info: str = "") -> StateError:
+    return StateError(-25, "No quorum", info=info)
 
 
 class Suspended(StateError):
@@ -162,6 +168,8 @@ def new_resource(cfg: ResourceConfig, node: str) -> dict[str, Any]:
         "fencing": cfg.fencing,
         "quorum": cfg.quorum,
         "on_no_quorum": cfg.opt("options", "on-no-quorum", "suspend-io"),
+        "on_no_data": cfg.opt("options", "on-no-data-accessible", "io-error"),
+        "quorum_min_redundancy": cfg.opt("options", "quorum-minimum-redundancy", "off"),
         "handlers": dict(cfg.sections.get("handlers", {})),
         "peers": [h.name for h in cfg.peers(node) if any(v.disk != "none" for v in h.volumes.values())],
         "disks": {
@@ -242,18 +250,21 @@ def connect(
     for h in cfg.peers(node):
         if peer is not None and h.name != peer:
             continue
-        c = r["conns"].setdefault(h.name, _new_conn(cfg, h.node_id, h.address))
+        c = r["conns"].setdefault(h.name, _new_conn(cfg, h))
         c["want"] = True
         c["allow_two_primaries"] = c.get("allow_two_primaries", cfg.allow_two_primaries)
         if discard:
             c["discard_my_data"] = True
 
 
-def _new_conn(cfg: ResourceConfig, node_id: int, address: str) -> dict[str, Any]:
+def _new_conn(cfg: ResourceConfig, h: Host) -> dict[str, Any]:
+    """A connection to host `h`; `peer_intentional_diskless` is what drbdadm tells the kernel from the
+    config (`peer-device-options --bitmap=no` for a `disk none` peer), so quorum knows it while it is away."""
     return {
         "want": False,
-        "node_id": node_id,
-        "address": address,
+        "node_id": h.node_id,
+        "address": h.address,
+        "peer_intentional_diskless": all(v.disk == "none" for v in h.volumes.values()),
         "state": "StandAlone",
         "repl": {},
         "peer_disk": {},
@@ -327,27 +338,118 @@ def _set_disk(st: State, node: str, res: str, vol: str, state: str) -> None:
 # Roles
 
 
+@dataclass(frozen=True)
+class QuorumInfo:
+    """DK drbd_state.c calc_quorum's result and the figures its refusal message prints."""
+
+    have: bool
+    voters: int
+    up_to_date: int
+    present: int
+    quorum_at: int
+    min_redundancy_at: int
+    diskful: bool
+
+
+def _quorum_at(setting: str, voters: int) -> int:
+    """DK calc_quorum_at: majority, all, a number, or 0 (off)."""
+    if setting == "majority":
+        return voters // 2 + 1
+    if setting == "all":
+        return voters
+    return int(setting) if setting.isdigit() else 0
+
+
+def calc_quorum(st: State, node: str, res: str, vol: str) -> QuorumInfo:
+    """DK drbd_state.c calc_quorum (9.2.19) for one volume: diskful nodes vote (UpToDate, present, unknown,
+    outdated); intentional diskless nodes do not, but break a tie of an even number of voters for a node
+    that had quorum (sticky: it is never regained through them); a node without a disk takes quorum from
+    a connected UpToDate peer that has it; absent nodes all known Outdated leave the voters (last man
+    standing). Peers are ignored until first seen, as the kernel ignores nodes without meta data slots."""
+    r = res_state(st, node, res)
+    assert r is not None
+    diskful = r["disks"][vol]["state"] not in ("Diskless", "Failed")
+    up_to_date = present = outdated = unknown = diskless = missing_diskless = quorate_peers = 0
+    if diskful:
+        if r["disks"][vol]["state"] == "UpToDate":
+            up_to_date += 1
+        else:
+            present += 1
+    elif r["disks"][vol]["client"]:
+        diskless += 1
+    else:
+        unknown += 1
+    for peer, c in r["conns"].items():
+        intentional = bool(c.get("peer_intentional_diskless"))
+        if c["state"] != "Connected":
+            if intentional and diskful and not c.get("seen"):
+                continue  # no meta data slot for a client never seen; a data peer always has one
+            if intentional:
+                missing_diskless += 1
+            elif c["peer_disk"].get(vol) in ("Outdated", "Inconsistent"):
+                outdated += 1
+            else:
+                unknown += 1
+            continue
+        disk = c["peer_disk"].get(vol, "DUnknown")
+        if disk == "Diskless" and (intentional or not diskful):
+            diskless += 1
+        elif disk == "UpToDate":
+            up_to_date += 1
+            pr = res_state(st, peer, res)
+            quorate_peers += int(not diskful and pr is not None and pr.get("quorate", False))
+        else:
+            present += 1
+    voters = up_to_date + present + (outdated + unknown if unknown else 0)
+    quorum_at = _quorum_at(r["quorum"], voters)
+    min_redundancy_at = _quorum_at(r.get("quorum_min_redundancy", "off"), voters)
+    have = quorate_peers > 0 or (up_to_date + present >= quorum_at and up_to_date >= min_redundancy_at)
+    tie = voters % 2 == 0 and up_to_date + present == quorum_at - 1
+    if not have and voters and tie and diskless >= _quorum_at("majority", diskless + missing_diskless):
+        have = bool(r.get("quorate", False))  # the tiebreaker keeps quorum, never gives it back
+    return QuorumInfo(have, voters, up_to_date, present, quorum_at, min_redundancy_at, diskful)
+
+
 def has_quorum(st: State, node: str, res: str) -> bool:
-    """DRBD 9 quorum (UG9 "Quorum"): more than half of the voters; a peer known Outdated (it left gracefully
-    or was fenced) does not vote, which is what lets the last node of two keep quorum."""
+    """The enforced quorum of a resource: every volume's, and always yes with `quorum off` (DK: the
+    device-level flag is the enforced value)."""
     r = res_state(st, node, res)
     if r is None or r.get("quorum", "off") == "off":
         return True
-    voters = 1
-    votes = 1 if any(d["state"] != "Diskless" for d in r["disks"].values()) else 0
-    for _peer, c in r["conns"].items():
-        if (
-            all(s == "Outdated" for s in c["peer_disk"].values())
-            and c["peer_disk"]
-            and c["state"] != "Connected"
-        ):
-            continue
-        voters += 1
-        if c["state"] == "Connected":
-            votes += 1
-    q = r["quorum"]
-    need = voters // 2 + 1 if q == "majority" else (voters if q == "all" else int(q))
-    return votes >= need
+    return all(calc_quorum(st, node, res, vol).have for vol in r["disks"])
+
+
+def no_quorum_reason(st: State, node: str, res: str) -> str:
+    """The kernel's one line of "additional info" with SS_NO_QUORUM (DK drbd_state.c is_valid_state)."""
+    r = res_state(st, node, res)
+    assert r is not None
+    q = next(q for q in (calc_quorum(st, node, res, v) for v in sorted(r["disks"])) if not q.have)
+    if not q.diskful:
+        return "no UpToDate peer with quorum"
+    if q.up_to_date + q.present < q.quorum_at:
+        return f"{q.up_to_date + q.present} of {q.voters} nodes visible, need {q.quorum_at} for quorum"
+    return (
+        f"{q.up_to_date} of {q.voters} nodes up_to_date, need {q.min_redundancy_at} for "
+        "quorum-minimum-redundancy"
+    )
+
+
+def data_accessible(r: dict[str, Any], vol: str) -> bool:
+    """DK drbd_data_accessible: UpToDate data here or on a connected peer."""
+    return r["disks"][vol]["state"] == "UpToDate" or any(
+        c["state"] == "Connected" and c["peer_disk"].get(vol) == "UpToDate" for c in r["conns"].values()
+    )
+
+
+def io_failure(st: State, node: str, res: str) -> str | None:
+    """DK cached_err_io, which wins over suspension: the reason new I/O fails with EIO at once, if any."""
+    r = res_state(st, node, res)
+    assert r is not None
+    if r.get("on_no_quorum") == "io-error" and not has_quorum(st, node, res):
+        return "no quorum: I/O error"
+    if r.get("on_no_data", "io-error") == "io-error" and not all(data_accessible(r, v) for v in r["disks"]):
+        return "IO ERROR: neither local nor remote data"
+    return None
 
 
 def primary(
@@ -368,7 +470,7 @@ def primary(
     if r["role"] == "Primary":
         return []
     disks = [d for d in r["disks"].values() if not d["client"]]
-    local_ok = all(d["state"] == "UpToDate" for d in disks)
+    local_ok = bool(disks) and all(d["state"] == "UpToDate" for d in disks)
     consistent = bool(disks) and not local_ok and all(d["state"] in ("UpToDate", "Consistent") for d in disks)
     if consistent and r["fencing"] != "dont-care" and not force:
         # DK drbd_set_role: Consistent data may be promoted once fence-peer outdated every unknown peer
@@ -385,7 +487,7 @@ def primary(
             if d["state"] in ("Inconsistent", "Outdated", "Consistent"):
                 _set_disk(st, node, res, vol, "UpToDate")
                 _new_data(st, node, res, vol)
-        local_ok = all(d["state"] == "UpToDate" for d in disks)
+        local_ok = bool(disks) and all(d["state"] == "UpToDate" for d in disks)
     if not local_ok and (
         not any(
             c["state"] == "Connected" and all(s == "UpToDate" for s in c["peer_disk"].values())
@@ -394,14 +496,9 @@ def primary(
         or disks
     ):
         raise no_up_to_date_disk()
-    for peer, c in r["conns"].items():
-        if c["state"] == "Connected" and c["peer_role"] == "Primary":
-            pr = res_state(st, peer, res)
-            theirs = pr["conns"][node]["allow_two_primaries"] if pr else False
-            if not (c["allow_two_primaries"] and theirs):
-                raise two_primaries()
+    _check_primaries(st, node, res)
     if not has_quorum(st, node, res):
-        raise no_quorum()
+        raise no_quorum(no_quorum_reason(st, node, res))
     if r["fencing"] != "dont-care" and not force:
         return [
             h.name
@@ -410,6 +507,27 @@ def primary(
             and not _peer_outdated(r, h.name)
         ]
     return []
+
+
+def _check_primaries(st: State, node: str, res: str) -> None:
+    """DK check_primaries_distances: every Primary this node reaches, directly or through others, needs
+    allow-two-primaries (SS_TWO_PRIMARIES), and must be directly connected unless both are diskless
+    (SS_WEAKLY_CONNECTED: the 2PC of the promotion reaches them all)."""
+    r = res_state(st, node, res)
+    assert r is not None
+    for peer in sorted(reachable(st, res, node) - {node}):
+        pr = res_state(st, peer, res)
+        if pr is None or pr["role"] != "Primary":
+            continue
+        c = r["conns"].get(peer)
+        if c is None or c["state"] != "Connected":
+            if not (c or {}).get("allow_two_primaries", False):
+                raise two_primaries()
+            if _has_local_disk(r) or _has_local_disk(pr):
+                raise weakly_connected()
+            continue
+        if not (c["allow_two_primaries"] and pr["conns"][node]["allow_two_primaries"]):
+            raise two_primaries()
 
 
 def _peer_outdated(r: dict[str, Any], peer: str) -> bool:
@@ -421,14 +539,25 @@ def _peer_outdated(r: dict[str, Any], peer: str) -> bool:
 
 def become_primary(st: State, node: str, res: str) -> None:
     """Promotion while some peer is not connected starts a new data generation (DK drbd_uuid_new_current):
-    two nodes promoted apart have diverged even without writes, and meet as a split-brain."""
+    two nodes promoted apart have diverged even without writes, and meet as a split-brain. The connected
+    peers in sync with it take the new generation too (DRBD sends them the new current UUID)."""
     r = res_state(st, node, res)
     assert r is not None
     if any(c["state"] != "Connected" for c in r["conns"].values()):
         for vol, d in r["disks"].items():
             if d["state"] == "UpToDate":
                 md = meta_for(st, node, res, vol)
+                old = md["tag"]
                 md["tag"] = f"{node}.{md['gen']}.{secrets.token_hex(3)}"
+                for peer, c in r["conns"].items():
+                    pmd = meta_for(st, peer, res, vol)
+                    if (
+                        c["state"] == "Connected"
+                        and c["peer_disk"].get(vol) == "UpToDate"
+                        and pmd["tag"] == old
+                    ):
+                        pmd["tag"] = md["tag"]
+                        md["synced"][peer] = pmd["synced"][node] = md["tag"]
     r["role"] = "Primary"
     _publish_roles(st, res)
 
@@ -479,8 +608,7 @@ def plan_write(st: State, node: str, res: str, vol: str, now: float, blocks: lis
     r = res_state(st, node, res)
     if r is None or r["role"] != "Primary":
         raise StateError(0, "not Primary: writes need the Primary role", 1)
-    if r["suspended"]:
-        raise Suspended(r["suspended"])
+    _refuse_io(st, node, res)
     peers = [p for p, c in r["conns"].items() if c["state"] == "Connected" and has_disk(st, p, res, vol)]
     local = r["disks"][vol]["state"] == "UpToDate"
     if not local and not any(r["conns"][p]["peer_disk"].get(vol) == "UpToDate" for p in peers):
@@ -496,9 +624,25 @@ def plan_write(st: State, node: str, res: str, vol: str, now: float, blocks: lis
         md["gen"] += 1
     for peer in apart:
         _mark_oos(md, peer, blocks)
+        if not r["conns"][peer].get("peer_intentional_diskless"):
+            for receiver in peers:  # DRBD 9: the receivers learn who missed it (their bitmaps too)
+                _mark_oos(meta_for(st, receiver, res, vol), peer, blocks)
     if local:
         md["al"] = ([b for b in md.get("al", []) if b not in blocks] + blocks)[-AL_BLOCKS:]
     return {"gen": md["gen"], "tag": md["tag"], "local": local, "peers": peers}
+
+
+def _refuse_io(st: State, node: str, res: str) -> None:
+    """DK may_inc_ap_bio: an I/O error policy that applies fails the request at once, before suspension
+    (so a Primary without data gets EIO under the default on-no-data-accessible io-error even while
+    on-no-quorum suspend-io has frozen the resource); otherwise a suspended resource holds it."""
+    reason = io_failure(st, node, res)
+    if reason is not None:
+        raise io_error(reason)
+    r = res_state(st, node, res)
+    assert r is not None
+    if r["suspended"]:
+        raise Suspended(r["suspended"])
 
 
 def has_disk(st: State, node: str, res: str, vol: str) -> bool:
@@ -549,7 +693,9 @@ def plan_read(st: State, node: str, res: str, vol: str, now: float) -> str | Non
     r = res_state(st, node, res)
     if r is None:
         raise io_error(f"{res} is not up")
-    if r["suspended"]:
+    if r["role"] == "Primary":
+        _refuse_io(st, node, res)
+    elif r["suspended"]:
         raise Suspended(r["suspended"])
     state = r["disks"][vol]["state"]
     if state == "UpToDate":
@@ -812,6 +958,7 @@ def settle(st: State, now: float) -> None:
                 was = c["state"] == "Connected"
                 if is_conn and not was:
                     c["state"] = "Connected"
+                    c["seen"] = True
                     c["graceful"] = False
                     c["fenced_pending_unfence"] = c.pop("fenced", False)
                     pr = res_state(st, peer, res)
@@ -820,36 +967,63 @@ def settle(st: State, now: float) -> None:
                     if pc["state"] == "Connected":  # the peer saw it first: handshake done there
                         continue
                     pc["state"] = "Connected"
+                    pc["seen"] = True
                     pc["fenced_pending_unfence"] = pc.pop("fenced", False)
                     pc["graceful"] = False
                     _handshake(st, res, node, peer, now)
                 elif was and not is_conn:
                     c["state"] = "Connecting" if c["want"] else "StandAlone"
-                    _on_disconnect(st, node, res, peer)
+                    _on_disconnect(st, node, res, peer, now)
                 elif not is_conn:
                     c["state"] = "Connecting" if c["want"] else "StandAlone"
     _start_pending_resyncs(st, now)
     _progress_resyncs(st, now)
     _detach_failed(st, now)
     for node, rs in st["nodes"].items():
-        for res, r in rs.items():
+        for res in rs:
+            _end_reconcile_hold(st, node, res, now)
+            _outdate_if_primary_far_away(st, node, res)
+            _catch_up_outdated(st, node, res, now)
+    for node, rs in st["nodes"].items():
+        for res in rs:
             _refresh_view(st, node, res)
-            quorate = has_quorum(st, node, res)
-            if not quorate and r["role"] == "Primary" and r.get("on_no_quorum") == "suspend-io":
-                if "quorum" not in r["suspended"]:
-                    r["suspended"].append("quorum")
-            elif quorate and "quorum" in r["suspended"]:
-                r["suspended"].remove("quorum")
+    # Diskful nodes first: a node without a disk takes its quorum from theirs.
+    order = sorted(
+        ((node, res) for node, rs in st["nodes"].items() for res in rs),
+        key=lambda nr: not _has_local_disk(st["nodes"][nr[0]][nr[1]]),
+    )
+    for node, res in order:
+        r = st["nodes"][node][res]
+        r["quorate"] = has_quorum(st, node, res) if r.get("quorum", "off") != "off" else True
+        _suspend(r, "quorum", r.get("on_no_quorum") == "suspend-io" and not r["quorate"])
+        lost_data = r["role"] == "Primary" and not all(data_accessible(r, v) for v in r["disks"])
+        if r.get("on_no_data") == "suspend-io":
+            _suspend(r, "no-data", lost_data)
     for res in {res for rs in st["nodes"].values() for res in rs}:
         _publish_roles(st, res)
 
 
-def _on_disconnect(st: State, node: str, res: str, peer: str) -> None:
+SUSPEND_ORDER = ("user", "no-data", "fencing", "quorum")  # drbdsetup.c susp_str
+
+
+def _suspend(r: dict[str, Any], reason: str, on: bool) -> None:
+    """DK: susp_quorum follows quorum whatever the role; susp_nod a Primary's data access. Kept in the
+    order drbdsetup prints them."""
+    reasons = (set(r["suspended"]) | {reason}) if on else (set(r["suspended"]) - {reason})
+    r["suspended"] = [s for s in SUSPEND_ORDER if s in reasons]
+
+
+def _has_local_disk(r: dict[str, Any]) -> bool:
+    return any(d["state"] not in ("Diskless", "Failed") for d in r["disks"].values())
+
+
+def _on_disconnect(st: State, node: str, res: str, peer: str, now: float) -> None:
     """Connection lost. A Primary with fencing calls fence-peer unless the peer left gracefully (it then
     outdated itself); replication stops; the peer's disk becomes DUnknown (DK conn_try_outdate_peer)."""
     r = res_state(st, node, res)
     assert r is not None
     c = r["conns"][peer]
+    _hold_after_primary_loss(st, r, c, now)
     c["repl"] = {}
     graceful = c.get("graceful", False)
     if not graceful:
@@ -858,6 +1032,108 @@ def _on_disconnect(st: State, node: str, res: str, peer: str) -> None:
     local_ok = all(d["state"] in ("UpToDate", "Consistent") for d in r["disks"].values() if not d["client"])
     if r["role"] == "Primary" and r["fencing"] != "dont-care" and local_ok and not graceful:
         queue_handler(st, node, res, "fence-peer", peer)
+
+
+def reachable(st: State, res: str, node: str) -> set[str]:
+    """The nodes `node` reaches over connected links, directly or through others (its partition)."""
+    seen, todo = {node}, [node]
+    while todo:
+        a = todo.pop()
+        for b in (res_state(st, a, res) or {}).get("conns", {}):
+            if b not in seen and connected(st, res, a, b):
+                seen.add(b)
+                todo.append(b)
+    return seen
+
+
+def _primary_far_away(st: State, node: str, res: str) -> bool:
+    """A Primary this node reaches only through other nodes (its writes do not come here)."""
+    r = res_state(st, node, res)
+    assert r is not None
+    far = reachable(st, res, node) - {node} - {p for p in r["conns"] if connected(st, res, node, p)}
+    return any((res_state(st, p, res) or {}).get("role") == "Primary" for p in far)
+
+
+def _outdate_if_primary_far_away(st: State, node: str, res: str) -> None:
+    """DK drbd_state.c twopc_after_lost_peer: a node that reaches a Primary only through other nodes outdates
+    itself (the Primary's writes no longer reach it), so a tiebreaker that keeps quorum on both sides of a
+    cut between two data nodes never lets the one without the Primary promote."""
+    r = res_state(st, node, res)
+    assert r is not None
+    if r["role"] == "Primary" or not _primary_far_away(st, node, res):
+        return
+    for vol, d in r["disks"].items():
+        if d["state"] in ("UpToDate", "Consistent"):
+            _set_disk(st, node, res, vol, "Outdated")
+            _log(st, node, res, f"volume {vol}: a Primary is reachable only through peers: Outdated")
+
+
+def _catch_up_outdated(st: State, node: str, res: str, now: float) -> None:
+    """An Outdated data node connected to an UpToDate one, once no Primary is out of its direct reach, takes
+    the writes it missed from that peer's bitmap (a resync of those blocks), or nothing when it missed none
+    (DK: the reconcile after the Primary reconnects; a stale copy never returns to UpToDate unsynced)."""
+    r = res_state(st, node, res)
+    assert r is not None
+    if _primary_far_away(st, node, res):
+        return
+    for vol, d in r["disks"].items():
+        if d["state"] != "Outdated" or any(k.startswith(f"{res}/{vol}/") for k in st.get("resyncs", {})):
+            continue
+        md = meta_for(st, node, res, vol)
+        for peer, c in sorted(r["conns"].items()):
+            pd = (res_state(st, peer, res) or {}).get("disks", {}).get(vol)
+            if c["state"] != "Connected" or pd is None or pd["state"] != "UpToDate":
+                continue
+            pmd = meta_for(st, peer, res, vol)
+            blocks = sorted(set(pmd["oos"].get(node, [])) | set(md["oos"].get(peer, [])))
+            if pmd["tag"] == md["tag"] and not blocks:
+                _set_disk(st, node, res, vol, "UpToDate")
+            else:
+                _set_disk(st, node, res, vol, "Inconsistent")
+                _start_resync(st, f"{res}/{vol}/{peer}/{node}", now, blocks)
+            break
+
+
+KERNEL_9 = "9.2.12"
+RECONCILE_SECONDS = 1.0
+
+
+def reconciles(st: State) -> bool:
+    """Whether the emulated kernel holds a primary-loss survivor at Consistent (9.2.19 and 9.3.3 on)."""
+    major, minor, patch = (int(x) for x in str(st.get("kernel", KERNEL_9)).split("."))
+    return (major, minor, patch) >= (9, 2, 19)
+
+
+def _hold_after_primary_loss(st: State, r: dict[str, Any], c: dict[str, Any], now: float) -> None:
+    """DK 9.2.19 drbd_state.c sanitize_state: a Secondary that loses a Primary (not gracefully) while no
+    other Primary is connected drops from UpToDate to Consistent until it has reconciled with the
+    survivors (the lost-peer two-phase commit and a resync of what it missed), so a stale node can not
+    promote first. Not when the lost Primary had no good data of its own (sole_authority_...). The
+    reconcile takes `reconcile_s` (RECONCILE_SECONDS) here; the survivor then returns to UpToDate."""
+    lost_primary = c["peer_role"] == "Primary" and not c.get("graceful", False)
+    capable = any(s not in ("Outdated", "Inconsistent", "Diskless") for s in c["peer_disk"].values())
+    others = any(
+        o is not c and o["state"] == "Connected" and o["peer_role"] == "Primary" for o in r["conns"].values()
+    )
+    if not (reconciles(st) and lost_primary and capable and not others and r["role"] == "Secondary"):
+        return
+    held = [d for d in r["disks"].values() if d["state"] == "UpToDate"]
+    for d in held:
+        d["state"] = "Consistent"  # not in the meta data: it is still the node's last UpToDate generation
+    if held:
+        r["reconcile_until"] = now + float(st.get("reconcile_s", RECONCILE_SECONDS))
+
+
+def _end_reconcile_hold(st: State, node: str, res: str, now: float) -> None:
+    r = res_state(st, node, res)
+    assert r is not None
+    until = r.get("reconcile_until")
+    if until is None or now < until:
+        return
+    del r["reconcile_until"]
+    for vol, d in r["disks"].items():
+        if d["state"] == "Consistent" and meta_for(st, node, res, vol)["disk"] == "UpToDate":
+            d["state"] = "UpToDate"
 
 
 def _refresh_view(st: State, node: str, res: str) -> None:

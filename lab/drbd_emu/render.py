@@ -512,21 +512,26 @@ def render_status_json(status: Status, *, details: Details = NO_DETAILS) -> str:
 
 
 def promotion_info(r: Resource) -> tuple[bool, int]:
-    """drbdsetup_events2.c compute_promotion_info: (may_promote, promotion_score)."""
+    """drbdsetup_events2.c compute_promotion_info: (may_promote, promotion_score). A device without local
+    UpToDate data may promote through an UpToDate peer (a diskless client: its score is the number of
+    such peers); the peer's UUID_FLAG_STABLE is taken as set (no resync in the model's peer states)."""
     if not r.devices:
         return False, 0
     up_to_date = 0
     all_have_disk = True
+    all_stable = True
     min_replicas = -1
     for d in r.devices:
         if d.quorum is False:
             return False, 0
-        replicas = int(d.disk is DiskState.UP_TO_DATE) + sum(
+        peers = sum(
             1
             for c in r.connections
             for p in c.peer_devices
             if _vol(p.volume) == _vol(d.volume) and p.peer_disk is DiskState.UP_TO_DATE
         )
+        replicas = int(d.disk is DiskState.UP_TO_DATE) + peers
+        all_stable = all_stable and (d.disk is DiskState.UP_TO_DATE or peers > 0)
         if d.disk is DiskState.UP_TO_DATE:
             up_to_date += 1
         elif d.disk not in (DiskState.CONSISTENT, DiskState.INCONSISTENT):
@@ -536,7 +541,7 @@ def promotion_info(r: Resource) -> tuple[bool, int]:
     if min_replicas <= 0:
         return False, 0
     have_primary = r.role is Role.PRIMARY or any(c.peer_role is Role.PRIMARY for c in r.connections)
-    may = not have_primary and up_to_date == len(r.devices)
+    may = not have_primary and all_stable
     return may, int(all_have_disk) * 10000 + min(up_to_date, 99) * 100 + min(min_replicas, 99)
 
 

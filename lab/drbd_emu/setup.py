@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""A two-node emulated DRBD resource for the lab: its drbd.conf, and its state as after the initial full sync.
+"""An emulated DRBD resource for the lab: its drbd.conf (two nodes, or a mesh of up to four with diskless
+clients), and its state as after the initial full sync.
 
 What every lab user of the emulator does before its cluster boots (then `install.lab_hooks(emu_dir, conf)`):
 
@@ -8,7 +9,7 @@ What every lab user of the emulator does before its cluster boots (then `install
     conf.write_text(two_node_conf(net=config.net, minor=9250, fencing="resource-only", handlers={...}))
     initial_sync(emu_dir, conf)   # UpToDate on both nodes, resource down, as the cluster expects to find it
 
-The nodes are node1 and node2 at NET.1 and NET.2 (the lab's addresses), node-ids 0 and 1.
+The nodes are node1, node2, ... at NET.1, NET.2, ... (the lab's addresses), node-ids 0, 1, ...
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from lab.drbd_emu.config import load
 
 NODES = ("node1", "node2")
 
@@ -42,22 +45,56 @@ def two_node_conf(
     handlers: Mapping[str, str] | None = None,
     comment: str = "",
 ) -> str:
-    """drbd.conf text for `res` on node1/node2: protocol C, allow-two-primaries if `dual`, the fencing
-    policy and handlers ({"fence-peer": path, ...}) if given, one volume /dev/drbdMINOR on /dev/lab/RES."""
-    options = ["protocol C;", *(["allow-two-primaries yes;"] if dual else [])]
-    options += [f"fencing {fencing};"] if fencing else []
+    """drbd.conf text for `res` on node1/node2 (see `mesh_conf`)."""
+    return mesh_conf(
+        net=net, minor=minor, res=res, dual=dual, fencing=fencing, handlers=handlers, comment=comment
+    )
+
+
+def mesh_conf(
+    *,
+    net: str,
+    minor: int,
+    res: str = "r0",
+    nodes: Sequence[str] = NODES,
+    clients: Sequence[str] = (),
+    dual: bool = False,
+    fencing: str | None = None,
+    handlers: Mapping[str, str] | None = None,
+    options: Mapping[str, str] | None = None,
+    sections: str = "",
+    comment: str = "",
+) -> str:
+    """drbd.conf text for `res` on `nodes` (node-ids 0.., addresses NET.1..): protocol C, allow-two-primaries
+    if `dual`, the fencing policy and handlers ({"fence-peer": path, ...}) if given, resource `options`
+    ({"quorum": "majority", ...}), one volume /dev/drbdMINOR on /dev/lab/RES; `clients` are intentional
+    diskless nodes (`disk none`). More than two nodes get a `connection-mesh` (UG9: drbdadm adds the
+    connections by itself only for two hosts). `sections`, if given, are the resource's net/options lines as
+    written (a README's block), instead of those made from `dual`, `fencing` and `options`."""
+    net_opts = ["protocol C;", *(["allow-two-primaries yes;"] if dual else [])]
+    net_opts += [f"fencing {fencing};"] if fencing else []
     lines = [f"# {comment}"] if comment else []
-    lines += [f"resource {res} {{", f"  net {{ {' '.join(options)} }}"]
+    lines.append(f"resource {res} {{")
+    if sections:
+        lines += [f"  {line}" for line in sections.strip().splitlines()]
+    else:
+        lines.append(f"  net {{ {' '.join(net_opts)} }}")
+    if options and not sections:
+        lines.append(f"  options {{ {' '.join(f'{k} {v};' for k, v in options.items())} }}")
     if handlers:
         lines += ["  handlers {", *(f'    {name} "{cmd}";' for name, cmd in handlers.items()), "  }"]
     lines.append(f"  volume 0 {{ device /dev/drbd{minor}; disk /dev/lab/{res}; meta-disk internal; }}")
-    lines += [f"  on {n} {{ node-id {i}; address {net}.{i + 1}:7789; }}" for i, n in enumerate(NODES)]
+    for i, n in enumerate(nodes):
+        client = " volume 0 { disk none; }" if n in clients else ""
+        lines.append(f"  on {n} {{ node-id {i}; address {net}.{i + 1}:7789;{client} }}")
+    if len(nodes) > 2:
+        lines.append(f"  connection-mesh {{ hosts {' '.join(nodes)}; }}")
     return "\n".join([*lines, "}"]) + "\n"
 
 
 def initial_sync(emu_dir: Path, conf: Path, res: str = "r0", *, resync_kib_s: float | None = None) -> None:
-    """Fresh emulator state in `emu_dir` with `res` UpToDate on both nodes and down (UG9 "Initial device
-    synchronization": up on both, `primary --force` on one, the full sync, then secondary and down), run on
+    """Fresh emulator state in `emu_dir` with `res` UpToDate on its data nodes and down (UG9 "Initial device
+    synchronization": up on all, `primary --force` on one, the full sync, then secondary and down), run on
     the host with the fakes (no emulator kernel, no /dev/drbdN). `resync_kib_s` sets the resync speed used
     from then on (the initial sync runs at the default speed)."""
     from lab.drbd_emu import engine
@@ -70,18 +107,20 @@ def initial_sync(emu_dir: Path, conf: Path, res: str = "r0", *, resync_kib_s: fl
         env = {**base, "TANDEM_EMU_DIR": str(emu_dir), "TANDEM_EMU_NODE": node, "TANDEM_EMU_DEVICES": ""}
         subprocess.run([str(bindir / prog), *args], env=env, check=True, capture_output=True, timeout=60)
 
-    first, second = NODES
-    host(first, "drbd-emu", "init")
-    for n in NODES:
+    hosts = load(conf)[res].hosts
+    data = [n for n, h in hosts.items() if any(v.disk != "none" for v in h.volumes.values())]
+    host(data[0], "drbd-emu", "init")
+    for n in hosts:
         host(n, "drbdadm", "-c", str(conf), "up", res)
-    host(first, "drbdadm", "-c", str(conf), "primary", "--force", res)
-    host(second, "drbdadm", "-c", str(conf), "wait-sync", res)
-    for n in NODES:
+    host(data[0], "drbdadm", "-c", str(conf), "primary", "--force", res)
+    for n in data[1:]:
+        host(n, "drbdadm", "-c", str(conf), "wait-sync", res)
+    for n in hosts:
         host(n, "drbdadm", "-c", str(conf), "secondary", res)
         host(n, "drbdadm", "-c", str(conf), "down", res)
     with engine.Store(emu_dir).locked() as st:
-        one, two = (engine.meta_for(st, n, res, "0") for n in NODES)
-        if not (one["disk"] == two["disk"] == "UpToDate" and one["tag"] == two["tag"]):
-            raise RuntimeError(f"the emulated initial sync of {res} did not complete: {one} / {two}")
+        metas = [engine.meta_for(st, n, res, "0") for n in data]
+        if any(m["disk"] != "UpToDate" or m["tag"] != metas[0]["tag"] for m in metas):
+            raise RuntimeError(f"the emulated initial sync of {res} did not complete: {metas}")
         if resync_kib_s is not None:
             st["resync_kib_s"] = resync_kib_s

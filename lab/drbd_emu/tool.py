@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """`drbd-emu`: the emulator's control tool, for the lab's fault hooks and for tests.
 
-    drbd-emu init [--mode 9|8.4] [--resync-kib-s N]   fresh state (wipes the directory's state.json)
+    drbd-emu init [--mode 9|8.4] [--resync-kib-s N] [--kernel 9.2.19]
+                                                      fresh state (wipes the directory's state.json); 9.2.19
+                                                      holds a primary-loss survivor at Consistent
     drbd-emu kernel                                   the per-node kernel loop (run inside the node)
     drbd-emu write RES [VOL] [COUNT]                  COUNT 4 KiB writes on this node's Primary (generation +1
                                                       each): through /dev/drbdN with a data plane, else
@@ -218,6 +220,8 @@ def main(argv: list[str]) -> int:
                 st.update(engine.new_state(mode))
                 if "--resync-kib-s" in args:
                     st["resync_kib_s"] = float(args[args.index("--resync-kib-s") + 1])
+                if "--kernel" in args:
+                    st["kernel"] = args[args.index("--kernel") + 1]
             return 0
         if cmd == "kernel":
             kernel(node)

@@ -31,7 +31,6 @@ from tandem.drbd.model import (
     Status,
 )
 
-VERSION_9 = "9.2.12"
 VERSION_84 = "8.4.11"
 
 
@@ -76,9 +75,9 @@ def resource_view(
             repl = ReplState(c["repl"].get(vol, "Off"))
             pdisk = DiskState(c["peer_disk"].get(vol, "DUnknown"))
             done = engine.resync_done(st, res, vol, node, peer) if repl.resyncing else None
-            pds.append(
-                PeerDevice(v, repl, pdisk, done=done, peer_client=c.get("peer_client", {}).get(vol, False))
-            )
+            # the kernel knows a client peer from the config (bitmap=no), connected or not
+            client = c.get("peer_intentional_diskless", c.get("peer_client", {}).get(vol, False))
+            pds.append(PeerDevice(v, repl, pdisk, done=done, peer_client=client))
             stats = PeerDeviceStats()
             if done is not None:
                 total = engine.DEFAULT_SIZE_KIB
@@ -124,7 +123,7 @@ def node_view(
         dev_x.update(v[1]["devices"])
         con_x.update(v[1]["connections"])
         pd_x.update(v[1]["peer_devices"])
-    version = VERSION_84 if st.get("mode") == "8.4" else VERSION_9
+    version = VERSION_84 if st.get("mode") == "8.4" else kernel_version(st)
     details = Details(
         devices=dev_x,
         connections=con_x,
@@ -135,10 +134,14 @@ def node_view(
     return Status("status", version, tuple(resources)), details
 
 
+def kernel_version(st: engine.State) -> str:
+    return str(st.get("kernel", engine.KERNEL_9))
+
+
 def proc_version(st: engine.State) -> str:
     if st.get("mode") == "8.4":
         return f"version: {VERSION_84} (api:1/proto:86-101)"
-    return f"version: {VERSION_9} (api:2/proto:86-121)"
+    return f"version: {kernel_version(st)} (api:2/proto:86-121)"
 
 
 def proc_text(st: engine.State, node: str, configs: dict[str, ResourceConfig]) -> str:
@@ -149,4 +152,4 @@ def proc_text(st: engine.State, node: str, configs: dict[str, ResourceConfig]) -
         status, details = node_view(st, node, configs)
         return render_proc(status, details=details)
     build = "GIT-hash: 0000000000000000000000000000000000000000 build by emulator, 2026-01-01 00:00:00"
-    return f"{proc_version(st)}\n{build}\nTransports (api:21): tcp ({VERSION_9})\n"
+    return f"{proc_version(st)}\n{build}\nTransports (api:21): tcp ({kernel_version(st)})\n"

@@ -796,6 +796,37 @@ def make_trio(root: Path, *, dual: bool = False) -> Emu:
     return e
 
 
+def test_a_survivor_held_at_consistent_by_drbd_9_2_19_keeps_its_score_and_is_promoted(tmp_path: Path) -> None:
+    """9.2.19 (the emulator with `--kernel 9.2.19`): bob loses the Primary alice (a cut, not a demote) and
+    DRBD holds it at Consistent while it reconciles with charlie; its score stays, and promote waits for
+    UpToDate instead of failing with 17."""
+    if not (EMU_BIN / "drbdadm").exists():
+        pytest.fail("the DRBD emulator (lab/drbd_emu/bin) is missing")
+    e = Emu(tmp_path)
+    e.emu("init", "--kernel", "9.2.19")
+    e.conf.write_text(TRIO_CONF.format(net=""))
+    e.base["OCF_RESKEY_CRM_meta_clone_max"] = "3"
+    e.uptodate_pair()
+    try:
+        for node in TRIO:
+            assert e.agent(node, "start").rc == 0
+        assert e.agent("alice", "promote").rc == 0
+        assert e.agent("bob", "monitor").rc == 0 and e.score("bob") == "10000"
+        e.emu("cut", "alice", "charlie")  # first: cut from bob alone, alice would outdate it through charlie
+        e.emu("cut", "alice", "bob")
+        raw = e.raw("bob")
+        assert raw is not None and raw["disks"]["0"]["state"] == "Consistent"
+        assert e.agent("bob", "monitor").rc == 190  # degraded: alice is gone (report_degraded here)
+        assert e.score("bob") == "10000"  # kept while reconciling
+        run = e.agent("bob", "promote", OCF_RESKEY_CRM_meta_timeout="90000")  # the README's promote timeout
+        assert run.rc == 0, run.reason
+        raw = e.raw("bob")
+        assert raw is not None and raw["role"] == "Primary" and raw["disks"]["0"]["state"] == "UpToDate"
+    finally:
+        e.emu("heal", "alice", "bob")
+        down_all(e)
+
+
 def down_all(e: Emu) -> None:
     for node in TRIO:
         e.tool(node, "drbd-emu", "close", "r0")

@@ -451,3 +451,15 @@ def test_rejudge_recomputes_verdicts_from_kept_histories_and_drops_runs_without(
     assert rejudge(tmp_path) == (1, 1)
     (again,) = report.load(tmp_path / "runs.jsonl")
     assert (again["run"], again["violations"], again["recovery_s"]) == ("tandem-1", [], 0.0)
+
+
+def test_three_nodes_run_the_readmes_tiebreaker_cluster() -> None:
+    from lab.campaign.cli import parser
+    from lab.campaign.runner import OursTiebreakerCluster, cluster_class, crm_for
+    from lab.scenarios import CRM_3NODE
+
+    assert parser().parse_args(["--nodes", "3"]).nodes == 3
+    assert cluster_class("tandem", 3) is OursTiebreakerCluster is cluster_class("anchors", 3)
+    assert OursTiebreakerCluster.node_count == 3
+    assert crm_for("tandem", 3) == CRM_3NODE.read_text()
+    assert "clone-max=3" in crm_for("anchors", 3) and "ocf:linbit:drbd" in crm_for("anchors", 3)

@@ -29,6 +29,12 @@ def test_vm_crm_block_is_the_labs_configuration() -> None:
     assert block(README.read_text(), "crm-config") == (TOP / "lab" / "config" / "crm.txt").read_text()
 
 
+def test_three_node_blocks_are_the_labs_configuration() -> None:
+    text = README.read_text()
+    assert block(text, "drbd-3node") == (TOP / "lab" / "config" / "drbd-3node.txt").read_text()
+    assert block(text, "crm-config-3node") == (TOP / "lab" / "config" / "crm-3node.txt").read_text()
+
+
 def test_pcs_block_is_the_labs_script() -> None:
     match = re.search(
         r"<!-- pcs-config -->\n```sh\n(.*?)```\n<!-- /pcs-config -->", README.read_text(), re.DOTALL
@@ -40,7 +46,7 @@ def test_pcs_block_is_the_labs_script() -> None:
 def test_drbd_timeouts_exceed_the_fence_peer_handlers() -> None:
     """DRBD's rule: monitor and promote timeouts above the fence-peer handler's, in every README block."""
     text = README.read_text()
-    for name in ("crm-drbd", "crm-config", "pcs-config"):
+    for name in ("crm-drbd", "crm-config", "pcs-config", "crm-config-3node"):
         body = text.split(f"<!-- {name} -->", 1)[1].split(f"<!-- /{name} -->", 1)[0]
         drbd = body.split("ocf:tandem:drbd", 1)[1].split("ocf:tandem:domain", 1)[0]
         ops = re.findall(r"\b(monitor|promote)\b[^\\]*?timeout=(\d+)s", drbd)

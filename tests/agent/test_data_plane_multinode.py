@@ -1,0 +1,204 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Three emulated nodes with their data planes: alice and bob hold copies, charlie is an intentional diskless
+client (`disk none`) whose /dev/drbdN reads and writes through them. Checked on the copies themselves: a
+client Primary's writes land on both data nodes and never on charlie; reads come from a peer; a data node it
+can not reach catches up by resync of exactly what it missed; with no data node left the I/O is suspended
+or fails at once, as on-no-data-accessible says; and `drbdadm primary` refusals print the kernel's line.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tandem.drbd.model import ConnState, DiskState, Role
+from tests.agent.test_data_plane import copy_of, read_device, write
+from tests.agent.test_emu_cli import Cluster, up_all
+
+NET = "127.0.98"
+
+
+def trio_conf(c: Cluster, *, on_no_data: str) -> str:
+    client = {"charlie": " volume 0 { disk none; }"}
+    hosts = "\n".join(
+        f"  on {n} {{ node-id {i}; address {NET}.{i + 1}:7789;{client.get(n, '')} }}"
+        for i, n in enumerate(c.nodes)
+    )
+    return f"""# three nodes, charlie a diskless client
+resource r0 {{
+  net {{ protocol C; fencing dont-care; }}
+  options {{ quorum majority; on-no-quorum suspend-io; on-no-data-accessible {on_no_data}; }}
+  volume 0 {{ device /dev/drbd{c.minor}; disk /dev/emu/r0-0; meta-disk internal; }}
+{hosts}
+  connection-mesh {{ hosts {" ".join(c.nodes)}; }}
+}}
+"""
+
+
+def start(tmp_path: Path, on_no_data: str) -> Cluster:
+    if os.geteuid() != 0:
+        pytest.fail("the agent tier needs root (mount namespaces, FUSE, loop devices)")
+    c = Cluster(tmp_path, ["alice", "bob", "charlie"], net=NET)
+    c.conf.write_text(trio_conf(c, on_no_data=on_no_data))
+    c.start_namespaces()
+    up_all(c)
+    assert c.adm("alice", "primary", "--force", "r0").returncode == 0
+    c.wait(lambda: c.status("bob").devices[0].disk is DiskState.UP_TO_DATE)
+    assert c.adm("alice", "secondary", "r0").returncode == 0
+    r = c.adm("charlie", "primary", "r0")
+    assert r.returncode == 0, r.stderr
+    return c
+
+
+@pytest.fixture
+def trio(tmp_path: Path) -> Iterator[Cluster]:
+    c = start(tmp_path, "io-error")
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def test_a_client_primary_writes_to_both_copies_and_never_locally(trio: Cluster) -> None:
+    blocks = write(trio, "charlie", 3)
+    for b in blocks:
+        theirs = copy_of(trio, "alice", b)
+        assert theirs.startswith(b"charlie gen ") and copy_of(trio, "bob", b) == theirs
+        assert copy_of(trio, "charlie", b).strip(b"\0") == b""
+        assert read_device(trio, "charlie", b) == theirs
+
+
+def test_a_data_node_the_client_can_not_reach_catches_up_by_resync(trio: Cluster) -> None:
+    trio.emu("charlie", "cut", "charlie", "alice")
+    trio.wait(lambda: trio.status("alice").devices[0].disk is DiskState.OUTDATED)
+    missed = write(trio, "charlie", 4)
+    for b in missed:
+        assert copy_of(trio, "bob", b).startswith(b"charlie gen ") and copy_of(trio, "alice", b) != copy_of(
+            trio, "bob", b
+        )
+    assert read_device(trio, "charlie", missed[0]) == copy_of(trio, "bob", missed[0])
+    trio.emu("charlie", "heal", "charlie", "alice")
+    trio.wait(lambda: trio.status("alice").devices[0].disk is DiskState.UP_TO_DATE)
+    for b in missed:
+        assert copy_of(trio, "alice", b) == copy_of(trio, "bob", b)
+
+
+def test_with_no_data_node_left_io_fails_at_once_under_io_error(trio: Cluster) -> None:
+    """The default on-no-data-accessible io-error wins over on-no-quorum suspend-io (DK cached_err_io)."""
+    for peer in ("alice", "bob"):
+        trio.emu("charlie", "cut", "charlie", peer)
+    trio.wait(lambda: trio.status("charlie").devices[0].quorum is False)
+    assert trio.status("charlie").suspended == ("quorum",)
+    device = f"of=/dev/drbd{trio.minor}"
+    t = time.monotonic()
+    r = trio.run("charlie", "dd", "if=/dev/zero", device, "bs=4096", "count=1", "oflag=direct")
+    assert r.returncode != 0 and "Input/output error" in r.stderr and time.monotonic() - t < 10
+
+
+def test_with_no_data_node_left_io_waits_under_suspend_io(tmp_path: Path) -> None:
+    """on-no-data-accessible suspend-io: the write waits (suspended:no-data,quorum) and completes, on the
+    copies, once a data node is back."""
+    c = start(tmp_path, "suspend-io")
+    try:
+        for peer in ("alice", "bob"):
+            c.emu("charlie", "cut", "charlie", peer)
+        c.wait(lambda: c.status("charlie").suspended == ("no-data", "quorum"))
+        block = 200
+        args = [
+            "if=/dev/urandom",
+            f"of=/dev/drbd{c.minor}",
+            "bs=4096",
+            "count=1",
+            f"seek={block}",
+            "oflag=direct",
+        ]
+        prefix = ["nsenter", "-t", str(c.holders["charlie"].pid), "-m", "--"]
+        dd = subprocess.Popen([*prefix, "dd", *args], env=c.env("charlie"), stderr=subprocess.PIPE)
+        time.sleep(2)
+        assert dd.poll() is None  # held, not failed
+        c.emu("charlie", "heal", "charlie", "bob")
+        assert dd.wait(timeout=30) == 0
+        assert c.status("charlie").suspended == ()
+        assert copy_of(c, "bob", block).strip(b"\0") != b""
+    finally:
+        c.close()
+
+
+def test_primary_refusals_print_the_kernel_line(trio: Cluster) -> None:
+    """drbdsetup print_config_error with the kernel's info line (DK is_valid_state): a client whose only
+    UpToDate peer lost quorum → exit 11 and "no UpToDate peer with quorum"; without any UpToDate peer → 17."""
+    assert trio.adm("charlie", "secondary", "r0").returncode == 0
+    for a, b in (("bob", "alice"), ("bob", "charlie"), ("charlie", "alice")):
+        trio.emu("charlie", "cut", a, b)
+    trio.wait(lambda: trio.status("bob").devices[0].quorum is False)
+    trio.emu("charlie", "heal", "charlie", "bob")  # bob can not regain quorum through the client
+    trio.wait(lambda: any(c.connection is ConnState.CONNECTED for c in trio.status("charlie").connections))
+    r = trio.adm("charlie", "primary", "r0")
+    refusal = "r0: State change failed: (-25) No quorum\nadditional info from kernel:\n"
+    assert r.returncode == 11 and r.stderr.startswith(refusal + "no UpToDate peer with quorum\n"), r.stderr
+    trio.emu("charlie", "cut", "charlie", "bob")
+    trio.wait(
+        lambda: all(c.connection is not ConnState.CONNECTED for c in trio.status("charlie").connections)
+    )
+    r = trio.adm("charlie", "primary", "r0")
+    assert r.returncode == 17 and "(-2) Need access to UpToDate data" in r.stderr
+    assert trio.status("charlie").role is Role.SECONDARY
+
+
+RA = Path("/usr/lib/ocf/resource.d/linbit/drbd")
+
+
+@pytest.mark.skipif(not RA.exists(), reason="drbd-utils not installed (run ./run setup)")
+def test_the_anchor_on_three_nodes_with_a_client(tmp_path: Path) -> None:
+    """ocf:linbit:drbd (Debian drbd-utils 9.22) on the same three nodes: it refuses a dual-primary clone of
+    three (rc 6: "not even two primaries plus one-or-more-secondaries"), so it can not live-migrate onto the
+    client; single-primary it runs, scores the client 9999 while both data nodes are UpToDate, and keeps that
+    score when the client has lost quorum but still sees an UpToDate peer (research §4: quorum:no is read
+    for diskful devices only), where a promotion fails with DRBD's exit 11."""
+    c = start(tmp_path, "io-error")
+    try:
+        assert c.adm("charlie", "secondary", "r0").returncode == 0
+        for n in c.nodes:
+            assert c.adm(n, "down", "r0").returncode == 0
+        ocf = {
+            "OCF_ROOT": "/usr/lib/ocf",
+            "OCF_RESOURCE_INSTANCE": "drbd_r0",
+            "OCF_RESKEY_drbd_resource": "r0",
+            "OCF_RESKEY_drbdconf": str(c.conf),
+            "OCF_RESKEY_CRM_meta_notify": "true",
+            "OCF_RESKEY_CRM_meta_clone_max": "3",
+            "OCF_RESKEY_CRM_meta_clone_node_max": "1",
+            "OCF_RESKEY_CRM_meta_master_max": "2",
+            "OCF_RESKEY_CRM_meta_master_node_max": "1",
+            "OCF_RESKEY_CRM_meta_timeout": "20000",
+        }
+
+        def ra(node: str, action: str, **extra: str) -> int:
+            return c.run(node, str(RA), action, env={**ocf, **extra}).returncode
+
+        assert ra("alice", "start") == 6
+        ocf["OCF_RESKEY_CRM_meta_master_max"] = "1"
+        for n in c.nodes:
+            assert ra(n, "start") == 0, n
+        c.wait(lambda: c.status("charlie").devices[0].quorum is not False)
+        assert ra("charlie", "monitor", OCF_RESKEY_CRM_meta_interval="20000") == 0
+        assert (c.dir / "score.charlie").read_text().strip() == "9999"
+        for a, b in (("bob", "alice"), ("bob", "charlie"), ("charlie", "alice")):
+            c.emu("charlie", "cut", a, b)
+        c.wait(lambda: c.status("bob").devices[0].quorum is False)
+        c.emu("charlie", "heal", "charlie", "bob")  # an UpToDate peer, without quorum
+        c.wait(lambda: any(x.connection is ConnState.CONNECTED for x in c.status("charlie").connections))
+        assert c.status("charlie").devices[0].quorum is False
+        assert ra("charlie", "monitor", OCF_RESKEY_CRM_meta_interval="20000") == 0
+        assert (c.dir / "score.charlie").read_text().strip() != ""  # linbit keeps a score here
+        r = c.adm("charlie", "primary", "r0")
+        assert r.returncode == 11 and "No quorum" in r.stderr
+        for n in c.nodes:
+            ra(n, "stop")
+    finally:
+        c.close()

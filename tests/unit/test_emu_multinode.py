@@ -1,0 +1,386 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""DRBD 9 beyond two nodes in the emulator engine: quorum with diskless tiebreakers, the I/O policies when
+quorum or data is lost, a diskless Primary's I/O, and 9.2.19's Consistent hold after a Primary loss.
+
+Each test names the kernel rule it reproduces (LINBIT/drbd drbd-9.2 `drbd/drbd_state.c`, 9.2.19, and
+../shared/research/drbd9-multinode.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from lab.drbd_emu import config, engine
+
+ADDRESSES = {"alice": 1, "bob": 2, "charlie": 3, "carol": 3, "dave": 4}
+
+
+def make_cfg(
+    diskful: tuple[str, ...] = ("alice", "bob"),
+    clients: tuple[str, ...] = ("charlie",),
+    *,
+    quorum: str = "majority",
+    on_no_quorum: str = "suspend-io",
+    on_no_data: str | None = None,
+    atp: str = "no",
+) -> config.ResourceConfig:
+    """A full-mesh resource: `diskful` nodes with a disk, `clients` with `disk none` (UG9 connection-mesh)."""
+    nodes = (*diskful, *clients)
+    no_data = f" on-no-data-accessible {on_no_data};" if on_no_data else ""
+    hosts = "\n".join(
+        f"  on {n} {{ node-id {i}; address 10.0.0.{ADDRESSES[n]}:7789;"
+        + (" volume 0 { disk none; }" if n in clients else "")
+        + " }"
+        for i, n in enumerate(nodes)
+    )
+    text = f"""
+resource r0 {{
+  net {{ protocol C; fencing dont-care; allow-two-primaries {atp}; }}
+  options {{ quorum {quorum}; on-no-quorum {on_no_quorum};{no_data} }}
+  volume 0 {{ device minor 7; disk /dev/vg/r0; meta-disk internal; }}
+{hosts}
+  connection-mesh {{ hosts {" ".join(nodes)}; }}
+}}
+"""
+    with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+        f.write(text)
+    try:
+        return config.load(f.name)["r0"]
+    finally:
+        Path(f.name).unlink()
+
+
+def cluster(cfg: config.ResourceConfig, primary: str | None = None) -> dict[str, Any]:
+    """Every node up and connected, the data nodes UpToDate after their initial sync (UG9), optionally
+    one Primary."""
+    s = engine.new_state()
+    for n in cfg.hosts:
+        s["nodes"].setdefault(n, {})["r0"] = engine.new_resource(cfg, n)
+        engine.attach(s, n, "r0")
+        engine.connect(s, cfg, n, "r0")
+    engine.settle(s, 0.0)
+    first = next(n for n, h in cfg.hosts.items() if h.volumes[0].disk != "none")
+    engine.primary(s, cfg, first, "r0", 0.0, force=True)
+    engine.become_primary(s, first, "r0")
+    engine.settle(s, 0.0)
+    engine.settle(s, 3600.0)
+    engine.secondary(s, first, "r0", 3600.0)
+    engine.settle(s, 3600.0)
+    if primary is not None:
+        assert engine.primary(s, cfg, primary, "r0", 3600.0) == []
+        engine.become_primary(s, primary, "r0")
+        engine.settle(s, 3600.0)
+    return s
+
+
+def res(s: dict[str, Any], node: str) -> dict[str, Any]:
+    r = engine.res_state(s, node, "r0")
+    assert r is not None
+    return r
+
+
+def link(s: dict[str, Any], a: str, b: str, *, cut: bool, t: float = 4000.0) -> None:
+    s["links"][engine.link_key(a, b)] = {"cut": cut}
+    engine.settle(s, t)
+
+
+def isolate(s: dict[str, Any], node: str, t: float = 4000.0) -> None:
+    for peer in res(s, node)["conns"]:
+        link(s, node, peer, cut=True, t=t)
+
+
+def quorate(s: dict[str, Any]) -> dict[str, bool]:
+    return {n: engine.has_quorum(s, n, "r0") for n in s["nodes"]}
+
+
+def test_a_diskless_tiebreaker_keeps_quorum_on_both_sides_of_a_cut_between_the_data_nodes() -> None:
+    """calc_quorum: 2 voters, each side one short, a majority of the diskless nodes connected and quorum
+    before → "using tiebreaker logic to keep". The data node that reaches the Primary only through the
+    tiebreaker outdates itself (twopc_after_lost_peer), so it can not promote."""
+    cfg = make_cfg()
+    s = cluster(cfg, primary="alice")
+    link(s, "alice", "bob", cut=True)
+    assert quorate(s) == {"alice": True, "bob": True, "charlie": True}
+    assert res(s, "bob")["disks"]["0"]["state"] == "Outdated"
+    with pytest.raises(engine.StateError) as e:
+        engine.primary(s, cfg, "bob", "r0", 4000.0)
+    assert e.value.exit_code == 17
+    engine.write(s, "alice", "r0", "0", 4001.0)
+    link(s, "alice", "bob", cut=False, t=4002.0)
+    assert res(s, "bob")["conns"]["alice"]["repl"]["0"] == "SyncTarget"  # it resyncs what it missed
+
+
+def test_the_tiebreaker_is_sticky_a_node_never_regains_quorum_through_a_diskless_node() -> None:
+    """UG9 "Using a diskless node as a tiebreaker" and calc_quorum's `device->quorum[NOW]`: alice alone
+    loses quorum; connecting to charlie alone does not give it back; connecting to bob does."""
+    cfg = make_cfg()
+    s = cluster(cfg)
+    isolate(s, "alice")
+    assert quorate(s) == {"alice": False, "bob": True, "charlie": True}
+    link(s, "alice", "charlie", cut=False, t=4001.0)
+    assert not engine.has_quorum(s, "alice", "r0")
+    link(s, "alice", "bob", cut=False, t=4002.0)
+    assert engine.has_quorum(s, "alice", "r0")
+
+
+def test_a_client_takes_quorum_from_a_quorate_uptodate_peer_and_says_why_not() -> None:
+    """__calc_quorum_no_disk: quorate_peers (DK a69243e3); the refusal's kernel line for a node without a
+    disk is "no UpToDate peer with quorum", for a data node "<n> of <m> nodes visible"."""
+    cfg = make_cfg()
+    s = cluster(cfg)
+    link(s, "charlie", "alice", cut=True)
+    assert engine.has_quorum(s, "charlie", "r0")  # bob has quorum (with alice)
+    isolate(s, "bob", t=4001.0)  # now everybody is alone
+    assert quorate(s) == {"alice": False, "bob": False, "charlie": False}
+    link(s, "bob", "charlie", cut=False, t=4002.0)  # an UpToDate peer, but without quorum
+    assert not engine.has_quorum(s, "charlie", "r0")
+    with pytest.raises(engine.StateError) as e:
+        engine.primary(s, cfg, "charlie", "r0", 4003.0)
+    assert (e.value.code, e.value.exit_code, e.value.info) == (-25, 11, "no UpToDate peer with quorum")
+    with pytest.raises(engine.StateError) as e:
+        engine.primary(s, cfg, "bob", "r0", 4003.0)
+    assert e.value.info == "1 of 2 nodes visible, need 2 for quorum"
+
+
+def test_a_client_without_an_uptodate_peer_is_refused_with_17() -> None:
+    """is_valid_state: no data accessible → SS_NO_UP_TO_DATE_DISK, checked before quorum (exit 17)."""
+    cfg = make_cfg(quorum="off")
+    s = cluster(cfg)
+    isolate(s, "charlie")
+    with pytest.raises(engine.StateError) as e:
+        engine.primary(s, cfg, "charlie", "r0", 4001.0)
+    assert (e.value.code, e.value.exit_code) == (-2, 17)
+
+
+@pytest.mark.parametrize(
+    ("on_no_data", "on_no_quorum", "suspended", "error"),
+    [
+        ("suspend-io", "suspend-io", ["no-data", "quorum"], None),
+        (None, "suspend-io", ["quorum"], "IO ERROR: neither local nor remote data"),
+        ("suspend-io", "io-error", ["no-data"], "no quorum: I/O error"),
+        (None, "io-error", [], "no quorum: I/O error"),
+    ],
+)
+def test_a_diskless_primary_that_loses_every_data_peer(
+    on_no_data: str | None, on_no_quorum: str, suspended: list[str], error: str | None
+) -> None:
+    """A client Primary writes through its UpToDate peers; with none left it is suspended (`no-data`,
+    `quorum`, in drbdsetup's order) or fails I/O at once: cached_err_io wins over suspension, and
+    on-no-data-accessible defaults to io-error."""
+    cfg = make_cfg(on_no_data=on_no_data, on_no_quorum=on_no_quorum)
+    s = cluster(cfg, primary="charlie")
+    before = engine.meta_for(s, "bob", "r0", "0")["gen"]
+    plan = engine.plan_write(s, "charlie", "r0", "0", 4000.0, [1])
+    assert (plan["local"], sorted(plan["peers"])) == (False, ["alice", "bob"])
+    engine.write(s, "charlie", "r0", "0", 4000.0)
+    assert engine.meta_for(s, "alice", "r0", "0")["gen"] > before
+    link(s, "charlie", "alice", cut=True)
+    assert engine.plan_read(s, "charlie", "r0", "0", 4001.0) == "bob"
+    link(s, "charlie", "bob", cut=True, t=4002.0)
+    assert res(s, "charlie")["suspended"] == suspended
+    with pytest.raises(engine.StateError) as e:
+        engine.plan_write(s, "charlie", "r0", "0", 4003.0, [2])
+    if error is None:
+        assert isinstance(e.value, engine.Suspended)
+    else:
+        assert not isinstance(e.value, engine.Suspended) and e.value.message == error
+    link(s, "charlie", "bob", cut=False, t=4004.0)
+    assert res(s, "charlie")["suspended"] == []  # data and quorum (from bob) are back
+    engine.plan_write(s, "charlie", "r0", "0", 4005.0, [2])
+
+
+def test_a_secondary_without_quorum_is_suspended_too() -> None:
+    """DK: susp_quorum follows the resource's quorum whatever the role (research §2)."""
+    cfg = make_cfg(("alice", "bob", "carol"), ())
+    s = cluster(cfg)
+    isolate(s, "carol")
+    assert res(s, "carol")["suspended"] == ["quorum"] and res(s, "alice")["suspended"] == []
+
+
+def test_last_man_standing_after_graceful_leaves() -> None:
+    """UG9 "Last man standing": peers that left gracefully (known Outdated) leave the voters; a crashed one
+    stays a voter."""
+    cfg = make_cfg(("alice", "bob", "carol"), ())
+    s = cluster(cfg, primary="alice")
+    engine.down(s, "carol", "r0", 4000.0)
+    engine.down(s, "bob", "r0", 4001.0)
+    assert engine.has_quorum(s, "alice", "r0")
+    s = cluster(cfg, primary="alice")
+    engine.power_loss(s, "carol", 4000.0)
+    engine.power_loss(s, "bob", 4001.0)
+    assert not engine.has_quorum(s, "alice", "r0") and res(s, "alice")["suspended"] == ["quorum"]
+
+
+@pytest.mark.parametrize("kernel", ["9.2.12", "9.2.19"])
+def test_a_primary_loss_survivor_is_held_at_consistent_on_9_2_19(kernel: str) -> None:
+    """9.2.19 ChangeLog "Hold a primary-loss survivor at Consistent until it reconciles with the surviving
+    peers" (sanitize_state, maybe_crashed_primary): a crash of the Primary, not a graceful demote."""
+    cfg = make_cfg(("alice", "bob", "carol"), ())
+    s = cluster(cfg, primary="alice")
+    s["kernel"] = kernel
+    engine.power_loss(s, "alice", 4000.0)
+    held = "Consistent" if kernel == "9.2.19" else "UpToDate"
+    assert [res(s, n)["disks"]["0"]["state"] for n in ("bob", "carol")] == [held, held]
+    if kernel == "9.2.19":
+        with pytest.raises(engine.StateError) as e:
+            engine.primary(s, cfg, "bob", "r0", 4000.5)
+        assert e.value.exit_code == 17
+    engine.settle(s, 4000.0 + engine.RECONCILE_SECONDS)
+    assert [res(s, n)["disks"]["0"]["state"] for n in ("bob", "carol")] == ["UpToDate", "UpToDate"]
+    assert engine.primary(s, cfg, "bob", "r0", 4001.0 + engine.RECONCILE_SECONDS) == []
+    s = cluster(cfg, primary="alice")
+    s["kernel"] = "9.2.19"
+    engine.secondary(s, "alice", "r0", 4000.0)
+    engine.down(s, "alice", "r0", 4000.0)
+    assert res(s, "bob")["disks"]["0"]["state"] == "UpToDate"
+
+
+def test_quorum_all_and_a_number() -> None:
+    """calc_quorum_at: `all` needs every voter, a number that many."""
+    s = cluster(make_cfg(("alice", "bob", "carol"), (), quorum="all"))
+    link(s, "alice", "bob", cut=True)
+    assert quorate(s) == {"alice": False, "bob": False, "carol": True}
+    s = cluster(make_cfg(("alice", "bob", "carol", "dave"), (), quorum="2"))
+    link(s, "alice", "bob", cut=True)
+    link(s, "alice", "carol", cut=True)
+    link(s, "alice", "dave", cut=True)
+    assert quorate(s) == {"alice": False, "bob": True, "carol": True, "dave": True}
+
+
+NODES_T1 = ("alice", "bob", "charlie")
+LINKS = [("alice", "bob"), ("alice", "charlie"), ("bob", "charlie")]
+
+
+class QuorumMachine(RuleBasedStateMachine):
+    """Any cuts, heals, crashes, returns, promotions and writes on 2 data nodes + a diskless tiebreaker
+    (quorum majority, no fencing): Primaries that can write are always within one partition, so quorum
+    alone prevents a split brain; and a returning data node never claims UpToDate while it lacks writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cfg = make_cfg()
+        self.s = cluster(self.cfg)
+        self.t = 4000.0
+
+    def step(self) -> None:
+        self.t += 1.0
+        engine.settle(self.s, self.t)
+
+    @rule(pair=st.sampled_from(LINKS), cut=st.booleans())
+    def cut_or_heal(self, pair: tuple[str, str], cut: bool) -> None:
+        self.s["links"][engine.link_key(*pair)] = {"cut": cut}
+        self.step()
+
+    @rule(node=st.sampled_from(NODES_T1))
+    def crash(self, node: str) -> None:
+        engine.power_loss(self.s, node, self.t)
+        self.step()
+
+    @rule(node=st.sampled_from(NODES_T1))
+    def back(self, node: str) -> None:
+        if engine.res_state(self.s, node, "r0") is None:
+            self.s["nodes"].setdefault(node, {})["r0"] = engine.new_resource(self.cfg, node)
+            engine.attach(self.s, node, "r0")
+            engine.connect(self.s, self.cfg, node, "r0")
+        self.step()
+
+    @rule(node=st.sampled_from(NODES_T1))
+    def promote(self, node: str) -> None:
+        if engine.res_state(self.s, node, "r0") is None:
+            return
+        try:
+            engine.primary(self.s, self.cfg, node, "r0", self.t)
+            engine.become_primary(self.s, node, "r0")
+        except engine.StateError:
+            pass
+        self.step()
+
+    @rule(node=st.sampled_from(NODES_T1))
+    def demote(self, node: str) -> None:
+        if engine.res_state(self.s, node, "r0") is not None:
+            engine.secondary(self.s, node, "r0", self.t)
+        self.step()
+
+    @rule(node=st.sampled_from(NODES_T1))
+    def write(self, node: str) -> None:
+        with contextlib.suppress(engine.StateError):
+            engine.write(self.s, node, "r0", "0", self.t)
+        self.step()
+
+    @invariant()
+    def writers_share_one_partition(self) -> None:
+        writers = [
+            n
+            for n, rs in self.s["nodes"].items()
+            if rs["r0"]["role"] == "Primary"
+            and engine.io_failure(self.s, n, "r0") is None
+            and not rs["r0"]["suspended"]
+        ]
+        for w in writers:
+            assert set(writers) <= engine.reachable(self.s, "r0", w)
+
+    @invariant()
+    def no_uptodate_copy_misses_a_write(self) -> None:
+        """Two connected UpToDate data nodes not resyncing hold the same generation (LINBIT/drbd#145)."""
+        for a, b in (("alice", "bob"),):
+            ra, rb = engine.res_state(self.s, a, "r0"), engine.res_state(self.s, b, "r0")
+            if ra is None or rb is None or not engine.connected(self.s, "r0", a, b):
+                continue
+            if ra["disks"]["0"]["state"] == rb["disks"]["0"]["state"] == "UpToDate":
+                ma, mb = (engine.meta_for(self.s, n, "r0", "0") for n in (a, b))
+                assert ma["tag"] == mb["tag"] and not ma["oos"].get(b) and not mb["oos"].get(a)
+
+
+QuorumMachine.TestCase.settings = settings(max_examples=80, stateful_step_count=30, deadline=None)
+TestQuorum = QuorumMachine.TestCase
+
+
+def resync_to(s: dict[str, Any], target: str) -> dict[str, Any]:
+    return next(rs for k, rs in s.get("resyncs", {}).items() if k.endswith(f"/{target}"))
+
+
+def test_a_data_node_cut_from_a_client_primary_catches_up_from_the_other() -> None:
+    """The far-away data node is Outdated while the client writes to the other; the receiver's bitmap holds
+    what it missed, and once the client reaches it again exactly those blocks resync (never UpToDate with
+    writes missing: the LINBIT/drbd#145 class of bug)."""
+    cfg = make_cfg()
+    s = cluster(cfg, primary="charlie")
+    link(s, "charlie", "alice", cut=True)
+    assert res(s, "alice")["disks"]["0"]["state"] == "Outdated"
+    for block in (5, 9):
+        plan = engine.plan_write(s, "charlie", "r0", "0", 4001.0, [block])
+        assert plan["peers"] == ["bob"]
+        engine.delivered(s, "charlie", "bob", "r0", "0", plan["gen"], plan["tag"])
+    assert engine.meta_for(s, "bob", "r0", "0")["oos"] == {"alice": [5, 9]}
+    link(s, "charlie", "alice", cut=False, t=4002.0)
+    assert res(s, "alice")["disks"]["0"]["state"] == "Inconsistent"
+    assert resync_to(s, "alice")["blocks"] == [5, 9]
+    engine.settle(s, 4100.0)
+    ma, mb = (engine.meta_for(s, n, "r0", "0") for n in ("alice", "bob"))
+    assert res(s, "alice")["disks"]["0"]["state"] == "UpToDate" and ma["tag"] == mb["tag"]
+    assert not ma["oos"] and not mb["oos"]
+
+
+def test_a_storage_node_powered_off_under_a_client_primary_resyncs_what_it_missed() -> None:
+    """The VM on the client keeps writing to the surviving replica; the returning node resyncs exactly those
+    blocks from it."""
+    cfg = make_cfg()
+    s = cluster(cfg, primary="charlie")
+    engine.power_loss(s, "alice", 4000.0)
+    assert engine.has_quorum(s, "charlie", "r0") and engine.has_quorum(s, "bob", "r0")  # the tiebreaker
+    engine.write(s, "charlie", "r0", "0", 4001.0, count=3)
+    s["nodes"]["alice"] = {"r0": engine.new_resource(cfg, "alice")}
+    engine.attach(s, "alice", "r0")
+    engine.connect(s, cfg, "alice", "r0")
+    engine.settle(s, 4002.0)
+    assert len(resync_to(s, "alice")["blocks"]) == 3
+    engine.settle(s, 4100.0)
+    ma, mb = (engine.meta_for(s, n, "r0", "0") for n in ("alice", "bob"))
+    assert res(s, "alice")["disks"]["0"]["state"] == "UpToDate" and ma["tag"] == mb["tag"]
