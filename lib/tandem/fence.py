@@ -37,13 +37,13 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
 from typing import TYPE_CHECKING
 
 from tandem.drbd.health import allows_two_primaries, fencing_policy
 from tandem.drbd.model import ConnState, DiskState, Resource, Role
 from tandem.drbd.policy import DEFAULT_TIERS, Decision, Tiers, local_uptodate, promotion_score
 from tandem.drbd.tools import Drbd, PromotionScore
+from tandem.enums import Enum
 from tandem.ocf.codes import OcfError
 from tandem.ocf.deadline import Deadline, DeadlineExceeded
 from tandem.ocf.log import Logger

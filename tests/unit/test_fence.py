@@ -201,7 +201,7 @@ def test_handler_env_rejects_bad_names(name):
         HandlerEnv.parse({**ENV, "DRBD_RESOURCE": name})
 
 
-@given(st.sampled_from(Peer), st.booleans(), st.booleans(), st.booleans(), st.booleans())
+@given(st.sampled_from(list(Peer)), st.booleans(), st.booleans(), st.booleans(), st.booleans())
 def test_plan_is_safe(peer, local_ok, stonith, dual, primary):
     p = plan(peer, local_ok, stonith_policy=stonith, dual_primary=dual, primary=primary)
     # A constraint always admits only UpToDate nodes, so only a node with UpToDate data places one.

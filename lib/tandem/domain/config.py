@@ -8,12 +8,13 @@ The agent needs a few facts from them (the name, the disks, vCPUs and memory); t
 from __future__ import annotations
 
 import re
-from enum import StrEnum
 
+from tandem.enums import StrEnum
+from tandem.ocf.params import ALNUM, Chars
 from tandem.record import NamedTuple
 
 # libvirt accepts almost any name; we accept what is safe on a command line, in a URI path and a file name.
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
+NAME = Chars(ALNUM, ALNUM + "_.+-", 64)
 
 
 class ConfigError(ValueError):
@@ -43,7 +44,7 @@ class DomainConfig(NamedTuple):
 
 
 def check_name(name: str) -> str:
-    if not NAME_RE.fullmatch(name):
+    if not NAME.allows(name):
         raise ConfigError(f"domain name {name!r} is not allowed (letters, digits and _ . + - only)")
     return name
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable
-from enum import StrEnum
 
+from tandem.enums import StrEnum
 from tandem.ocf.codes import Rc
 from tandem.record import NamedTuple
 

@@ -34,9 +34,10 @@ from tandem.drbd.model import (
     data_peer,
     is_client,
 )
+from tandem.ocf.params import ALNUM, Chars
 from tandem.record import NamedTuple
 
-RESOURCE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}")
+RESOURCE = Chars(ALNUM, ALNUM + "_.+-", 128)
 _MINOR = re.compile(r"/dev/drbd(\d+)")
 _BY_RES = re.compile(r"/dev/drbd/by-res/([^/]+)(?:/(\d+))?")
 

@@ -6,8 +6,7 @@ DRBD 8.x folds connection and replication into one `cs:` value; the parsers spli
 
 from __future__ import annotations
 
-from enum import StrEnum
-
+from tandem.enums import StrEnum
 from tandem.record import NamedTuple
 
 
