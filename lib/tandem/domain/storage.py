@@ -19,9 +19,6 @@ A Diskless disk that is not a client (client:no) is a failed diskful node and is
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable
-
 from tandem.domain.config import Disk
 from tandem.drbd.model import (
     Connection,
@@ -36,10 +33,15 @@ from tandem.drbd.model import (
 )
 from tandem.ocf.params import ALNUM, Chars
 from tandem.record import NamedTuple
+from tandem.regex import lazy
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
 
 RESOURCE = Chars(ALNUM, ALNUM + "_.+-", 128)
-_MINOR = re.compile(r"/dev/drbd(\d+)")
-_BY_RES = re.compile(r"/dev/drbd/by-res/([^/]+)(?:/(\d+))?")
+_MINOR = lazy(r"/dev/drbd(\d+)")
+_BY_RES = lazy(r"/dev/drbd/by-res/([^/]+)(?:/(\d+))?")
 
 
 class DrbdRef(NamedTuple):
