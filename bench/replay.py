@@ -594,11 +594,12 @@ def tool_times(work: Path, rounds: int) -> dict[str, Summary]:
     return {name: summarize(w) for name, w in walls.items()}
 
 
-def write_block(text: str, path: Path = RESULTS) -> None:
-    """Replace the replay block of results.md (or append it), leaving the lab's sections as they are."""
+def write_block(text: str, path: Path = RESULTS, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the block between `begin` and `end` in results.md (or append it), leaving the other sections
+    as they are."""
     old = path.read_text() if path.exists() else ""
-    if BEGIN in old and END in old:
-        new = old[: old.index(BEGIN)] + text.strip() + old[old.index(END) + len(END) :]
+    if begin in old and end in old:
+        new = old[: old.index(begin)] + text.strip() + old[old.index(end) + len(end) :]
     else:
         new = old.rstrip() + "\n\n" + text
     path.write_text(new)

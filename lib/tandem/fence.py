@@ -28,16 +28,11 @@ crm-fence-peer or by hand), only one that admits this node, and only once every 
 
 from __future__ import annotations
 
-import argparse
 import fcntl
 import os
 import re
-import socket
 import sys
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from tandem.drbd.health import allows_two_primaries, fencing_policy
 from tandem.drbd.model import ConnState, DiskState, Resource, Role
@@ -50,8 +45,12 @@ from tandem.ocf.log import Logger
 from tandem.ocf.params import parse_bool, parse_seconds
 from tandem.ocf.runner import CommandMissing, ProcessRunner, Result
 from tandem.ocf.state import StateFiles
+from tandem.record import NamedTuple
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from lxml.etree import _Element
 
     from tandem.ocf.runner import Runner
@@ -81,8 +80,7 @@ class Refused(Exception):
 
 
 # -- pure parts -----------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class HandlerEnv:
+class HandlerEnv(NamedTuple):
     """What DRBD tells its handler, in DRBD 9 (node-id based) or 8.4 (peer name) form."""
 
     resource: str
@@ -103,7 +101,7 @@ class HandlerEnv:
         }
         my_id = _int(env.get("DRBD_MY_NODE_ID"))
         peer_id = _int(env.get("DRBD_PEER_NODE_ID"))
-        me = me or nodes.get(my_id if my_id is not None else -1) or socket.gethostname()
+        me = me or nodes.get(my_id if my_id is not None else -1) or os.uname().nodename
         peer = nodes.get(peer_id if peer_id is not None else -1) or env.get("DRBD_PEER") or None
         if peer is None and env.get("DRBD_PEERS"):
             peer = env["DRBD_PEERS"].split()[0]
@@ -308,8 +306,7 @@ def find_constraint(cib: _Element, resource: str) -> _Element | None:
     return next((c for c in cib.iter("rsc_location") if c.get("id") == constraint_id(resource)), None)
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(NamedTuple):
     rc: int
     case: str
     place: bool = False
@@ -386,10 +383,19 @@ def wait_for_cib(cib: Cib, deadline: Deadline, log: Logger) -> _Element:
         time.sleep(1)
 
 
-def place(cib: Cib, deadline: Deadline, log: Logger, env: HandlerEnv, allowed: frozenset[str]) -> None:
-    """Create or update our constraint; idempotent, retried while the cluster is busy."""
+def place(
+    cib: Cib,
+    deadline: Deadline,
+    log: Logger,
+    env: HandlerEnv,
+    allowed: frozenset[str],
+    doc: _Element | None = None,
+) -> None:
+    """Create or update our constraint; idempotent, retried while the cluster is busy. `doc` is the CIB as
+    the caller just read it (I/O is frozen: no second query for the first attempt); a retry reads it again,
+    so a constraint placed meanwhile (cibadmin's exit 108) is seen."""
     while True:
-        doc = wait_for_cib(cib, deadline, log)
+        doc = doc if doc is not None else wait_for_cib(cib, deadline, log)
         clone = promotable_of(doc, env.resource)
         if clone is None:
             raise Refused(f"no promotable clone in the CIB manages DRBD resource {env.resource}")
@@ -413,6 +419,7 @@ def place(cib: Cib, deadline: Deadline, log: Logger, env: HandlerEnv, allowed: f
             raise Refused(f"cannot place the constraint: {result.describe()}")
         log.warning(f"{result.describe()}; retrying")
         time.sleep(0 if result.rc == CIB_EXISTS else 1)
+        doc = None
 
 
 def local_state(runner: Runner, log: Logger, env: HandlerEnv) -> Resource | None:
@@ -471,8 +478,8 @@ def fence_peer(env: HandlerEnv, runner: Runner, log: Logger, deadline: Deadline,
         if not result.ok:
             raise Refused(f"STONITH of {peer} failed: {result.describe()}")
         log.info(f"peer {peer} fenced through STONITH")
-    if decision.place:
-        place(cib, deadline, log, env, allowed)
+    if decision.place:  # after a STONITH the CIB has changed: read again
+        place(cib, deadline, log, env, allowed, None if decision.stonith else doc)
     return decision.rc
 
 
@@ -505,7 +512,7 @@ def remove_constraint(
     runner: Runner, log: Logger, resource: str, *, timeout: float, me: str | None = None
 ) -> bool:
     """Delete our constraint for `resource` if it admits this node; True when none is left."""
-    me = me or socket.gethostname()
+    me = me or os.uname().nodename
     cib = Cib(runner, log, timeout)
     existing = find_constraint(cib.query(), resource)
     if existing is None:
@@ -534,7 +541,21 @@ def unfence_peer(env: HandlerEnv, runner: Runner, log: Logger, timeout: float) -
 
 
 # -- entry points ----------------------------------------------------------------------------------------
-def _arguments(prog: str, argv: Sequence[str]) -> argparse.Namespace:
+class Args(NamedTuple):
+    resource: str | None = None
+    node_name: str | None = None
+    timeout: float = TIMEOUT
+    cib_timeout: float = 10.0
+    unknown: tuple[str, ...] = ()
+
+
+def _arguments(prog: str, argv: Sequence[str]) -> Args:
+    """The options; DRBD calls its handlers without any, and then argparse (whose import costs more than a
+    cibadmin call while I/O is frozen) is not loaded."""
+    if not argv:
+        return Args()
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog=prog, description="DRBD fencing handler for Pacemaker (see tandem.fence)."
     )
@@ -548,8 +569,7 @@ def _arguments(prog: str, argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--cib-timeout", type=float, default=10, help="per cibadmin call (default 10)")
     parser.add_argument("--quiet", action="store_true", help="accepted for crm-fence-peer compatibility")
     args, unknown = parser.parse_known_args(list(argv))
-    args.unknown = unknown
-    return args
+    return Args(args.resource, args.node_name, args.timeout, args.cib_timeout, tuple(unknown))
 
 
 def _logger(prog: str) -> Logger:

@@ -24,8 +24,10 @@ HANDLERS = {
 
 
 def launcher(libdir: Path, body: str) -> str:
+    """The `tandem` command and DRBD's handlers: started like the agents (-IS: no site, whose start costs
+    a fence-peer handler, while DRBD's I/O is frozen, more than a cibadmin call; tandem finds lxml)."""
     return (
-        "#!/usr/bin/python3\n"
+        "#!/usr/bin/python3 -IS\n"
         "import os, sys\n"
         f"sys.path.insert(0, os.environ.get('TANDEM_LIBDIR') or {str(libdir)!r})\n"
         f"{body}\n"
