@@ -7,7 +7,8 @@ the cibadmin calls it makes. DRBD's I/O is frozen meanwhile; the cibadmin calls 
 Host, no cluster: Pacemaker's real cibadmin works on a CIB file (CIB_file), here a CIB of the lab's
 two-node cluster (tests/unit/data/operator/running-node2-cib.xml: the DRBD clone of r0, node1 and node2).
 DRBD's tools are two /bin/sh stand-ins printing r0's state (Primary, UpToDate, the peer disconnected) and
-its configuration (fencing resource-only). The handler runs as `tandem install` lays it out, with the
+its configuration (fencing resource-only); /proc/drbd is the DRBD emulator's LD_PRELOAD shim's, on both
+sides. The handler runs as `tandem install` lays it out, with the
 environment DRBD gives it on node1 (peer node2, UP_TO_DATE_NODES naming node1). One traced run records the
 cibadmin command lines it makes; the floor runs exactly those. Both start from a fresh copy of the CIB (a
 `/bin/sh` that copies it first, on both sides), interleaved, the order rotating per round.
@@ -89,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    from lab.drbd_emu.install import build_shim
+
     from tandem.install import install
 
     if OUT.exists():
@@ -98,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     trace, cib = OUT / "cibadmin.trace", OUT / "cib.xml"
     stand_ins(OUT / "bin", trace)
     (OUT / "rsctmp").mkdir()
+    proc = OUT / "proc_drbd"
+    proc.write_text("version: 9.2.12 (api:2/proto:86-122)\n")
     env = {
         "PATH": f"{OUT / 'bin'}:/usr/sbin:/usr/bin:/bin",
         "LC_ALL": "C",
@@ -105,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "HA_RSCTMP": str(OUT / "rsctmp"),
         "HA_LOGFACILITY": "none",
         "HA_LOGFILE": str(OUT / "handler.log"),
+        "LD_PRELOAD": str(build_shim(OUT / "emu")),  # a /proc/drbd, as on a node with DRBD loaded
+        "TANDEM_EMU_PROC_DRBD": str(proc),
         **DRBD_ENV,
     }
     ours = fresh(cib, f"exec {shlex.quote(str(handler))}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import xml.etree.ElementTree as etree
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from lxml import etree
 
 from tandem.drbd.policy import Decision
 from tandem.fence import (
@@ -141,7 +141,7 @@ class Cluster(RecordingRunner):
             return Result(argv, 0, "", "")
         raise AssertionError(f"unexpected command {argv}")
 
-    def constraints(self) -> list[etree._Element]:
+    def constraints(self) -> list[etree.Element]:
         doc = etree.parse(str(self.cib)).getroot()
         return [c for c in doc.iter("rsc_location") if c.get("id", "").startswith("tandem-fence")]
 
@@ -426,7 +426,7 @@ def race_cib(tmp_path: Path, vm_on: str | None, delay: str = "10s") -> Cluster:
     return c
 
 
-def doc(c: Cluster) -> etree._Element:
+def doc(c: Cluster) -> etree.Element:
     return etree.parse(str(c.cib)).getroot()
 
 
