@@ -92,8 +92,9 @@ def install(
         written += [modules / f"{name}.py", dest]
     bindir.mkdir(parents=True, exist_ok=True)
     scripts = {"tandem": "from tandem.cli import main\nsys.exit(main())"}
-    scripts |= {
-        script: f"from tandem.cli import main\nsys.exit(main([{command!r}, *sys.argv[1:]]))"
+    scripts |= {  # DRBD waits for its handlers (I/O frozen): no interpreter teardown after the answer
+        script: "from tandem import exit_now\nfrom tandem.cli import main\n\n"
+        f"exit_now(main([{command!r}, *sys.argv[1:]]))"
         for script, command in HANDLERS.items()
     }
     for script, body in scripts.items():

@@ -76,7 +76,6 @@ DRBD_MONITOR = FRAMEWORK | {
     "tandem.drbd",
     "tandem.drbd.health",
     "tandem.drbd.model",
-    "tandem.drbd.parse_common",
     "tandem.drbd.parse_json",
     "tandem.drbd.policy",
     "tandem.drbd.tools",

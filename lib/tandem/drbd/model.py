@@ -20,6 +20,12 @@ class ParseError(ValueError):
         self.line = line
 
 
+# Why I/O is suspended, as DRBD 9 names it (Resource.suspended).
+SUSPEND_REASONS = ("user", "no-data", "fencing", "quorum")
+# The source says I/O is suspended but not why (/proc/drbd's `s` flag, the old --json `suspended`).
+SUSPENDED_UNKNOWN = ("unknown",)
+
+
 class Role(StrEnum):
     PRIMARY = "Primary"
     SECONDARY = "Secondary"

@@ -4,7 +4,7 @@ a truncated or garbled output from turning into a plausible but wrong state."""
 
 from __future__ import annotations
 
-from tandem.drbd.model import ConnState, ParseError, ReplState
+from tandem.drbd.model import SUSPEND_REASONS, ConnState, ParseError, ReplState
 from tandem.enums import StrEnum
 from tandem.record import NamedTuple
 from tandem.regex import lazy
@@ -16,9 +16,6 @@ if TYPE_CHECKING:
 
     E = TypeVar("E", bound=StrEnum)
 
-SUSPEND_REASONS = ("user", "no-data", "fencing", "quorum")
-# The source says I/O is suspended but not why (/proc/drbd's `s` flag, the old --json `suspended`).
-SUSPENDED_UNKNOWN = ("unknown",)
 
 # DRBD 8.x folds connection and replication into one `cs:` value; these are its connection-only states.
 CS_CONNECTION_8X: Mapping[str, ConnState] = {

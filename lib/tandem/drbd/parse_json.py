@@ -12,6 +12,8 @@ from __future__ import annotations
 from _json import make_scanner
 
 from tandem.drbd.model import (
+    SUSPEND_REASONS,
+    SUSPENDED_UNKNOWN,
     Connection,
     ConnState,
     Device,
@@ -23,7 +25,6 @@ from tandem.drbd.model import (
     Role,
     Status,
 )
-from tandem.drbd.parse_common import SUSPEND_REASONS, SUSPENDED_UNKNOWN
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
