@@ -162,3 +162,29 @@ def test_meta_data_imports_only_the_shipped_file_reader(agent: Path, interpreter
     assert rc == 0
     assert not names & SHED
     assert names - interpreter <= {*FRAMEWORK, "tandem.shipped"} - {"tandem.ocf", "tandem.enums", "select"}
+
+
+# DRBD waits for its fence-peer handler with I/O frozen: what it must not load (lxml: the CIB is read with the
+# stdlib's ElementTree; argparse: DRBD passes no options).
+FENCE_SHED = SHED | {"argparse", "socket", "importlib.util", "shutil"}
+
+
+def test_fence_peer_imports(tmp_path: Path) -> None:
+    from bench.fence import CIB, DRBD_ENV, stand_ins
+
+    stand_ins(tmp_path / "bin", tmp_path / "trace")
+    cib = tmp_path / "cib.xml"
+    cib.write_text(CIB.read_text())
+    env = {
+        "PATH": f"{tmp_path / 'bin'}:/usr/sbin:/usr/bin:/bin",
+        "CIB_file": str(cib),
+        "HA_RSCTMP": str(tmp_path),
+        "HA_LOGFACILITY": "none",
+        **DRBD_ENV,
+    }
+    from tandem.install import install
+
+    install(tmp_path / "ocf", tmp_path / "sbin", None)
+    rc, names = imports([str(tmp_path / "sbin" / "tandem-fence-peer")], env)
+    assert rc == 4 and "tandem-fence-r0" in cib.read_text()
+    assert not names & FENCE_SHED, "the fence-peer handler imports what it sheds"
