@@ -461,6 +461,34 @@ def scale(
     return out
 
 
+def emulator_calls(
+    work: Path, points: Sequence[int], rounds: int, say: Callable[[str], None]
+) -> list[tuple[int, dict[str, Summary]]]:
+    """The DRBD emulator's own fake calls (what the lab's agents wait for), with 1 to N resources up on
+    both nodes: a status, drbdadm's sh-dev and dump of r0, each a fresh process as the agents run them."""
+    out = []
+    for count in points:
+        state = prepare(work / f"emu-{count}", dual=True, extra=count - 1)
+        env = state.base_env(replay=False)
+        extra = [f"s{i}" for i in range(1, count)]
+        for node in (NODE, PEER) if extra else ():
+            emu_tool(env, node, "drbdadm", "-c", str(state.conf), "up", *extra)
+        bindir = Path(env["PATH"].split(":")[0])
+        conf = ["-c", str(state.conf)]
+        node_env = {**env, "TANDEM_EMU_NODE": NODE}
+        commands = [
+            Command(
+                "drbdsetup status --json r0", [str(bindir / "drbdsetup"), "status", "--json", "r0"], node_env
+            ),
+            Command("drbdadm sh-dev r0", [str(bindir / "drbdadm"), *conf, "sh-dev", "r0"], node_env),
+            Command("drbdadm dump r0", [str(bindir / "drbdadm"), *conf, "dump", "r0"], node_env),
+        ]
+        say(f"emulator: {count} resource(s) up, {rounds} rounds")
+        walls = timed(commands, rounds, 1, state.root)
+        out.append((count, {name: summarize(w) for name, w in walls.items()}))
+    return out
+
+
 def import_note(label: str, cmd: Command) -> str:
     total, tops = import_times([cmd])[cmd.name]
     largest = ", ".join(f"{name} {ms:.1f}" for name, ms in tops[:8])
@@ -497,6 +525,7 @@ def report(
     meta: list[Row],
     points: list[tuple[int, Summary, Summary]],
     tools: Mapping[str, Summary],
+    emu: list[tuple[int, dict[str, Summary]]],
 ) -> str:
     heads = [
         "pair",
@@ -518,6 +547,14 @@ def report(
         for n, o, a in points
     ]
     tool_rows = [[name, med_p90(s, 2), spread(s, 2)] for name, s in tools.items()]
+    emu_names = list(emu[0][1]) if emu else []
+    emu_rows = [
+        [
+            str(n),
+            *(f"{med_p90(calls[c])} ({times(calls[c].median / emu[0][1][c].median)})" for c in emu_names),
+        ]
+        for n, calls in emu
+    ]
     stamp, load = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), os.getloadavg()[0]
     return (
         "\n\n".join(
@@ -545,6 +582,10 @@ def report(
                     scale_rows,
                     right=(0, 1, 2, 3, 4),
                 ),
+                "### The DRBD emulator's own calls (1 to N resources up)",
+                "Each call a fresh process, as the agents in the lab run them (bench/replay.py "
+                "`emulator_calls`): ms median / p90, and in brackets the ratio to the first point.",
+                table(["resources up", *emu_names], emu_rows, right=tuple(range(len(emu_names) + 1))),
                 "### The replay and the real tools",
                 table(["command", "ms (median / p90)", "spread (ms)"], tool_rows, right=(1,)),
                 REPLAY_VS_REAL,
@@ -594,11 +635,12 @@ def tool_times(work: Path, rounds: int) -> dict[str, Summary]:
     return {name: summarize(w) for name, w in walls.items()}
 
 
-def write_block(text: str, path: Path = RESULTS) -> None:
-    """Replace the replay block of results.md (or append it), leaving the lab's sections as they are."""
+def write_block(text: str, path: Path = RESULTS, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the block between `begin` and `end` in results.md (or append it), leaving the other sections
+    as they are."""
     old = path.read_text() if path.exists() else ""
-    if BEGIN in old and END in old:
-        new = old[: old.index(BEGIN)] + text.strip() + old[old.index(END) + len(END) :]
+    if begin in old and end in old:
+        new = old[: old.index(begin)] + text.strip() + old[old.index(end) + len(end) :]
     else:
         new = old.rstrip() + "\n\n" + text
     path.write_text(new)
@@ -608,7 +650,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.replay", description=__doc__.split("\n\n")[0])
     parser.add_argument("what", nargs="?", default="run", choices=("run", "build"))
     parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--scale", default="1,10,100", help="resource counts for the scaling table")
+    parser.add_argument("--scale", default="1,10,50,100", help="resource counts for the scaling table")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.what == "build":
@@ -634,7 +676,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     tools = tool_times(work, args.rounds)
     few = max(3, args.rounds // 2)
     grown = scale(work, points, few, log)
-    write_block(report(args.rounds, drbd, dom, meta, grown, tools), args.out)
+    emu = emulator_calls(work, [points[0], points[-1]] if points else [], few, log)
+    write_block(report(args.rounds, drbd, dom, meta, grown, tools, emu), args.out)
     log(f"wrote the replay block of {args.out}")
     return 0
 

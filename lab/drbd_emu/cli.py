@@ -19,7 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from lab.drbd_emu import engine
-from lab.drbd_emu.config import ConfigError, ResourceConfig, load
+from lab.drbd_emu.config import ConfigError, ResourceConfig, load_cached
+
+
+def load(path: str | Path) -> dict[str, ResourceConfig]:
+    """The configuration at `path`, parsed once per change of its files (config.load_cached)."""
+    return load_cached(path, engine.emu_dir() / "conf-cache")
 
 
 def node_name() -> str:
@@ -33,10 +38,10 @@ class Fail(Exception):
         self.message = message
 
 
-def _configs_from_state(st: engine.State, node: str) -> dict[str, ResourceConfig]:
+def _configs_from_state(st: engine.State, node: str, only: str | None = None) -> dict[str, ResourceConfig]:
     out: dict[str, ResourceConfig] = {}
     for res, r in st["nodes"].get(node, {}).items():
-        path = r.get("conf")
+        path = r.get("conf") if only in (None, res) else None
         if path and Path(path).exists():
             with contextlib.suppress(ConfigError, OSError):
                 out.update({k: v for k, v in load(path).items() if k == res})
@@ -51,7 +56,7 @@ def _render(st: engine.State, node: str, fmt: str, opts: set[str], only: str | N
     from lab.drbd_emu import render
     from lab.drbd_emu.view import node_view
 
-    status, details = node_view(st, node, _configs_from_state(st, node), only)
+    status, details = node_view(st, node, _configs_from_state(st, node, only), only)
     v84 = st.get("mode") == "8.4"
     if fmt == "json":
         return render.render_status_json(status, details=details)

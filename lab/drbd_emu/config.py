@@ -13,7 +13,9 @@ hosts). `device minor N;`, `device /dev/drbdN;` and `device /dev/x minor N;` are
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
+import pickle
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -246,3 +248,50 @@ def dump(res: ResourceConfig, me: str, path: str) -> str:
         lines.append("    }")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _included(path: Path) -> list[Path] | None:
+    """The files `path` includes (its own include statements), or None when it cannot be read or parsed."""
+    try:
+        stmts, _ = _parse(_tokens(path.read_text()))
+    except (OSError, ConfigError, ValueError):
+        return None
+    files: list[Path] = []
+    for s in stmts:
+        if s.name == "include" and s.body is None and s.args:
+            pattern = s.args[0] if os.path.isabs(s.args[0]) else str(path.parent / s.args[0])
+            files += [Path(f) for f in sorted(glob.glob(pattern))]
+    return files
+
+
+def load_cached(path: str | Path, cache_dir: Path) -> dict[str, ResourceConfig]:
+    """load(path), kept in `cache_dir` while the file and the files it includes are unchanged (by content:
+    tests rewrite them faster than mtimes tick): parsing runs shlex over every included file, so a fake
+    tool call that needs one resource would cost the parse of all of them, every call. A configuration
+    whose included files include more is parsed every time (those files are not watched)."""
+    p = Path(path)
+    files = _included(p)
+    if files is None:
+        return load(p)
+    digest = hashlib.sha256()
+    try:
+        for f in (p, *files):
+            digest.update(f"{f}\0".encode() + f.read_bytes() + b"\0")
+    except OSError:
+        return load(p)
+    key = digest.hexdigest()
+    cache = cache_dir / f"conf-{hashlib.sha256(str(p.resolve()).encode()).hexdigest()[:16]}.pickle"
+    try:
+        with open(cache, "rb") as fh:
+            stored_key, configs = pickle.load(fh)  # noqa: S301 (the emulator's own file)
+        if stored_key == key:
+            return dict(configs)
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError):
+        pass  # none yet, or from another version of this module
+    configs = load(p)
+    if not any(_included(f) for f in files):
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(pickle.dumps((key, configs)))
+        os.replace(tmp, cache)
+    return configs

@@ -47,7 +47,7 @@ def kernel(node: str, *, once: bool = False) -> None:
     the DRBD state of peers whose kernel is gone (a power cut: `engine.power_loss`). With
     TANDEM_EMU_DEVICES=bind it also runs the node's data plane (replica.py): its copies, their replication
     and the resyncs it is source of."""
-    from lab.drbd_emu.config import load
+    from lab.drbd_emu.cli import load
     from lab.drbd_emu.net import Prober
     from lab.drbd_emu.replica import DataPlane
 

@@ -11,3 +11,17 @@ if sys.flags.no_site:
     import site
 
     sys.path += [p for p in site.getsitepackages() if p not in sys.path]
+
+
+def exit_now(rc: int) -> None:
+    """End the process with `rc` once stdout and stderr are flushed, skipping the interpreter's teardown of
+    its modules (about 3 ms of an agent's monitor here). For the agents and DRBD's handlers, which leave
+    nothing to clean up: every command reaped, every file written and closed, the log sent."""
+    import os
+
+    for stream in (sys.stdout, sys.stderr):
+        try:  # noqa: SIM105 (contextlib costs the agents' start more than this whole function)
+            stream.flush()
+        except (OSError, ValueError):  # the reader went away, or the stream is closed: nothing to keep
+            pass
+    os._exit(rc)

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
-from collections.abc import Sequence
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 # name -> (module, function, one-line help). Each function takes argv (without the subcommand) and returns rc.
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -60,5 +62,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tandem: unknown command {args[0]!r}\n{usage()}", file=sys.stderr)
         return 2
     module, function, _ = entry
-    rc = getattr(importlib.import_module(module), function)(args[1:])
+    __import__(module)  # importlib's own import costs a DRBD handler more than this line does
+    rc = getattr(sys.modules[module], function)(args[1:])
     return int(rc)

@@ -28,31 +28,29 @@ crm-fence-peer or by hand), only one that admits this node, and only once every 
 
 from __future__ import annotations
 
-import argparse
 import fcntl
 import os
 import re
-import socket
 import sys
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from enum import Enum
-from typing import TYPE_CHECKING
 
 from tandem.drbd.health import allows_two_primaries, fencing_policy
 from tandem.drbd.model import ConnState, DiskState, Resource, Role
 from tandem.drbd.policy import DEFAULT_TIERS, Decision, Tiers, local_uptodate, promotion_score
 from tandem.drbd.tools import Drbd, PromotionScore
+from tandem.enums import Enum
 from tandem.ocf.codes import OcfError
 from tandem.ocf.deadline import Deadline, DeadlineExceeded
 from tandem.ocf.log import Logger
 from tandem.ocf.params import parse_bool, parse_seconds
 from tandem.ocf.runner import CommandMissing, ProcessRunner, Result
 from tandem.ocf.state import StateFiles
+from tandem.record import NamedTuple
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from lxml.etree import _Element
+    from collections.abc import Mapping, Sequence
+    from xml.etree.ElementTree import Element
 
     from tandem.ocf.runner import Runner
 
@@ -81,8 +79,7 @@ class Refused(Exception):
 
 
 # -- pure parts -----------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class HandlerEnv:
+class HandlerEnv(NamedTuple):
     """What DRBD tells its handler, in DRBD 9 (node-id based) or 8.4 (peer name) form."""
 
     resource: str
@@ -103,7 +100,7 @@ class HandlerEnv:
         }
         my_id = _int(env.get("DRBD_MY_NODE_ID"))
         peer_id = _int(env.get("DRBD_PEER_NODE_ID"))
-        me = me or nodes.get(my_id if my_id is not None else -1) or socket.gethostname()
+        me = me or nodes.get(my_id if my_id is not None else -1) or os.uname().nodename
         peer = nodes.get(peer_id if peer_id is not None else -1) or env.get("DRBD_PEER") or None
         if peer is None and env.get("DRBD_PEERS"):
             peer = env["DRBD_PEERS"].split()[0]
@@ -126,12 +123,12 @@ def _flag(value: str | None, *true_words: str) -> bool:
     return value in true_words or (value.isdigit() and int(value) > 0)
 
 
-def node_state(cib: _Element, attr: str, value: str) -> _Element | None:
+def node_state(cib: Element, attr: str, value: str) -> Element | None:
     """The node_state whose `attr` is `value`, compared as data (a name never becomes part of an XPath)."""
     return next((n for n in cib.iterfind("status/node_state") if n.get(attr) == value), None)
 
 
-def peer_state(cib: _Element, peer: str) -> Peer:
+def peer_state(cib: Element, peer: str) -> Peer:
     node = node_state(cib, "uname", peer)
     if node is None:
         return Peer.UNKNOWN
@@ -146,11 +143,11 @@ def peer_state(cib: _Element, peer: str) -> Peer:
     return Peer.UNKNOWN
 
 
-def has_quorum(cib: _Element) -> bool:
+def has_quorum(cib: Element) -> bool:
     return cib.get("have-quorum") in ("1", "true")
 
 
-def dc_known(cib: _Element) -> bool:
+def dc_known(cib: Element) -> bool:
     """A DC is elected (no election in progress): the CIB names one and that node's controller is online."""
     dc = cib.get("dc-uuid")
     if not dc:
@@ -159,35 +156,40 @@ def dc_known(cib: _Element) -> bool:
     return node is None or _flag(node.get("crmd"), "online")
 
 
-def stonith_verb(cib: _Element) -> str:
+def stonith_verb(cib: Element) -> str:
     """Fence the way the cluster does (its stonith-action): reboot by default, so the peer comes back as a
     Secondary and resyncs; power off only where the cluster is configured to."""
     return "--fence" if cluster_option(cib, "stonith-action") in ("off", "poweroff") else "--reboot"
 
 
-def cluster_option(cib: _Element, name: str) -> str | None:
+def cluster_option(cib: Element, name: str) -> str | None:
     for nvpair in cib.iterfind("configuration/crm_config/cluster_property_set/nvpair"):
         if nvpair.get("name") == name:
             return nvpair.get("value")
     return None
 
 
-def _meta_priority(el: _Element) -> int | None:
+def _meta_priority(el: Element) -> int | None:
     for pair in el.iterfind("meta_attributes/nvpair"):
         if pair.get("name") == "priority" and re.fullmatch(r"-?\d+", pair.get("value", "")):
             return int(pair.get("value", "0"))
     return None
 
 
-def resource_priorities(cib: _Element) -> dict[str, int]:
+def resource_priorities(cib: Element) -> dict[str, int]:
     """Primitive id -> its `priority` meta attribute: its own, else its clone's or group's, else
     rsc_defaults', else 0 (as the scheduler inherits meta attributes)."""
     default = next(
         (p for d in cib.iterfind("configuration/rsc_defaults") if (p := _meta_priority(d)) is not None), 0
     )
     found = {}
+    parent = {child: el for el in cib.iter() for child in el}
     for prim in cib.iterfind("configuration/resources//primitive"):
-        chain = [prim, *prim.iterancestors("clone", "master", "group")]
+        chain, up = [prim], parent.get(prim)
+        while up is not None:
+            if up.tag in ("clone", "master", "group"):
+                chain.append(up)
+            up = parent.get(up)
         own = next((p for el in chain if (p := _meta_priority(el)) is not None), default)
         found[str(prim.get("id"))] = own
     return found
@@ -199,7 +201,7 @@ _ACTIVE = {("start", "0"), ("demote", "0"), ("migrate_from", "0"), ("migrate_to"
 _PROMOTED = {("promote", "0"), ("monitor", "8")}
 
 
-def node_priority(cib: _Element, node: str) -> int:
+def node_priority(cib: Element, node: str) -> int:
     """The scheduler's node priority for priority-fencing-delay, from the node's operation history: the sum
     of the priorities of the resources active there, plus 1 for each promoted instance of a resource
     with a priority (Pacemaker 2.1 lib/pengine)."""
@@ -221,7 +223,7 @@ def node_priority(cib: _Element, node: str) -> int:
     return total
 
 
-def fence_delay(cib: _Element, me: str, peer: str) -> float:
+def fence_delay(cib: Element, me: str, peer: str) -> float:
     """How long to wait before fencing `peer` ourselves: the cluster's priority-fencing-delay when the peer
     runs higher-priority resources (the VM), so that its STONITH of us wins as the scheduler's would."""
     try:
@@ -231,13 +233,13 @@ def fence_delay(cib: _Element, me: str, peer: str) -> float:
     return delay if delay and node_priority(cib, peer) > node_priority(cib, me) else 0.0
 
 
-def cluster_nodes(cib: _Element) -> list[str]:
+def cluster_nodes(cib: Element) -> list[str]:
     return [n.get("uname", "") for n in cib.findall("configuration/nodes/node") if n.get("uname")]
 
 
-def drbd_primitive(cib: _Element, resource: str) -> tuple[_Element, _Element] | None:
+def drbd_primitive(cib: Element, resource: str) -> tuple[Element, Element] | None:
     """The promotable clone (or legacy master) and its DRBD primitive that manage `resource`."""
-    for clone in cib.iter("clone", "master"):
+    for clone in (el for el in cib.iter() if el.tag in ("clone", "master")):
         for prim in clone.iter("primitive"):
             for pair in prim.iter("nvpair"):
                 if pair.get("name") == "drbd_resource" and pair.get("value") == resource:
@@ -245,16 +247,16 @@ def drbd_primitive(cib: _Element, resource: str) -> tuple[_Element, _Element] | 
     return None
 
 
-def promotable_of(cib: _Element, resource: str) -> str | None:
+def promotable_of(cib: Element, resource: str) -> str | None:
     found = drbd_primitive(cib, resource)
     return found[0].get("id") if found else None
 
 
-def _nvpairs(el: _Element, section: str) -> dict[str, str]:
+def _nvpairs(el: Element, section: str) -> dict[str, str]:
     return {p.get("name", ""): p.get("value", "") for p in el.iterfind(f"{section}/nvpair")}
 
 
-def resync_decision(cib: _Element, resource: str, res: Resource | None) -> tuple[str, Decision] | None:
+def resync_decision(cib: Element, resource: str, res: Resource | None) -> tuple[str, Decision] | None:
     """The DRBD primitive's id and the score its agent would write for `res` (the agent's own policy with
     the primitive's parameters and the clone's promoted-max), or None when no clone manages `resource`."""
     found = drbd_primitive(cib, resource)
@@ -273,7 +275,7 @@ def resync_decision(cib: _Element, resource: str, res: Resource | None) -> tuple
     return str(prim.get("id")), decision
 
 
-def role_name(cib: _Element) -> str:
+def role_name(cib: Element) -> str:
     """`Promoted` where the CIB schema knows it (pacemaker-3.7+), else the old `Master`."""
     match = re.fullmatch(r"pacemaker-(\d+)\.(\d+)", cib.get("validate-with", ""))
     return "Promoted" if match and (int(match[1]), int(match[2])) >= (3, 7) else "Master"
@@ -283,9 +285,9 @@ def constraint_id(resource: str) -> str:
     return f"{ID_PREFIX}-{resource}"
 
 
-def build_constraint(clone: str, resource: str, allowed: Sequence[str], role: str) -> _Element:
+def build_constraint(clone: str, resource: str, allowed: Sequence[str], role: str) -> Element:
     """No node but `allowed` may hold the promoted role."""
-    from lxml import etree
+    import xml.etree.ElementTree as etree
 
     cid = constraint_id(resource)
     loc = etree.Element("rsc_location", id=cid, rsc=clone)
@@ -300,16 +302,15 @@ def build_constraint(clone: str, resource: str, allowed: Sequence[str], role: st
     return loc
 
 
-def allowed_by(constraint: _Element) -> frozenset[str]:
+def allowed_by(constraint: Element) -> frozenset[str]:
     return frozenset(e.get("value", "") for e in constraint.iter("expression") if e.get("operation") == "ne")
 
 
-def find_constraint(cib: _Element, resource: str) -> _Element | None:
+def find_constraint(cib: Element, resource: str) -> Element | None:
     return next((c for c in cib.iter("rsc_location") if c.get("id") == constraint_id(resource)), None)
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(NamedTuple):
     rc: int
     case: str
     place: bool = False
@@ -349,16 +350,20 @@ class Cib:
         self.log = log
         self.timeout = timeout
 
-    def query(self) -> _Element:
-        from lxml import etree
+    def query(self) -> Element:
+        # The stdlib parser: lxml's import costs the handler more than a cibadmin call while I/O is frozen.
+        import xml.etree.ElementTree as etree
 
         result = self.runner.run(["cibadmin", "--query"], timeout=self.timeout)
         if not result.ok:
             raise Refused(f"cannot read the CIB: {result.describe()}")
-        return etree.fromstring(result.out.encode())
+        try:
+            return etree.fromstring(result.out.encode())  # noqa: S314 (the CIB from cibadmin: no DOCTYPE)
+        except etree.ParseError as exc:
+            raise Refused(f"cannot read the CIB: cibadmin printed no XML: {exc}") from None
 
-    def put(self, constraint: _Element, replace: bool) -> Result:
-        from lxml import etree
+    def put(self, constraint: Element, replace: bool) -> Result:
+        import xml.etree.ElementTree as etree
 
         xml = etree.tostring(constraint, encoding="unicode")
         verb = "--replace" if replace else "--create"
@@ -370,7 +375,7 @@ class Cib:
         )
 
 
-def wait_for_cib(cib: Cib, deadline: Deadline, log: Logger) -> _Element:
+def wait_for_cib(cib: Cib, deadline: Deadline, log: Logger) -> Element:
     """The CIB once a DC is elected; waits out an election (or a CIB that does not answer yet)."""
     while True:
         try:
@@ -386,10 +391,19 @@ def wait_for_cib(cib: Cib, deadline: Deadline, log: Logger) -> _Element:
         time.sleep(1)
 
 
-def place(cib: Cib, deadline: Deadline, log: Logger, env: HandlerEnv, allowed: frozenset[str]) -> None:
-    """Create or update our constraint; idempotent, retried while the cluster is busy."""
+def place(
+    cib: Cib,
+    deadline: Deadline,
+    log: Logger,
+    env: HandlerEnv,
+    allowed: frozenset[str],
+    doc: Element | None = None,
+) -> None:
+    """Create or update our constraint; idempotent, retried while the cluster is busy. `doc` is the CIB as
+    the caller just read it (I/O is frozen: no second query for the first attempt); a retry reads it again,
+    so a constraint placed meanwhile (cibadmin's exit 108) is seen."""
     while True:
-        doc = wait_for_cib(cib, deadline, log)
+        doc = doc if doc is not None else wait_for_cib(cib, deadline, log)
         clone = promotable_of(doc, env.resource)
         if clone is None:
             raise Refused(f"no promotable clone in the CIB manages DRBD resource {env.resource}")
@@ -413,6 +427,7 @@ def place(cib: Cib, deadline: Deadline, log: Logger, env: HandlerEnv, allowed: f
             raise Refused(f"cannot place the constraint: {result.describe()}")
         log.warning(f"{result.describe()}; retrying")
         time.sleep(0 if result.rc == CIB_EXISTS else 1)
+        doc = None
 
 
 def local_state(runner: Runner, log: Logger, env: HandlerEnv) -> Resource | None:
@@ -447,7 +462,7 @@ def fence_peer(env: HandlerEnv, runner: Runner, log: Logger, deadline: Deadline,
         log.warning(f"{exc.reason}: assuming fencing resource-only, single primary")
         dump = ""
 
-    def decide(doc: _Element) -> Plan:
+    def decide(doc: Element) -> Plan:
         return plan(
             peer_state(doc, peer),
             local_ok,
@@ -471,8 +486,8 @@ def fence_peer(env: HandlerEnv, runner: Runner, log: Logger, deadline: Deadline,
         if not result.ok:
             raise Refused(f"STONITH of {peer} failed: {result.describe()}")
         log.info(f"peer {peer} fenced through STONITH")
-    if decision.place:
-        place(cib, deadline, log, env, allowed)
+    if decision.place:  # after a STONITH the CIB has changed: read again
+        place(cib, deadline, log, env, allowed, None if decision.stonith else doc)
     return decision.rc
 
 
@@ -505,7 +520,7 @@ def remove_constraint(
     runner: Runner, log: Logger, resource: str, *, timeout: float, me: str | None = None
 ) -> bool:
     """Delete our constraint for `resource` if it admits this node; True when none is left."""
-    me = me or socket.gethostname()
+    me = me or os.uname().nodename
     cib = Cib(runner, log, timeout)
     existing = find_constraint(cib.query(), resource)
     if existing is None:
@@ -534,7 +549,21 @@ def unfence_peer(env: HandlerEnv, runner: Runner, log: Logger, timeout: float) -
 
 
 # -- entry points ----------------------------------------------------------------------------------------
-def _arguments(prog: str, argv: Sequence[str]) -> argparse.Namespace:
+class Args(NamedTuple):
+    resource: str | None = None
+    node_name: str | None = None
+    timeout: float = TIMEOUT
+    cib_timeout: float = 10.0
+    unknown: tuple[str, ...] = ()
+
+
+def _arguments(prog: str, argv: Sequence[str]) -> Args:
+    """The options; DRBD calls its handlers without any, and then argparse (whose import costs more than a
+    cibadmin call while I/O is frozen) is not loaded."""
+    if not argv:
+        return Args()
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog=prog, description="DRBD fencing handler for Pacemaker (see tandem.fence)."
     )
@@ -548,8 +577,7 @@ def _arguments(prog: str, argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--cib-timeout", type=float, default=10, help="per cibadmin call (default 10)")
     parser.add_argument("--quiet", action="store_true", help="accepted for crm-fence-peer compatibility")
     args, unknown = parser.parse_known_args(list(argv))
-    args.unknown = unknown
-    return args
+    return Args(args.resource, args.node_name, args.timeout, args.cib_timeout, tuple(unknown))
 
 
 def _logger(prog: str) -> Logger:

@@ -24,8 +24,10 @@ HANDLERS = {
 
 
 def launcher(libdir: Path, body: str) -> str:
+    """The `tandem` command and DRBD's handlers: started like the agents (-IS: no site, whose start costs
+    a fence-peer handler, while DRBD's I/O is frozen, more than a cibadmin call; tandem finds lxml)."""
     return (
-        "#!/usr/bin/python3\n"
+        "#!/usr/bin/python3 -IS\n"
         "import os, sys\n"
         f"sys.path.insert(0, os.environ.get('TANDEM_LIBDIR') or {str(libdir)!r})\n"
         f"{body}\n"
@@ -90,8 +92,9 @@ def install(
         written += [modules / f"{name}.py", dest]
     bindir.mkdir(parents=True, exist_ok=True)
     scripts = {"tandem": "from tandem.cli import main\nsys.exit(main())"}
-    scripts |= {
-        script: f"from tandem.cli import main\nsys.exit(main([{command!r}, *sys.argv[1:]]))"
+    scripts |= {  # DRBD waits for its handlers (I/O frozen): no interpreter teardown after the answer
+        script: "from tandem import exit_now\nfrom tandem.cli import main\n\n"
+        f"exit_now(main([{command!r}, *sys.argv[1:]]))"
         for script, command in HANDLERS.items()
     }
     for script, body in scripts.items():

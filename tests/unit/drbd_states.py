@@ -21,7 +21,7 @@ def resources(
         Device(
             volume=v,
             minor=v,
-            disk=DiskState.DISKLESS if client else draw(st.sampled_from(DiskState)),
+            disk=DiskState.DISKLESS if client else draw(st.sampled_from(list(DiskState))),
             client=True if client else draw(st.sampled_from([None, False, True])),
             quorum=draw(st.sampled_from([None, True, False])),
         )
@@ -30,13 +30,13 @@ def resources(
     connections = tuple(
         Connection(
             peer=f"peer{i}",
-            connection=draw(st.sampled_from(ConnState)),
-            peer_role=draw(st.sampled_from(Role)),
+            connection=draw(st.sampled_from(list(ConnState))),
+            peer_role=draw(st.sampled_from(list(Role))),
             peer_devices=tuple(
                 PeerDevice(
                     volume=v,
-                    replication=draw(st.sampled_from(ReplState)),
-                    peer_disk=draw(st.sampled_from(DiskState)),
+                    replication=draw(st.sampled_from(list(ReplState))),
+                    peer_disk=draw(st.sampled_from(list(DiskState))),
                     done=draw(st.none() | st.floats(0, 100)),
                     peer_client=draw(st.sampled_from([None, False, True])),
                 )
@@ -48,7 +48,7 @@ def resources(
     )
     return Resource(
         name="r0",
-        role=role if role is not None else draw(st.sampled_from(Role)),
+        role=role if role is not None else draw(st.sampled_from(list(Role))),
         devices=devices,
         connections=connections,
         suspended=tuple(draw(st.lists(st.sampled_from(SUSPEND), unique=True, max_size=2))),

@@ -303,11 +303,11 @@ def test_drbd_views_read_the_emulators_state() -> None:
 
 
 def test_fencing_allowed_reads_ours_and_crm_fence_peers_constraint() -> None:
-    from lxml import etree
+    import xml.etree.ElementTree as ET
 
     from tandem.fence import build_constraint
 
-    ours = etree.tostring(build_constraint("drbd-r0-clone", "r0", ["node1"], "Promoted")).decode()
+    ours = ET.tostring(build_constraint("drbd-r0-clone", "r0", ["node1"], "Promoted"), encoding="unicode")
     assert record.fencing_allowed(f"<constraints>{ours}</constraints>") == frozenset({"node1"})
     anchor = (
         '<constraints><rsc_location rsc="drbd-r0-clone" id="drbd-fence-by-handler-r0-drbd-r0-clone">'

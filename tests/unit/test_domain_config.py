@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -15,7 +17,9 @@ from tandem.domain.config import (
     parse_xl_cfg,
     parse_xl_disk,
     parse_xl_settings,
+    read_config,
 )
+from tandem.ocf.state import StateFiles
 
 LIBVIRT_XML = """<domain type='qemu'>
   <!-- <name>commented-out</name> -->
@@ -133,3 +137,29 @@ def test_xl_disk_specs(spec: str, disk: Disk) -> None:
 def test_any_allowed_name_round_trips_through_both_formats(name: str) -> None:
     assert parse(f"<domain><name>{name}</name></domain>").name == name
     assert parse(f'name = "{name}"\n').name == name
+
+
+def test_a_config_is_parsed_again_only_when_the_file_changes(tmp_path: Path) -> None:
+    """read_config remembers the parse (a steady monitor must not import the XML parser)."""
+    files = StateFiles.of("domain", "vm1", {"HA_RSCTMP": str(tmp_path / "tmp")})
+    path = tmp_path / "vm1.xml"
+    xml = "<domain type='kvm'><name>{}</name><devices><disk><source dev='/dev/drbd1'/></disk></devices>"
+    xml += "</domain>"
+    path.write_text(xml.format("vm1"))
+    first = read_config(str(path), files)
+    assert first == parse(path.read_text()) and files.read("config")
+    assert read_config(str(path), files) == first  # from the cache
+    path.write_text(xml.format("vm2"))
+    assert read_config(str(path), files).name == "vm2"  # the file changed: read again
+    assert files.write("config", f"zz {(files.read('config') or '').partition(' ')[2]}") is None
+    assert read_config(str(path), files).name == "vm2"  # a damaged cache: read again
+    path.write_text("<domain><name>bad name</name></domain>")
+    with pytest.raises(ConfigError):
+        read_config(str(path), files)
+
+
+def test_a_cached_config_is_the_parsed_one(tmp_path: Path) -> None:
+    files = StateFiles.of("domain", "vm", {"HA_RSCTMP": str(tmp_path)})
+    path = tmp_path / "vm.cfg"
+    path.write_text('name = "vm"\nvcpus = 2\nmemory = 512\ndisk = ["drbd:r0,xvda,w", "/dev/drbd2,xvdb,w"]\n')
+    assert read_config(str(path), files) == read_config(str(path), files) == parse(path.read_text())

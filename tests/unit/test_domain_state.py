@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tandem.domain.state import (
     Observed,
@@ -188,3 +192,11 @@ def test_emulator_pids() -> None:
     ]
     assert emulator_pids(procs, "vmx-guest") == (10,)
     assert emulator_pids(procs, "vmx") == ()
+
+
+@given(st.text(alphabet="0123456789 KiBM\u0663", max_size=12))
+def test_dominfo_memory_is_read_as_the_regex_read_it(value: str) -> None:
+    """Every domain monitor reads it: by str operations, not `re` (whose import costs a monitor)."""
+    match = re.fullmatch(r"(\d+)\s*KiB", value.strip())
+    wanted = int(match.group(1)) // 1024 if match else None
+    assert observed_from_dominfo({"Max memory": value.strip()}).memory_mib == wanted

@@ -3,9 +3,28 @@
 
 from __future__ import annotations
 
-import pytest
+import re
 
-from tandem.domain.uri import Route, UriError, with_suffix
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tandem.domain.uri import Route, UriError, check_uri, with_suffix
+
+# What check_uri accepted as a regex; every monitor checks its hypervisor URI, now by str operations.
+URI_RE = re.compile(r"[a-z][a-z0-9+]*:(//)?[A-Za-z0-9._~%&+,;=:@/?\[\]-]*")
+
+
+def accepted(uri: str) -> bool:
+    try:
+        return check_uri(uri) == uri
+    except UriError:
+        return False
+
+
+@given(st.text(alphabet="qemu+0:/ssh.%n@[]~?=-A \\\"'\n\u00e9", max_size=24) | st.text())
+def test_uris_are_checked_as_the_regex_checked_them(uri: str) -> None:
+    assert accepted(uri) == bool(URI_RE.fullmatch(uri))
 
 
 def test_remote_uri_from_the_local_one() -> None:

@@ -16,6 +16,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from lab.drbd_emu import config, engine
+from lab.drbd_emu.config import load, load_cached
+from lab.drbd_emu.setup import two_node_conf
 
 CONF = """
 resource r0 {
@@ -503,3 +505,21 @@ def test_consistent_data_is_promoted_only_after_fence_peer_outdated_the_peer() -
     engine.apply_fence_result(s, "alice", "r0", "bob", 7)
     assert engine.primary(s, cfg, "alice", "r0", 4004.0) == []
     assert disk(s, "alice") == "UpToDate"
+
+
+def test_a_parsed_configuration_is_reused_until_one_of_its_files_changes(tmp_path: Path) -> None:
+    """A fake tool call parses the configuration once per change, not once per call (and per resource)."""
+    (tmp_path / "d").mkdir()
+    for i in range(3):
+        (tmp_path / "d" / f"r{i}.res").write_text(two_node_conf(net="10.0.0", minor=10 + i, res=f"r{i}"))
+    conf = tmp_path / "drbd.conf"
+    conf.write_text(f'include "{tmp_path}/d/*.res";\n')
+    cache = tmp_path / "cache"
+    assert load_cached(conf, cache) == load(conf) and list(cache.iterdir())
+    assert load_cached(conf, cache) == load(conf)  # from the cache
+    (tmp_path / "d" / "r1.res").write_text(two_node_conf(net="10.0.0", minor=21, res="r1", dual=True))
+    assert load_cached(conf, cache)["r1"].allow_two_primaries  # an included file changed: parsed again
+    (tmp_path / "d" / "r3.res").write_text(two_node_conf(net="10.0.0", minor=13, res="r3"))
+    assert set(load_cached(conf, cache)) == {"r0", "r1", "r2", "r3"}  # a file more
+    (tmp_path / "d" / "r3.res").unlink()
+    assert set(load_cached(conf, cache)) == {"r0", "r1", "r2"}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import xml.etree.ElementTree as etree
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from lxml import etree
 
 from tandem.drbd.policy import Decision
 from tandem.fence import (
@@ -141,7 +141,7 @@ class Cluster(RecordingRunner):
             return Result(argv, 0, "", "")
         raise AssertionError(f"unexpected command {argv}")
 
-    def constraints(self) -> list[etree._Element]:
+    def constraints(self) -> list[etree.Element]:
         doc = etree.parse(str(self.cib)).getroot()
         return [c for c in doc.iter("rsc_location") if c.get("id", "").startswith("tandem-fence")]
 
@@ -201,7 +201,7 @@ def test_handler_env_rejects_bad_names(name):
         HandlerEnv.parse({**ENV, "DRBD_RESOURCE": name})
 
 
-@given(st.sampled_from(Peer), st.booleans(), st.booleans(), st.booleans(), st.booleans())
+@given(st.sampled_from(list(Peer)), st.booleans(), st.booleans(), st.booleans(), st.booleans())
 def test_plan_is_safe(peer, local_ok, stonith, dual, primary):
     p = plan(peer, local_ok, stonith_policy=stonith, dual_primary=dual, primary=primary)
     # A constraint always admits only UpToDate nodes, so only a node with UpToDate data places one.
@@ -426,7 +426,7 @@ def race_cib(tmp_path: Path, vm_on: str | None, delay: str = "10s") -> Cluster:
     return c
 
 
-def doc(c: Cluster) -> etree._Element:
+def doc(c: Cluster) -> etree.Element:
     return etree.parse(str(c.cib)).getroot()
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,6 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tandem.domain.config import NAME
+from tandem.domain.storage import RESOURCE
 from tandem.ocf import (
     ActionSpec,
     AgentSpec,
@@ -29,7 +32,7 @@ from tandem.ocf import (
     Result,
     run_agent,
 )
-from tandem.ocf.params import parse_bool, parse_seconds
+from tandem.ocf.params import ALNUM, DIGITS, LOWER, Chars, parse_bool, parse_int, parse_seconds, parse_words
 
 if TYPE_CHECKING:
     from tandem.ocf.agent import Handler
@@ -40,7 +43,14 @@ SPEC = AgentSpec(
     shortdesc="a sample agent",
     longdesc='Exercises the framework; <escaped> & "quoted".',
     params=(
-        Param("name", "the name", "Which thing.", required=True, unique=True, pattern=r"[a-z0-9]+"),
+        Param(
+            "name",
+            "the name",
+            "Which thing.",
+            required=True,
+            unique=True,
+            chars=Chars(LOWER + DIGITS, LOWER + DIGITS),
+        ),
         Param(
             "count",
             "a count",
@@ -211,6 +221,58 @@ def test_false_words(word: str) -> None:
 )
 def test_durations(raw: str, seconds: float) -> None:
     assert parse_seconds(raw) == seconds
+
+
+def outcome(parse: Any, raw: str) -> object:
+    try:
+        return parse(raw)
+    except ValueError:
+        return ValueError
+
+
+# The agents parse without `re` (its import costs a monitor milliseconds); these were the regexes.
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|msec|s|sec|m|min|h|hr)?\s*$", re.IGNORECASE)
+UNITS = {"ms": 0.001, "msec": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600}
+TEXTS = st.text(alphabet=" \t,.+-_0123456789smecinhrSMECINHR\u0663x") | st.text()
+
+
+def by_regex(raw: str) -> float:
+    match = DURATION.match(raw)
+    if not match:
+        raise ValueError(raw)
+    return float(match.group(1)) * UNITS[(match.group(2) or "s").lower()]
+
+
+@given(TEXTS)
+def test_durations_parse_as_the_regex_did(raw: str) -> None:
+    assert outcome(parse_seconds, raw) == outcome(by_regex, raw)
+
+
+@given(TEXTS)
+def test_integers_and_words_parse_as_the_regexes_did(raw: str) -> None:
+    def int_by_regex(text: str) -> int:
+        if not re.fullmatch(r"[-+]?\d+", text.strip()):
+            raise ValueError(text)
+        return int(text.strip())
+
+    assert outcome(parse_int, raw) == outcome(int_by_regex, raw)
+    assert parse_words(raw) == tuple(w for w in re.split(r"[\s,]+", raw.strip()) if w)
+
+
+@pytest.mark.parametrize(
+    ("chars", "pattern"),
+    [
+        (Chars(ALNUM + "_", ALNUM + "_-.:=@%+", 128), r"[A-Za-z0-9_][-A-Za-z0-9_.:=@%+]{0,127}"),
+        (Chars("/", ALNUM + "-_.:=@%+/"), r"/[-A-Za-z0-9_.:=@%+/]*"),
+        (Chars(LOWER + "_", LOWER + DIGITS + "_-", 32, empty=True), r"([a-z_][a-z0-9_-]{0,31})?"),
+        (Chars(ALNUM + "._-", ALNUM + "._-", 63, empty=True), r"[A-Za-z0-9._-]{0,63}"),
+        (NAME, r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}"),
+        (RESOURCE, r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}"),
+    ],
+)
+@given(raw=st.text(alphabet=ALNUM[:3] + ALNUM[-3:] + "_-.:=@%+/ é\n", max_size=140) | st.text())
+def test_spellings_allow_what_the_regexes_allowed(chars: Chars, pattern: str, raw: str) -> None:
+    assert chars.allows(raw) == bool(re.fullmatch(pattern, raw))
 
 
 @given(st.text())

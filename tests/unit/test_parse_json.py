@@ -7,9 +7,12 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tandem.drbd.model import ConnState, DiskState, ParseError, ReplState, Role
 from tandem.drbd.parse import parse_status_json
+from tandem.drbd.parse_json import _INVALID, _scan
 
 
 def doc(*resources: Any) -> str:
@@ -135,3 +138,23 @@ def test_invalid_json_names_the_line() -> None:
 def test_not_an_array_of_resources(text: str) -> None:
     with pytest.raises(ParseError):
         parse_status_json(text)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+def _json_outcome(text: str) -> object:
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        return _INVALID
+
+
+@given(JSON_VALUES.map(json.dumps) | st.text(alphabet=' \t\n[]{}",:01.eE-+truefalsn\\u\ufeff', max_size=20))
+def test_the_c_scanner_alone_reads_what_json_loads_reads(text: str) -> None:
+    """parse_status_json decodes without the json package (its import costs a monitor milliseconds)."""
+    assert _scan(text) == _json_outcome(text)

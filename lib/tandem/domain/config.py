@@ -7,13 +7,20 @@ The agent needs a few facts from them (the name, the disks, vCPUs and memory); t
 
 from __future__ import annotations
 
-import re
-from enum import StrEnum
+import marshal
+import os
 
+from tandem.enums import StrEnum
+from tandem.ocf.params import ALNUM, Chars
 from tandem.record import NamedTuple
+from tandem.regex import lazy
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tandem.ocf.state import StateFiles
 
 # libvirt accepts almost any name; we accept what is safe on a command line, in a URI path and a file name.
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
+NAME = Chars(ALNUM, ALNUM + "_.+-", 64)
 
 
 class ConfigError(ValueError):
@@ -43,9 +50,31 @@ class DomainConfig(NamedTuple):
 
 
 def check_name(name: str) -> str:
-    if not NAME_RE.fullmatch(name):
+    if not NAME.allows(name):
         raise ConfigError(f"domain name {name!r} is not allowed (letters, digits and _ . + - only)")
     return name
+
+
+def read_config(path: str, files: StateFiles) -> DomainConfig:
+    """parse() of the file at `path`, remembered in a state file while the file's identity (inode, size,
+    mtime) stays the same: a steady monitor then neither reads nor parses it (the XML parser's imports
+    alone cost it more than the rest of its start). Raises OSError and ConfigError as reading and parse do."""
+    st = os.stat(path)
+    key = f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{path}"
+    blob, _, cached_key = (files.read("config") or "").partition(" ")
+    if cached_key == key:
+        try:
+            # The agent's own file in HA_RSCTMP (root's): plain values, nothing in it is executed.
+            fmt, name, disks, vcpus, memory, hv_type = marshal.loads(bytes.fromhex(blob))  # noqa: S302
+            return DomainConfig(Format(fmt), name, tuple(Disk(*d) for d in disks), vcpus, memory, hv_type)
+        except (ValueError, TypeError, EOFError):
+            pass  # not a cache this version wrote: parse again
+    with open(path, encoding="utf-8") as fh:
+        config = parse(fh.read())
+    disks = tuple(tuple(d) for d in config.disks)
+    plain = (str(config.format), config.name, disks, config.vcpus, config.memory_mib, config.hv_type)
+    files.write("config", f"{marshal.dumps(plain).hex()} {key}")  # best effort, like every state file
+    return config
 
 
 def detect_format(text: str) -> Format:
@@ -139,8 +168,8 @@ def _libvirt_memory(elem: object) -> int | None:
 
 XlValue = str | list["XlValue"]
 
-_TOKEN = re.compile(
-    r"""
+_TOKEN = lazy(
+    r"""(?x)
     (?P<ws>[ \t\r]+)
   | (?P<comment>\#[^\n]*)
   | (?P<nl>\n)
@@ -149,9 +178,9 @@ _TOKEN = re.compile(
   | (?P<string>"(?:[^\\"\n]|\\.)*"|'(?:[^\\'\n]|\\.)*')
   | (?P<add>\+=)
   | (?P<punct>[=;,\[\]])
-    """,
-    re.VERBOSE,
+    """
 )
+_HEX2, _OCTAL = lazy(r"[0-9a-fA-F]{2}"), lazy(r"[0-7]{1,3}")
 _ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
 
 
@@ -171,11 +200,11 @@ def _dequote(token: str) -> str:
             out.append(nc)
         elif nc in _ESCAPES:
             out.append(_ESCAPES[nc])
-        elif nc == "x" and re.fullmatch(r"[0-9a-fA-F]{2}", body[i : i + 2]):
+        elif nc == "x" and _HEX2.fullmatch(body[i : i + 2]):
             out.append(chr(int(body[i : i + 2], 16)))
             i += 2
         elif nc.isdigit():
-            digits = re.match(r"[0-7]{1,3}", body[i - 1 : i + 2])
+            digits = _OCTAL.match(body[i - 1 : i + 2])
             assert digits is not None
             out.append(chr(int(digits.group(), 8)))
             i += len(digits.group()) - 1

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import time
 
 from tandem.domain.state import emulator_pids
@@ -13,6 +11,9 @@ from tandem.domain.state import emulator_pids
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from signal import SIGKILL, SIGTERM
+else:  # the same numbers: the signal module builds IntEnums (the enum module) on import
+    from _signal import SIGKILL, SIGTERM
 
 
 def processes(proc: str = "/proc") -> Iterator[tuple[int, list[str]]]:
@@ -45,10 +46,12 @@ def alive(pid: int) -> bool:
 
 def kill_and_wait(pids: tuple[int, ...], grace: float) -> bool:
     """SIGTERM, then SIGKILL after `grace` seconds, as libvirt's destroy does; True when all died."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+    for sig, wait in ((SIGTERM, grace), (SIGKILL, 5.0)):
         for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
+            try:  # noqa: SIM105 (contextlib costs the agents' start more than this whole function)
                 os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
         end = time.monotonic() + wait
         while time.monotonic() < end:
             if not any(alive(p) for p in pids):

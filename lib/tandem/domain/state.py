@@ -9,12 +9,15 @@ that never becomes OCF_NOT_RUNNING.
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Iterable
-from enum import StrEnum
 
+from tandem.enums import StrEnum
 from tandem.ocf.codes import Rc
 from tandem.record import NamedTuple
+from tandem.regex import lazy
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 
 class Phase(StrEnum):
@@ -109,10 +112,13 @@ def virsh_failure(stderr: str) -> Phase:
     return Phase.UNKNOWN
 
 
+_REASON = lazy(r"(.+?)\s*\((.*)\)")
+
+
 def parse_domstate(out: str) -> tuple[str, str]:
     """`virsh domstate --reason` prints e.g. "paused (migrating)"; returns ("paused", "migrating")."""
     line = next((ln.strip() for ln in out.splitlines() if ln.strip()), "")
-    m = re.fullmatch(r"(.+?)\s*\((.*)\)", line)
+    m = _REASON.fullmatch(line)
     return (m.group(1).lower(), m.group(2).lower()) if m else (line.lower(), "")
 
 
@@ -147,14 +153,15 @@ def classify_virsh(state: str, reason: str = "", operation: str = "") -> Phase:
 
 def observed_from_dominfo(fields: dict[str, str]) -> Observed:
     """A first look from dominfo (state, vCPUs, memory); a paused state needs the reason from domstate."""
-    memory = re.fullmatch(r"(\d+)\s*KiB", fields.get("Max memory", ""))
+    kib = fields.get("Max memory", "")
+    kib = kib[:-3].rstrip() if kib.endswith("KiB") else ""
     cpus = fields.get("CPU(s)", "")
     state = fields.get("State", "").lower()
     return Observed(
         phase=classify_virsh(state),
         detail=state,
         vcpus=int(cpus) if cpus.isdigit() else None,
-        memory_mib=int(memory.group(1)) // 1024 if memory else None,
+        memory_mib=int(kib) // 1024 if kib.isdecimal() else None,
         persistent={"yes": True, "no": False}.get(fields.get("Persistent", "")),
     )
 
@@ -210,7 +217,7 @@ def classify_xl(rows: Iterable[XlRow], name: str) -> Observed:
 
 # ---- the process table --------------------------------------------------------------------------------
 
-_QEMU = re.compile(r"qemu-system-[\w-]+|qemu-kvm|kvm")
+_QEMU = lazy(r"qemu-system-[\w-]+|qemu-kvm|kvm")
 
 
 def qemu_name(argv: list[str]) -> str | None:

@@ -19,9 +19,6 @@ A Diskless disk that is not a client (client:no) is a failed diskful node and is
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable
-
 from tandem.domain.config import Disk
 from tandem.drbd.model import (
     Connection,
@@ -34,11 +31,17 @@ from tandem.drbd.model import (
     data_peer,
     is_client,
 )
+from tandem.ocf.params import ALNUM, Chars
 from tandem.record import NamedTuple
+from tandem.regex import lazy
 
-RESOURCE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}")
-_MINOR = re.compile(r"/dev/drbd(\d+)")
-_BY_RES = re.compile(r"/dev/drbd/by-res/([^/]+)(?:/(\d+))?")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+RESOURCE = Chars(ALNUM, ALNUM + "_.+-", 128)
+_MINOR = lazy(r"/dev/drbd(\d+)")
+_BY_RES = lazy(r"/dev/drbd/by-res/([^/]+)(?:/(\d+))?")
 
 
 class DrbdRef(NamedTuple):

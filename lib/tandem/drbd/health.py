@@ -23,11 +23,10 @@ needs (``allow-two-primaries``, the fencing policy).
 
 from __future__ import annotations
 
-import re
-
 from tandem.drbd.model import ConnState, DiskState, Resource, Role, data_peer, is_client, peer_name
 from tandem.ocf.codes import Rc
 from tandem.record import NamedTuple
+from tandem.regex import lazy
 
 # Disk states under which a Primary has no local data left to serve from.
 NO_DISK = frozenset({DiskState.DISKLESS, DiskState.FAILED, DiskState.DETACHING})
@@ -149,8 +148,8 @@ def clone_limits(
     return None
 
 
-_TWO_PRIMARIES = re.compile(r"^\s*allow-two-primaries(\s+yes)?\s*;", re.MULTILINE)
-_FENCING = re.compile(r"^\s*fencing\s+([a-z-]+)\s*;", re.MULTILINE)
+_TWO_PRIMARIES = lazy(r"(?m)^\s*allow-two-primaries(\s+yes)?\s*;")
+_FENCING = lazy(r"(?m)^\s*fencing\s+([a-z-]+)\s*;")
 
 
 def allows_two_primaries(dump: str) -> bool:

@@ -6,8 +6,7 @@ DRBD 8.x folds connection and replication into one `cs:` value; the parsers spli
 
 from __future__ import annotations
 
-from enum import StrEnum
-
+from tandem.enums import StrEnum
 from tandem.record import NamedTuple
 
 
@@ -19,6 +18,12 @@ class ParseError(ValueError):
         super().__init__(f"{message}{where}")
         self.line_no = line_no
         self.line = line
+
+
+# Why I/O is suspended, as DRBD 9 names it (Resource.suspended).
+SUSPEND_REASONS = ("user", "no-data", "fencing", "quorum")
+# The source says I/O is suspended but not why (/proc/drbd's `s` flag, the old --json `suspended`).
+SUSPENDED_UNKNOWN = ("unknown",)
 
 
 class Role(StrEnum):

@@ -4,11 +4,10 @@ a truncated or garbled output from turning into a plausible but wrong state."""
 
 from __future__ import annotations
 
-import re
-from enum import StrEnum
-
-from tandem.drbd.model import ConnState, ParseError, ReplState
+from tandem.drbd.model import SUSPEND_REASONS, ConnState, ParseError, ReplState
+from tandem.enums import StrEnum
 from tandem.record import NamedTuple
+from tandem.regex import lazy
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -17,9 +16,6 @@ if TYPE_CHECKING:
 
     E = TypeVar("E", bound=StrEnum)
 
-SUSPEND_REASONS = ("user", "no-data", "fencing", "quorum")
-# The source says I/O is suspended but not why (/proc/drbd's `s` flag, the old --json `suspended`).
-SUSPENDED_UNKNOWN = ("unknown",)
 
 # DRBD 8.x folds connection and replication into one `cs:` value; these are its connection-only states.
 CS_CONNECTION_8X: Mapping[str, ConnState] = {
@@ -35,7 +31,7 @@ CS_CONNECTION_8X: Mapping[str, ConnState] = {
     "WFReportParams": ConnState.CONNECTING,
 }
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_ANSI = lazy(r"\x1b\[[0-9;]*m")
 
 
 class Line(NamedTuple):
@@ -58,7 +54,7 @@ def lines(text: str, what: str) -> Iterator[Line]:
         raw = text.split("\n")
         raise ParseError(f"{what} ends in the middle of a line (truncated output?)", len(raw), raw[-1])
     for no, raw_line in enumerate(text.split("\n")[:-1], start=1):
-        yield Line(no, _ANSI.sub("", raw_line).rstrip("\r"))
+        yield Line(no, (_ANSI.sub("", raw_line) if "\x1b" in raw_line else raw_line).rstrip("\r"))
 
 
 def state(cls: type[E], value: str, what: str, at: Line, aliases: Mapping[str, E] | None = None) -> E:

@@ -9,9 +9,11 @@ replication state of a connected peer, have no honest default and are errors.
 
 from __future__ import annotations
 
-import json
+from _json import make_scanner
 
 from tandem.drbd.model import (
+    SUSPEND_REASONS,
+    SUSPENDED_UNKNOWN,
     Connection,
     ConnState,
     Device,
@@ -23,7 +25,6 @@ from tandem.drbd.model import (
     Role,
     Status,
 )
-from tandem.drbd.parse_common import SUSPEND_REASONS, SUSPENDED_UNKNOWN
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -46,6 +47,39 @@ class _At:
         return ParseError(f"--json {self.path}: {message}")
 
 
+class _Decoding:
+    """What the C scanner of the json package reads from its decoder: the defaults of json.loads."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = float  # NaN, Infinity, -Infinity
+
+
+_SCAN = make_scanner(_Decoding())  # type: ignore[arg-type]  # typeshed wants a scanner; it reads these
+_INVALID = object()
+
+
+def _scan(text: str) -> object:
+    """json.loads through the json package's C scanner alone, or _INVALID: the package imports `re` and
+    more (milliseconds of a monitor), and a valid document needs none of it. The scanner reports errors
+    only through the package, so an invalid one is read again by json.loads for the message."""
+    body = text.strip(" \t\n\r")
+    try:
+        document, end = _SCAN(body, 0)
+    except (StopIteration, ValueError, TypeError, SystemError, RecursionError):
+        return _INVALID
+    return document if end == len(body) else _INVALID
+
+
+def _dumps(value: object) -> str:
+    import json  # error messages only
+
+    return json.dumps(value)
+
+
 def _obj(value: object, at: _At) -> Obj:
     if not isinstance(value, dict):
         raise at.error(f"expected an object, got {type(value).__name__}")
@@ -65,7 +99,7 @@ def _opt(obj: Obj, key: str, kind: type, at: _At) -> Any:
     if value is None:
         return None
     if isinstance(value, bool) is not (kind is bool) or not isinstance(value, kind):
-        raise (at / f".{key}").error(f"expected {kind.__name__}, got {json.dumps(value)}")
+        raise (at / f".{key}").error(f"expected {kind.__name__}, got {_dumps(value)}")
     return value
 
 
@@ -91,7 +125,7 @@ def _percent(obj: Obj, key: str, at: _At) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
-        raise (at / f".{key}").error(f"expected a percentage, got {json.dumps(value)}")
+        raise (at / f".{key}").error(f"expected a percentage, got {_dumps(value)}")
     return float(value)
 
 
@@ -161,14 +195,9 @@ def _resource(value: object, at: _At) -> Resource:
 
 
 def parse_status_json(text: str) -> Status:
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        lines = text.splitlines() or [""]
-        line = lines[min(exc.lineno, len(lines)) - 1]
-        raise ParseError(f"not valid JSON: {exc.msg} (column {exc.colno})", exc.lineno, line) from None
-    except RecursionError:
-        raise ParseError("not valid JSON: nested too deeply") from None
+    document = _scan(text)
+    if document is _INVALID:
+        document = _loads(text)
     if not isinstance(document, list):
         raise ParseError("drbdsetup status --json prints an array of resources")
     return Status(
@@ -176,3 +205,17 @@ def parse_status_json(text: str) -> Status:
         version=None,
         resources=tuple(_resource(r, _At(f"[{i}]")) for i, r in enumerate(document)),
     )
+
+
+def _loads(text: str) -> object:
+    """json.loads, its error as a ParseError."""
+    import json
+
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        lines = text.splitlines() or [""]
+        line = lines[min(exc.lineno, len(lines)) - 1]
+        raise ParseError(f"not valid JSON: {exc.msg} (column {exc.colno})", exc.lineno, line) from None
+    except RecursionError:
+        raise ParseError("not valid JSON: nested too deeply") from None

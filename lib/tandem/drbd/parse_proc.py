@@ -14,8 +14,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from tandem.drbd.model import Connection, Device, DiskState, PeerDevice, Resource, Role, Status
-from tandem.drbd.parse_common import SUSPENDED_UNKNOWN, Line, lines, percent, split_cs, state
+from tandem.drbd.model import (
+    SUSPENDED_UNKNOWN,
+    Connection,
+    Device,
+    DiskState,
+    PeerDevice,
+    Resource,
+    Role,
+    Status,
+)
+from tandem.drbd.parse_common import Line, lines, percent, split_cs, state
 
 _VERSION = re.compile(r"version: (\S+) \(api:\S+")
 # Build tags (git or distribution builds, 8.0's SVN) and DRBD 9's transport list.

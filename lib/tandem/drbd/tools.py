@@ -8,9 +8,7 @@ name resources. The version is read from /proc/drbd (no fork) and, without it, f
 
 from __future__ import annotations
 
-import fnmatch
 import os
-import re
 import time
 
 from tandem.drbd.model import ParseError, Resource, Role
@@ -18,6 +16,7 @@ from tandem.ocf.codes import OcfError, Rc, generic
 from tandem.ocf.runner import CommandTimeout
 from tandem.ocf.state import StateFiles
 from tandem.record import NamedTuple, replace
+from tandem.regex import lazy
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -31,11 +30,9 @@ if TYPE_CHECKING:
 NO_SUCH_OBJECT = 10
 NO_UP_TO_DATE_DISK = 17
 STATE_CHANGE_FAILED = 11  # with the reason on stderr: "(-25) No quorum", "(-1) Multiple primaries ...", ...
-_KERNEL_INFO = re.compile(r"additional info from kernel:\s*\n\s*(\S[^\n]*)")
+_KERNEL_INFO = lazy(r"additional info from kernel:\s*\n\s*(\S[^\n]*)")
 PROC_DRBD = "/proc/drbd"
 DEFAULT_CONF = "/etc/drbd.conf"
-_VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
-_INCLUDE = re.compile(r'^\s*include\s+"?([^";\s]+)"?\s*;', re.MULTILINE)
 
 
 def primary_refused(rc: int, err: str) -> str | None:
@@ -59,10 +56,11 @@ class Version(NamedTuple):
 
     @classmethod
     def parse(cls, text: str) -> Version:
-        match = _VERSION.search(text)
-        if not match:
+        """The first x.y.z in `text` (three dot-separated numbers)."""
+        found = find_version(text)
+        if found is None:
             raise ValueError(f"{text!r} is not a version x.y.z")
-        return cls(*(int(g) for g in match.groups()))
+        return found
 
     def __str__(self) -> str:
         return f"{self.major}.{self.minor}.{self.patch}"
@@ -72,18 +70,34 @@ class Version(NamedTuple):
         return self.major >= 9
 
 
+def find_version(text: str) -> Version | None:
+    """The first three dot-separated numbers in `text`, by str operations (what the monitor reads every
+    time is parsed without `re`)."""
+    run: list[str] = []  # the current run of digits and dots
+    for c in (*text, " "):
+        if c.isdecimal() or c == ".":
+            run.append(c)
+            continue
+        parts = "".join(run).split(".")
+        for i in range(len(parts) - 2):
+            if all(parts[i : i + 3]):
+                return Version(*(int(p) for p in parts[i : i + 3]))
+        run = []
+    return None
+
+
 def version_from_proc(text: str) -> Version | None:
     """`version: 9.2.4 (api:2/proto:86-122)` on the first line of /proc/drbd."""
     first = text.split("\n", 1)[0]
-    return Version.parse(first) if first.startswith("version:") and _VERSION.search(first) else None
+    return find_version(first) if first.startswith("version:") else None
 
 
 def version_from_drbdadm(text: str) -> Version | None:
     """`DRBD_KERNEL_VERSION=9.2.4` from `drbdadm --version` (absent or 0 without a loaded module)."""
     for line in text.splitlines():
         key, _, value = line.partition("=")
-        if key.strip() == "DRBD_KERNEL_VERSION" and _VERSION.search(value):
-            found = Version.parse(value)
+        found = find_version(value) if key.strip() == "DRBD_KERNEL_VERSION" else None
+        if found is not None:
             return found if found > Version(0, 0, 0) else None
     return None
 
@@ -237,26 +251,58 @@ def read(path: str) -> str:
         return fh.read()
 
 
+def includes(text: str) -> list[str]:
+    """The paths of the `include "PATH";` statements that start a line of a DRBD configuration."""
+    found = []
+    at = text.find("include")
+    while at >= 0:
+        after = at + len("include")
+        line_start = text.rfind("\n", 0, at) + 1
+        rest = text[after:].lstrip()
+        if (not text[line_start:at] or text[line_start:at].isspace()) and text[after : after + 1].isspace():
+            rest = rest.removeprefix('"')
+            end = next((i for i, c in enumerate(rest) if c in '";' or c.isspace()), len(rest))
+            if end and rest[end:].removeprefix('"').lstrip().startswith(";"):
+                found.append(rest[:end])
+        at = text.find("include", after)
+    return found
+
+
+def glob_match(name: str, pattern: str) -> bool:
+    """fnmatch.fnmatchcase for patterns with * and ? only (that module compiles a regex for each)."""
+    n = p = 0
+    star, mark = -1, 0  # where the last * was in the pattern, and where in the name it began to match
+    while n < len(name):
+        if p < len(pattern) and pattern[p] == "*":
+            star, mark, p = p, n, p + 1
+        elif p < len(pattern) and pattern[p] in ("?", name[n]):
+            n, p = n + 1, p + 1
+        elif star >= 0:
+            mark += 1
+            n, p = mark, star + 1
+        else:
+            return False
+    return all(c == "*" for c in pattern[p:])
+
+
 def config_key(conf: str) -> str | None:
     """The identity (inode, size, mtime) of the configuration file and of every file it includes, or None
-    when it cannot be told cheaply (unreadable, or a wildcard in an include's directory)."""
+    when it cannot be told cheaply (unreadable, a wildcard in an include's directory, or a [set])."""
     try:
         paths = [conf]
-        for pattern in _INCLUDE.findall(read(conf)):
+        for pattern in includes(read(conf)):
             pattern = os.path.join(os.path.dirname(conf), pattern)
             folder, name = os.path.split(pattern)
-            if any(c in folder for c in "*?["):
+            if any(c in folder for c in "*?[") or "[" in name:
                 return None
-            paths += sorted(
-                os.path.join(folder, n) for n in os.listdir(folder) if fnmatch.fnmatchcase(n, name)
-            )
+            paths += sorted(os.path.join(folder, n) for n in os.listdir(folder) if glob_match(n, name))
         stats = [(p, os.stat(p)) for p in paths]
     except OSError:
         return None
     return " ".join(f"{p}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}" for p, st in stats)
 
 
-_ATTRD_VALUE = re.compile(r'\bvalue="([^"]*)"')
+_ATTRD_VALUE = lazy(r'\bvalue="([^"]*)"')
 
 
 def attrd_value(text: str) -> str | None:

@@ -6,13 +6,15 @@ from tandem.ocf.codes import OcfError, Rc, configured, generic, installed
 from tandem.ocf.deadline import Deadline, DeadlineExceeded
 from tandem.ocf.env import Meta, Notify
 from tandem.ocf.log import Logger
-from tandem.ocf.params import Kind, Param, Params
+from tandem.ocf.params import ALNUM, Chars, Kind, Param, Params
 from tandem.ocf.runner import CommandMissing, CommandTimeout, ProcessRunner, Result
 from tandem.ocf.spec import ActionSpec, AgentSpec
 
 __all__ = [
+    "ALNUM",
     "ActionSpec",
     "AgentSpec",
+    "Chars",
     "CommandMissing",
     "CommandTimeout",
     "Context",

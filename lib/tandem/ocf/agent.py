@@ -8,6 +8,7 @@ import os
 import sys
 import time
 
+from tandem import exit_now
 from tandem.ocf.codes import OcfError, Rc
 from tandem.ocf.deadline import Deadline, DeadlineExceeded
 from tandem.ocf.env import Meta
@@ -156,4 +157,5 @@ def _after_crash(ctx: Context, reason: str, stopped_check: StoppedCheck | None) 
 
 
 def main(spec: AgentSpec, handlers: Mapping[str, Handler], stopped_check: StoppedCheck | None = None) -> None:
-    sys.exit(run_agent(spec, handlers, stopped_check=stopped_check))
+    """Run the action named on the command line and end the process with its code (tandem.exit_now)."""
+    exit_now(run_agent(spec, handlers, stopped_check=stopped_check))

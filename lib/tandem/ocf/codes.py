@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from enum import IntEnum
+from tandem.enums import IntEnum
 
 
 class Rc(IntEnum):

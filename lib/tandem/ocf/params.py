@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import re
-from enum import Enum
-
+from tandem.enums import Enum
 from tandem.ocf.codes import configured
 from tandem.record import NamedTuple
 
@@ -17,7 +15,6 @@ if TYPE_CHECKING:
 # What ocf_is_true accepts (any case), plus y and t.
 TRUE_WORDS = frozenset({"1", "yes", "true", "on", "ja", "y", "t"})
 FALSE_WORDS = frozenset({"0", "no", "false", "off", "n", "f"})
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|msec|s|sec|m|min|h|hr)?\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"ms": 0.001, "msec": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600}
 
 
@@ -46,23 +43,53 @@ def parse_bool(raw: str) -> bool:
 
 
 def parse_seconds(raw: str) -> float:
-    """Pacemaker-style durations: "30", "30s", "500ms", "2min", "1h"."""
-    match = _DURATION.match(raw)
-    if not match:
+    """Pacemaker-style durations: "30", "30s", "500ms", "2min", "1h" (a number, then maybe a unit)."""
+    text = raw.strip()
+    split = len(text)
+    while split and text[split - 1].isalpha():
+        split -= 1
+    number, unit = text[:split].rstrip(), text[split:].lower() or "s"
+    whole, dot, fraction = number.partition(".")
+    if unit not in _UNIT_SECONDS or not whole.isdecimal() or (dot and not fraction.isdecimal()):
         raise ValueError(f"{raw!r} is not a duration (e.g. 30, 30s, 500ms, 2min)")
-    number, unit = match.groups()
-    return float(number) * _UNIT_SECONDS[(unit or "s").lower()]
+    return float(number) * _UNIT_SECONDS[unit]
 
 
 def parse_int(raw: str) -> int:
     text = raw.strip()
-    if not re.fullmatch(r"[-+]?\d+", text):
+    digits = text[1:] if text[:1] in ("-", "+") else text
+    if not digits.isdecimal():
         raise ValueError(f"{raw!r} is not an integer")
     return int(text)
 
 
 def parse_words(raw: str) -> tuple[str, ...]:
-    return tuple(w for w in re.split(r"[\s,]+", raw.strip()) if w)
+    """Words separated by blanks or commas."""
+    return tuple(raw.replace(",", " ").split())
+
+
+LOWER = "abcdefghijklmnopqrstuvwxyz"
+DIGITS = "0123456789"
+ALNUM = LOWER.upper() + LOWER + DIGITS
+
+
+class Chars(NamedTuple):
+    """The spelling a string parameter must have (names, paths: what ends up on a command line): its first
+    character from `first`, the others from `rest`, at most `longest` characters (0: no limit)."""
+
+    first: str
+    rest: str
+    longest: int = 0
+    empty: bool = False  # whether the empty string is allowed
+
+    def allows(self, text: str) -> bool:
+        if not text:
+            return self.empty
+        return (
+            text[0] in self.first
+            and all(c in self.rest for c in text[1:])
+            and not (self.longest and len(text) > self.longest)
+        )
 
 
 class Param(NamedTuple):
@@ -76,12 +103,12 @@ class Param(NamedTuple):
     required: bool = False
     unique: bool = False
     choices: tuple[str, ...] = ()
-    pattern: str | None = None
+    chars: Chars | None = None
     # Extra check on the parsed value: returns an error message, or None when the value is fine.
     check: Callable[[Any], str | None] | None = None
 
     def parse(self, raw: str) -> Any:
-        if self.pattern is not None and not re.fullmatch(self.pattern, raw):
+        if self.chars is not None and not self.chars.allows(raw):
             raise ValueError(f"{raw!r} has characters or a form that is not allowed")
         value: Any
         match self.kind:

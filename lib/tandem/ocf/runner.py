@@ -8,16 +8,18 @@ a timeout kills the whole process group (drbdadm's drbdsetup children, virsh's s
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
-import signal
 import time
 
 from tandem.ocf.deadline import Deadline, DeadlineExceeded
 from tandem.record import NamedTuple
 
 TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from signal import SIGKILL, SIGPIPE, SIGXFSZ
+else:  # the same numbers: the signal module builds IntEnums (the enum module) on import
+    from _signal import SIGKILL, SIGPIPE, SIGXFSZ
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Protocol
@@ -116,7 +118,7 @@ def spawn(
     ]
     try:
         pid = os.posix_spawnp(
-            argv[0], argv, env, file_actions=actions, setsid=True, setsigdef=(signal.SIGPIPE, signal.SIGXFSZ)
+            argv[0], argv, env, file_actions=actions, setsid=True, setsigdef=(SIGPIPE, SIGXFSZ)
         )
     except FileNotFoundError:
         raise CommandMissing(f"{argv[0]}: not found") from None
@@ -170,6 +172,8 @@ def spawn(
 
 def _kill_group(pid: int) -> None:
     """SIGKILL the command's session (it leads its own process group), then reap it."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
+    try:  # noqa: SIM105 (contextlib costs the agents' start more than this whole function)
+        os.killpg(pid, SIGKILL)
+    except ProcessLookupError:
+        pass
     os.waitpid(pid, 0)
