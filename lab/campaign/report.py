@@ -32,8 +32,13 @@ ABOUT = {
 
 LIMITS = (
     "S2 compares the guest's acknowledged generation with its disk at boot and with the DRBD device of the "
-    "node running it at the end; while the emulator keeps one backing file for both nodes it cannot fail. "
-    "It becomes meaningful with per-node data copies (the replicated data plane).",
+    "node running it at the end, each node holding its own copy (the replicated data plane); its control is "
+    "the stale boot of tests/lab/test_data_plane.py.",
+    "S6 does not judge a split inside a live migration: until migrate_to's result is in the CIB, Pacemaker's "
+    "priority-fencing-delay (and tandem-fence-peer's rule) count the VM on the source, although the guest "
+    "may already run on the target, which then loses the race and the VM restarts (data safe, a liveness "
+    "cost). A migrate_to whose target vanished after the switch-over waits for libvirt's keepalive first.",
+    "disk-fail is left out when no other node has UpToDate data (two failed disks lose the data by design).",
     "While the fence device fails (fence-fail) the nemesis's own power faults fail too (same power switch): "
     "such injections are recorded with their error and count as not injected.",
     "slow-link shapes the cluster network only; the emulated DRBD replication has no bandwidth to slow.",

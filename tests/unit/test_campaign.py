@@ -212,6 +212,8 @@ def test_s6_flags_a_partition_that_fenced_the_vms_node() -> None:
     assert [v.checker for v in checkers.s6_partition_survivor(history(samples, injections=cut))] == ["S6"]
     power = (*cut, Injection(11.0, "power-cut", "node1", False, ""))  # its own power cut excuses it
     assert checkers.s6_partition_survivor(history(samples, injections=power)) == []
+    migrating = history(samples, injections=cut, migrations=((9.0, 24.0),))  # split inside a migration
+    assert checkers.s6_partition_survivor(migrating) == []
 
 
 def test_l1_flags_no_recovery_and_failed_actions_left() -> None:
