@@ -9,6 +9,7 @@ orphans forever, like any init. It is stdlib only and run by path, so nodes need
 
 In a running node (via Node.run): `start-services`, `stop-services [TIMEOUT]` (pacemakerd, then corosync, by
 SIGTERM with the node-local pids they were started with) and `spawn LOG -- ARGV` (a detached daemon).
+A corosync that crashes is started again, as the README's corosync.service drop-in asks systemd to.
 """
 
 from __future__ import annotations
@@ -53,18 +54,58 @@ def spawn(argv: list[str], logfile: str, env: dict[str, str] | None = None) -> i
     return proc.pid
 
 
+# Services started and not stopped on purpose (the file holds their environment). While it exists, a corosync
+# that dies is started again after COROSYNC_RESTART_SEC, as the README's corosync.service drop-in does
+# (Restart=on-failure, RestartSec=10s; systemd's StartLimitBurst=5 in 10 s); pacemakerd (2.1) waits for it
+# and reconnects by itself.
+WANTED = PIDS / "wanted.json"
+COROSYNC_RESTART_SEC = 10.0
+START_LIMIT = (5, 10.0)
+
+
 def start_services(env: dict[str, str]) -> None:
     PIDS.mkdir(parents=True, exist_ok=True)
+    write_atomic(WANTED, json.dumps(env))
     for name, argv, logfile in SERVICES:
-        pid = spawn(argv, logfile, env)
-        (PIDS / f"{name}.pid").write_text(f"{pid}\n")
-        if name == "corosync":
-            # pacemakerd retries CMAP only every second: waiting for corosync here saves that second
-            for _ in range(100):
-                probe = subprocess.run(["corosync-cfgtool", "-s"], capture_output=True, check=False)
-                if probe.returncode == 0:
-                    break
-                time.sleep(0.1)
+        start_service(name, argv, logfile, env)
+
+
+def start_service(name: str, argv: list[str], logfile: str, env: dict[str, str]) -> None:
+    pid = spawn(argv, logfile, env)
+    (PIDS / f"{name}.pid").write_text(f"{pid}\n")
+    if name == "corosync":
+        # pacemakerd retries CMAP only every second: waiting for corosync here saves that second
+        for _ in range(100):
+            probe = subprocess.run(["corosync-cfgtool", "-s"], capture_output=True, check=False)
+            if probe.returncode == 0:
+                break
+            time.sleep(0.1)
+
+
+def service_pid(name: str) -> int | None:
+    try:
+        return int((PIDS / f"{name}.pid").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def restart_corosync(starts: list[float], node_dir: Path | None) -> None:
+    """corosync died while wanted: start it again after the restart delay, unless stopped on purpose
+    meanwhile or started too often (a unit over its start limit stays failed)."""
+    time.sleep(COROSYNC_RESTART_SEC)
+    now = time.monotonic()
+    starts[:] = [t for t in starts if now - t < START_LIMIT[1]]
+    try:
+        env = json.loads(WANTED.read_text())
+    except (OSError, ValueError):
+        return
+    if len(starts) >= START_LIMIT[0]:
+        return
+    starts.append(now)
+    if node_dir is not None:
+        log(node_dir, "corosync died: starting it again (corosync.service Restart=on-failure)")
+    name, argv, logfile = SERVICES[0]
+    start_service(name, argv, logfile, env)
 
 
 def alive(pid: int) -> bool:
@@ -77,13 +118,11 @@ def alive(pid: int) -> bool:
 
 def stop_services(timeout: float) -> list[str]:
     """SIGTERM each service (last started first) and wait; returns the ones still running at the timeout."""
+    WANTED.unlink(missing_ok=True)
     stuck = []
     for name, _argv, _log in reversed(SERVICES):
-        try:
-            pid = int((PIDS / f"{name}.pid").read_text())
-        except (OSError, ValueError):
-            continue
-        if not alive(pid):
+        pid = service_pid(name)
+        if pid is None or not alive(pid):
             continue
         os.kill(pid, signal.SIGTERM)
         end = time.monotonic() + timeout
@@ -132,7 +171,7 @@ def boot(node_dir: Path) -> None:
     else:
         write_atomic(node_dir / "boot.state", "booted\n")
         log(node_dir, "booted")
-    reap_forever()
+    reap_forever(node_dir)
 
 
 def run_hook(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -163,14 +202,18 @@ def reap_others(keep: int, done: threading.Event) -> None:
         done.wait(0.05)
 
 
-def reap_forever() -> None:
+def reap_forever(node_dir: Path | None = None) -> None:
+    starts: list[float] = []
     while True:
         try:
-            os.waitpid(-1, 0)
+            pid, status = os.waitpid(-1, 0)
         except ChildProcessError:
             time.sleep(1)
+            continue
         except InterruptedError:
             continue
+        if status != 0 and pid == service_pid("corosync") and WANTED.exists():
+            threading.Thread(target=restart_corosync, args=(starts, node_dir), daemon=True).start()
 
 
 def main(argv: list[str]) -> int:
