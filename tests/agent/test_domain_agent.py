@@ -108,9 +108,9 @@ class Env:
         (self.tmp / "xg1.cfg").write_text(XL_CFG.format(shutdown=shutdown, migrate=migrate))
 
 
-def two_primaries(env: Env, *mode: str) -> None:
+def two_primaries(env: Env, *mode: str, res: str = RES) -> None:
     """r0 Primary/UpToDate on n1 and n2 (promoted-max=2), as after the initial sync."""
-    (env.tmp / "r0.res").write_text(RES)
+    (env.tmp / "r0.res").write_text(res)
     conf = str(env.tmp / "r0.res")
     env.tool("n1", "drbd-emu", "init", *mode)
     for node in ("n1", "n2"):
@@ -194,6 +194,26 @@ def test_live_migration_n1_to_n2(lab2: Env) -> None:
     assert lab2.agent("stop").rc == 0  # Pacemaker's stop on the source after a migration
     assert lab2.agent("monitor", node="n2").rc == 0
     assert lab2.agent("monitor", node="n1").rc == 7
+
+
+def test_a_start_on_frozen_io_waits_a_while_then_fails_instead_of_hanging(tmp_path: Path) -> None:
+    """resource-and-stonith: the replication link breaks and fence-peer has not answered (here it never
+    runs), so DRBD holds I/O. A start waits up to half its timeout for the thaw, then fails with the reason,
+    rather than hang in the guest's first disk access and hold up the cluster's transition."""
+    env = Env(tmp_path)
+    env.config()
+    fenced = RES.replace(
+        "protocol C; }", 'protocol C; fencing resource-and-stonith; }\n  handlers { fence-peer "/bin/true"; }'
+    )
+    two_primaries(env, res=fenced)
+    env.tool("n1", "drbd-emu", "cut", "n1", "n2")
+    conf = str(env.tmp / "r0.res")
+    wait(lambda: "Connected" not in env.tool("n1", "drbdadm", "-c", conf, "cstate", "r0"), "the cut")
+    started = time.monotonic()
+    start = env.agent("start", timeout_ms=8000)
+    assert start.rc == 1 and 3.0 < time.monotonic() - started < 8.0
+    assert start.reasons == ["cannot start xg1: r0 I/O is suspended (fencing)"], start.reasons
+    assert "xg1" not in env.xl_names("n1")
 
 
 def test_migration_refused_when_the_target_drbd_is_not_primary(lab2: Env) -> None:

@@ -14,6 +14,7 @@ from tandem.domain.storage import (
     DrbdRef,
     drbd_refs,
     find_connection,
+    frozen,
     local_problems,
     primary_peers,
     resolve,
@@ -206,3 +207,10 @@ def test_a_migration_target_is_a_primary_with_data_or_a_client_with_a_data_path(
                 assert pd.replication is ReplState.ESTABLISHED
                 here = next(d for d in res.devices if d.volume == pd.volume)
                 assert here.disk is DiskState.UP_TO_DATE or (is_client(res) and data_peer(res, pd.volume))
+
+
+def test_frozen_io_is_named_with_its_reasons(fixtures_dir: Path) -> None:
+    status = load(fixtures_dir, "status-9-dual-primary-2node.GENERATED.json")
+    assert frozen(status, ["r0"]) == []
+    held = replace(status, resources=(replace(status.resources[0], suspended=("fencing",)),))
+    assert frozen(held, ["r0", "other"]) == ["r0 I/O is suspended (fencing)"]

@@ -115,6 +115,17 @@ def target_problems(status: Status, resources: Iterable[str], target: str) -> li
     return problems
 
 
+def frozen(status: Status, resources: Iterable[str]) -> list[str]:
+    """The resources whose I/O DRBD holds (fence-peer running or failed, quorum lost...), with the reason:
+    a domain started on one would hang on its first disk access."""
+    found = []
+    for name in resources:
+        res = status.resource(name)
+        if res is not None and res.suspended:
+            found.append(f"{name} I/O is suspended ({','.join(res.suspended)})")
+    return found
+
+
 def local_problems(status: Status, resources: Iterable[str]) -> list[str]:
     """What stops a start here: the disks must be writable (Primary) with UpToDate data, here or, on a
     diskless client, on a connected peer."""
