@@ -82,6 +82,7 @@ class FailedAction:
     op: str  # e.g. vm1_monitor_10000
     node: str
     reason: str
+    at: float = 0.0  # its last-rc-change (epoch seconds; 0: unknown)
 
     def __str__(self) -> str:
         return f"{self.op} on {self.node}: {self.reason}"
@@ -101,7 +102,8 @@ class History:
     healed_at: float  # the last fault undone
     end: float
     reboot_delay: float
-    failed_actions: tuple[FailedAction, ...]  # crm_mon's at the end, past failure-timeout: need a cleanup
+    failed_actions: tuple[FailedAction, ...]  # crm_mon's at the end
+    failure_timeout: float | None = None  # the resources' failure-timeout (rsc_defaults) in s; None: none
 
 
 @dataclass(frozen=True)
@@ -253,8 +255,21 @@ def l1_healed(h: History) -> list[Violation]:
             + ")"
         )
         found.append(Violation("L1", h.healed_at, f"not healthy within {budget:.0f}s of the heal{state}"))
-    found += [Violation("L1", h.end, f"failed action needs cleanup: {a}") for a in h.failed_actions]
+    found += [
+        Violation("L1", h.end, f"failed action needs cleanup: {a}")
+        for a in h.failed_actions
+        if not expires(a, h.failure_timeout, h.end)
+    ]
     return found
+
+
+EXPIRY_SLACK = 20.0  # Pacemaker rechecks an expired failure at the expiry, plus a transition
+
+
+def expires(a: FailedAction, failure_timeout: float | None, now: float) -> bool:
+    """The failure goes away by itself (failure-timeout), so it needs no cleanup, unless it should have
+    gone already."""
+    return failure_timeout is not None and a.at > 0 and now - a.at < failure_timeout + EXPIRY_SLACK
 
 
 def node_losses(h: History) -> Iterator[tuple[Injection, float | None]]:
@@ -379,4 +394,5 @@ def history_from_json(text: str) -> History:
         end=raw["end"],
         reboot_delay=raw["reboot_delay"],
         failed_actions=tuple(FailedAction(**a) for a in raw["failed_actions"]),
+        failure_timeout=raw.get("failure_timeout"),
     )

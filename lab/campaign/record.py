@@ -83,10 +83,37 @@ def failed_actions(crm_mon_xml: str) -> tuple[FailedAction, ...]:
     root = etree.fromstring(crm_mon_xml.encode())
     return tuple(
         FailedAction(
-            str(f.get("op_key")), str(f.get("node")), str(f.get("exitreason") or f.get("exitstatus"))
+            str(f.get("op_key")),
+            str(f.get("node")),
+            str(f.get("exitreason") or f.get("exitstatus")),
+            _crm_mon_time(f.get("last-rc-change", "")),
         )
         for f in root.iterfind("failures/failure")
     )
+
+
+def _crm_mon_time(text: str) -> float:
+    """crm_mon's "Sun Nov 29 23:24:24 2026" (local time) as epoch seconds; 0 when it is not that."""
+    try:
+        return time.mktime(time.strptime(text, "%a %b %d %H:%M:%S %Y"))
+    except ValueError:
+        return 0.0
+
+
+def failure_timeout(cib_xml: str) -> float | None:
+    """rsc_defaults' failure-timeout in seconds (None: not set, failures stay until a cleanup)."""
+    from lxml import etree
+
+    from tandem.ocf.params import parse_seconds
+
+    root = etree.fromstring(cib_xml.encode())
+    for pair in root.iterfind("configuration/rsc_defaults/meta_attributes/nvpair"):
+        if pair.get("name") == "failure-timeout":
+            try:
+                return parse_seconds(pair.get("value", ""))
+            except ValueError:
+                return None
+    return None
 
 
 def log_facts(

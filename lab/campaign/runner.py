@@ -25,7 +25,7 @@ from typing import Any
 
 from lab.campaign import checkers
 from lab.campaign.nemesis import Nemesis
-from lab.campaign.record import Recorder, boots, failed_actions, log_facts
+from lab.campaign.record import Recorder, boots, failed_actions, failure_timeout, log_facts
 from lab.campaign.schedule import Event, Schedule, generate, run_seed
 from lab.cluster import LabConfig, LabError, poll
 from lab.scenarios import (
@@ -160,7 +160,7 @@ def one_run(vc: VmCluster, schedule: Schedule) -> RunResult:
         healed = time.time()
         deadline = healed + delay + checkers.L1_GRACE + 5
         nodes = tuple(n.name for n in vc.lab.nodes)
-        while time.time() < deadline and not settled(vc, rec, nodes):
+        while time.time() < deadline and not (rec.samples and checkers.goal(rec.samples[-1], nodes)):
             time.sleep(0.5)
         time.sleep(3)  # a little past the goal: S1/S3/S5 also hold right after healing
     finally:
@@ -187,6 +187,7 @@ def one_run(vc: VmCluster, schedule: Schedule) -> RunResult:
         failed_actions=failed_actions(xml)
         if xml is not None
         else (checkers.FailedAction("crm_mon", "", "no node answers"),),
+        failure_timeout=_failure_timeout(vc),
     )
     errors = [*nem.errors, *([f"recorder: {rec.error!r}"] if rec.error else [])]
     with contextlib.suppress(LabError, OSError, subprocess.SubprocessError, ValueError):
@@ -197,16 +198,11 @@ def one_run(vc: VmCluster, schedule: Schedule) -> RunResult:
     return RunResult(history, tuple(errors), timeline.text_timeline(rows))
 
 
-def settled(vc: VmCluster, rec: Recorder, nodes: tuple[str, ...]) -> bool:
-    """The goal state, and no failed action left: failures expire by themselves (the README's
-    failure-timeout), so the settle waits for that within L1's budget; what is left then needs a cleanup."""
-    if not (rec.samples and checkers.goal(rec.samples[-1], nodes)):
-        return False
-    xml = vc.lab.crm_mon_xml()
-    if xml is not None and not failed_actions(xml):
-        return True
-    time.sleep(1.5)
-    return False
+def _failure_timeout(vc: VmCluster) -> float | None:
+    try:
+        return failure_timeout(vc.lab.cibadmin("--query"))
+    except (LabError, OSError, subprocess.SubprocessError, ValueError):
+        return None
 
 
 def disk_now(vc: VmCluster) -> checkers.Boot:

@@ -20,6 +20,6 @@ pcs -f "$cib" resource create vm1 ocf:tandem:domain \
        migrate_to timeout=120s migrate_from timeout=60s
 pcs -f "$cib" constraint colocation add vm1 with Promoted drbd-r0-clone INFINITY
 pcs -f "$cib" constraint order promote drbd-r0-clone then start vm1
-pcs -f "$cib" resource defaults update resource-stickiness=100 failure-timeout=60s
+pcs -f "$cib" resource defaults update resource-stickiness=100 failure-timeout=300s
 pcs -f "$cib" property set priority-fencing-delay=10s
 pcs cluster cib-push "$cib" --config

@@ -5,6 +5,7 @@ healthy one it must pass), the parsers that build the history, and the report's 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -327,8 +328,26 @@ def test_failed_actions_from_crm_mon() -> None:
         'exitreason="peer node1 disconnected"/></failures></crm_mon>'
     )
     (got,) = record.failed_actions(xml)
-    assert str(got) == "drbd-r0_monitor_20000 on node2: peer node1 disconnected"
+    assert str(got) == "drbd-r0_monitor_20000 on node2: peer node1 disconnected" and got.at == 0.0
     assert record.failed_actions("<crm_mon/>") == ()
+    stamped = xml.replace("/>", ' last-rc-change="Sun Nov 29 23:24:24 2026"/>')
+    (got,) = record.failed_actions(stamped)
+    assert time.localtime(got.at)[:6] == (2026, 11, 29, 23, 24, 24)
+    cib = (
+        '<cib><configuration><rsc_defaults><meta_attributes id="d">'
+        '<nvpair id="d-ft" name="failure-timeout" value="5min"/></meta_attributes></rsc_defaults>'
+        "</configuration></cib>"
+    )
+    assert record.failure_timeout(cib) == 300.0 and record.failure_timeout("<cib/>") is None
+
+
+def test_l1_accepts_a_failed_action_that_expires_by_itself_but_not_one_overdue() -> None:
+    failed = (checkers.FailedAction("vm1_monitor_10000", "node2", "not running", HEALTHY.end - 30),)
+    expiring = replace(HEALTHY, failed_actions=failed, failure_timeout=300.0)
+    assert checkers.l1_healed(expiring) == []
+    overdue = replace(expiring, failure_timeout=5.0)
+    assert [v.checker for v in checkers.l1_healed(overdue)] == ["L1"]
+    assert [v.checker for v in checkers.l1_healed(replace(expiring, failure_timeout=None))] == ["L1"]
 
 
 def test_log_facts_give_actions_migration_windows_and_fencing() -> None:
