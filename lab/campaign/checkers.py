@@ -170,7 +170,9 @@ def s3_stale_primary(h: History) -> list[Violation]:
             was = prev.view(v.node) if prev is not None else None
             promoted = v.role == "Primary" and (was is None or was.role != "Primary") and prev is not None
             gens = dict(s.gens)
-            newer = sorted(n for n, g in gens.items() if n != v.node and g > gens.get(v.node, g))
+            newer = sorted(  # a connected peer's higher count is a write in flight: protocol C delivers it
+                n for n, g in gens.items() if n not in (v.node, *v.connected) and g > gens.get(v.node, g)
+            )
             if promoted and v.disk != "UpToDate":
                 found.append(Violation("S3", s.t, f"{v.node} promoted with {v.disk} data"))
             elif promoted and prev is not None and v.node in prev.behind and v.node in s.behind:

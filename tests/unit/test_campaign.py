@@ -150,6 +150,9 @@ def test_s3_flags_a_promotion_while_a_peer_holds_newer_data() -> None:
     assert [v.detail for v in found] == ["node2 promoted with generation 80 while node1 has 120"]
     samples[11] = replace(samples[11], gens=(("node1", 120), ("node2", 120)))
     assert checkers.s3_stale_primary(history(samples)) == []
+    linked = (view("node1"), replace(alone, role="Primary", connected=frozenset({"node1"})))
+    samples[11] = Sample(11.0, ALL, ("node1",), linked, None, gens)  # node1's write on its way to node2
+    assert checkers.s3_stale_primary(history(samples)) == []
 
 
 def test_s3_flags_a_promotion_of_a_copy_missing_blocks_a_peer_wrote() -> None:
