@@ -149,11 +149,16 @@ def boots(text: str, acked_before: int, sizes: Sequence[tuple[float, int]], offs
     found = []
     acked = acked_before
     at = offset
+    booting = False  # the disk line that follows "booted" is the boot's look at the disk; a later
+    # "disk error=" is a write that failed while running (DRBD froze I/O), not a boot
     for line in text.splitlines(keepends=True):
         at += len(line.encode())
         if m := _GEN.search(line):
             acked = int(m.group(1))
-        elif (m := _DISK.search(line)) and "tandem-guest: disk" in line:
+        elif "tandem-guest: booted" in line:
+            booting = True
+        elif booting and (m := _DISK.search(line)) and "tandem-guest: disk" in line:
+            booting = False
             t = next((t for t, size in sizes if size >= at), sizes[-1][0] if sizes else 0.0)
             found.append(Boot(t, acked, int(m.group(1)) if m.group(1) else None))
     return tuple(found)

@@ -373,7 +373,8 @@ def test_boots_pair_each_boot_with_the_generation_acknowledged_before_it() -> No
     text = (
         "tandem-guest: alive t=1 gen=11\ntandem-guest: alive t=2 gen=12\n"
         "tandem-guest: booted mem=16MiB\ntandem-guest: disk gen=12 boots=2\n"
-        "tandem-guest: alive t=1 gen=13\ntandem-guest: booted\ntandem-guest: disk fresh\n"
+        "tandem-guest: alive t=1 gen=13\ntandem-guest: disk error=timeout\n"  # a write held too long
+        "tandem-guest: booted\ntandem-guest: disk fresh\n"
     )
     got = record.boots(text, 10, [(100.0, 50), (101.0, 10_000)], 0)
     assert got == (Boot(101.0, 12, 12), Boot(101.0, 13, None))
