@@ -93,9 +93,14 @@ def failed_actions(crm_mon_xml: str) -> tuple[FailedAction, ...]:
 
 
 def _crm_mon_time(text: str) -> float:
-    """crm_mon's "Sun Nov 29 23:24:24 2026" (local time) as epoch seconds; 0 when it is not that."""
+    """A failure's last-rc-change as epoch seconds: Pacemaker 2.1 writes "2026-11-29 23:24:24Z" or with an
+    offset, " +01:00" (crm_time_as_string); 0 when it is neither."""
+    from datetime import UTC, datetime
+
     try:
-        return time.mktime(time.strptime(text, "%a %b %d %H:%M:%S %Y"))
+        if text.endswith("Z"):
+            return datetime.strptime(text[:-1], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
+        return datetime.strptime(text, "%Y-%m-%d %H:%M:%S %z").timestamp()
     except ValueError:
         return 0.0
 

@@ -5,7 +5,6 @@ healthy one it must pass), the parsers that build the history, and the report's 
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -333,9 +332,9 @@ def test_failed_actions_from_crm_mon() -> None:
     (got,) = record.failed_actions(xml)
     assert str(got) == "drbd-r0_monitor_20000 on node2: peer node1 disconnected" and got.at == 0.0
     assert record.failed_actions("<crm_mon/>") == ()
-    stamped = xml.replace("/>", ' last-rc-change="Sun Nov 29 23:24:24 2026"/>')
-    (got,) = record.failed_actions(stamped)
-    assert time.localtime(got.at)[:6] == (2026, 11, 29, 23, 24, 24)
+    for stamp, at in (("2026-11-29 23:24:24Z", 1795994664.0), ("2026-11-30 00:24:24 +01:00", 1795994664.0)):
+        (got,) = record.failed_actions(xml.replace("/>", f' last-rc-change="{stamp}"/>'))
+        assert got.at == at
     cib = (
         '<cib><configuration><rsc_defaults><meta_attributes id="d">'
         '<nvpair id="d-ft" name="failure-timeout" value="5min"/></meta_attributes></rsc_defaults>'
