@@ -260,7 +260,7 @@ def l1_healed(h: History) -> list[Violation]:
     found += [
         Violation("L1", h.end, f"failed action needs cleanup: {a}")
         for a in h.failed_actions
-        if not expires(a, h.failure_timeout, h.end)
+        if not expires(a, h.failure_timeout, h.end, h.samples[0].t if h.samples else h.end)
     ]
     return found
 
@@ -268,10 +268,10 @@ def l1_healed(h: History) -> list[Violation]:
 EXPIRY_SLACK = 20.0  # Pacemaker rechecks an expired failure at the expiry, plus a transition
 
 
-def expires(a: FailedAction, failure_timeout: float | None, now: float) -> bool:
+def expires(a: FailedAction, failure_timeout: float | None, now: float, since: float) -> bool:
     """The failure goes away by itself (failure-timeout), so it needs no cleanup, unless it should have
-    gone already."""
-    return failure_timeout is not None and a.at > 0 and now - a.at < failure_timeout + EXPIRY_SLACK
+    gone already. A failure without its time happened after `since` (each run starts with a cleanup)."""
+    return failure_timeout is not None and now - (a.at or since) < failure_timeout + EXPIRY_SLACK
 
 
 def node_losses(h: History) -> Iterator[tuple[Injection, float | None]]:
