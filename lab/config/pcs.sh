@@ -19,7 +19,8 @@ pcs -f "$cib" resource create vm1 ocf:tandem:domain \
        start timeout=90s stop timeout=90s \
        migrate_to timeout=120s migrate_from timeout=60s
 pcs -f "$cib" constraint colocation add vm1 with Promoted drbd-r0-clone INFINITY
-pcs -f "$cib" constraint order promote drbd-r0-clone then start vm1
+pcs -f "$cib" constraint order promote drbd-r0-clone then start vm1 symmetrical=false
+pcs -f "$cib" constraint order stop vm1 then demote drbd-r0-clone symmetrical=false
 pcs -f "$cib" resource defaults update resource-stickiness=100 failure-timeout=300s
 pcs -f "$cib" property set priority-fencing-delay=10s
 pcs cluster cib-push "$cib" --config
