@@ -214,3 +214,29 @@ def test_frozen_io_is_named_with_its_reasons(fixtures_dir: Path) -> None:
     assert frozen(status, ["r0"]) == []
     held = replace(status, resources=(replace(status.resources[0], suspended=("fencing",)),))
     assert frozen(held, ["r0", "other"]) == ["r0 I/O is suspended (fencing)"]
+
+
+def test_a_source_whose_disk_failed_may_migrate_to_its_data_but_not_start(fixtures_dir: Path) -> None:
+    """DRBD serves a Primary whose disk failed from the connected UpToDate peer: moving the VM there is the
+    cure (the migration source needs no local data); a start on such a node is still refused."""
+    status = load(fixtures_dir, "status-9-dual-primary-2node.GENERATED.json")
+    res = status.resources[0]
+    failed = replace(
+        status,
+        resources=(replace(res, devices=tuple(replace(d, disk=DiskState.DISKLESS) for d in res.devices)),),
+    )
+    target = res.connections[0].peer
+    assert target is not None
+    assert target_problems(failed, ["r0"], target) == []
+    assert local_problems(failed, ["r0"]) == ["r0/0 disk is Diskless here"]
+    cut = replace(
+        failed,
+        resources=(
+            replace(
+                failed.resources[0],
+                connections=(replace(res.connections[0], connection=ConnState.CONNECTING),),
+            ),
+        ),
+    )
+    assert "r0/0 disk is Diskless here" in target_problems(cut, ["r0"], target)
+

@@ -109,7 +109,7 @@ def target_problems(status: Status, resources: Iterable[str], target: str) -> li
     problems: list[str] = []
     for name in resources:
         res = status.resource(name)
-        problems += _local(name, res)
+        problems += _local(name, res, leaving=True)
         if res is not None:
             problems += _peer(name, res, target)
     return problems
@@ -132,7 +132,9 @@ def local_problems(status: Status, resources: Iterable[str]) -> list[str]:
     return [p for name in resources for p in _local(name, status.resource(name))]
 
 
-def _local(name: str, res: Resource | None) -> list[str]:
+def _local(name: str, res: Resource | None, *, leaving: bool = False) -> list[str]:
+    """`leaving`: the migration's source, whose own disk may have failed (DRBD serves its I/O from a
+    connected UpToDate peer): moving the VM to its data is the cure, not a risk."""
     if res is None:
         return [f"DRBD resource {name} is not configured here"]
     problems = []
@@ -144,7 +146,11 @@ def _local(name: str, res: Resource | None) -> list[str]:
             for d in res.devices
             if data_peer(res, d.volume) is None
         ]
-    bad = [d for d in res.devices if d.disk is not DiskState.UP_TO_DATE]
+    bad = [
+        d
+        for d in res.devices
+        if d.disk is not DiskState.UP_TO_DATE and not (leaving and data_peer(res, d.volume) is not None)
+    ]
     return problems + [f"{name}/{d.volume} disk is {d.disk} here" for d in bad]
 
 
