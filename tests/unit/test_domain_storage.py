@@ -239,4 +239,3 @@ def test_a_source_whose_disk_failed_may_migrate_to_its_data_but_not_start(fixtur
         ),
     )
     assert "r0/0 disk is Diskless here" in target_problems(cut, ["r0"], target)
-
