@@ -185,6 +185,7 @@ class VmCluster:
 
     drbd_handlers: ClassVar[Mapping[str, str]] = TANDEM_HANDLERS
     node_count: ClassVar[int] = 2
+    resync_kib_s: ClassVar[float] = RESYNC_KIB_S
 
     # ---- set-up ----------------------------------------------------------------------------
     @classmethod
@@ -223,7 +224,7 @@ class VmCluster:
         emu.mkdir(parents=True)
         conf = emu / "drbd.conf"
         conf.write_text(cls.drbd_conf(base.net))
-        initial_sync(emu, conf, RES, resync_kib_s=RESYNC_KIB_S)
+        initial_sync(emu, conf, RES, resync_kib_s=cls.resync_kib_s)
         hosts = work / "hosts"
         names = "".join(f"{base.net}.{i} node{i}\n" for i in range(1, base.nodes + 1))
         hosts.write_text(f"127.0.0.1 localhost\n{names}")
