@@ -158,7 +158,10 @@ def s2_lost_write(h: History) -> list[Violation]:
 
 
 def _served_stale(v: DrbdView) -> bool:
-    if v.role != "Primary" or v.disk == "UpToDate":
+    """Primary on local data that is not UpToDate, with no UpToDate peer to serve it. A Primary without a
+    disk (Diskless, Failed) and no such peer serves nothing: its I/O fails or waits (on-no-data-accessible),
+    which the guest sees, and S2 judges what it finds after."""
+    if v.role != "Primary" or v.disk in ("UpToDate", "Diskless", "Failed"):
         return False
     return not any(p in v.connected and d == "UpToDate" for p, d in v.peer_disks)
 

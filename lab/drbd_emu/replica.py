@@ -208,10 +208,15 @@ class DataPlane:
                     print(f"drbd-emu {self.node}: {res}/{vol} local write: {e}; detaching", file=sys.stderr)
                     engine.fail_disk(st, self.node, res, vol, time.time())
 
-        p = self._state(plan)
-        meta = _WRITE_META.pack(p["gen"], p["tag"].encode())
-        for peer in p["peers"]:
-            self._replicate(peer, res, vol, offset, meta + data, blocks)
+        while True:
+            p = self._state(plan)
+            meta = _WRITE_META.pack(p["gen"], p["tag"].encode())
+            took = [self._replicate(peer, res, vol, offset, meta + data, blocks) for peer in p["peers"]]
+            if p["local"] or any(took):
+                break
+            # a Primary without a disk of its own (a client, or its disk failed) whose peers all went away
+            # under the write: no copy has it, so it is planned again, and DRBD's rules re-issue it to a
+            # peer still there, fail it (EIO) or hold it; it never completes on no disk at all
         self._state(lambda st: self._not_frozen(st, res))
 
     def _not_frozen(self, st: engine.State, res: str) -> None:
@@ -221,12 +226,13 @@ class DataPlane:
 
     def _replicate(
         self, peer: str, res: str, vol: str, offset: int, payload: bytes, blocks: list[int]
-    ) -> None:
-        """Protocol C: the peer acknowledges, or the connection is gone and the blocks are out of sync."""
+    ) -> bool:
+        """Protocol C: the peer acknowledges (True), or the connection is gone and the blocks are out of
+        sync (False)."""
         while True:
             try:
                 self._link(peer, res).request(WRITE, int(vol), offset, len(payload), payload)
-                return
+                return True
             except OSError:
                 pass
             with self.store.locked() as st:
@@ -235,7 +241,7 @@ class DataPlane:
                 c = r["conns"].get(peer) if r is not None else None
                 if c is None or c["state"] != "Connected" or not engine.has_disk(st, peer, res, vol):
                     engine.undelivered(st, self.node, peer, res, vol, blocks)
-                    return
+                    return False
             time.sleep(POLL * 4)
 
     def _link(self, peer: str, res: str) -> Link:

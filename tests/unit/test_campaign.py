@@ -183,6 +183,9 @@ def test_s3_accepts_a_primary_reading_through_an_uptodate_peer_but_not_alone() -
     alone = replace(target, connected=frozenset())
     samples[11] = Sample(11.0, ALL, ("node1",), (view("node1", connected=frozenset()), alone), None)
     assert [v.checker for v in checkers.s3_stale_primary(history(samples))] == ["S3"]
+    diskless = replace(alone, disk="Diskless")  # no data at all: its I/O fails, nothing stale is served
+    samples[11] = Sample(11.0, ALL, ("node1",), (view("node1", connected=frozenset()), diskless), None)
+    assert checkers.s3_stale_primary(history(samples)) == []
 
 
 def test_s4_flags_a_split_brain_once_per_stretch() -> None:
