@@ -935,6 +935,15 @@ def apply_fence_result(st: State, node: str, res: str, peer: str, rc: int) -> No
         _log(st, node, res, f"fence-peer helper broken, returned {rc}")
 
 
+def _resume_when_reconnected(st: State, node: str, res: str) -> None:
+    """DK "case2: the connection was established again": I/O frozen for fencing resumes (the held requests
+    are sent) once every connection is back, even if fence-peer failed or still runs (its result is then
+    ignored); the peer was never outdated, so no new data generation."""
+    r = res_state(st, node, res)
+    if r is not None and all(c["state"] == "Connected" for c in r["conns"].values()):
+        _unsuspend(r)
+
+
 def _unsuspend(r: dict[str, Any]) -> None:
     if "fencing" in r["suspended"]:
         r["suspended"].remove("fencing")
@@ -971,6 +980,8 @@ def settle(st: State, now: float) -> None:
                     pc["fenced_pending_unfence"] = pc.pop("fenced", False)
                     pc["graceful"] = False
                     _handshake(st, res, node, peer, now)
+                    for x in (node, peer):
+                        _resume_when_reconnected(st, x, res)
                 elif was and not is_conn:
                     c["state"] = "Connecting" if c["want"] else "StandAlone"
                     _on_disconnect(st, node, res, peer, now)

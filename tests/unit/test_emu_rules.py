@@ -523,3 +523,17 @@ def test_a_parsed_configuration_is_reused_until_one_of_its_files_changes(tmp_pat
     assert set(load_cached(conf, cache)) == {"r0", "r1", "r2", "r3"}  # a file more
     (tmp_path / "d" / "r3.res").unlink()
     assert set(load_cached(conf, cache)) == {"r0", "r1", "r2"}
+
+
+def test_frozen_io_resumes_when_the_connection_is_back_even_after_a_failed_fence_peer() -> None:
+    """DK after_state_ch, "case2: the connection was established again": a failed fence-peer leaves I/O
+    frozen until the peer is connected again; then the held I/O goes on, with no new data generation."""
+    cfg = make_cfg(fencing="resource-and-stonith")
+    s = cluster(cfg)
+    cut(s, 4000.0)
+    engine.apply_fence_result(s, "alice", "r0", "bob", 1)  # the handler broke: frozen
+    r = engine.res_state(s, "alice", "r0")
+    assert r is not None and r["suspended"] == ["fencing"]
+    tag = engine.meta_for(s, "alice", "r0", "0")["tag"]
+    cut(s, 4001.0, heal=True)
+    assert r["suspended"] == [] and engine.meta_for(s, "alice", "r0", "0")["tag"] == tag
