@@ -98,7 +98,7 @@ def test_ctrl_c_leaves_nothing_behind(lab_defaults: LabConfig, tmp_path: Path) -
     with subprocess.Popen(argv, cwd=TOP, env=env, stdout=subprocess.PIPE, text=True) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:  # the cluster is up and the VM runs: the run's faults start now
-            if "Promoted on both nodes" in line:
+            if "drbd-r0-clone Promoted on" in line:
                 break
         time.sleep(8)
         proc.send_signal(signal.SIGINT)
