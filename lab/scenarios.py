@@ -581,9 +581,10 @@ def settled(vc: VmCluster, booted: int, what: str) -> None:
     say_copies(vc, f"after {what}")
 
 
-def moves_of(vc: VmCluster, source: str, targets: list[str], *, clear_each: bool = True) -> list[Move]:
-    """The live migrations alone. Without `clear_each` the move's preference stays until the next move
-    replaces it (a VM kept on a diskless client on purpose)."""
+def moves_of(vc: VmCluster, source: str, targets: list[str], *, clear: bool = True) -> list[Move]:
+    """The live migrations alone, each move's preference cleared after it; without `clear` it stays until
+    the next move replaces it (a VM kept on a diskless client on purpose: without its preference Pacemaker
+    moves it back to a data node)."""
     from lab.guest import serial
     from lab.libvirt import Libvirtd, parse_jobinfo
 
@@ -597,8 +598,7 @@ def moves_of(vc: VmCluster, source: str, targets: list[str], *, clear_each: bool
         done = time.time()
         vc.migration_windows.append((t0, done))
         job = parse_jobinfo(Libvirtd(vc.lab.node(target)).virsh("domjobinfo", "--completed", VM).stdout)
-        last = target == targets[-1]
-        if clear_each or last:
+        if clear:
             vc.lab.crm("resource", "clear", VM)
         serial.wait_for(vc.serial, r"verify=ok", after=at, timeout=WAIT)  # memory checked on the target
         vc.wait_guest_running(after=serial.size(vc.serial))
@@ -609,7 +609,7 @@ def moves_of(vc: VmCluster, source: str, targets: list[str], *, clear_each: bool
             vc,
             f"vm1 live-migrated {source} → {target} in {move.wall_s:.1f}s (libvirt job {job.elapsed_ms} ms, "
             f"guest paused {job.downtime_ms} ms, {move.heartbeat_gaps} heartbeats lost)"
-            + ("; crm resource clear" if clear_each or last else ""),
+            + ("; crm resource clear" if clear else ""),
         )
         if after.corrupt:
             raise ScenarioError(f"the guest's memory check failed after the move: {after.corrupt}")
@@ -846,7 +846,8 @@ def client_round_trip(vc: VmCluster) -> list[Move]:
     home = vc.vm_node(healthy(vc, "a healthy cluster before the migrations"))
     booted = guest_log(vc).boots
     promote_client(vc, home)
-    moves = moves_of(vc, home, [CLIENT, home], clear_each=False)
+    moves = moves_of(vc, home, [CLIENT, home], clear=False)
+    vc.lab.crm("resource", "clear", VM)
     release_client(vc)
     settled(vc, booted, "the migrations onto the client and back")
     return moves
@@ -871,7 +872,7 @@ def storage_loss_under_client(vc: VmCluster) -> StorageLoss:
     home = vc.vm_node(healthy(vc, "a healthy cluster before moving vm1 to the client"))
     booted = guest_log(vc).boots
     promote_client(vc, home)
-    moves_of(vc, home, [CLIENT], clear_each=False)
+    moves_of(vc, home, [CLIENT], clear=False)
     victim = home
     survivor = next(n.name for n in vc.lab.nodes if n.name not in (victim, CLIENT))
     gen_before = vc.last_gen()
