@@ -413,7 +413,13 @@ class VmCluster:
         acked = self.last_gen()
         found = {}
         for node in self.lab.live_nodes():
-            rec = read_generation_on(node, DEVICE)
+            try:
+                rec = read_generation_on(node, DEVICE)
+            except subprocess.CalledProcessError as exc:
+                r = self.emu_state()["nodes"].get(node.name, {}).get(RES)  # type: ignore[attr-defined]
+                raise ScenarioError(
+                    f"{node.name}'s copy of r0 {when}: {exc.stderr.strip()}; {self.drbd_summary()}; {r}"
+                ) from None
             problem = data_check(rec, acked, f"{node.name}'s copy of r0 {when}")
             if problem:
                 raise ScenarioError(problem)
