@@ -696,6 +696,12 @@ def _handshake(st: State, res: str, a: str, b: str, now: float) -> None:
         source: str | None = None
         if da["state"] == "Inconsistent" and db["state"] == "Inconsistent":
             continue
+        if st["faults"].get("no-resync") and a_new != b_new:  # LINBIT/drbd#145, on purpose
+            _log(st, a, res, "uuid_compare()=no-sync by rule=lost-quorum (fault no-resync)")
+            for x, dx in ((a, da), (b, db)):
+                if dx["state"] == "Outdated":
+                    _set_disk(st, x, res, vol, "UpToDate")
+            continue
         if db["state"] == "Inconsistent" or b_disc:
             source = a
         elif da["state"] == "Inconsistent" or a_disc:

@@ -107,6 +107,22 @@ def test_a_client_reads_again_through_a_data_node_that_rebooted(trio: Cluster) -
         assert read_device(trio, "charlie", b) == copy_of(trio, "bob", b)
 
 
+@pytest.mark.parametrize("bug", [False, True])
+def test_a_returning_data_node_resyncs_what_the_client_wrote_meanwhile(trio: Cluster, bug: bool) -> None:
+    """alice down while the client writes to bob alone; back, it resyncs exactly those blocks. The negative
+    control: with LINBIT/drbd#145 emulated (`no-resync`: taken as in sync) the copies' comparison, as the
+    lab's data check, catches the missing writes."""
+    assert trio.adm("alice", "down", "r0").returncode == 0
+    if bug:
+        trio.emu("alice", "no-resync", "on")
+    missed = write(trio, "charlie", 3)
+    assert trio.adm("alice", "up", "r0").returncode == 0
+    trio.wait(lambda: trio.status("alice").devices[0].disk is DiskState.UP_TO_DATE)
+    trio.wait(lambda: all(c.connection is ConnState.CONNECTED for c in trio.status("alice").connections))
+    differ = [b for b in missed if copy_of(trio, "alice", b) != copy_of(trio, "bob", b)]
+    assert differ == (missed if bug else [])
+
+
 def test_with_no_data_node_left_io_fails_at_once_under_io_error(trio: Cluster) -> None:
     """The default on-no-data-accessible io-error wins over on-no-quorum suspend-io (DK cached_err_io)."""
     for peer in ("alice", "bob"):
