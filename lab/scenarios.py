@@ -793,6 +793,7 @@ class TiebreakerCluster(VmCluster):
     DRBD's quorum tiebreaker, DRBD quorum instead of fence-peer handlers (README "Three nodes")."""
 
     node_count: ClassVar[int] = 3
+    clients: ClassVar[tuple[str, ...]] = (CLIENT,)
 
     @classmethod
     def drbd_conf(cls, net: str) -> str:
@@ -803,14 +804,20 @@ class TiebreakerCluster(VmCluster):
             minor=MINOR,
             res=RES,
             nodes=("node1", "node2", CLIENT),
-            clients=(CLIENT,),
+            clients=cls.clients,
             sections=readme_block("drbd-3node", DRBD_3NODE),
-            comment="lab drbd.conf (emulated DRBD 9): two data nodes and a diskless tiebreaker, quorum",
+            comment=f"lab drbd.conf (emulated DRBD 9): three nodes, diskless {cls.clients or 'none'}, quorum",
         )
 
     @classmethod
     def crm(cls) -> str:
         return readme_block("crm-config-3node", CRM_3NODE)
+
+
+class ThreeDataCluster(TiebreakerCluster):
+    """The README's other three-node shape: the same blocks, node3 with a disk of its own."""
+
+    clients: ClassVar[tuple[str, ...]] = ()
 
 
 def readme_block(name: str, fallback: Path) -> str:
