@@ -689,8 +689,9 @@ def _handshake(st: State, res: str, a: str, b: str, now: float) -> None:
         if "Diskless" in (da["state"], db["state"]) or "Failed" in (da["state"], db["state"]):
             continue
         ma, mb = meta_for(st, a, res, vol), meta_for(st, b, res, vol)
-        a_new = ma["tag"] != ma["synced"].get(b, "") or bool(ma["oos"].get(b))
-        b_new = mb["tag"] != mb["synced"].get(a, "") or bool(mb["oos"].get(a))
+        same = ma["tag"] == mb["tag"]  # one generation (e.g. both synced from a third node): no new data
+        a_new = (not same and ma["tag"] != ma["synced"].get(b, "")) or bool(ma["oos"].get(b))
+        b_new = (not same and mb["tag"] != mb["synced"].get(a, "")) or bool(mb["oos"].get(a))
         a_disc = ra["conns"][b].pop("discard_my_data", False)
         b_disc = rb["conns"][a].pop("discard_my_data", False)
         source: str | None = None
@@ -814,6 +815,11 @@ def _progress_resyncs(st: State, now: float) -> None:
         ms, mt = meta_for(st, source, res, vol), meta_for(st, target, res, vol)
         mt["gen"], mt["tag"] = ms["gen"], ms["tag"]
         ms["synced"][target] = mt["synced"][source] = ms["tag"]
+        for other in st.get("meta", {}):  # the target now shares the generation of every node that has it
+            node_of, res_of, vol_of = other.split("/")
+            om = st["meta"][other]
+            if res_of == res and vol_of == vol and node_of not in (source, target) and om["tag"] == ms["tag"]:
+                om["synced"][target] = mt["synced"][node_of] = ms["tag"]
         synced = set(resync_blocks(rs))
         for md, peer in ((ms, target), (mt, source)):
             left = [b for b in md["oos"].pop(peer, []) if b not in synced]
