@@ -414,7 +414,13 @@ class VmCluster:
         acked = self.last_gen()
         found = {}
         for node in self.lab.live_nodes():
-            rec = read_generation_on(node, DEVICE)
+            try:
+                rec = read_generation_on(node, DEVICE)
+            except subprocess.CalledProcessError as exc:
+                r = self.emu_state()["nodes"].get(node.name, {}).get(RES)  # type: ignore[attr-defined]
+                raise ScenarioError(
+                    f"{node.name}'s copy of r0 {when}: {exc.stderr.strip()}; {self.drbd_summary()}; {r}"
+                ) from None
             problem = data_check(rec, acked, f"{node.name}'s copy of r0 {when}")
             if problem:
                 raise ScenarioError(problem)
@@ -582,9 +588,10 @@ def settled(vc: VmCluster, booted: int, what: str) -> None:
     say_copies(vc, f"after {what}")
 
 
-def moves_of(vc: VmCluster, source: str, targets: list[str], *, clear_each: bool = True) -> list[Move]:
-    """The live migrations alone. Without `clear_each` the move's preference stays until the next move
-    replaces it (a VM kept on a diskless client on purpose)."""
+def moves_of(vc: VmCluster, source: str, targets: list[str], *, clear: bool = True) -> list[Move]:
+    """The live migrations alone, each move's preference cleared after it; without `clear` it stays until
+    the next move replaces it (a VM kept on a diskless client on purpose: without its preference Pacemaker
+    moves it back to a data node)."""
     from lab.guest import serial
     from lab.libvirt import Libvirtd, parse_jobinfo
 
@@ -598,8 +605,7 @@ def moves_of(vc: VmCluster, source: str, targets: list[str], *, clear_each: bool
         done = time.time()
         vc.migration_windows.append((t0, done))
         job = parse_jobinfo(Libvirtd(vc.lab.node(target)).virsh("domjobinfo", "--completed", VM).stdout)
-        last = target == targets[-1]
-        if clear_each or last:
+        if clear:
             vc.lab.crm("resource", "clear", VM)
         serial.wait_for(vc.serial, r"verify=ok", after=at, timeout=WAIT)  # memory checked on the target
         vc.wait_guest_running(after=serial.size(vc.serial))
@@ -610,7 +616,7 @@ def moves_of(vc: VmCluster, source: str, targets: list[str], *, clear_each: bool
             vc,
             f"vm1 live-migrated {source} → {target} in {move.wall_s:.1f}s (libvirt job {job.elapsed_ms} ms, "
             f"guest paused {job.downtime_ms} ms, {move.heartbeat_gaps} heartbeats lost)"
-            + ("; crm resource clear" if clear_each or last else ""),
+            + ("; crm resource clear" if clear else ""),
         )
         if after.corrupt:
             raise ScenarioError(f"the guest's memory check failed after the move: {after.corrupt}")
@@ -788,6 +794,7 @@ class TiebreakerCluster(VmCluster):
     DRBD's quorum tiebreaker, DRBD quorum instead of fence-peer handlers (README "Three nodes")."""
 
     node_count: ClassVar[int] = 3
+    clients: ClassVar[tuple[str, ...]] = (CLIENT,)
 
     @classmethod
     def drbd_conf(cls, net: str) -> str:
@@ -798,14 +805,20 @@ class TiebreakerCluster(VmCluster):
             minor=MINOR,
             res=RES,
             nodes=("node1", "node2", CLIENT),
-            clients=(CLIENT,),
+            clients=cls.clients,
             sections=readme_block("drbd-3node", DRBD_3NODE),
-            comment="lab drbd.conf (emulated DRBD 9): two data nodes and a diskless tiebreaker, quorum",
+            comment=f"lab drbd.conf (emulated DRBD 9): three nodes, diskless {cls.clients or 'none'}, quorum",
         )
 
     @classmethod
     def crm(cls) -> str:
         return readme_block("crm-config-3node", CRM_3NODE)
+
+
+class ThreeDataCluster(TiebreakerCluster):
+    """The README's other three-node shape: the same blocks, node3 with a disk of its own."""
+
+    clients: ClassVar[tuple[str, ...]] = ()
 
 
 def readme_block(name: str, fallback: Path) -> str:
@@ -847,7 +860,8 @@ def client_round_trip(vc: VmCluster) -> list[Move]:
     home = vc.vm_node(healthy(vc, "a healthy cluster before the migrations"))
     booted = guest_log(vc).boots
     promote_client(vc, home)
-    moves = moves_of(vc, home, [CLIENT, home], clear_each=False)
+    moves = moves_of(vc, home, [CLIENT, home], clear=False)
+    vc.lab.crm("resource", "clear", VM)
     release_client(vc)
     settled(vc, booted, "the migrations onto the client and back")
     return moves
@@ -872,7 +886,7 @@ def storage_loss_under_client(vc: VmCluster) -> StorageLoss:
     home = vc.vm_node(healthy(vc, "a healthy cluster before moving vm1 to the client"))
     booted = guest_log(vc).boots
     promote_client(vc, home)
-    moves_of(vc, home, [CLIENT], clear_each=False)
+    moves_of(vc, home, [CLIENT], clear=False)
     victim = home
     survivor = next(n.name for n in vc.lab.nodes if n.name not in (victim, CLIENT))
     gen_before = vc.last_gen()

@@ -6,6 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# no per-example deadline: a loaded 2-core machine (CI, or the lab running beside) makes timing flaky, and
+# speed is the bench's to measure, not a test's
+settings.register_profile("tandem", deadline=None)
+settings.load_profile("tandem")
 
 TOP = Path(__file__).resolve().parent.parent
 LIB = TOP / "lib"

@@ -734,12 +734,19 @@ def _handshake(st: State, res: str, a: str, b: str, now: float) -> None:
         ma, mb = meta_for(st, a, res, vol), meta_for(st, b, res, vol)
         for md, peer in ((ma, b), (mb, a)):  # each sees the other's disk again: no stale knowledge kept
             md["peers_outdated"] = [p for p in md.get("peers_outdated", []) if p != peer]
-        a_new = ma["tag"] != ma["synced"].get(b, "")
-        b_new = mb["tag"] != mb["synced"].get(a, "")
+        same = ma["tag"] == mb["tag"]  # one generation (e.g. both synced from a third node): no new data
+        a_new = not same and ma["tag"] != ma["synced"].get(b, "")
+        b_new = not same and mb["tag"] != mb["synced"].get(a, "")
         a_disc = ra["conns"][b].pop("discard_my_data", False)
         b_disc = rb["conns"][a].pop("discard_my_data", False)
         source: str | None = None
         if da["state"] == "Inconsistent" and db["state"] == "Inconsistent":
+            continue
+        if st["faults"].get("no-resync") and a_new != b_new:  # LINBIT/drbd#145, on purpose
+            _log(st, a, res, "uuid_compare()=no-sync by rule=lost-quorum (fault no-resync)")
+            for x, dx in ((a, da), (b, db)):
+                if dx["state"] == "Outdated":
+                    _set_disk(st, x, res, vol, "UpToDate")
             continue
         if db["state"] == "Inconsistent" or b_disc:
             source = a
@@ -857,6 +864,11 @@ def _progress_resyncs(st: State, now: float) -> None:
         ms, mt = meta_for(st, source, res, vol), meta_for(st, target, res, vol)
         mt["gen"], mt["tag"] = ms["gen"], ms["tag"]
         ms["synced"][target] = mt["synced"][source] = ms["tag"]
+        for other in st.get("meta", {}):  # the target now shares the generation of every node that has it
+            node_of, res_of, vol_of = other.split("/")
+            om = st["meta"][other]
+            if res_of == res and vol_of == vol and node_of not in (source, target) and om["tag"] == ms["tag"]:
+                om["synced"][target] = mt["synced"][node_of] = ms["tag"]
         synced = set(resync_blocks(rs))
         for md, peer in ((ms, target), (mt, source)):
             left = [b for b in md["oos"].pop(peer, []) if b not in synced]

@@ -57,6 +57,7 @@ _WRITE_META = struct.Struct("<Q64s")  # generation, tag
 _REPLY = struct.Struct("<iI")  # -errno or 0, length
 HELLO, WRITE, READ = b"H", b"W", b"R"
 SEND_TIMEOUT = 2.0
+READ_RETRY = 10.0  # seconds a read lost with its connection is sent again
 POLL = 0.05
 
 
@@ -188,10 +189,20 @@ class DataPlane:
     # -- the I/O path --------------------------------------------------------------------------------
 
     def read(self, res: str, vol: str, offset: int, n: int) -> bytes:
-        peer = self._state(lambda st: engine.plan_read(st, self.node, res, vol, time.time()))
-        if peer is None:
-            return os.pread(self._fd(res, vol), n, offset)
-        return self._link(peer, res).request(READ, int(vol), offset, n)
+        """Locally or from the peer `plan_read` names. A read lost with its connection (the peer rebooted:
+        this node's link to it is stale) is planned and sent again, as DRBD 9.2.8+ re-issues it to a data
+        node still there, for up to READ_RETRY seconds."""
+        end = time.monotonic() + READ_RETRY
+        while True:
+            peer = self._state(lambda st: engine.plan_read(st, self.node, res, vol, time.time()))
+            if peer is None:
+                return os.pread(self._fd(res, vol), n, offset)
+            try:
+                return self._link(peer, res).request(READ, int(vol), offset, n)
+            except OSError:
+                if time.monotonic() > end:
+                    raise
+                time.sleep(POLL)
 
     def write(self, res: str, vol: str, offset: int, data: bytes) -> None:
         blocks = engine.blocks_of(offset, len(data))

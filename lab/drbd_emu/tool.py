@@ -17,6 +17,8 @@
     drbd-emu slow-peer NODE MS|off                    NODE acknowledges replicated writes MS ms late
     drbd-emu handler NODE HANDLER hang|fail RC|ok     a handler that hangs, fails with RC, or runs normally
     drbd-emu slow-resync KIB_S|off                    resync speed fault
+    drbd-emu no-resync on|off                         LINBIT/drbd#145: a returning node is taken as in sync
+                                                      (no resync of what it missed): a negative control
     drbd-emu proc                                     refresh this node's /proc/drbd stand-in
     drbd-emu state                                    the raw state (JSON)
     drbd-emu cleanup                                  detach loop devices over this directory's backing
@@ -272,6 +274,11 @@ def main(argv: list[str]) -> int:
                     st["faults"].pop("slow-resync", None)
                 else:
                     st["faults"]["slow-resync"] = float(args[0])
+            elif cmd == "no-resync":
+                if args[0] == "off":
+                    st["faults"].pop("no-resync", None)
+                else:
+                    st["faults"]["no-resync"] = True
             elif cmd == "proc":
                 write_proc(st, node)
             elif cmd == "state":

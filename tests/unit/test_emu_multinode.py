@@ -384,3 +384,21 @@ def test_a_storage_node_powered_off_under_a_client_primary_resyncs_what_it_misse
     engine.settle(s, 4100.0)
     ma, mb = (engine.meta_for(s, n, "r0", "0") for n in ("alice", "bob"))
     assert res(s, "alice")["disks"]["0"]["state"] == "UpToDate" and ma["tag"] == mb["tag"]
+
+
+def test_three_data_nodes_started_apart_meet_without_a_split_brain() -> None:
+    """bob and carol got the same data from alice (the initial sync) and never met; carol is promoted while
+    bob reaches it only through alice (bob outdates itself). When they meet, carol's generation is newer:
+    bob resyncs from it and is UpToDate, no split brain (DRBD: bob's UUID is in carol's history)."""
+    cfg = make_cfg(("alice", "bob", "carol"), (), atp="yes")
+    s = cluster(cfg)
+    link(s, "bob", "carol", cut=True)
+    for n in ("alice", "carol"):
+        assert engine.primary(s, cfg, n, "r0", 4000.0) == []
+        engine.become_primary(s, n, "r0")
+        engine.settle(s, 4000.0)
+    assert res(s, "bob")["disks"]["0"]["state"] == "Outdated"
+    link(s, "bob", "carol", cut=False, t=4001.0)
+    engine.settle(s, 4100.0)
+    assert {n: res(s, n)["disks"]["0"]["state"] for n in s["nodes"]} == dict.fromkeys(s["nodes"], "UpToDate")
+    assert not any("Split-Brain" in line for line in s.get("log", []))

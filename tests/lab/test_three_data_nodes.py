@@ -1,0 +1,41 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""The README's three-node blocks with three data nodes (lab.scenarios.ThreeDataCluster): every node holds a
+copy, DRBD quorum by majority, a real QEMU guest under ocf:tandem:domain. Partition 2|1 with STONITH: the
+isolated node (the VM's) loses quorum and never writes, the majority restarts the VM from its copy.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from lab.cluster import LabConfig
+from lab.scenarios import CLONE, ThreeDataCluster, VmCluster, partition_2_1
+
+from tests.lab.conftest import record
+from tests.lab.test_scenarios import never_two_copies, no_constraints_left
+
+
+@pytest.fixture(scope="module")
+def td(lab_defaults: LabConfig) -> Iterator[VmCluster]:
+    with ThreeDataCluster.start(lab_defaults, Path(f"/tmp/{lab_defaults.prefix}-vm3d"), print) as cluster:
+        record("test_three_data_nodes: cluster with DRBD and vm1 ready", time.monotonic() - cluster.t0)
+        yield cluster
+
+
+def test_three_copies_two_promoted(td: VmCluster) -> None:
+    roles = td.lab.state().roles(CLONE)  # type: ignore[union-attr]
+    assert sorted(roles.values()) == ["Promoted", "Promoted", "Unpromoted"]
+    disks = {n: rs["r0"]["disks"]["0"] for n, rs in td.emu_state()["nodes"].items()}  # type: ignore[attr-defined]
+    assert all(d["state"] == "UpToDate" and not d["client"] for d in disks.values()), disks
+
+
+def test_partition_2_1_with_stonith_the_minority_never_writes(td: VmCluster) -> None:
+    m = partition_2_1(td)
+    assert m.fenced and not m.minority_primary
+    assert m.gen_found >= m.gen_before
+    record("three data nodes, partition 2|1 with STONITH: to vm1 started on the majority", m.restarted_s)
+    never_two_copies(td)
+    no_constraints_left(td)
