@@ -248,6 +248,7 @@ def private_dev(minors: Sequence[int]) -> None:
     for minor in minors:
         os.mknod(new / f"drbd{minor}", 0o660 | 0o060000, os.makedev(147, minor))
     subprocess.run(["mount", "--move", str(new), "/dev"], check=True)
+    new.rmdir()  # the empty mount point left behind in /tmp
 
 
 # -- timing ------------------------------------------------------------------------------------------------
