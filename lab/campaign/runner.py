@@ -408,13 +408,17 @@ def seeds_for(seed: int, runs: int) -> tuple[int, ...]:
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl-C, so every cluster is torn down (nothing left behind)."""
+    """SIGTERM unwinds like Ctrl-C, so every cluster is torn down (nothing left behind); so does SIGINT
+    even when it came in ignored (a shell starts background jobs with SIGINT ignored, and Python then keeps
+    it so: a campaign started with `&` could not be stopped with kill -INT)."""
 
     def interrupt(_sig: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
     old = signal.signal(signal.SIGTERM, interrupt)
+    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
+        signal.signal(signal.SIGINT, old_int)
