@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from lab.campaign.schedule import Kind
 from lab.cluster import LabError, poll
+from tandem.fence import constraint_id
 
 if TYPE_CHECKING:
     from lab.scenarios import VmCluster
@@ -36,7 +37,6 @@ CONTROLS: dict[str, Kind] = {
         ),
     )
 }
-FENCE_ID = "tandem-fence-r0"  # our fence-peer's constraint id for r0
 
 
 def sabotage(vc: VmCluster, kind: str, node: str) -> None:
@@ -54,7 +54,7 @@ def sabotage(vc: VmCluster, kind: str, node: str) -> None:
     run(["drbdadm", "disconnect", RES], timeout=60)  # a Secondary leaving: Outdated, no fencing needed
     # a constraint as fence-peer places it (the agent keeps it while a peer is away), then the demotion
     # lifted: from here on only the fencing constraint keeps the node from being promoted
-    fence = f"location {FENCE_ID} {CLONE} rule $role=Promoted -inf: #uname ne {vm_node}\ncommit\n"
+    fence = f"location {constraint_id(RES)} {CLONE} rule $role=Promoted -inf: #uname ne {vm_node}\ncommit\n"
     vc.lab.crm("configure", input=fence)
     vc.lab.crm("configure", "delete", demote)
     time.sleep(2)  # the guest writes on on the VM's node: the disconnected copy is now stale
@@ -75,7 +75,7 @@ def repair(vc: VmCluster, kind: str, node: str) -> None:
             target.run(["drbdadm", *argv], timeout=60, check=False)
     if kind == "forced-primary":
         # gone already when the resync ended in time: unfence-peer removes a constraint of this id
-        vc.lab.first_live().run(["crm", "configure", "delete", FENCE_ID], timeout=60, check=False)
+        vc.lab.first_live().run(["crm", "configure", "delete", constraint_id(RES)], timeout=60, check=False)
 
 
 def _role(vc: VmCluster, node: str) -> str | None:
