@@ -195,10 +195,21 @@ def resource_priorities(cib: Element) -> dict[str, int]:
     return found
 
 
-# The last non-recurring operation of a resource on a node, and its result, that leave it active there
-# (promoted: the second set).
+# A resource's last operation on a node and its result that leave it active there (promoted: the second set).
 _ACTIVE = {("start", "0"), ("demote", "0"), ("migrate_from", "0"), ("migrate_to", "0"), ("monitor", "0")}
 _PROMOTED = {("promote", "0"), ("monitor", "8")}
+
+
+def last_operation(rsc: Element) -> tuple[str, str] | None:
+    """(operation, rc) of the resource's latest operation on the node: the highest call-id of its history,
+    the order Pacemaker replays it in. Not `_last_0` alone: a live migration records `vm1_migrate_from_0`
+    beside it and leaves `_last_0` at the probe, and the recurring monitor comes after both."""
+    done = [
+        (int(op.get("call-id", "")), op.get("operation", ""), op.get("rc-code", ""))
+        for op in rsc.iterfind("lrm_rsc_op")
+        if re.fullmatch(r"\d+", op.get("call-id", ""))
+    ]
+    return max(done)[1:] if done else None
 
 
 def node_priority(cib: Element, node: str) -> int:
@@ -212,14 +223,11 @@ def node_priority(cib: Element, node: str) -> int:
     total = 0
     for rsc in state.iterfind("lrm/lrm_resources/lrm_resource"):
         priority = priorities.get(rsc.get("id", "").split(":", 1)[0], 0)
-        for last in rsc.iterfind("lrm_rsc_op"):
-            if not last.get("id", "").endswith("_last_0"):
-                continue
-            result = (last.get("operation", ""), last.get("rc-code", ""))
-            if result in _PROMOTED:
-                total += priority + (1 if priority else 0)
-            elif result in _ACTIVE:
-                total += priority
+        last = last_operation(rsc)
+        if last in _PROMOTED:
+            total += priority + (1 if priority else 0)
+        elif last in _ACTIVE:
+            total += priority
     return total
 
 

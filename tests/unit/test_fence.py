@@ -401,12 +401,16 @@ VM = (
 )
 
 
-def history(node_id: str, uname: str, ops: dict[str, tuple[str, str]]) -> str:
-    """A node_state whose operation history leaves each resource id after its (operation, rc) `_last_0`."""
+def history(node_id: str, uname: str, ops: dict[str, list[tuple[str, str, str]]]) -> str:
+    """A node_state with each resource's operation history: (record id, operation, rc), in call order."""
     rscs = "".join(
-        f'<lrm_resource id="{rsc}"><lrm_rsc_op id="{rsc}_last_0" operation="{op}" rc-code="{rc}"/>'
-        f'<lrm_rsc_op id="{rsc}_monitor_10000" operation="monitor" rc-code="8"/></lrm_resource>'
-        for rsc, (op, rc) in ops.items()
+        f'<lrm_resource id="{rsc}">'
+        + "".join(
+            f'<lrm_rsc_op id="{rsc}_{rid}" operation="{op}" rc-code="{rc}" call-id="{call}"/>'
+            for call, (rid, op, rc) in enumerate(done, start=10)
+        )
+        + "</lrm_resource>"
+        for rsc, done in ops.items()
     )
     return (
         f'<node_state id="{node_id}" uname="{uname}" in_ccm="true" crmd="online" join="member" '
@@ -414,13 +418,25 @@ def history(node_id: str, uname: str, ops: dict[str, tuple[str, str]]) -> str:
     )
 
 
-def race_cib(tmp_path: Path, vm_on: str | None, delay: str = "10s") -> Cluster:
-    """Both nodes Primary (dual primary, resource-and-stonith); vm1 (priority 10) running on `vm_on`."""
+PROMOTED = [("last_0", "promote", "0"), ("monitor_10000", "monitor", "8")]
+STARTED = [("last_0", "start", "0"), ("monitor_10000", "monitor", "0")]
+PROBED_NOT_RUNNING = [("last_0", "monitor", "7")]
+
+
+def race_cib(
+    tmp_path: Path,
+    vm_on: str | None,
+    delay: str = "10s",
+    vm_history: dict[str, list[tuple[str, str, str]]] | None = None,
+) -> Cluster:
+    """Both nodes Primary (dual primary, resource-and-stonith); vm1 (priority 10) running on `vm_on`, or
+    with the given per-node history."""
     c = make(tmp_path, Peer.REACHABLE, fencing="resource-and-stonith", two_primaries=True)
     text = c.cib.read_text().replace("<crm_config/>", PRIORITY_CONFIG.format(delay=delay))
     text = text.replace("</clone>", "</clone>" + VM)
     for node_id, uname in (("1", "alice"), ("2", "bob")):
-        ops = {"drbd-r0": ("promote", "0"), "vm1": ("start", "0") if uname == vm_on else ("monitor", "7")}
+        vm = (vm_history or {}).get(uname) or (STARTED if uname == vm_on else PROBED_NOT_RUNNING)
+        ops = {"drbd-r0": PROMOTED, "vm1": vm}
         text = re.sub(rf'<node_state id="{node_id}"[^>]*/>', history(node_id, uname, ops), text)
     c.cib.write_text(text)
     return c
@@ -438,10 +454,30 @@ def test_node_priority_counts_active_resources_and_promotion(tmp_path):
         '<nvpair id="ms-r0-prom"',
         '<nvpair id="ms-r0-prio" name="priority" value="5"/><nvpair id="ms-r0-prom"',
     )
-    c.cib.write_text(
-        text.replace('id="drbd-r0_last_0" operation="promote"', 'id="drbd-r0_last_0" operation="start"', 1)
-    )
+    alice_secondary = text.replace('operation="monitor" rc-code="8"', 'operation="monitor" rc-code="0"', 1)
+    c.cib.write_text(alice_secondary)
     assert (node_priority(doc(c), "alice"), node_priority(doc(c), "bob")) == (5, 16)
+
+
+def test_after_a_live_migration_the_vm_counts_on_its_new_node(tmp_path):
+    """The history Pacemaker 2.1 left in the lab after `crm resource migrate vm1 bob` (tandem-operator-lab:
+    the VM's node lost the fence race when both counted 0): on bob `_last_0` stays the probe and the
+    migration is in `vm1_migrate_from_0`; on alice `_last_0` is the stop after `vm1_migrate_to_0`."""
+    moved = {
+        "alice": [
+            ("monitor_10000", "monitor", "0"),
+            ("migrate_to_0", "migrate_to", "0"),
+            ("last_0", "stop", "0"),
+        ],
+        "bob": [
+            *PROBED_NOT_RUNNING,
+            ("migrate_from_0", "migrate_from", "0"),
+            ("monitor_10000", "monitor", "0"),
+        ],
+    }
+    c = race_cib(tmp_path, None, vm_history=moved)
+    assert (node_priority(doc(c), "alice"), node_priority(doc(c), "bob")) == (0, 10)
+    assert fence_delay(doc(c), "alice", "bob") == 10.0
 
 
 @pytest.mark.parametrize(
