@@ -8,6 +8,8 @@
           return lab_defaults.with_hooks(binds=[("/path/fake-drbdsetup", "/usr/sbin/drbdsetup")])
 - `lab` (module): the running Lab (see lab.cluster: wait_for, state, crm, cibadmin, run, logs ...).
 - `cluster` (function): the same lab, made healthy first (links healed, nodes on and online).
+- `vm_cluster(kind, lab_defaults, work, what)`: for a module fixture, a lab.scenarios cluster with DRBD and
+  vm1 (VmCluster or a subclass) in /tmp/PREFIX-WORK; `never_two_copies` and `no_constraints_left` check it.
 Prefix and dir: TANDEM_LAB_PREFIX (default tlt) and TANDEM_LAB_DIR (default /tmp/PREFIX-lab). A lab left
 behind by a crashed run with the same prefix is torn down before the next one starts.
 """
@@ -24,6 +26,7 @@ from pathlib import Path
 import pytest
 from _pytest.terminal import TerminalReporter
 from lab.cluster import Lab, LabConfig, teardown
+from lab.scenarios import VmCluster
 
 from lab import faults
 
@@ -43,6 +46,26 @@ def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
 def record(what: str, seconds: float) -> None:
     """Note a duration for the lab timings summary (not an assertion: timings never fail a test)."""
     TIMINGS.append((what, seconds))
+
+
+@contextlib.contextmanager
+def vm_cluster(kind: type[VmCluster], lab_defaults: LabConfig, work: str, what: str) -> Iterator[VmCluster]:
+    """A `kind` cluster in /tmp/PREFIX-`work`, its time until vm1 ran recorded under `what`."""
+    with kind.start(lab_defaults, Path(f"/tmp/{lab_defaults.prefix}-{work}"), print) as cluster:
+        record(f"{what}: cluster with DRBD and vm1 ready", time.monotonic() - cluster.t0)
+        yield cluster
+
+
+def never_two_copies(vc: VmCluster) -> None:
+    assert vc.observer is not None
+    vc.observer.check()
+    doubles = vc.observer.doubles(vc.migration_windows)
+    assert doubles == [], f"two QEMUs of vm1 outside the migration windows: {doubles[:3]}"
+    assert len(vc.observer.samples) > 10  # the sampler really ran
+
+
+def no_constraints_left(vc: VmCluster) -> None:
+    assert vc.constraints() == []
 
 
 @contextlib.contextmanager

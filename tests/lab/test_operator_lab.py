@@ -24,7 +24,7 @@ from lab.scenarios import VM, VmCluster, healthy, qemu_processes
 
 from tandem import __version__
 from tests.conftest import TOP
-from tests.lab.conftest import record
+from tests.lab.conftest import record, vm_cluster
 
 DEB = TOP / "dist" / f"tandem_{__version__}_all.deb"
 TANDEM = "/usr/sbin/tandem"
@@ -73,8 +73,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Path]]:
 
 @pytest.fixture(scope="module")
 def vc(installed: list[Path], lab_defaults: LabConfig) -> Iterator[VmCluster]:
-    with VmCluster.start(lab_defaults, Path(f"/tmp/{lab_defaults.prefix}-vm"), print) as cluster:
-        record("test_operator_lab: cluster with DRBD and vm1 ready", time.monotonic() - cluster.t0)
+    with vm_cluster(VmCluster, lab_defaults, "vm", "test_operator_lab") as cluster:
         yield cluster
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from lab.cluster import LabConfig, LabError, poll
@@ -21,14 +20,14 @@ from lab.crm import ClusterState
 from lab.scenarios import CLONE, WAIT, VmCluster, guest_log, healthy, mark, power_back, wait_fenced
 
 from lab import faults
-from tests.lab.conftest import record
+from tests.lab.conftest import record, vm_cluster
 
 PROMOTED_MONITOR_S = 10  # the README's monitor interval of the Promoted role
 
 
 @pytest.fixture(scope="module")
 def vc(lab_defaults: LabConfig) -> Iterator[VmCluster]:
-    with VmCluster.start(lab_defaults, Path(f"/tmp/{lab_defaults.prefix}-vm"), print) as cluster:
+    with vm_cluster(VmCluster, lab_defaults, "vm", "test_recovery") as cluster:
         yield cluster
 
 

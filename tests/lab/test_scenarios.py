@@ -11,7 +11,6 @@ Cost: one cluster (~10 s to build) and about 90 s of scenarios on 2 cores (see t
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,26 +27,13 @@ from lab.scenarios import (
     reconfigure_with_pcs,
 )
 
-from tests.lab.conftest import record
+from tests.lab.conftest import never_two_copies, no_constraints_left, record, vm_cluster
 
 
 @pytest.fixture(scope="module")
 def vc(lab_defaults: LabConfig) -> Iterator[VmCluster]:
-    with VmCluster.start(lab_defaults, Path(f"/tmp/{lab_defaults.prefix}-vm"), print) as cluster:
-        record("test_scenarios: cluster with DRBD and vm1 ready", time.monotonic() - cluster.t0)
+    with vm_cluster(VmCluster, lab_defaults, "vm", "test_scenarios") as cluster:
         yield cluster
-
-
-def never_two_copies(vc: VmCluster) -> None:
-    assert vc.observer is not None
-    vc.observer.check()
-    doubles = vc.observer.doubles(vc.migration_windows)
-    assert doubles == [], f"two QEMUs of vm1 outside the migration windows: {doubles[:3]}"
-    assert len(vc.observer.samples) > 10  # the sampler really ran
-
-
-def no_constraints_left(vc: VmCluster) -> None:
-    assert vc.constraints() == []
 
 
 def test_crm_block_is_read_from_between_the_readme_markers(tmp_path: Path) -> None:

@@ -6,22 +6,18 @@ isolated node (the VM's) loses quorum and never writes, the majority restarts th
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from lab.cluster import LabConfig
 from lab.scenarios import CLONE, ThreeDataCluster, VmCluster, partition_2_1
 
-from tests.lab.conftest import record
-from tests.lab.test_scenarios import never_two_copies, no_constraints_left
+from tests.lab.conftest import never_two_copies, no_constraints_left, record, vm_cluster
 
 
 @pytest.fixture(scope="module")
 def td(lab_defaults: LabConfig) -> Iterator[VmCluster]:
-    with ThreeDataCluster.start(lab_defaults, Path(f"/tmp/{lab_defaults.prefix}-vm3d"), print) as cluster:
-        record("test_three_data_nodes: cluster with DRBD and vm1 ready", time.monotonic() - cluster.t0)
+    with vm_cluster(ThreeDataCluster, lab_defaults, "vm3d", "test_three_data_nodes") as cluster:
         yield cluster
 
 

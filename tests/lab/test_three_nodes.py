@@ -9,9 +9,7 @@ check on every node's own copy (the client's read through its peers), no locatio
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from lab.cluster import LabConfig
@@ -26,14 +24,12 @@ from lab.scenarios import (
     storage_loss_under_client,
 )
 
-from tests.lab.conftest import record
-from tests.lab.test_scenarios import never_two_copies, no_constraints_left
+from tests.lab.conftest import never_two_copies, no_constraints_left, record, vm_cluster
 
 
 @pytest.fixture(scope="module")
 def tc(lab_defaults: LabConfig) -> Iterator[VmCluster]:
-    with TiebreakerCluster.start(lab_defaults, Path(f"/tmp/{lab_defaults.prefix}-vm3"), print) as cluster:
-        record("test_three_nodes: cluster with DRBD and vm1 ready", time.monotonic() - cluster.t0)
+    with vm_cluster(TiebreakerCluster, lab_defaults, "vm3", "test_three_nodes") as cluster:
         yield cluster
 
 

@@ -9,8 +9,6 @@ Each test names the kernel rule it reproduces (LINBIT/drbd drbd-9.2 `drbd/drbd_s
 from __future__ import annotations
 
 import contextlib
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +16,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from lab.drbd_emu import config, engine
+
+from tests.unit.emu_states import after_initial_sync, resource
 
 ADDRESSES = {"alice": 1, "bob": 2, "charlie": 3, "carol": 3, "dave": 4}
 
@@ -49,30 +49,13 @@ resource r0 {{
   connection-mesh {{ hosts {" ".join(nodes)}; }}
 }}
 """
-    with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
-        f.write(text)
-    try:
-        return config.load(f.name)["r0"]
-    finally:
-        Path(f.name).unlink()
+    return resource(text)
 
 
 def cluster(cfg: config.ResourceConfig, primary: str | None = None) -> dict[str, Any]:
     """Every node up and connected, the data nodes UpToDate after their initial sync (UG9), optionally
     one Primary."""
-    s = engine.new_state()
-    for n in cfg.hosts:
-        s["nodes"].setdefault(n, {})["r0"] = engine.new_resource(cfg, n)
-        engine.attach(s, n, "r0")
-        engine.connect(s, cfg, n, "r0")
-    engine.settle(s, 0.0)
-    first = next(n for n, h in cfg.hosts.items() if h.volumes[0].disk != "none")
-    engine.primary(s, cfg, first, "r0", 0.0, force=True)
-    engine.become_primary(s, first, "r0")
-    engine.settle(s, 0.0)
-    engine.settle(s, 3600.0)
-    engine.secondary(s, first, "r0", 3600.0)
-    engine.settle(s, 3600.0)
+    s = after_initial_sync(cfg, stay_primary=False)
     if primary is not None:
         assert engine.primary(s, cfg, primary, "r0", 3600.0) == []
         engine.become_primary(s, primary, "r0")

@@ -10,7 +10,6 @@ state.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -29,6 +28,7 @@ from lab.drbd_emu.render import (
 )
 
 from tandem.drbd.model import Status
+from tests.unit.emu_states import after_initial_sync, resource
 
 DATA = Path(__file__).parent / "data" / "multinode"
 
@@ -52,29 +52,12 @@ HARNESS_PEER = PeerDeviceStats(received=5, sent=10, pending=30, unacked=40)
 
 
 def load() -> config.ResourceConfig:
-    with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
-        f.write(CONF)
-    try:
-        return config.load(f.name)["r0"]
-    finally:
-        Path(f.name).unlink()
+    return resource(CONF)
 
 
 def up(cfg: config.ResourceConfig) -> dict[str, Any]:
     """alice, bob and charlie connected, alice and bob UpToDate after their initial sync (UG9)."""
-    s = engine.new_state()
-    for n in cfg.hosts:
-        s["nodes"].setdefault(n, {})["r0"] = engine.new_resource(cfg, n)
-        engine.attach(s, n, "r0")
-        engine.connect(s, cfg, n, "r0")
-    engine.settle(s, 0.0)
-    engine.primary(s, cfg, "alice", "r0", 0.0, force=True)
-    engine.become_primary(s, "alice", "r0")
-    engine.settle(s, 0.0)
-    engine.settle(s, 3600.0)
-    engine.secondary(s, "alice", "r0", 3600.0)
-    engine.settle(s, 3600.0)
-    return s
+    return after_initial_sync(cfg, stay_primary=False)
 
 
 def cut(s: dict[str, Any], a: str, b: str) -> None:

@@ -7,7 +7,6 @@ Each test names the DRBD behaviour it reproduces (user's guide, man page, drbd-u
 from __future__ import annotations
 
 import contextlib
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from lab.drbd_emu import config, engine
 from lab.drbd_emu.config import load, load_cached
 from lab.drbd_emu.setup import two_node_conf
+
+from tests.unit.emu_states import after_initial_sync, resource
 
 CONF = """
 resource r0 {
@@ -40,26 +41,12 @@ def make_cfg(
     text = CONF % {"fencing": fencing, "atp": atp, "quorum": quorum}
     if nodes == 2:
         text = text.replace("  on carol { node-id 2; address 10.0.0.3:7789; }\n", "")
-    with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
-        f.write(text)
-    try:
-        return config.load(f.name)["r0"]
-    finally:
-        Path(f.name).unlink()
+    return resource(text)
 
 
 def cluster(cfg: config.ResourceConfig, t: float = 0.0) -> dict[str, Any]:
     """All nodes up and connected; alice forced Primary, initial full sync finished (UG9 initial sync)."""
-    s = engine.new_state()
-    for n in cfg.hosts:
-        s["nodes"].setdefault(n, {})["r0"] = engine.new_resource(cfg, n)
-        engine.attach(s, n, "r0")
-        engine.connect(s, cfg, n, "r0")
-    engine.settle(s, t)
-    engine.primary(s, cfg, "alice", "r0", t, force=True)
-    engine.become_primary(s, "alice", "r0")
-    engine.settle(s, t)
-    engine.settle(s, t + 3600)
+    s = after_initial_sync(cfg, stay_primary=True, t=t)
     s["jobs"].clear()  # the unfence-peer call that ends the initial sync
     return s
 
