@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
+from types import FrameType
 
 import pytest
 from hypothesis import settings
@@ -18,6 +20,16 @@ LIB = TOP / "lib"
 AGENTS = TOP / "agents"
 SHARED = TOP.parent / "shared"
 FIXTURES = SHARED / "fixtures" / "drbd"
+
+
+def _interrupt(_sig: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def pytest_configure() -> None:
+    """SIGTERM (a `kill`, a CI's timeout) stops the run like Ctrl-C, so that the fixtures' teardown runs:
+    the agent tier's namespaces, emulator kernels and loop devices, the lab's nodes."""
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
