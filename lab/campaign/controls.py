@@ -51,6 +51,8 @@ def sabotage(vc: VmCluster, kind: str, node: str) -> None:
     rule = f"location {demote} {CLONE} rule $role=Promoted -inf: #uname eq {node}\ncommit\n"
     vc.lab.crm("configure", input=rule)
     poll(lambda: _role(vc, node) == "Secondary" or None, 60, f"{node} demoted")
+    # the demotion's post-notification over too: the agent's notify reconnects a disconnected resource
+    vc.lab.run(vm_node, ["crm_resource", "--wait", "--timeout=60"], timeout=70)
     run(["drbdadm", "disconnect", RES], timeout=60)  # a Secondary leaving: Outdated, no fencing needed
     # a constraint as fence-peer places it (the agent keeps it while a peer is away), then the demotion
     # lifted: from here on only the fencing constraint keeps the node from being promoted

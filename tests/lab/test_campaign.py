@@ -71,11 +71,6 @@ class TestOnOneCluster:
         fired, timeline = self.control_run(vc, "second-qemu")
         assert "S1" in fired, f"{fired}\n{timeline}"
 
-    @pytest.mark.xfail(
-        reason="since the DRBD 9 multi-node rules merged, the VM node fences the forced node at once, often "
-        "before the split brain is seen and before S3's bitmap look: the control is being reworked (#11)",
-        strict=False,
-    )
     def test_a_stale_node_forced_primary_against_the_constraint_is_flagged(self, vc: VmCluster) -> None:
         fired, timeline = self.control_run(vc, "forced-primary")
         assert {"S3", "S4", "S5"} <= fired, f"{fired}\n{timeline}"
