@@ -18,6 +18,8 @@ What `install` does inside the node's mount namespace (`node.run`):
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -62,12 +64,14 @@ def build_shim(emu_dir: Path) -> Path:
 
 
 def write_wrappers(emu_dir: Path, devices: str = "bind") -> Path:
-    """Executables with this checkout and the emulator directory baked in (bind-mounted elsewhere)."""
+    """Executables with this checkout and the emulator directory baked in (bind-mounted elsewhere):
+    drbdsetup and drbdadm compiled (client.c: served by the node's tool server, else they run the Python
+    wrappers in bin/py), drbd-emu in Python."""
     bindir = emu_dir / "bin"
-    bindir.mkdir(parents=True, exist_ok=True)
+    (bindir / "py").mkdir(parents=True, exist_ok=True)
     for prog in FAKES:
         module, args = ("tool", "sys.argv[1:]") if prog == "drbd-emu" else ("cli", repr(prog))
-        path = bindir / prog
+        path = bindir / (prog if prog == "drbd-emu" else f"py/{prog}")
         path.write_text(
             WRAPPER.format(
                 prog=prog,
@@ -80,7 +84,30 @@ def write_wrappers(emu_dir: Path, devices: str = "bind") -> Path:
             )
         )
         path.chmod(0o755)
+    build_client(bindir, {"EMU_DIR": str(emu_dir), "EMU_DEVICES": devices, "FALLBACK": str(bindir / "py")})
     return bindir
+
+
+def build_client(bindir: Path, defaults: Mapping[str, str]) -> None:
+    """bin/drbdsetup and bin/drbdadm: client.c compiled with the wrappers' defaults, one binary under both
+    names. Built again only when the source or the defaults change (write_wrappers runs often), and put in
+    place by rename: a running call or a bind mount keeps the binary it has."""
+    src = HERE / "client.c"
+    literal = {k: '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for k, v in defaults.items()}
+    flags = ["-O2", "-Wall", "-Wextra", *(f"-D{k}={v}" for k, v in sorted(literal.items()))]
+    key = hashlib.sha256(src.read_bytes() + "\0".join(flags).encode()).hexdigest()
+    stamp = bindir / ".client-key"
+    progs = [bindir / prog for prog in FAKES if prog != "drbd-emu"]
+    if stamp.exists() and stamp.read_text() == key and all(p.exists() for p in progs):
+        return
+    tmp = bindir / f".client.{os.getpid()}"
+    subprocess.run(["gcc", *flags, "-o", str(tmp), str(src)], check=True)
+    for path in progs:
+        link = path.with_name(f".{path.name}.{os.getpid()}")
+        os.link(tmp, link)
+        os.replace(link, path)
+    tmp.unlink()
+    stamp.write_text(key)
 
 
 def node_env(emu_dir: Path, node: str) -> dict[str, str]:

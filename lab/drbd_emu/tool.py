@@ -4,7 +4,10 @@
     drbd-emu init [--mode 9|8.4] [--resync-kib-s N] [--kernel 9.2.19]
                                                       fresh state (wipes the directory's state.json); 9.2.19
                                                       holds a primary-loss survivor at Consistent
-    drbd-emu kernel                                   the per-node kernel loop (run inside the node)
+    drbd-emu kernel                                   the per-node kernel loop (run inside the node), with
+                                                      the node's tool server beside it
+    drbd-emu serve KERNEL_PID                         the node's tool server (toolserver.py; the kernel
+                                                      starts it)
     drbd-emu write RES [VOL] [COUNT]                  COUNT 4 KiB writes on this node's Primary (generation +1
                                                       each): through /dev/drbdN with a data plane, else
                                                       bookkeeping only
@@ -32,6 +35,7 @@ import fcntl
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -60,6 +64,7 @@ def kernel(node: str, *, once: bool = False) -> None:
     probing = os.environ.get("TANDEM_EMU_NET") == "probe"
     prober = Prober(node, data.serve if data else None) if probing or data else None
     alive = _hold_alive_lock(store.dir, node)  # noqa: F841 (held, never read: released when we die)
+    server = None if once else _start_tool_server()  # noqa: F841 (it dies with us)
     with store.locked() as st:  # a (re)booted node: its DRBD "kernel" starts empty; meta data survives
         engine.power_loss(st, node, time.time())
     if data is not None:
@@ -102,6 +107,14 @@ def kernel(node: str, *, once: bool = False) -> None:
             _join(running)
             return
         time.sleep(TICK)
+
+
+def _start_tool_server() -> subprocess.Popen[bytes]:
+    """The node's tool server (toolserver.py), started before the data plane's threads: it serves the
+    compiled drbdsetup/drbdadm of this node and dies with this kernel."""
+    script = Path(__file__).resolve().parent / "bin" / "drbd-emu"
+    argv = [sys.executable, str(script), "serve", str(os.getpid())]
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL)
 
 
 def _alive_lock(emu_dir: Path, node: str) -> Path:
@@ -227,6 +240,11 @@ def main(argv: list[str]) -> int:
             return 0
         if cmd == "kernel":
             kernel(node)
+            return 0
+        if cmd == "serve":
+            from lab.drbd_emu.toolserver import serve
+
+            serve(str(store.dir), node, int(args[0]))
             return 0
         if cmd == "write" and devices.enabled():
             return _device_write(store, node, args)
