@@ -38,6 +38,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,7 @@ def kernel(node: str, *, once: bool = False) -> None:
     probing = os.environ.get("TANDEM_EMU_NET") == "probe"
     prober = Prober(node, data.serve if data else None) if probing or data else None
     alive = _hold_alive_lock(store.dir, node)  # noqa: F841 (held, never read: released when we die)
-    server = None if once else _start_tool_server()  # noqa: F841 (it dies with us)
+    server = None if once else start_tool_server()  # noqa: F841 (it dies with us)
     with store.locked() as st:  # a (re)booted node: its DRBD "kernel" starts empty; meta data survives
         engine.power_loss(st, node, time.time())
     if data is not None:
@@ -109,12 +110,12 @@ def kernel(node: str, *, once: bool = False) -> None:
         time.sleep(TICK)
 
 
-def _start_tool_server() -> subprocess.Popen[bytes]:
-    """The node's tool server (toolserver.py), started before the data plane's threads: it serves the
-    compiled drbdsetup/drbdadm of this node and dies with this kernel."""
+def start_tool_server(env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """The tool server (toolserver.py) of the node in `env` (default: ours), a child of this process that
+    dies with it. The kernel starts it before its data plane's threads."""
     script = Path(__file__).resolve().parent / "bin" / "drbd-emu"
     argv = [sys.executable, str(script), "serve", str(os.getpid())]
-    return subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=env)
 
 
 def _alive_lock(emu_dir: Path, node: str) -> Path:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from lab.drbd_emu.install import fakes_dir, write_wrappers
-from lab.drbd_emu.toolserver import address
+from lab.drbd_emu.toolserver import listening
 
 from tandem.drbd.model import DiskState, Role
 from tests.agent.test_emu_cli import Cluster, up_all
@@ -51,8 +51,7 @@ class Tools:
     def __init__(self, c: Cluster) -> None:
         self.c = c
         self.bin = write_wrappers(c.dir, devices="bind")
-        names = [address(str(c.dir), node)[1:].decode() for node in c.kernels]
-        c.wait(lambda: all(f"@{name}" in Path("/proc/net/unix").read_text() for name in names))
+        c.wait(lambda: all(listening(str(c.dir), node) for node in c.kernels))
 
     def both(self, node: str, argv: list[str]) -> tuple[subprocess.CompletedProcess[str], ...]:
         """The call through the compiled tool, then through the Python fake."""
@@ -75,9 +74,37 @@ def server_pids(c: Cluster) -> list[int]:
     return [int(pid) for pid, ppid, args in rows if ppid in kernels and " serve " in f"{args} "]
 
 
-def children(pid: int) -> list[str]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
-    return out.stdout.split()
+def call_of(server: int, client: subprocess.Popen[bytes]) -> int | None:
+    """The server's child running the call of `client` (it writes to the client's stdout), if any."""
+    pipe = os.readlink(f"/proc/{client.pid}/fd/1")
+    for pid in Path(f"/proc/{server}/task/{server}/children").read_text().split():
+        try:
+            if os.readlink(f"/proc/{pid}/fd/1") == pipe:
+                return int(pid)
+        except FileNotFoundError:
+            pass  # gone meanwhile
+    return None
+
+
+def call(c: Cluster, node: str, tools: Tools, *argv: str) -> subprocess.Popen[bytes]:
+    """A compiled tool's call on `node`, running in the background."""
+    prefix = ["nsenter", "-t", str(c.holders[node].pid), "-m", "--"]
+    return subprocess.Popen(
+        [*prefix, str(tools.bin / argv[0]), *argv[1:]],
+        env=c.env(node),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def server_of(c: Cluster, node: str) -> int:
+    (pid,) = [p for p in server_pids(c) if parent_of(p) == c.kernels[node].pid]
+    return pid
+
+
+def parent_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
 
 
 def test_served_calls_answer_as_the_python_fakes(tmp_path: Path) -> None:
@@ -129,6 +156,7 @@ def test_a_waiting_call_does_not_hold_up_the_others_and_ends_with_its_caller(tmp
     answered. A caller killed meanwhile takes its call (the server's child) with it. Once the handler
     outdates the peer (exit 7), the promotion goes through, as the Python fake's would."""
     c = Cluster(tmp_path, ["alice", "bob"], handlers='fence-peer "exit 7";')
+    calls: list[subprocess.Popen[bytes]] = []
     try:
         c.start_namespaces()
         tools = Tools(c)
@@ -139,48 +167,47 @@ def test_a_waiting_call_does_not_hold_up_the_others_and_ends_with_its_caller(tmp
         c.emu("bob", "handler", "bob", "fence-peer", "hang")
         c.emu("bob", "cut", "alice", "bob")
         c.wait(lambda: c.status("bob").connections[0].peer_devices[0].peer_disk is DiskState.DUNKNOWN)
-        (server,) = [p for p in server_pids(c) if c.kernels["bob"].pid == int(parent_of(p))]
-        prefix = ["nsenter", "-t", str(c.holders["bob"].pid), "-m", "--"]
-        argv = [*prefix, str(tools.bin / "drbdadm"), "primary", "r0"]
-        doomed = subprocess.Popen(argv, env=c.env("bob"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        c.wait(lambda: len(children(server)) == 1)
+        server = server_of(c, "bob")
+        calls.append(doomed := call(c, "bob", tools, "drbdadm", "primary", "r0"))
+        c.wait(lambda: call_of(server, doomed) is not None)
+        child = call_of(server, doomed)
         started = time.monotonic()
         assert c.run("bob", str(tools.bin / "drbdsetup"), "status", "r0").returncode == 0
         assert time.monotonic() - started < 5
-        doomed.send_signal(signal.SIGKILL)
+        doomed.kill()
         doomed.wait()
-        c.wait(lambda: not children(server))
-        waiting = subprocess.Popen(argv, env=c.env("bob"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        c.wait(lambda: len(children(server)) == 1)
+        c.wait(lambda: not Path(f"/proc/{child}").exists())
+        calls.append(waiting := call(c, "bob", tools, "drbdadm", "primary", "r0"))
+        c.wait(lambda: call_of(server, waiting) is not None)
         c.emu("bob", "handler", "bob", "fence-peer", "ok")
         _, err = waiting.communicate(timeout=30)
         assert waiting.returncode == 0, err
         assert c.status("bob").role is Role.PRIMARY
     finally:
+        for p in calls:
+            p.kill()
+            p.wait()
         c.close()
-
-
-def parent_of(pid: int) -> str:
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()[1]
 
 
 def test_a_killed_call_exits_by_its_signal(tmp_path: Path) -> None:
     """A served call that dies of a signal makes the compiled tool die of the same signal."""
     c = Cluster(tmp_path, ["alice", "bob"], handlers='fence-peer "exit 7";')
+    calls: list[subprocess.Popen[bytes]] = []
     try:
         c.start_namespaces()
         tools = Tools(c)
         up_all(c)
         c.emu("alice", "handler", "alice", "fence-peer", "hang")
         c.emu("alice", "cut", "alice", "bob")
-        (server,) = [p for p in server_pids(c) if c.kernels["alice"].pid == int(parent_of(p))]
-        prefix = ["nsenter", "-t", str(c.holders["alice"].pid), "-m", "--"]
-        argv = [*prefix, str(tools.bin / "drbdadm"), "fence-peer", "r0:bob"]
-        call = subprocess.Popen(argv, env=c.env("alice"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        c.wait(lambda: len(children(server)) == 1)
-        os.kill(int(children(server)[0]), signal.SIGTERM)
-        call.communicate(timeout=30)
-        assert call.returncode == -signal.SIGTERM
+        server = server_of(c, "alice")
+        calls.append(fence := call(c, "alice", tools, "drbdadm", "fence-peer", "r0:bob"))
+        c.wait(lambda: call_of(server, fence) is not None)
+        os.kill(call_of(server, fence) or 0, signal.SIGTERM)
+        fence.communicate(timeout=30)
+        assert fence.returncode == -signal.SIGTERM
     finally:
+        for p in calls:
+            p.kill()
+            p.wait()
         c.close()
