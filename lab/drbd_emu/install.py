@@ -8,8 +8,8 @@ How the lab uses it, per node, after the node is powered on and before Pacemaker
 
 What `install` does inside the node's mount namespace (`node.run`):
 - bind-mounts generated wrappers (compiled: client.c) over /usr/sbin/drbdsetup and /usr/sbin/drbdadm (Debian's
-  drbd-utils stays installed for ocf:linbit:drbd and crm-fence-peer.9.sh, which call them by PATH or by /usr/sbin
-  path);
+  drbd-utils stays installed for ocf:linbit:drbd and crm-fence-peer.9.sh, which call them by PATH or by
+  /usr/sbin path);
 - bind-mounts the lab's drbd.conf over /etc/drbd.conf;
 - starts the node's emulator kernel (`drbd-emu kernel`), which runs fence-peer/unfence-peer in the node's own
   namespaces (so the crm tools reach this node's Pacemaker) and keeps /proc/drbd current, and which starts the
