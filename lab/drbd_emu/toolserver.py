@@ -100,6 +100,7 @@ def serve(emu_dir: str, node: str, parent: int) -> None:
         return  # the kernel died before the line above
     listener = _listen(address(emu_dir, node))
     if listener is not None:
+        print(f"drbd-emu serve: {node}'s tool server, pid {os.getpid()}", file=sys.stderr, flush=True)
         Server(listener).run()
 
 
@@ -174,6 +175,7 @@ class Server:
         for fd in fds:
             os.close(fd)
         if not taken:
+            print(f"drbd-emu serve: a call from pid {pid} runs the Python fake", file=sys.stderr, flush=True)
             _send(conn, b"fallback")
             self._close(conn)
         elif self.spare is None:
