@@ -769,7 +769,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     work = OUT / "work"
     few = max(3, args.rounds // 2)
     if args.what == "emulator":
-        emu = emulator_calls(work, [points[0], points[-1]] if points else [], few, log)
+        emu = emulator_calls(work, [points[0], points[-1]] if points else [], args.rounds, log)
         write_block(emulator_section(emu), args.out, EMU_BEGIN, EMU_END)
         log(f"wrote the emulator block of {args.out}")
         return 0
@@ -780,7 +780,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta = meta_data(work / "meta", args.rounds, 1, log)
     tools = tool_times(work, args.rounds)
     grown = scale(work, points, few, log)
-    emu = emulator_calls(work, [points[0], points[-1]] if points else [], few, log)
+    emu = emulator_calls(work, [points[0], points[-1]] if points else [], args.rounds, log)
     write_block(report(args.rounds, drbd, dom, meta, grown, tools, emu), args.out)
     log(f"wrote the replay block of {args.out}")
     return 0

@@ -163,6 +163,7 @@ class Server:
             assert self.spare is not None
             child, channel = self.spare
             try:
+                _schedule(child, os.SCHED_OTHER)  # at once: it may still be copying, at idle priority
                 socket.send_fds(channel, [data], [*fds, conn.fileno()])
                 taken = True
             except OSError:
@@ -238,12 +239,19 @@ def _spare(channel: socket.socket) -> NoReturn:
     call the server hands over. It dies with the server (its caller then exits 1, "went away")."""
     os.setpgid(0, 0)
     LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # a call ends with the node's server (and kernel), too
+    _schedule(0, os.SCHED_IDLE)  # the copying waits for idle CPU: it must not slow down running calls
     _populate(channel)
     data, fds, _, _ = socket.recv_fds(channel, MAX_REQUEST, 5)
+    _schedule(0, os.SCHED_OTHER)
     request = parse_request(data)
     if request is None or len(fds) != 5:
         os._exit(0)
     _run(request, fds[:4], socket.socket(fileno=fds[4]))
+
+
+def _schedule(pid: int, policy: int) -> None:
+    with contextlib.suppress(OSError):
+        os.sched_setscheduler(pid, policy, os.sched_param(0))
 
 
 def _populate(channel: socket.socket) -> None:
