@@ -9,8 +9,10 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from lab.drbd_emu.install import fakes_dir, write_wrappers
 from lab.drbd_emu.toolserver import listening
 
@@ -51,7 +53,16 @@ class Tools:
     def __init__(self, c: Cluster) -> None:
         self.c = c
         self.bin = write_wrappers(c.dir, devices="bind")
+        self.background: list[subprocess.Popen[bytes]] = []
         c.wait(lambda: all(listening(str(c.dir), node) for node in c.kernels))
+
+    def call(self, node: str, *argv: str) -> subprocess.Popen[bytes]:
+        """A compiled tool's call on `node`, running in the background (killed at the end of the test)."""
+        prefix = ["nsenter", "-t", str(self.c.holders[node].pid), "-m", "--"]
+        argv = (*prefix, str(self.bin / argv[0]), *argv[1:])
+        p = subprocess.Popen(argv, env=self.c.env(node), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.background.append(p)
+        return p
 
     def both(self, node: str, argv: list[str]) -> tuple[subprocess.CompletedProcess[str], ...]:
         """The call through the compiled tool, then through the Python fake."""
@@ -84,17 +95,6 @@ def call_of(server: int, client: subprocess.Popen[bytes]) -> int | None:
         except FileNotFoundError:
             pass  # gone meanwhile
     return None
-
-
-def call(c: Cluster, node: str, tools: Tools, *argv: str) -> subprocess.Popen[bytes]:
-    """A compiled tool's call on `node`, running in the background."""
-    prefix = ["nsenter", "-t", str(c.holders[node].pid), "-m", "--"]
-    return subprocess.Popen(
-        [*prefix, str(tools.bin / argv[0]), *argv[1:]],
-        env=c.env(node),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
 
 
 def server_of(c: Cluster, node: str) -> int:
@@ -151,63 +151,62 @@ def test_without_a_server_the_python_fake_answers(tmp_path: Path) -> None:
         c.close()
 
 
-def test_a_waiting_call_does_not_hold_up_the_others_and_ends_with_its_caller(tmp_path: Path) -> None:
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Tools]:
+    """alice and bob with their kernels and tool servers, r0 up, fence-peer answering 7 (peer outdated)."""
+    c = Cluster(tmp_path, ["alice", "bob"], handlers='fence-peer "exit 7";')
+    tools = None
+    try:
+        c.start_namespaces()
+        tools = Tools(c)
+        up_all(c)
+        yield tools
+    finally:
+        for p in tools.background if tools else []:
+            p.kill()
+            p.wait()
+        c.close()
+
+
+def test_a_waiting_call_does_not_hold_up_the_others_and_ends_with_its_caller(served: Tools) -> None:
     """`primary` with the peer unreachable runs fence-peer first; while that handler hangs, other calls are
     answered. A caller killed meanwhile takes its call (the server's child) with it. Once the handler
     outdates the peer (exit 7), the promotion goes through, as the Python fake's would."""
-    c = Cluster(tmp_path, ["alice", "bob"], handlers='fence-peer "exit 7";')
-    calls: list[subprocess.Popen[bytes]] = []
-    try:
-        c.start_namespaces()
-        tools = Tools(c)
-        up_all(c)
-        c.adm("alice", "primary", "--force", "r0")
-        c.wait(lambda: c.status("bob").devices[0].disk is DiskState.UP_TO_DATE)
-        c.adm("alice", "secondary", "r0")
-        c.emu("bob", "handler", "bob", "fence-peer", "hang")
-        c.emu("bob", "cut", "alice", "bob")
-        c.wait(lambda: c.status("bob").connections[0].peer_devices[0].peer_disk is DiskState.DUNKNOWN)
-        server = server_of(c, "bob")
-        calls.append(doomed := call(c, "bob", tools, "drbdadm", "primary", "r0"))
-        c.wait(lambda: call_of(server, doomed) is not None)
-        child = call_of(server, doomed)
-        started = time.monotonic()
-        assert c.run("bob", str(tools.bin / "drbdsetup"), "status", "r0").returncode == 0
-        assert time.monotonic() - started < 5
-        doomed.kill()
-        doomed.wait()
-        c.wait(lambda: not Path(f"/proc/{child}").exists())
-        calls.append(waiting := call(c, "bob", tools, "drbdadm", "primary", "r0"))
-        c.wait(lambda: call_of(server, waiting) is not None)
-        c.emu("bob", "handler", "bob", "fence-peer", "ok")
-        _, err = waiting.communicate(timeout=30)
-        assert waiting.returncode == 0, err
-        assert c.status("bob").role is Role.PRIMARY
-    finally:
-        for p in calls:
-            p.kill()
-            p.wait()
-        c.close()
+    c = served.c
+    c.adm("alice", "primary", "--force", "r0")
+    c.wait(lambda: c.status("bob").devices[0].disk is DiskState.UP_TO_DATE)
+    c.adm("alice", "secondary", "r0")
+    c.emu("bob", "handler", "bob", "fence-peer", "hang")
+    c.emu("bob", "cut", "alice", "bob")
+    c.wait(lambda: c.status("bob").connections[0].peer_devices[0].peer_disk is DiskState.DUNKNOWN)
+    server = server_of(c, "bob")
+    doomed = served.call("bob", "drbdadm", "primary", "r0")
+    c.wait(lambda: call_of(server, doomed) is not None)
+    child = call_of(server, doomed)
+    started = time.monotonic()
+    assert c.run("bob", str(served.bin / "drbdsetup"), "status", "r0").returncode == 0
+    assert time.monotonic() - started < 5
+    doomed.kill()
+    doomed.wait()
+    c.wait(lambda: not Path(f"/proc/{child}").exists())
+    waiting = served.call("bob", "drbdadm", "primary", "r0")
+    c.wait(lambda: call_of(server, waiting) is not None)
+    c.emu("bob", "handler", "bob", "fence-peer", "ok")
+    _, err = waiting.communicate(timeout=30)
+    assert waiting.returncode == 0, err
+    assert c.status("bob").role is Role.PRIMARY
 
 
-def test_a_killed_call_exits_by_its_signal(tmp_path: Path) -> None:
+def test_a_killed_call_exits_by_its_signal(served: Tools) -> None:
     """A served call that dies of a signal makes the compiled tool die of the same signal."""
-    c = Cluster(tmp_path, ["alice", "bob"], handlers='fence-peer "exit 7";')
-    calls: list[subprocess.Popen[bytes]] = []
-    try:
-        c.start_namespaces()
-        tools = Tools(c)
-        up_all(c)
-        c.emu("alice", "handler", "alice", "fence-peer", "hang")
-        c.emu("alice", "cut", "alice", "bob")
-        server = server_of(c, "alice")
-        calls.append(fence := call(c, "alice", tools, "drbdadm", "fence-peer", "r0:bob"))
-        c.wait(lambda: call_of(server, fence) is not None)
-        os.kill(call_of(server, fence) or 0, signal.SIGTERM)
-        fence.communicate(timeout=30)
-        assert fence.returncode == -signal.SIGTERM
-    finally:
-        for p in calls:
-            p.kill()
-            p.wait()
-        c.close()
+    c = served.c
+    c.emu("alice", "handler", "alice", "fence-peer", "hang")
+    c.emu("alice", "cut", "alice", "bob")
+    server = server_of(c, "alice")
+    fence = served.call("alice", "drbdadm", "fence-peer", "r0:bob")
+    c.wait(lambda: call_of(server, fence) is not None)
+    child = call_of(server, fence)
+    assert child is not None
+    os.kill(child, signal.SIGTERM)
+    fence.communicate(timeout=30)
+    assert fence.returncode == -signal.SIGTERM
