@@ -3,12 +3,12 @@
 not an interpreter start and its imports (~70 ms a call before it).
 
 The compiled fakes (client.c, whose comment has the protocol) send each call here with their fds 0-2, their
-working directory and environment. Per call a child is forked that takes all of those over and runs
-`cli.main` as the Python fake would, so outputs, messages and exit codes are the same; the server passes the
-child's exit status back. One child per call, so calls that wait (a `primary` held by its fence-peer handler)
-run side by side. The accept loop is single-threaded, so forking is safe. A call is only served from the
-caller's own namespaces and user (else the client runs the Python fake itself); a caller that goes away (a
-timeout's kill) takes its call's process group with it.
+working directory and environment. Each call goes to a forked child that takes all of those over and runs
+`cli.main` as the Python fake would, so outputs, messages and exit codes are the same, and tells the caller
+its exit code (the server tells a death by signal). One child per call, so calls that wait (a `primary` held
+by its fence-peer handler) run side by side. The accept loop is single-threaded, so forking is safe. A call
+is only served from the caller's own namespaces and user (else the client runs the Python fake itself); a
+caller that goes away (a timeout's kill) takes its call's process group with it.
 
 The kernel (tool.py) starts the server and it dies with the kernel (PR_SET_PDEATHSIG); its socket is
 abstract, so nothing is left behind either way.
@@ -106,8 +106,9 @@ def serve(emu_dir: str, node: str, parent: int) -> None:
 
 class Server:
     """The accept loop. A spare child is forked ahead of each call and made ready (its memory copied once,
-    see `_spare`), so that neither the fork nor copy-on-write faults are paid while a caller waits; the
-    child answers its caller itself, the server only when it died of a signal."""
+    see `_spare`), so that neither the fork nor copy-on-write faults are paid while a caller waits. The
+    child answers its caller; once it is reaped the server answers again (the caller reads the first
+    answer), which is the only one when the child died of a signal."""
 
     def __init__(self, listener: socket.socket) -> None:
         self.listener = listener
