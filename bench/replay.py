@@ -3,6 +3,7 @@
 
     python -m bench.replay build            # compile bench/drbd_replay.c (./run setup does this)
     python -m bench.replay [--rounds N]     # measure; rewrites its block of bench/results.md
+    python -m bench.replay emulator         # only the emulator's own calls (its part of that block)
 
 For a given state (single or dual primary), the DRBD emulator's fake tools (lab/drbd_emu) first answer one
 monitor of each agent, traced (TANDEM_EMU_TRACE): that gives the exact DRBD command lines each agent runs.
@@ -42,6 +43,7 @@ BINARY = OUT / "drbd-replay"
 OCF = OUT / "ocf"  # our agents, installed from this checkout
 RESULTS = HERE / "results.md"
 BEGIN, END = "<!-- replay -->", "<!-- /replay -->"
+EMU_BEGIN, EMU_END = "<!-- replay-emulator -->", "<!-- /replay-emulator -->"  # inside the replay block
 PY = "/usr/bin/python3"
 NODE, PEER = "node1", "node2"
 TIMEOUT_MS = 30_000
@@ -462,11 +464,28 @@ def scale(
     return out
 
 
+EMU_WAYS = {"Python fake": Path("py"), "compiled, served": Path()}  # where in the wrappers' bin/
+
+
+@dataclass
+class EmuPoint:
+    """The emulator's calls at one number of resources: wall ms per way and call, and what one call's work
+    costs in-process (ms, best of 20)."""
+
+    resources: int
+    calls: dict[str, dict[str, Summary]]  # way → call → wall ms
+    parts: dict[str, float]
+
+
 def emulator_calls(
     work: Path, points: Sequence[int], rounds: int, say: Callable[[str], None]
-) -> list[tuple[int, dict[str, Summary]]]:
-    """The DRBD emulator's own fake calls (what the lab's agents wait for), with 1 to N resources up on
-    both nodes: a status, drbdadm's sh-dev and dump of r0, each a fresh process as the agents run them."""
+) -> list[EmuPoint]:
+    """The DRBD emulator's own calls (what the lab's agents wait for), with 1 to N resources up on both
+    nodes: a status, drbdadm's sh-dev and dump of r0, each a fresh process as the agents run them, both as
+    the Python fake and as the compiled tool served by node1's tool server (what lab nodes run)."""
+    from lab.drbd_emu.tool import start_tool_server
+    from lab.drbd_emu.toolserver import listening
+
     out = []
     for count in points:
         state = prepare(work / f"emu-{count}", dual=True, extra=count - 1)
@@ -477,17 +496,68 @@ def emulator_calls(
         bindir = Path(env["PATH"].split(":")[0])
         conf = ["-c", str(state.conf)]
         node_env = {**env, "TANDEM_EMU_NODE": NODE}
+        calls = {
+            "drbdsetup status --json r0": ["drbdsetup", "status", "--json", "r0"],
+            "drbdadm sh-dev r0": ["drbdadm", *conf, "sh-dev", "r0"],
+            "drbdadm dump r0": ["drbdadm", *conf, "dump", "r0"],
+        }
         commands = [
-            Command(
-                "drbdsetup status --json r0", [str(bindir / "drbdsetup"), "status", "--json", "r0"], node_env
-            ),
-            Command("drbdadm sh-dev r0", [str(bindir / "drbdadm"), *conf, "sh-dev", "r0"], node_env),
-            Command("drbdadm dump r0", [str(bindir / "drbdadm"), *conf, "dump", "r0"], node_env),
+            Command(f"{way}|{name}", [str(bindir / sub / argv[0]), *argv[1:]], node_env)
+            for way, sub in EMU_WAYS.items()
+            for name, argv in calls.items()
         ]
-        say(f"emulator: {count} resource(s) up, {rounds} rounds")
-        walls = timed(commands, rounds, 1, state.root)
-        out.append((count, {name: summarize(w) for name, w in walls.items()}))
+        server = start_tool_server(node_env)
+        try:
+            deadline = time.monotonic() + 30
+            while not listening(str(state.emu), NODE):
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("node1's tool server did not start")
+                time.sleep(0.05)
+            check_same(commands)
+            say(f"emulator: {count} resource(s) up, {rounds} rounds")
+            walls = timed(commands, rounds, 1, state.root)
+        finally:
+            server.kill()
+            server.wait()
+        by_way = {way: {name: summarize(walls[f"{way}|{name}"]) for name in calls} for way in EMU_WAYS}
+        out.append(EmuPoint(count, by_way, emulator_parts(state)))
     return out
+
+
+def check_same(commands: Sequence[Command]) -> None:
+    """The same stdout, stderr and exit code for a call whichever way it runs (the command's name after
+    the way)."""
+    seen: dict[str, tuple[int, bytes, bytes]] = {}
+    for cmd in commands:
+        proc = subprocess.run(cmd.argv, env=cmd.env, capture_output=True, timeout=60, check=False)
+        name = cmd.name.split("|", 1)[1]
+        if seen.setdefault(name, (proc.returncode, proc.stdout, proc.stderr)) != (
+            proc.returncode,
+            proc.stdout,
+            proc.stderr,
+        ):
+            raise RuntimeError(f"{cmd.name}: the answer differs from the other way's")
+
+
+def emulator_parts(state: State) -> dict[str, float]:
+    """In-process, what every call does whatever it asks: read and parse the whole state, settle every
+    resource, serialize the state to see whether it changed; and load node1's configuration."""
+    import json
+    import timeit
+
+    from lab.drbd_emu import engine
+    from lab.drbd_emu.config import load_cached
+
+    path = state.emu / "state.json"
+    text = path.read_text()
+    st = json.loads(text)
+    parts = {
+        "read + parse the state": lambda: json.loads(path.read_text()),
+        "settle every resource": lambda: engine.settle(st, time.time()),
+        "serialize the state": lambda: json.dumps(st, sort_keys=True),
+        "load the configuration": lambda: load_cached(state.conf, state.emu / "conf-cache"),
+    }
+    return {name: min(timeit.repeat(f, number=1, repeat=20)) * 1000 for name, f in parts.items()}
 
 
 def import_note(label: str, cmd: Command) -> str:
@@ -526,7 +596,7 @@ def report(
     meta: list[Row],
     points: list[tuple[int, Summary, Summary]],
     tools: Mapping[str, Summary],
-    emu: list[tuple[int, dict[str, Summary]]],
+    emu: list[EmuPoint],
 ) -> str:
     heads = [
         "pair",
@@ -548,14 +618,6 @@ def report(
         for n, o, a in points
     ]
     tool_rows = [[name, med_p90(s, 2), spread(s, 2)] for name, s in tools.items()]
-    emu_names = list(emu[0][1]) if emu else []
-    emu_rows = [
-        [
-            str(n),
-            *(f"{med_p90(calls[c])} ({times(calls[c].median / emu[0][1][c].median)})" for c in emu_names),
-        ]
-        for n, calls in emu
-    ]
     stamp, load = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), os.getloadavg()[0]
     return (
         "\n\n".join(
@@ -583,10 +645,7 @@ def report(
                     scale_rows,
                     right=(0, 1, 2, 3, 4),
                 ),
-                "### The DRBD emulator's own calls (1 to N resources up)",
-                "Each call a fresh process, as the agents in the lab run them (bench/replay.py "
-                "`emulator_calls`): ms median / p90, and in brackets the ratio to the first point.",
-                table(["resources up", *emu_names], emu_rows, right=tuple(range(len(emu_names) + 1))),
+                emulator_section(emu),
                 "### The replay and the real tools",
                 table(["command", "ms (median / p90)", "spread (ms)"], tool_rows, right=(1,)),
                 REPLAY_VS_REAL,
@@ -594,6 +653,45 @@ def report(
             ]
         )
         + "\n"
+    )
+
+
+def emulator_section(emu: Sequence[EmuPoint]) -> str:
+    """The emulator's block (its own markers: `python -m bench.replay emulator` rewrites it alone)."""
+    names = list(next(iter(emu[0].calls.values()))) if emu else []
+    rows = [
+        [
+            str(p.resources),
+            way,
+            *(
+                f"{med_p90(p.calls[way][c])} ({times(p.calls[way][c].median / emu[0].calls[way][c].median)})"
+                for c in names
+            ),
+        ]
+        for way in EMU_WAYS
+        for p in emu
+    ]
+    part_names = list(emu[0].parts) if emu else []
+    part_rows = [[str(p.resources), *(f"{p.parts[n]:.2f}" for n in part_names)] for p in emu]
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    return "\n\n".join(
+        [
+            EMU_BEGIN,
+            "### The DRBD emulator's own calls (1 to N resources up)",
+            f"Written by `python -m bench.replay emulator` (or a whole run) on {stamp}, tandem "
+            f"{git_head()}; load average {os.getloadavg()[0]:.2f}. Each call a fresh process, as the agents "
+            "in the lab run them (bench/replay.py `emulator_calls`): the Python fake (what runs where no "
+            "tool server answers), and the compiled drbdsetup/drbdadm served by the node's tool server "
+            "(lab/drbd_emu/client.c and toolserver.py: what lab nodes run), both giving the same answers "
+            "(checked). ms median / p90, in brackets the ratio to the same way at the first point. Issue "
+            "#12's target: served, ≤ 10 ms a call and ≤ 1.2× from 1 to 100 resources.",
+            table(["resources up", "way", *names], rows, right=(0, *range(2, len(names) + 2))),
+            "What every call does whatever it asks, in-process (ms, best of 20): it reads the whole state "
+            "(every resource of every node), settles every resource, serializes the state to see whether "
+            "it changed, and loads the configuration (a hash over every included file):",
+            table(["resources up", *part_names], part_rows, right=tuple(range(len(part_names) + 1))),
+            EMU_END,
+        ]
     )
 
 
@@ -649,7 +747,7 @@ def write_block(text: str, path: Path = RESULTS, begin: str = BEGIN, end: str = 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.replay", description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", nargs="?", default="run", choices=("run", "build"))
+    parser.add_argument("what", nargs="?", default="run", choices=("run", "build", "emulator"))
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--scale", default="1,10,50,100", help="resource counts for the scaling table")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -667,17 +765,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         ).returncode
     if not BINARY.exists():
         build()
-    install_ours()
     points = [int(p) for p in args.scale.split(",") if p]
-    private_dev(range(100, 100 + max(points, default=1)))
     work = OUT / "work"
+    few = max(3, args.rounds // 2)
+    if args.what == "emulator":
+        emu = emulator_calls(work, [points[0], points[-1]] if points else [], args.rounds, log)
+        write_block(emulator_section(emu), args.out, EMU_BEGIN, EMU_END)
+        log(f"wrote the emulator block of {args.out}")
+        return 0
+    install_ours()
+    private_dev(range(100, 100 + max(points, default=1)))
     drbd = drbd_states(work, args.rounds, 1, log)
     dom = domain(work / "domain", args.rounds, 1, log)
     meta = meta_data(work / "meta", args.rounds, 1, log)
     tools = tool_times(work, args.rounds)
-    few = max(3, args.rounds // 2)
     grown = scale(work, points, few, log)
-    emu = emulator_calls(work, [points[0], points[-1]] if points else [], few, log)
+    emu = emulator_calls(work, [points[0], points[-1]] if points else [], args.rounds, log)
     write_block(report(args.rounds, drbd, dom, meta, grown, tools, emu), args.out)
     log(f"wrote the replay block of {args.out}")
     return 0

@@ -2,7 +2,10 @@
 """An emulated DRBD for the lab and the agent tests: fake drbdsetup/drbdadm over state shared by all nodes.
 
 Pieces (each module's docstring says more):
-- `bin/drbdsetup`, `bin/drbdadm`, `bin/drbd-emu`: the executables (Python, lazy imports, ~50 ms a call).
+- `bin/drbdsetup`, `bin/drbdadm`, `bin/drbd-emu`: the executables (Python, lazy imports, ~100 ms a call).
+- `client.c`, `toolserver`: what lab nodes run as drbdsetup/drbdadm (`install.write_wrappers`): a compiled
+  client that hands the call to the node's tool server (started by its kernel; the emulator imported once,
+  a forked child per call, ~5-10 ms), or runs the Python fake where no server answers. Same outputs.
 - `cli`: DRBD's command lines, messages and exit codes; outputs rendered by `render`.
 - `engine`: the shared state (JSON under TANDEM_EMU_DIR, flock) and DRBD's rules as pure functions.
 - `view`: one node's state as the `tandem.drbd.model` plus render details.

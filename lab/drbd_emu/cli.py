@@ -39,12 +39,18 @@ class Fail(Exception):
 
 
 def _configs_from_state(st: engine.State, node: str, only: str | None = None) -> dict[str, ResourceConfig]:
+    """The node's resources' configurations, each file loaded once (resources share their drbd.conf)."""
+    files: dict[str, dict[str, ResourceConfig]] = {}
     out: dict[str, ResourceConfig] = {}
     for res, r in st["nodes"].get(node, {}).items():
         path = r.get("conf") if only in (None, res) else None
-        if path and Path(path).exists():
-            with contextlib.suppress(ConfigError, OSError):
-                out.update({k: v for k, v in load(path).items() if k == res})
+        if path and path not in files:
+            files[path] = {}
+            if Path(path).exists():
+                with contextlib.suppress(ConfigError, OSError):
+                    files[path] = load(path)
+        if path and res in files[path]:
+            out[res] = files[path][res]
     return out
 
 

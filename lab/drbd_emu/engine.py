@@ -116,11 +116,12 @@ class Store:
         self.dir.mkdir(parents=True, exist_ok=True)
         with open(self.dir / "lock", "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            st = json.loads(self.path.read_text()) if self.path.exists() else new_state()
-            before = json.dumps(st, sort_keys=True)
+            # the file as this method writes it: unchanged state serializes to the same text
+            before = self.path.read_text() if self.path.exists() else None
+            st = json.loads(before) if before is not None else new_state()
             yield st
             after = json.dumps(st, sort_keys=True)
-            if after != before or not self.path.exists():
+            if after != before:
                 tmp = self.path.with_suffix(".tmp")
                 tmp.write_text(after)
                 os.replace(tmp, self.path)
@@ -1073,6 +1074,8 @@ def _primary_far_away(st: State, node: str, res: str) -> bool:
     """A Primary this node reaches only through other nodes (its writes do not come here)."""
     r = res_state(st, node, res)
     assert r is not None
+    if sum(res in rs for rs in st["nodes"].values()) <= 2:
+        return False  # with one peer at most, whatever this node reaches it reaches directly
     far = reachable(st, res, node) - {node} - {p for p in r["conns"] if connected(st, res, node, p)}
     return any((res_state(st, p, res) or {}).get("role") == "Primary" for p in far)
 

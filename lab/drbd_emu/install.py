@@ -7,17 +7,21 @@ How the lab uses it, per node, after the node is powered on and before Pacemaker
     start pacemakerd with **env                  # LD_PRELOAD shim → /proc/drbd for the RA and its helpers
 
 What `install` does inside the node's mount namespace (`node.run`):
-- bind-mounts generated wrappers over /usr/sbin/drbdsetup and /usr/sbin/drbdadm (Debian's drbd-utils stays
-  installed for ocf:linbit:drbd and crm-fence-peer.9.sh, which call them by PATH or by /usr/sbin path);
+- bind-mounts generated wrappers (compiled: client.c) over /usr/sbin/drbdsetup and /usr/sbin/drbdadm (Debian's
+  drbd-utils stays installed for ocf:linbit:drbd and crm-fence-peer.9.sh, which call them by PATH or by
+  /usr/sbin path);
 - bind-mounts the lab's drbd.conf over /etc/drbd.conf;
 - starts the node's emulator kernel (`drbd-emu kernel`), which runs fence-peer/unfence-peer in the node's own
-  namespaces (so the crm tools reach this node's Pacemaker) and keeps /proc/drbd current.
+  namespaces (so the crm tools reach this node's Pacemaker) and keeps /proc/drbd current, and which starts the
+  node's tool server (toolserver.py) that serves the compiled drbdsetup/drbdadm.
 `/dev/drbdN` nodes are made by the fakes themselves on `up`/`adjust` (devices.py, TANDEM_EMU_DEVICES=bind).
 /proc/drbd can not be added to procfs (see shim/procdrbd.c), hence the LD_PRELOAD shim in the returned env.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -62,12 +66,14 @@ def build_shim(emu_dir: Path) -> Path:
 
 
 def write_wrappers(emu_dir: Path, devices: str = "bind") -> Path:
-    """Executables with this checkout and the emulator directory baked in (bind-mounted elsewhere)."""
+    """Executables with this checkout and the emulator directory baked in (bind-mounted elsewhere):
+    drbdsetup and drbdadm compiled (client.c: served by the node's tool server, else they run the Python
+    wrappers in bin/py), drbd-emu in Python."""
     bindir = emu_dir / "bin"
-    bindir.mkdir(parents=True, exist_ok=True)
+    (bindir / "py").mkdir(parents=True, exist_ok=True)
     for prog in FAKES:
         module, args = ("tool", "sys.argv[1:]") if prog == "drbd-emu" else ("cli", repr(prog))
-        path = bindir / prog
+        path = bindir / (prog if prog == "drbd-emu" else f"py/{prog}")
         path.write_text(
             WRAPPER.format(
                 prog=prog,
@@ -80,7 +86,30 @@ def write_wrappers(emu_dir: Path, devices: str = "bind") -> Path:
             )
         )
         path.chmod(0o755)
+    build_client(bindir, {"EMU_DIR": str(emu_dir), "EMU_DEVICES": devices, "FALLBACK": str(bindir / "py")})
     return bindir
+
+
+def build_client(bindir: Path, defaults: Mapping[str, str]) -> None:
+    """bin/drbdsetup and bin/drbdadm: client.c compiled with the wrappers' defaults, one binary under both
+    names. Built again only when the source or the defaults change (write_wrappers runs often), and put in
+    place by rename: a running call or a bind mount keeps the binary it has."""
+    src = HERE / "client.c"
+    literal = {k: '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for k, v in defaults.items()}
+    flags = ["-O2", "-Wall", "-Wextra", *(f"-D{k}={v}" for k, v in sorted(literal.items()))]
+    key = hashlib.sha256(src.read_bytes() + "\0".join(flags).encode()).hexdigest()
+    stamp = bindir / ".client-key"
+    progs = [bindir / prog for prog in FAKES if prog != "drbd-emu"]
+    if stamp.exists() and stamp.read_text() == key and all(p.exists() for p in progs):
+        return
+    tmp = bindir / f".client.{os.getpid()}"
+    subprocess.run(["gcc", *flags, "-o", str(tmp), str(src)], check=True)
+    for path in progs:
+        link = path.with_name(f".{path.name}.{os.getpid()}")
+        os.link(tmp, link)
+        os.replace(link, path)
+    tmp.unlink()
+    stamp.write_text(key)
 
 
 def node_env(emu_dir: Path, node: str) -> dict[str, str]:

@@ -4,7 +4,10 @@
     drbd-emu init [--mode 9|8.4] [--resync-kib-s N] [--kernel 9.2.19]
                                                       fresh state (wipes the directory's state.json); 9.2.19
                                                       holds a primary-loss survivor at Consistent
-    drbd-emu kernel                                   the per-node kernel loop (run inside the node)
+    drbd-emu kernel                                   the per-node kernel loop (run inside the node), with
+                                                      the node's tool server beside it
+    drbd-emu serve KERNEL_PID                         the node's tool server (toolserver.py; the kernel
+                                                      starts it)
     drbd-emu write RES [VOL] [COUNT]                  COUNT 4 KiB writes on this node's Primary (generation +1
                                                       each): through /dev/drbdN with a data plane, else
                                                       bookkeeping only
@@ -32,8 +35,10 @@ import fcntl
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +65,7 @@ def kernel(node: str, *, once: bool = False) -> None:
     probing = os.environ.get("TANDEM_EMU_NET") == "probe"
     prober = Prober(node, data.serve if data else None) if probing or data else None
     alive = _hold_alive_lock(store.dir, node)  # noqa: F841 (held, never read: released when we die)
+    server = None if once else start_tool_server()  # noqa: F841 (it dies with us)
     with store.locked() as st:  # a (re)booted node: its DRBD "kernel" starts empty; meta data survives
         engine.power_loss(st, node, time.time())
     if data is not None:
@@ -102,6 +108,14 @@ def kernel(node: str, *, once: bool = False) -> None:
             _join(running)
             return
         time.sleep(TICK)
+
+
+def start_tool_server(env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """The tool server (toolserver.py) of the node in `env` (default: ours), a child of this process that
+    dies with it. The kernel starts it before its data plane's threads."""
+    script = Path(__file__).resolve().parent / "bin" / "drbd-emu"
+    argv = [sys.executable, str(script), "serve", str(os.getpid())]
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=env)
 
 
 def _alive_lock(emu_dir: Path, node: str) -> Path:
@@ -227,6 +241,11 @@ def main(argv: list[str]) -> int:
             return 0
         if cmd == "kernel":
             kernel(node)
+            return 0
+        if cmd == "serve":
+            from lab.drbd_emu.toolserver import serve
+
+            serve(str(store.dir), node, int(args[0]))
             return 0
         if cmd == "write" and devices.enabled():
             return _device_write(store, node, args)
