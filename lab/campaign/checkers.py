@@ -215,28 +215,58 @@ def s5_promotion_against_fencing(h: History) -> list[Violation]:
     return found
 
 
-def s6_partition_survivor(h: History) -> list[Violation]:
-    """The node that ran the VM when the nodes were split was powered off by the split (it lost the fence
-    race) while its peer stayed on; a fault aimed at that node itself in the meantime excuses it, and so
-    does a split inside a live migration: until migrate_to's result is recorded the cluster counts the VM
-    on the source, although the guest may already run on the target (the report's limits say so)."""
+# who lost the fence race of a split (split_outcomes); only the first is a violation (S6)
+VM_NODE_FENCED = "the VM's node fenced (S6)"
+PEER_FENCED = "the VM's node kept, a peer fenced"
+NONE_FENCED = "no node fenced"
+NOT_JUDGED = "not judged"
+SPLIT_OUTCOMES = (PEER_FENCED, NONE_FENCED, VM_NODE_FENCED, NOT_JUDGED)
+
+
+@dataclass(frozen=True)
+class Split:
+    cut: Injection
+    outcome: str  # one of SPLIT_OUTCOMES
+    t: float  # when the loser was seen off (the cut's time when no node was fenced or not judged)
+    vm_node: str = ""
+
+
+def split_outcomes(h: History) -> list[Split]:
+    """Each split of the nodes (SPLIT_KINDS) and how its fence race ended: the node that ran the VM, or
+    another, powered off by it while a node stayed on. Not judged: a split inside a live migration (until
+    migrate_to's result is recorded the cluster counts the VM on the source, although the guest may already
+    run on the target: the report's limits say so), with no single QEMU before it, or where the node that
+    went off was hit by a fault of its own meanwhile (a power fault is no fence race)."""
     found = []
     for cut in (i for i in h.injections if i.kind in SPLIT_KINDS and not i.undo and not i.note):
-        if any(a <= cut.t <= b for a, b in h.migrations):
-            continue
         before = [s for s in h.samples if s.t <= cut.t]
-        if not before or len(before[-1].qemu) != 1:
+        if any(a <= cut.t <= b for a, b in h.migrations) or not before or len(before[-1].qemu) != 1:
+            found.append(Split(cut, NOT_JUDGED, cut.t))
             continue
         vm_node = before[-1].qemu[0]
         undo = next((i.t for i in h.injections if i.undo and i.kind == cut.kind and i.t >= cut.t), h.end)
-        if any(i.node == vm_node and cut.t <= i.t <= undo for i in h.injections):
-            continue
-        lost = next(
-            (s for s in h.samples if cut.t < s.t <= undo + 10 and vm_node not in s.on and len(s.on) > 0), None
-        )
-        if lost is not None:
-            found.append(Violation("S6", lost.t, f"{cut.kind}: {vm_node} ran vm1 and was fenced"))
+        hit = {i.node for i in h.injections if i.node and cut.t <= i.t <= undo}
+        window = [s for s in h.samples if cut.t < s.t <= undo + 10 and len(s.on) > 0]
+        lost = next((s for s in window if vm_node not in s.on), None)
+        peer_off = next((s for s in window if set(h.nodes) - s.on), None)
+        if vm_node in hit or (lost is None and peer_off is not None and (set(h.nodes) - peer_off.on) & hit):
+            found.append(Split(cut, NOT_JUDGED, cut.t, vm_node))
+        elif lost is not None:
+            found.append(Split(cut, VM_NODE_FENCED, lost.t, vm_node))
+        elif peer_off is not None:
+            found.append(Split(cut, PEER_FENCED, peer_off.t, vm_node))
+        else:
+            found.append(Split(cut, NONE_FENCED, cut.t, vm_node))
     return found
+
+
+def s6_partition_survivor(h: History) -> list[Violation]:
+    """The node that ran the VM when the nodes were split lost the fence race (split_outcomes)."""
+    return [
+        Violation("S6", s.t, f"{s.cut.kind}: {s.vm_node} ran vm1 and was fenced")
+        for s in split_outcomes(h)
+        if s.outcome == VM_NODE_FENCED
+    ]
 
 
 def recovery(h: History) -> float | None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lab.campaign import checkers
 from lab.campaign.schedule import KINDS
 
 CHECKERS = ("S1", "S2", "S3", "S4", "S5", "S6", "L1", "L2", "L3")
@@ -181,6 +182,7 @@ def markdown(
             got = [s for a, s in loss if a == agents]
             spread = " / ".join(_fmt(percentile(got, q)) for q in (50, 90, 100))
             out.append(f"| {agents} | {len(got)} | {spread} |")
+    out += fence_race(runs, pairs)
     if plot_name:
         out += ["", f"![recovery per fault kind](campaign/{plot_name})"]
     out += ["", "## Checkers", "", *(f"- **{c}** {ABOUT[c]}" for c in CHECKERS)]
@@ -219,6 +221,32 @@ def markdown(
             "",
         ]
     return "\n".join(out).rstrip() + "\n"
+
+
+def fence_race(runs: Sequence[dict[str, Any]], pairs: Sequence[str]) -> list[str]:
+    """Each split of the nodes and who lost its fence race (checkers.split_outcomes; S6 is the third
+    column), per kind of split."""
+    splits = [(r["agents"], s["kind"], s["outcome"]) for r in runs for s in r.get("splits", [])]
+    if not splits:
+        return []
+    out = [
+        "",
+        "## The fence race: who is fenced when the nodes split",
+        "",
+        "Every split of the nodes (partition, replication cut, cluster cut) in the runs above. Not judged: "
+        "inside a live migration, no single QEMU before the split, or the node that went off was hit by a "
+        "fault of its own meanwhile.",
+        "",
+        f"| agents | split | splits | {' | '.join(checkers.SPLIT_OUTCOMES)} |",
+        f"|---|---|---|{'---|' * len(checkers.SPLIT_OUTCOMES)}",
+    ]
+    for agents in pairs:
+        for kind in checkers.SPLIT_KINDS:
+            got = [o for a, k, o in splits if a == agents and k == kind]
+            if got:
+                counts = " | ".join(str(got.count(o)) for o in checkers.SPLIT_OUTCOMES)
+                out.append(f"| {agents} | {kind} | {len(got)} | {counts} |")
+    return out
 
 
 def plot(runs: Sequence[dict[str, Any]], dest: Path) -> None:

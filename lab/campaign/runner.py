@@ -248,6 +248,7 @@ def verdicts(h: checkers.History) -> dict[str, Any]:
         ],
         "recovery_s": checkers.recovery(h),
         "node_loss_s": checkers.l2_seconds(h),
+        "splits": [{"kind": s.cut.kind, "outcome": s.outcome} for s in checkers.split_outcomes(h)],
     }
 
 

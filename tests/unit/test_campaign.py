@@ -222,6 +222,23 @@ def test_s6_flags_a_partition_that_fenced_the_vms_node() -> None:
     assert checkers.s6_partition_survivor(migrating) == []
 
 
+def test_split_outcomes_say_who_lost_each_fence_race() -> None:
+    cut = (Injection(10.0, "repl-cut", "", False, ""), Injection(25.0, "repl-cut", "", True, ""))
+    outcome = [s.outcome for s in checkers.split_outcomes(history(list(HEALTHY.samples), injections=cut))]
+    assert outcome == [checkers.NONE_FENCED]
+    samples = list(HEALTHY.samples)
+    for t in range(12, 30):  # node2, not running vm1, fenced
+        samples[t] = Sample(
+            float(t), frozenset({"node1"}), ("node1",), (view("node1", connected=frozenset()),), None
+        )
+    (split,) = checkers.split_outcomes(history(samples, injections=cut))
+    assert (split.outcome, split.t, split.vm_node) == (checkers.PEER_FENCED, 12.0, "node1")
+    stopped = (*cut, Injection(11.0, "stop-start", "node2", False, ""))  # off by a fault of its own
+    assert [s.outcome for s in checkers.split_outcomes(history(samples, injections=stopped))] == [
+        checkers.NOT_JUDGED
+    ]
+
+
 def test_l1_flags_no_recovery_and_failed_actions_left() -> None:
     stuck = [
         Sample(float(t), ALL, ("node1",), (view("node1"), view("node2")), frozenset({"node1"}))
@@ -417,6 +434,19 @@ def test_report_counts_runs_violations_and_recovery_per_kind() -> None:
     text = report.markdown(runs, None)
     assert "| power-cut | tandem | 3 | 1 | · | · | · | · | · | 1 | · | · | 10.0 / 20.0 / 20.0 | 1 |" in text
     assert "`python3 -m lab campaign --agents tandem --faults power-cut --replay 1`" in text
+
+
+def test_report_counts_who_lost_each_fence_race() -> None:
+    race = run("tandem", ["partition"], 5.0, [])
+    race["splits"] = [
+        {"kind": "partition", "outcome": checkers.PEER_FENCED},
+        {"kind": "partition", "outcome": checkers.VM_NODE_FENCED},
+        {"kind": "repl-cut", "outcome": checkers.NOT_JUDGED},
+    ]
+    text = report.markdown([race, run("tandem", ["power-cut"], 5.0, [])], None)
+    assert "| tandem | partition | 2 | 1 | 0 | 1 | 0 |" in text
+    assert "| tandem | repl-cut | 1 | 0 | 0 | 0 | 1 |" in text
+    assert "cluster-cut" not in text.split("## The fence race")[1].split("##")[0]
 
 
 def test_shrinking_leaves_one_event_out_at_a_time_and_the_report_shows_the_result() -> None:
