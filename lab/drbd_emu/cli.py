@@ -244,6 +244,7 @@ def drbdsetup(argv: list[str]) -> int:
             fmt = "json" if "--json" in flags else cmd
             if cmd == "events2" and "--now" not in flags:
                 raise Fail(20, "events2 without --now is not emulated")
+            note_opens(st, node)
             sys.stdout.write(_render(st, node, fmt, flags, only))
             return 0
         if cmd == "sh-status":
@@ -382,9 +383,9 @@ def apply_command(
         r = engine.res_state(st, node, res)
         if r is not None and r.get("conf"):
             cfg = load(r["conf"]).get(res)
+        if cmd in ("secondary", "down"):
+            note_opens(st, node)
     now = time.time()
-    if cmd in ("secondary", "down") and cfg is not None:
-        note_real_openers(store, cfg, node, res)
     try:
         if cmd == "primary":
             assert cfg is not None
@@ -446,17 +447,19 @@ def state_change_failed(objname: str, e: engine.StateError) -> str:
     return f"{text}\nadditional info from kernel:\n{e.info}" if e.info else text
 
 
-def note_real_openers(store: engine.Store, cfg: ResourceConfig, node: str, res: str) -> None:
-    """Record which devices processes of this node hold open (a VM), for `secondary`, `down` and status."""
+def note_opens(st: engine.State, node: str) -> None:
+    """The kernel's open count of every device of the node, which status shows (`open:yes`): how many of
+    the node's processes hold it open right now (a VM's QEMU), with the data plane's devices."""
     from lab.drbd_emu import devices
 
-    paths = {str(v.number): v.device for v in cfg.host(node).volumes.values()}
-    counts = devices.real_openers(paths)
-    with store.locked() as st:
-        r = engine.res_state(st, node, res)
-        for vol, n in counts.items():
-            if r is not None and vol in r["disks"]:
-                r["disks"][vol]["open_real"] = n
+    if not devices.enabled():
+        return
+    disks = {
+        f"{res}/{vol}": d for res, r in st["nodes"].get(node, {}).items() for vol, d in r["disks"].items()
+    }
+    paths = {key: f"/dev/drbd{d['minor']}" for key, d in disks.items()}
+    for key, count in devices.real_openers(paths).items():
+        disks[key]["open_real"] = count
 
 
 def outdate(st: engine.State, node: str, res: str) -> None:
@@ -691,9 +694,9 @@ def _lifecycle(
 
     res = cfg.name
     now = time.time()
-    if cmd == "down":
-        note_real_openers(store, cfg, node, res)
     with store.locked() as st:
+        if cmd == "down":
+            note_opens(st, node)
         r = engine.res_state(st, node, res)
         if cmd in ("create-md", "check-resize"):
             return 0

@@ -231,14 +231,17 @@ def node_priority(cib: Element, node: str) -> int:
     return total
 
 
-def fence_delay(cib: Element, me: str, peer: str) -> float:
+def fence_delay(cib: Element, me: str, peer: str, holds_open: bool) -> float:
     """How long to wait before fencing `peer` ourselves: the cluster's priority-fencing-delay when the peer
-    runs higher-priority resources (the VM), so that its STONITH of us wins as the scheduler's would."""
+    runs higher-priority resources (the VM), so that its STONITH of us wins as the scheduler's would; and on
+    a tie when this node does not hold the device open, as the peer may (the VM's QEMU holds it where it
+    runs): a tie is what a cleaned-up operation history looks like until the probes are recorded."""
     try:
         delay = parse_seconds(cluster_option(cib, "priority-fencing-delay") or "0")
     except ValueError:
         return 0.0
-    return delay if delay and node_priority(cib, peer) > node_priority(cib, me) else 0.0
+    mine, theirs = node_priority(cib, me), node_priority(cib, peer)
+    return delay if theirs > mine or (theirs == mine and not holds_open) else 0.0
 
 
 def cluster_nodes(cib: Element) -> list[str]:
@@ -480,8 +483,12 @@ def fence_peer(env: HandlerEnv, runner: Runner, log: Logger, deadline: Deadline,
         )
 
     decision = decide(doc)
-    if decision.stonith and (delay := fence_delay(doc, env.me, peer)):
-        log.info(f"peer {peer} runs higher-priority resources: fencing it only after {delay:.0f}s")
+    holds_open = res is not None and any(d.open for d in res.devices)
+    if decision.stonith and (delay := fence_delay(doc, env.me, peer, holds_open)):
+        log.info(
+            f"peer {peer} runs higher-priority resources, or as many and {env.resource} is not open here: "
+            f"fencing it only after {delay:.0f}s"
+        )
         time.sleep(max(0.0, min(delay, deadline.remaining() - 10)))
         doc = wait_for_cib(cib, deadline, log)  # it may have been fenced meanwhile, or fenced us
         decision = decide(doc)

@@ -9,12 +9,13 @@ about 15 s in all.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from lab.accel import detect
-from lab.cluster import Lab, LabConfig
+from lab.cluster import Lab, LabConfig, poll
 from lab.guest import serial
 from lab.guest.build import ensure_built
 from lab.guest.disk import read_generation_on
@@ -53,8 +54,22 @@ def test_guest_on_emulated_drbd_migrates_live(cluster: Lab, lab_config: LabConfi
     log = cluster.root / "drbdvm.serial"
     one.create(domain_xml(GuestSpec("drbdvm", ensure_built(), log, DEVICE), detect().domain_type))
     serial.wait_for(log, r"verify=ok", timeout=60)
+
+    def held_open() -> list[str]:
+        """The nodes whose DRBD open count (status --json) is up: where QEMU runs."""
+        shown = {
+            n.name: json.loads(n.run(["drbdsetup", "status", "--json", "r0"], env=env).stdout)
+            for n in cluster.nodes
+        }
+        return [name for name, res in shown.items() if res[0]["devices"][0]["open"]]
+
+    def only_on(node: str) -> Callable[[], bool | None]:
+        return lambda: held_open() == [node] or None
+
+    assert held_open() == [cluster.nodes[0].name]
     for src, dst in ((one, two), (two, one)):
         print(migrate(src, dst, "drbdvm"))
+        poll(only_on(dst.node.name), 20, "the source's QEMU gone, its device closed")
         assert dst.domstate("drbdvm") == "running"
         serial.wait_for(log, r"verify=ok", after=serial.size(log), timeout=60)
 

@@ -81,7 +81,9 @@ BOB = {
 DUMP = "resource r0 {{\n    net {{\n        fencing {fencing};\n        {two}\n    }}\n}}\n"
 
 
-def status_json(role: str, disk: str = "UpToDate", connection: str = "StandAlone") -> str:
+def status_json(
+    role: str, disk: str = "UpToDate", connection: str = "StandAlone", opened: bool = False
+) -> str:
     return json.dumps(
         [
             {
@@ -89,7 +91,16 @@ def status_json(role: str, disk: str = "UpToDate", connection: str = "StandAlone
                 "node-id": 0,
                 "role": role,
                 "suspended": False,
-                "devices": [{"volume": 0, "minor": 0, "disk-state": disk, "client": False, "quorum": True}],
+                "devices": [
+                    {
+                        "volume": 0,
+                        "minor": 0,
+                        "disk-state": disk,
+                        "client": False,
+                        "quorum": True,
+                        "open": opened,
+                    }
+                ],
                 "connections": [
                     {
                         "peer-node-id": 1,
@@ -124,6 +135,7 @@ class Cluster(RecordingRunner):
     fencing: str = "resource-only"
     two_primaries: bool = False
     stonith_rc: int = 0
+    opened: bool = False  # the device held open here (a VM runs on it)
 
     def answer(self, argv: tuple[str, ...], timeout: float) -> Result:
         if argv[0] == "cibadmin":
@@ -131,7 +143,7 @@ class Cluster(RecordingRunner):
         if argv[:2] == ("drbdadm", "--version"):
             return Result(argv, 0, "DRBD_KERNEL_VERSION=9.2.12\n", "")
         if argv[0] == "drbdsetup":
-            return Result(argv, 0, status_json(self.role, self.disk, self.connection), "")
+            return Result(argv, 0, status_json(self.role, self.disk, self.connection, self.opened), "")
         if argv[0] == "drbdadm" and "dump" in argv:
             two = "allow-two-primaries yes;" if self.two_primaries else ""
             return Result(argv, 0, DUMP.format(fencing=self.fencing, two=two), "")
@@ -477,15 +489,25 @@ def test_after_a_live_migration_the_vm_counts_on_its_new_node(tmp_path):
     }
     c = race_cib(tmp_path, None, vm_history=moved)
     assert (node_priority(doc(c), "alice"), node_priority(doc(c), "bob")) == (0, 10)
-    assert fence_delay(doc(c), "alice", "bob") == 10.0
+    assert fence_delay(doc(c), "alice", "bob", holds_open=False) == 10.0
 
 
 @pytest.mark.parametrize(
-    ("vm_on", "delay", "wanted"),
-    [("bob", "10s", 10.0), ("alice", "10s", 0.0), (None, "10s", 0.0), ("bob", "0", 0.0), ("bob", "x", 0.0)],
+    ("vm_on", "delay", "holds_open", "wanted"),
+    [
+        ("bob", "10s", False, 10.0),
+        ("bob", "10s", True, 10.0),  # the scheduler's rule first: a migration's source holds it open too
+        ("alice", "10s", False, 0.0),
+        (None, "10s", False, 10.0),  # a tie (a history just cleaned up): the peer may run the VM
+        (None, "10s", True, 0.0),  # a tie, and the VM's QEMU holds the device open here
+        ("bob", "0", False, 0.0),
+        ("bob", "x", False, 0.0),
+    ],
 )
-def test_fence_delay_only_against_a_higher_priority_peer(tmp_path, vm_on, delay, wanted):
-    assert fence_delay(doc(race_cib(tmp_path, vm_on, delay)), "alice", "bob") == wanted
+def test_fence_delay_against_a_higher_priority_peer_or_on_a_tie_without_the_device_open(
+    tmp_path, vm_on, delay, holds_open, wanted
+):
+    assert fence_delay(doc(race_cib(tmp_path, vm_on, delay)), "alice", "bob", holds_open) == wanted
 
 
 @pytest.mark.parametrize("vm_on", ["alice", "bob"])
@@ -496,6 +518,16 @@ def test_the_handler_of_the_node_without_the_vm_waits_before_its_stonith(tmp_pat
     assert fence(c, seconds=60) == PEER_FENCED
     assert c.stonith_calls[0][:3] == ("stonith_admin", "--reboot", "bob")
     assert [s for s in slept if s >= 1] == ([10.0] if vm_on == "bob" else [])
+
+
+@pytest.mark.parametrize("opened", [True, False])
+def test_on_a_tie_the_handler_where_the_device_is_open_fences_at_once(tmp_path, monkeypatch, opened):
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    c = race_cib(tmp_path, None)
+    c.opened = opened
+    assert fence(c, seconds=60) == PEER_FENCED
+    assert [s for s in slept if s >= 1] == ([] if opened else [10.0])
 
 
 def test_a_delayed_handler_does_not_fence_a_peer_that_went_down_meanwhile(tmp_path, monkeypatch):

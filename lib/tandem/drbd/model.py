@@ -107,6 +107,7 @@ class Device(NamedTuple):
     disk: DiskState
     client: bool | None = None  # intentionally diskless (DRBD 9)
     quorum: bool | None = None  # None where the source does not say
+    open: bool | None = None  # held open (by a VM's QEMU); None where the source does not say
 
 
 class Resource(NamedTuple):

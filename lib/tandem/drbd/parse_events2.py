@@ -184,6 +184,7 @@ class _Device:
     disk: DiskState
     client: bool | None = None
     quorum: bool | None = None
+    open: bool | None = None
 
     @classmethod
     def new(cls, ev: _Event) -> _Device:
@@ -194,7 +195,7 @@ class _Device:
             self.disk = ev.state("disk", DiskState)
         if "minor" in ev.keys:
             self.minor = integer(ev.keys["minor"], "minor", ev.at)
-        for flag in ("client", "quorum"):
+        for flag in ("client", "quorum", "open"):
             if flag in ev.keys:
                 setattr(self, flag, yes_no(ev.keys[flag], flag, ev.at))
 
@@ -259,7 +260,7 @@ class _State:
                     name=name,
                     role=res.role,
                     devices=tuple(
-                        Device(volume=int(v), minor=d.minor, disk=d.disk, client=d.client, quorum=d.quorum)
+                        Device(int(v), d.minor, d.disk, d.client, d.quorum, d.open)
                         for v, d in res.devices.items()
                     ),
                     connections=tuple(

@@ -144,6 +144,7 @@ def _device(value: object, at: _At) -> Device:
         disk=_state(obj, "disk-state", DiskState, "disk state", at, DiskState.DUNKNOWN),
         client=_opt(obj, "client", bool, at),
         quorum=_opt(obj, "quorum", bool, at),
+        open=_opt(obj, "open", bool, at),
     )
 
 

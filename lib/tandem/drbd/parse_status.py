@@ -126,6 +126,7 @@ def _device(logical: _Logical) -> Device:
         disk=state(DiskState, keys["disk"], "disk state", at),
         client=yes_no(keys["client"], "client", at) if "client" in keys else None,
         quorum=yes_no(keys["quorum"], "quorum", at) if "quorum" in keys else None,
+        open=yes_no(keys["open"], "open", at) if "open" in keys else None,
     )
 
 
