@@ -253,6 +253,7 @@ def connect(
             continue
         c = r["conns"].setdefault(h.name, _new_conn(cfg, h))
         c["want"] = True
+        c.pop("split_brain", None)  # a new attempt: its handshake decides again
         c["allow_two_primaries"] = c.get("allow_two_primaries", cfg.allow_two_primaries)
         if discard:
             c["discard_my_data"] = True
