@@ -52,6 +52,7 @@ class Sample:
     fence: frozenset[str] | None  # nodes a fencing constraint allows to be Primary; None: no constraint
     gens: tuple[tuple[str, int], ...] = ()  # every node's data generation on its disk (the emulator's meta)
     behind: frozenset[str] = frozenset()  # nodes lacking blocks a peer wrote (in the peer's bitmap for it)
+    fence_at: float | None = None  # when the CIB query that read `fence` started (None: not recorded)
 
     def view(self, node: str) -> DrbdView | None:
         return next((v for v in self.drbd if v.node == node), None)
@@ -198,15 +199,19 @@ def s4_split_brain(h: History) -> list[Violation]:
 
 
 def s5_promotion_against_fencing(h: History) -> list[Violation]:
-    """A node became Primary while the constraint forbade it, both before and at the promotion (the CIB is
-    polled apart from the other samples, so a constraint removed just before a promotion is not one)."""
+    """A node became Primary while the constraint forbade it: before the promotion, at it, and as the CIB
+    read after it says (the CIB is polled apart from the other samples, so a constraint removed just before
+    a promotion, e.g. by the resync's after-resync-target, may still show in the samples around it)."""
     found = []
-    for prev, s in zip(h.samples, h.samples[1:], strict=False):
+    for k, (prev, s) in enumerate(zip(h.samples, h.samples[1:], strict=False), start=1):
         if prev.fence is None or s.fence is None:
             continue
+        after = next((x for x in h.samples[k:] if x.fence_at is not None and x.fence_at >= s.t), None)
         for v in s.drbd:
             was = prev.view(v.node)
             forbidden = v.node not in prev.fence and v.node not in s.fence
+            if after is not None and (after.fence is None or v.node in after.fence):
+                forbidden = False  # lifted by the time of the promotion
             if v.role == "Primary" and (was is None or was.role != "Primary") and forbidden:
                 allowed = ", ".join(sorted(prev.fence)) or "no node"
                 found.append(
@@ -415,7 +420,8 @@ def history_from_json(text: str) -> History:
         fence = None if s["fence"] is None else frozenset(s["fence"])
         gens = tuple((n, g) for n, g in s.get("gens", ()))
         behind = frozenset(s.get("behind", ()))
-        return Sample(s["t"], frozenset(s["on"]), tuple(s["qemu"]), drbd, fence, gens, behind)
+        on, qemu = frozenset(s["on"]), tuple(s["qemu"])
+        return Sample(s["t"], on, qemu, drbd, fence, gens, behind, s.get("fence_at"))
 
     return History(
         nodes=tuple(raw["nodes"]),

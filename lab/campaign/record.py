@@ -178,7 +178,7 @@ class Recorder:
         self.interval = interval
         self.samples: list[Sample] = []
         self.sizes: list[tuple[float, int]] = []
-        self.fence: frozenset[str] | None = None
+        self.fence: tuple[frozenset[str] | None, float | None] = (None, None)  # allowed, and when read
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._threads = [
@@ -213,7 +213,8 @@ class Recorder:
         drbd = drbd_views(st, names)
         now = time.time()
         gens = data_generations(st, names)
-        self.samples.append(Sample(now, on, qemu, drbd, self.fence, gens, behind(st, names)))
+        fence, fence_at = self.fence
+        self.samples.append(Sample(now, on, qemu, drbd, fence, gens, behind(st, names), fence_at))
         self.sizes.append((now, self.vc.serial.stat().st_size if self.vc.serial.exists() else 0))
         self._stop.wait(self.interval)
 
@@ -223,10 +224,11 @@ class Recorder:
 
     def _poll_cib_once(self) -> None:
         for node in self.vc.lab.live_nodes():
+            asked = time.time()
             try:
                 done = node.run(["cibadmin", "--query", "--scope", "constraints"], timeout=5, check=False)
             except (NodeDown, subprocess.TimeoutExpired):
                 continue
             if done.returncode == 0:
-                self.fence = fencing_allowed(done.stdout)
+                self.fence = (fencing_allowed(done.stdout), asked)
                 return

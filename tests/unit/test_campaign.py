@@ -208,6 +208,23 @@ def test_s5_flags_a_promotion_the_fencing_constraint_forbids() -> None:
     assert checkers.s5_promotion_against_fencing(history(samples)) == []
 
 
+def test_s5_trusts_the_cib_read_after_the_promotion() -> None:
+    """tandem-9001 (CI): after-resync-target lifted the constraint 30 ms before Pacemaker promoted the node;
+    the CIB poll is apart from the samples, so both samples around the promotion still showed it."""
+    samples = list(HEALTHY.samples)
+    secondary = view("node2", role="Secondary", connected=frozenset())
+    stale = frozenset({"node1"})
+    samples[10] = Sample(10.0, ALL, ("node1",), (view("node1"), secondary), stale, fence_at=9.2)
+    samples[11] = Sample(11.0, ALL, ("node1",), (view("node1"), replace(secondary, role="Primary")), stale)
+    samples[11] = replace(samples[11], fence_at=9.7)
+    for t in range(12, 20):
+        samples[t] = replace(samples[t], fence=None, fence_at=t - 0.5)  # read after the promotion: gone
+    assert checkers.s5_promotion_against_fencing(history(samples)) == []
+    for t in range(12, 20):  # still there after it: the promotion went against it
+        samples[t] = replace(samples[t], fence=stale)
+    assert [v.checker for v in checkers.s5_promotion_against_fencing(history(samples))] == ["S5"]
+
+
 def test_s6_flags_a_partition_that_fenced_the_vms_node() -> None:
     samples = list(HEALTHY.samples)
     for t in range(12, 30):
