@@ -212,14 +212,15 @@ def last_operation(rsc: Element) -> tuple[str, str] | None:
     return max(done)[1:] if done else None
 
 
-def node_priority(cib: Element, node: str) -> int:
+def node_priority(cib: Element, node: str, priorities: dict[str, int] | None = None) -> int:
     """The scheduler's node priority for priority-fencing-delay, from the node's operation history: the sum
     of the priorities of the resources active there, plus 1 for each promoted instance of a resource
-    with a priority (Pacemaker 2.1 lib/pengine)."""
+    with a priority (Pacemaker 2.1 lib/pengine). `priorities`: resource_priorities(cib), when known."""
     state = node_state(cib, "uname", node)
     if state is None:
         return 0
-    priorities = resource_priorities(cib)
+    if priorities is None:
+        priorities = resource_priorities(cib)
     total = 0
     for rsc in state.iterfind("lrm/lrm_resources/lrm_resource"):
         priority = priorities.get(rsc.get("id", "").split(":", 1)[0], 0)
@@ -240,7 +241,10 @@ def fence_delay(cib: Element, me: str, peer: str, holds_open: bool) -> float:
         delay = parse_seconds(cluster_option(cib, "priority-fencing-delay") or "0")
     except ValueError:
         return 0.0
-    mine, theirs = node_priority(cib, me), node_priority(cib, peer)
+    if not delay:
+        return 0.0
+    priorities = resource_priorities(cib)
+    mine, theirs = node_priority(cib, me, priorities), node_priority(cib, peer, priorities)
     return delay if theirs > mine or (theirs == mine and not holds_open) else 0.0
 
 
