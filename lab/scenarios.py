@@ -186,6 +186,7 @@ class VmCluster:
     drbd_handlers: ClassVar[Mapping[str, str]] = TANDEM_HANDLERS
     node_count: ClassVar[int] = 2
     resync_kib_s: ClassVar[float] = RESYNC_KIB_S
+    promoted_max: ClassVar[int] = 2  # Promoted instances of the clone when healthy (the crm's promoted-max)
 
     # ---- set-up ----------------------------------------------------------------------------
     @classmethod
@@ -295,8 +296,8 @@ class VmCluster:
         self.observer = Observer(self).start()
         self.lab.crm("configure", input=crm)
         state = self.wait(
-            lambda s: len(promoted(s)) == 2 and len(s.locations(VM)) == 1,
-            "drbd-r0-clone promoted on two nodes and vm1 started",
+            lambda s: len(promoted(s)) == self.promoted_max and len(s.locations(VM)) == 1,
+            f"drbd-r0-clone promoted on {self.promoted_max} node(s) and vm1 started",
         )
         self.wait_guest_running()
         on = " and ".join(sorted(promoted(state)))
@@ -485,14 +486,14 @@ def promoted(s: ClusterState) -> set[str]:
 
 
 def healthy(vc: VmCluster, what: str = "a healthy cluster", timeout: float = WAIT) -> ClusterState:
-    """Every node online, the clone Promoted on two, vm1 on one of them, DRBD connected and UpToDate on every
-    node with data and Primary where the clone is Promoted, no location constraint left (the agents' fencing
-    constraint or crm resource move's)."""
+    """Every node online, the clone Promoted on promoted_max nodes, vm1 on one of them, DRBD connected and
+    UpToDate on every node with data and Primary where the clone is Promoted, no location constraint left
+    (the agents' fencing constraint or crm resource move's)."""
 
     def ok(s: ClusterState) -> bool:
         return (
             len(s.online()) == len(vc.lab.nodes)
-            and len(promoted(s)) == 2
+            and len(promoted(s)) == vc.promoted_max
             and len(s.locations(VM)) == 1
             and bool(vc.drbd_synced())
             and vc.drbd_primaries() == promoted(s)
@@ -783,204 +784,3 @@ def reconfigure_with_pcs(vc: VmCluster) -> None:
 
 
 # ---------------------------------------------------------------- three nodes: a diskless tiebreaker
-
-DRBD_3NODE = TOP / "lab" / "config" / "drbd-3node.txt"
-CRM_3NODE = TOP / "lab" / "config" / "crm-3node.txt"
-CLIENT = "node3"
-
-
-class TiebreakerCluster(VmCluster):
-    """The README's three-node cluster: node1 and node2 with data, node3 an intentional diskless client and
-    DRBD's quorum tiebreaker, DRBD quorum instead of fence-peer handlers (README "Three nodes")."""
-
-    node_count: ClassVar[int] = 3
-    clients: ClassVar[tuple[str, ...]] = (CLIENT,)
-
-    @classmethod
-    def drbd_conf(cls, net: str) -> str:
-        from lab.drbd_emu.setup import mesh_conf
-
-        return mesh_conf(
-            net=net,
-            minor=MINOR,
-            res=RES,
-            nodes=("node1", "node2", CLIENT),
-            clients=cls.clients,
-            sections=readme_block("drbd-3node", DRBD_3NODE),
-            comment=f"lab drbd.conf (emulated DRBD 9): three nodes, diskless {cls.clients or 'none'}, quorum",
-        )
-
-    @classmethod
-    def crm(cls) -> str:
-        return readme_block("crm-config-3node", CRM_3NODE)
-
-
-class ThreeDataCluster(TiebreakerCluster):
-    """The README's other three-node shape: the same blocks, node3 with a disk of its own."""
-
-    clients: ClassVar[tuple[str, ...]] = ()
-
-
-def readme_block(name: str, fallback: Path) -> str:
-    return crm_block(README, fallback, (f"<!-- {name} -->", f"<!-- /{name} -->"))
-
-
-CLIENT_PROMOTED = "drbd-r0-promoted-on-" + CLIENT  # the README's location constraint
-
-
-def promote_client(vc: VmCluster, beside: str) -> None:
-    """The README's first step to run vm1 on the client: node3 Promoted beside vm1's node (the other data
-    node demoted), vm1 untouched. Pacemaker does not live-migrate in the transition that also changes the
-    clone's roles (it logs "Move vm1 ... due to unrunnable drbd-r0-clone demote"), hence two steps."""
-    mark(vc, f"crm configure location {CLIENT_PROMOTED}: {CLIENT} Promoted beside {beside}")
-    vc.lab.crm(
-        "configure",
-        "location",
-        CLIENT_PROMOTED,
-        CLONE,
-        "rule",
-        "role=Promoted",
-        "inf:",
-        "#uname",
-        "eq",
-        CLIENT,
-    )
-    vc.wait(lambda s: promoted(s) == {beside, CLIENT}, f"drbd-r0-clone Promoted on {beside} and {CLIENT}")
-
-
-def release_client(vc: VmCluster) -> None:
-    """The README's last step: the location gone, Pacemaker demotes the client and promotes the data node."""
-    mark(vc, f"crm configure delete {CLIENT_PROMOTED}")
-    vc.lab.crm("configure", "delete", CLIENT_PROMOTED)
-    vc.wait(lambda s: CLIENT not in promoted(s) and len(promoted(s)) == 2, "both data nodes Promoted again")
-
-
-def client_round_trip(vc: VmCluster) -> list[Move]:
-    """vm1 live-migrates from its data node onto the diskless client and back (README "Three nodes")."""
-    home = vc.vm_node(healthy(vc, "a healthy cluster before the migrations"))
-    booted = guest_log(vc).boots
-    promote_client(vc, home)
-    moves = moves_of(vc, home, [CLIENT, home], clear=False)
-    vc.lab.crm("resource", "clear", VM)
-    release_client(vc)
-    settled(vc, booted, "the migrations onto the client and back")
-    return moves
-
-
-@dataclass(frozen=True)
-class StorageLoss:
-    victim: str  # the data node powered off while vm1 ran on the client
-    survivor: str
-    gens_while_down: int  # generations the guest wrote while the victim was off (all on the survivor)
-    resync_kib: int  # what DRBD resynced to the victim when it came back
-    copies: dict[str, int]  # node → the generation its own copy held at the end
-
-
-def storage_loss_under_client(vc: VmCluster) -> StorageLoss:
-    """vm1 runs on the diskless client; a data node loses power: the VM keeps running (no restart), its
-    writes go on to the surviving data node, the victim is fenced and comes back, and DRBD resyncs to it
-    what it missed; then vm1 goes home."""
-    from lab import faults
-    from lab.guest import serial
-
-    home = vc.vm_node(healthy(vc, "a healthy cluster before moving vm1 to the client"))
-    booted = guest_log(vc).boots
-    promote_client(vc, home)
-    moves_of(vc, home, [CLIENT], clear=False)
-    victim = home
-    survivor = next(n.name for n in vc.lab.nodes if n.name not in (victim, CLIENT))
-    gen_before = vc.last_gen()
-    at = serial.size(vc.serial)
-    t0 = mark(vc, f"power cut of {victim} (vm1 on {CLIENT}; last generation written {gen_before})")
-    faults.kill(vc.lab, victim)
-    who, when = wait_fenced(vc, t0)
-    if who != victim:
-        raise ScenarioError(f"{who} was fenced, not the node that lost power ({victim})")
-    mark(vc, f"{victim} fenced ({when - t0:.0f}s after the cut); vm1 still on {CLIENT}")
-    power_back(vc, victim)
-    vc.wait(lambda s: victim in s.online(), f"{victim} back online")
-    gens_while_down = vc.last_gen() - gen_before
-    mark(vc, f"{victim} back online ({time.time() - t0:.1f}s after the cut); DRBD reconnects")
-    kib = wait_resync(vc, t0)
-    mark(vc, f"DRBD resynced {kib} KiB {survivor} → {victim}: {vc.drbd_summary()}")
-    log = guest_log(vc, at)
-    if guest_log(vc).boots != booted or len(log.heartbeat_gaps()) > 5:
-        raise ScenarioError(f"vm1 did not keep running on {CLIENT}: {guest_log(vc).boots - booted} restarts")
-    copies = say_copies(vc, f"after {victim} returned")
-    moves_of(vc, CLIENT, [survivor])  # the Promoted data node: the victim came back Unpromoted
-    release_client(vc)
-    settled(vc, booted, f"the loss of {victim} under vm1 on {CLIENT}")
-    return StorageLoss(victim, survivor, gens_while_down, kib, copies)
-
-
-@dataclass(frozen=True)
-class Minority:
-    isolated: str  # the data node cut off alone, running vm1 before the partition
-    fenced: bool  # the majority fenced it (STONITH); else it stopped vm1 itself (no-quorum-policy)
-    restarted_s: float  # partition → vm1 started on the majority side
-    quorum_lost_s: float  # partition → DRBD on the isolated node without quorum
-    minority_primary: bool  # the isolated node was ever DRBD Primary with quorum during the partition
-    gen_before: int
-    gen_found: int  # the generation the guest found when it booted on the majority side
-
-
-def partition_2_1(vc: VmCluster) -> Minority:
-    """The node running vm1 (a data node) is cut off from both others: its DRBD loses quorum and fails I/O
-    (`on-no-quorum io-error`), the majority (the other data node and the tiebreaker) keeps quorum, fences
-    the isolated node when STONITH is on, and restarts vm1 on the other data node from its copy; the
-    isolated node never writes without quorum. Healing brings it back as a SyncTarget."""
-    from lab import faults
-    from lab.guest import serial
-
-    lone = vc.vm_node(healthy(vc, "a healthy cluster before the partition"))
-    rest = [n.name for n in vc.lab.nodes if n.name != lone]
-    gen_before = vc.last_gen()
-    at = serial.size(vc.serial)
-    t0 = mark(vc, f"network partition {lone} | {' '.join(rest)} (vm1 on {lone}; generation {gen_before})")
-    faults.partition(vc.lab, [lone], rest)
-    for other in rest:
-        vc.emu_link(lone, other, cut=True)
-    lost = poll(lambda: _quorum_lost(vc, lone), WAIT, f"DRBD on {lone} without quorum", interval=0.2)
-    mark(vc, f"DRBD on {lone} lost quorum ({lost - t0:.1f}s after the partition)")
-    primary_with_quorum = False
-
-    def restarted(s: ClusterState) -> bool:
-        nonlocal primary_with_quorum
-        primary_with_quorum = primary_with_quorum or _writes_without_majority(vc, lone)
-        return bool(s.locations(VM)) and s.locations(VM) <= set(rest)
-
-    state = vc.wait(restarted, f"vm1 started on the majority side {rest}")
-    started = mark(vc, f"vm1 started on {vc.vm_node(state)}")
-    found = serial.wait_for(vc.serial, r"disk gen=(\d+) boots=(\d+)", after=at, timeout=WAIT)
-    check_boot(vc, vc.vm_node(state), int(found.group(1)), gen_before)
-    fenced = bool(state.fenced(lone, t0))
-    if fenced:
-        power_back(vc, lone)
-    faults.heal(vc.lab)
-    for other in rest:
-        vc.emu_link(lone, other, cut=False)
-    healed = mark(vc, "network healed")
-    kib = wait_resync(vc, healed)
-    mark(vc, f"DRBD resynced {kib} KiB to {lone}")
-    healthy(vc, "a healthy cluster after the partition")
-    say_copies(vc, "after the partition")
-    return Minority(
-        lone, fenced, started - t0, lost - t0, primary_with_quorum, gen_before, int(found.group(1))
-    )
-
-
-def _quorum_lost(vc: VmCluster, node: str) -> float | None:
-    from lab.drbd_emu import engine
-
-    st = vc.emu_state()
-    r = st["nodes"].get(node, {}).get(RES)  # type: ignore[attr-defined]
-    return time.time() if r is None or not engine.has_quorum(st, node, RES) else None
-
-
-def _writes_without_majority(vc: VmCluster, node: str) -> bool:
-    """The isolated node is DRBD Primary and could write (quorum, no I/O error): what must never be."""
-    from lab.drbd_emu import engine
-
-    st = vc.emu_state()
-    r = st["nodes"].get(node, {}).get(RES)  # type: ignore[attr-defined]
-    return bool(r and r["role"] == "Primary" and engine.io_failure(st, node, RES) is None)

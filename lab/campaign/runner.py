@@ -33,11 +33,11 @@ from lab.scenarios import (
     MINOR,
     VM,
     ScenarioError,
-    TiebreakerCluster,
     VmCluster,
     healthy,
     qemu_processes,
 )
+from lab.three_nodes import TiebreakerCluster
 
 AGENTS = ("tandem", "anchors")
 REPL_NET = "10.214.77"  # the replication network (each lab's namespaces are its own: no clash between labs)

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""The README's three-node blocks with three data nodes (lab.scenarios.ThreeDataCluster): every node holds a
+"""The README's three-node blocks with three data nodes (lab.three_nodes.ThreeDataCluster): every node holds a
 copy, DRBD quorum by majority, a real QEMU guest under ocf:tandem:domain. Partition 2|1 with STONITH: the
 isolated node (the VM's) loses quorum and never writes, the majority restarts the VM from its copy.
 """
@@ -10,7 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 from lab.cluster import LabConfig
-from lab.scenarios import CLONE, ThreeDataCluster, VmCluster, partition_2_1
+from lab.scenarios import CLONE, VmCluster
+from lab.three_nodes import ThreeDataCluster, partition_2_1
 
 from tests.lab.conftest import never_two_copies, no_constraints_left, record, vm_cluster
 

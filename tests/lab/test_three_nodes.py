@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""The README's three-node cluster (lab.scenarios.TiebreakerCluster): node1 and node2 with data, node3 an
+"""The README's three-node cluster (lab.three_nodes.TiebreakerCluster): node1 and node2 with data, node3 an
 intentional diskless client and DRBD's quorum tiebreaker, its drbd.conf and crm blocks run verbatim, a real
 QEMU guest on the emulated DRBD under ocf:tandem:domain.
 
@@ -13,12 +13,11 @@ from collections.abc import Iterator
 
 import pytest
 from lab.cluster import LabConfig
-from lab.scenarios import (
+from lab.scenarios import CLONE, VmCluster
+from lab.three_nodes import (
     CLIENT,
-    CLONE,
     DRBD_3NODE,
     TiebreakerCluster,
-    VmCluster,
     client_round_trip,
     partition_2_1,
     storage_loss_under_client,

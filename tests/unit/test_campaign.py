@@ -530,7 +530,7 @@ def test_rejudge_recomputes_verdicts_from_kept_histories_and_drops_runs_without(
 def test_three_nodes_run_the_readmes_tiebreaker_cluster() -> None:
     from lab.campaign.cli import parser
     from lab.campaign.runner import OursTiebreakerCluster, cluster_class, crm_for
-    from lab.scenarios import CRM_3NODE
+    from lab.three_nodes import CRM_3NODE
 
     assert parser().parse_args(["--nodes", "3"]).nodes == 3
     assert cluster_class("tandem", 3) is OursTiebreakerCluster is cluster_class("anchors", 3)
