@@ -13,7 +13,6 @@ What it adds:
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import cast
 
 from lab.cluster import Lab, LabConfig, poll, teardown
+from lab.drbd_emu import engine
 from lab.drbd_emu.install import lab_hooks, write_wrappers
 from lab.libvirt import GuestSpec, Libvirtd, boot_hook, domain_xml
 from lab.netns import Node
@@ -148,7 +148,7 @@ def _host_emu(work: Path, node: str, prog: str, *args: str) -> None:
 
 
 def _synced(work: Path, names: Sequence[str]) -> bool | None:
-    st = json.loads((work / "emu" / "state.json").read_text())
+    st = engine.Store(work / "emu").read()
     meta = st.get("meta", {})
     for name in names:
         one, two = meta.get(f"node1/{name}/0", {}), meta.get(f"node2/{name}/0", {})

@@ -234,11 +234,12 @@ def drbdsetup(argv: list[str]) -> int:
     if cmd.startswith("/dev/drbd") and rest:  # 8.3 syntax: drbdsetup /dev/drbdN cmd
         cmd, rest = rest[0], [argv[0], *rest[1:]]
     args, flags, values = _split(rest)
-    with store.locked() as st:
+    named = args[0] if cmd in ("status", "events2") and args and args[0] != "all" else None
+    with store.locked(only=named) as st:  # a named resource: its piece alone, as the kernel answers
         engine.settle(st, time.time())
         v84 = st.get("mode") == "8.4"
         if cmd in ("status", "events2"):
-            only = args[0] if args and args[0] != "all" else None
+            only = named
             if only is not None and only not in st["nodes"].get(node, {}):
                 raise Fail(10, f"{only}: No such resource")
             fmt = "json" if "--json" in flags else cmd
@@ -626,10 +627,11 @@ def _drbdadm_one(
         "net-options",
         "resume-io",
     ):
-        with store.locked() as st:
+        with store.locked(only=res) as st:
             up = engine.res_state(st, node, res) is not None
+            v84 = st.get("mode") == "8.4"
         if not up:
-            if cmd in ("role", "cstate", "dstate") and store.read().get("mode") == "8.4":
+            if cmd in ("role", "cstate", "dstate") and v84:
                 print("Unconfigured")
                 return 0
             _echo_fail(cmd, res, 10, f"{res}: No such resource")

@@ -1,39 +1,33 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """The emulated DRBD "kernel": shared state of every node's resources and DRBD's rules over it.
 
-State is one JSON document (see `Store`) shared by all lab nodes through a directory under the host's /tmp and
-guarded by flock, so commands issued at once on two nodes see one consistent cluster. Every rule here is
-a plain
-function over that document and a clock value (`now`), so unit tests drive them without processes.
+State is one JSON document (store.py: shared by all lab nodes through a directory under the host's /tmp,
+guarded by flock, so commands issued at once on two nodes see one consistent cluster). Every rule here is a
+plain function over that document and a clock value (`now`), so unit tests drive them without processes.
 
 Connection states are derived, not stored: two nodes are Connected when both have the resource up, both
-want the
-connection (not StandAlone), and the link between them is not cut (fault). `settle()` compares the
-derived state
-with the last one it saw and runs DRBD's transitions: the handshake on connect (resync, Outdated peers,
-split-brain) and the disconnect path (fence-peer, suspended I/O). Rule sources are cited at each function.
+want the connection (not StandAlone), and the link between them is not cut (fault). `settle()` compares
+the derived state with the last one it saw and runs DRBD's transitions: the handshake on connect (resync,
+Outdated peers, split-brain) and the disconnect path (fence-peer, suspended I/O). Rule sources are cited
+at each function.
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
 import secrets
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lab.drbd_emu import net
+from lab.drbd_emu import net, store
 from lab.drbd_emu.config import Host, ResourceConfig
-
-State = dict[str, Any]
+from lab.drbd_emu.store import DEFAULT_RESYNC_KIB_S
+from lab.drbd_emu.store import State as State  # the document every rule takes
+from lab.drbd_emu.store import new_state as new_state  # the rules and their tests start from it
 
 DEFAULT_DIR = "/tmp/tandem-drbd-emu"
-DEFAULT_RESYNC_KIB_S = 256 * 1024
 DEFAULT_SIZE_KIB = 64 * 1024
 KIB_PER_WRITE = 4  # one bitmap block (DRBD's bitmap granularity is 4 KiB)
 BLOCK_BYTES = KIB_PER_WRITE * 1024
@@ -93,42 +87,11 @@ def emu_dir() -> Path:
     return Path(os.environ.get("TANDEM_EMU_DIR", DEFAULT_DIR))
 
 
-def new_state(mode: str = "9") -> State:
-    return {
-        "mode": mode,
-        "resync_kib_s": DEFAULT_RESYNC_KIB_S,
-        "nodes": {},
-        "links": {},
-        "faults": {},
-        "jobs": [],
-    }
-
-
-class Store:
-    """The state file and its lock. `with store.locked() as st:` reads, lets you change, writes back."""
+class Store(store.Store):
+    """The emulator's state (store.py), by default in $TANDEM_EMU_DIR."""
 
     def __init__(self, directory: Path | None = None) -> None:
-        self.dir = directory or emu_dir()
-        self.path = self.dir / "state.json"
-
-    @contextmanager
-    def locked(self) -> Iterator[State]:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / "lock", "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            # the file as this method writes it: unchanged state serializes to the same text
-            before = self.path.read_text() if self.path.exists() else None
-            st = json.loads(before) if before is not None else new_state()
-            yield st
-            after = json.dumps(st, sort_keys=True)
-            if after != before:
-                tmp = self.path.with_suffix(".tmp")
-                tmp.write_text(after)
-                os.replace(tmp, self.path)
-
-    def read(self) -> State:
-        with self.locked() as st:
-            return st
+        super().__init__(directory or emu_dir())
 
 
 # ---------------------------------------------------------------------------------------------------

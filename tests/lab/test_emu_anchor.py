@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from lab.cluster import Lab, LabConfig, poll
 from lab.crm import ClusterState
+from lab.drbd_emu import engine
 from lab.drbd_emu.devices import detach_loops
 from lab.drbd_emu.install import lab_hooks
 from lab.drbd_emu.setup import fresh_dir, initial_sync, two_node_conf
@@ -66,7 +67,7 @@ def lab_config(lab_defaults: LabConfig) -> LabConfig:
 
 
 def _data(d: Path, node: str) -> str | None:
-    st = json.loads((d / "state.json").read_text())
+    st = engine.Store(d).read()
     md = st.get("meta", {}).get(f"{node}/r0/0", {})
     return f"{md.get('disk')}/{md.get('tag')}" if md.get("disk") == "UpToDate" else None
 
