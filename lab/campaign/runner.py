@@ -385,8 +385,8 @@ def campaign(plan: Plan, base: LabConfig, work: Path, say: Callable[[str], None]
                     plan.agents, schedule, result, fresh, replay_command(plan.agents, plan.kinds, seed)
                 )
                 if record["violations"]:
-                    with contextlib.suppress(Exception):
-                        vc.collect(work / "violations" / record["run"])
+                    with contextlib.suppress(Exception):  # beside the work dir: a rebuild wipes that
+                        vc.collect(work.with_name(f"{work.name}-violations") / record["run"])
                     (plan.kept / "timelines").mkdir(parents=True, exist_ok=True)
                     (plan.kept / "timelines" / f"{record['run']}.txt").write_text(result.timeline + "\n")
                 keep_history(plan.kept, record["run"], result.history)

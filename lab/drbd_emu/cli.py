@@ -9,7 +9,6 @@ data, 20 timeouts; drbdadm prints "Command '...' terminated with exit code N" an
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import subprocess
@@ -38,22 +37,6 @@ class Fail(Exception):
         self.message = message
 
 
-def _configs_from_state(st: engine.State, node: str, only: str | None = None) -> dict[str, ResourceConfig]:
-    """The node's resources' configurations, each file loaded once (resources share their drbd.conf)."""
-    files: dict[str, dict[str, ResourceConfig]] = {}
-    out: dict[str, ResourceConfig] = {}
-    for res, r in st["nodes"].get(node, {}).items():
-        path = r.get("conf") if only in (None, res) else None
-        if path and path not in files:
-            files[path] = {}
-            if Path(path).exists():
-                with contextlib.suppress(ConfigError, OSError):
-                    files[path] = load(path)
-        if path and res in files[path]:
-            out[res] = files[path][res]
-    return out
-
-
 # ---------------------------------------------------------------------------------------------------
 # Output helpers
 
@@ -62,7 +45,7 @@ def _render(st: engine.State, node: str, fmt: str, opts: set[str], only: str | N
     from lab.drbd_emu import render
     from lab.drbd_emu.view import node_view
 
-    status, details = node_view(st, node, _configs_from_state(st, node, only), only)
+    status, details = node_view(st, node, only)
     v84 = st.get("mode") == "8.4"
     if fmt == "json":
         return render.render_status_json(status, details=details)
@@ -82,7 +65,7 @@ def write_proc(st: engine.State, node: str) -> None:
         p = Path(proc_path(n))
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_suffix(".tmp")
-        tmp.write_text(proc_text(st, n, _configs_from_state(st, n)))
+        tmp.write_text(proc_text(st, n))
         os.replace(tmp, p)
 
 
@@ -428,9 +411,7 @@ def apply_command(
                         if atp is not None:
                             c["allow_two_primaries"] = atp in ("yes", "")
                 elif cmd == "resume-io":
-                    rr = engine.res_state(st, node, res)
-                    assert rr is not None
-                    rr["suspended"] = [s for s in rr["suspended"] if s == "quorum"]
+                    engine.resume_io(st, node, res)
                 engine.settle(st, time.time())
                 write_proc(st, node)
     except engine.StateError as e:

@@ -126,7 +126,8 @@ def new_resource(cfg: ResourceConfig, node: str) -> dict[str, Any]:
     me = cfg.host(node)
     return {
         "node_id": me.node_id,
-        "address": me.address,
+        "address": me.address,  # this node's own path end, and the backing disks: as the kernel holds them
+        "family": me.family,
         "role": "Secondary",
         "suspended": [],
         "fencing": cfg.fencing,
@@ -141,6 +142,7 @@ def new_resource(cfg: ResourceConfig, node: str) -> dict[str, Any]:
                 "minor": v.minor,
                 "state": "Diskless",
                 "client": v.disk == "none",
+                "backing": v.disk,
                 "open": 0,
             }
             for v in me.volumes.values()
@@ -910,6 +912,19 @@ def apply_fence_result(st: State, node: str, res: str, peer: str, rc: int) -> No
         _unsuspend(r)
     else:
         _log(st, node, res, f"fence-peer helper broken, returned {rc}")
+
+
+def resume_io(st: State, node: str, res: str) -> None:
+    """`resume-io` (DK drbd_adm_resume_io): I/O frozen for fencing or for lack of data resumes (a quorum
+    freeze stays until quorum returns); a Primary that was frozen for fencing goes on with a new data
+    generation of its own (NEW_CUR_UUID), as when fence-peer succeeds."""
+    r = res_state(st, node, res)
+    assert r is not None
+    if "fencing" in r["suspended"] and r["role"] == "Primary":
+        for vol, d in r["disks"].items():
+            if d["state"] == "UpToDate":
+                _new_data(st, node, res, vol)
+    r["suspended"] = [s for s in r["suspended"] if s == "quorum"]
 
 
 def _resume_when_reconnected(st: State, node: str, res: str) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 from lab.drbd_emu import engine
-from lab.drbd_emu.config import ResourceConfig
 from lab.drbd_emu.render import (
     ConnectionExtra,
     Details,
@@ -39,10 +38,9 @@ def _endpoint(addr: str, family: str) -> Endpoint:
     return Endpoint(host, int(port or 7789), family)
 
 
-def resource_view(
-    st: engine.State, node: str, res: str, cfg: ResourceConfig | None
-) -> tuple[Resource, dict[str, Any]] | None:
-    """The model Resource and the extras (keyed like render.Details) for one resource on one node."""
+def resource_view(st: engine.State, node: str, res: str) -> tuple[Resource, dict[str, Any]] | None:
+    """The model Resource and the extras (keyed like render.Details) for one resource on one node, from the
+    state alone (the kernel's: backing disks and path ends are what `up` gave it)."""
     r = engine.res_state(st, node, res)
     if r is None:
         return None
@@ -56,9 +54,7 @@ def resource_view(
             Device(v, d["minor"], DiskState(d["state"]), client=d["client"], quorum=quorate or not quorum_on)
         )
         md = engine.meta_for(st, node, res, vol)
-        backing = None
-        if cfg is not None and d["state"] != "Diskless":
-            backing = cfg.host(node).volumes[v].disk
+        backing = d["backing"] if d["state"] != "Diskless" else None
         dev_x[(res, v)] = DeviceExtra(
             backing,
             bool(d["open"] or d.get("open_real")),
@@ -67,7 +63,6 @@ def resource_view(
     conns: list[Connection] = []
     con_x: dict[tuple[str, str], ConnectionExtra] = {}
     pd_x: dict[tuple[str, str, int], PeerDeviceExtra] = {}
-    me = cfg.host(node) if cfg is not None else None
     for peer, c in sorted(r["conns"].items(), key=lambda kv: kv[1]["node_id"]):
         pds: list[PeerDevice] = []
         for vol in sorted(r["disks"], key=int):
@@ -90,25 +85,19 @@ def resource_view(
                 )
             pd_x[(res, peer, v)] = PeerDeviceExtra(stats=stats)
         conns.append(Connection(peer, ConnState(c["state"]), Role(c["peer_role"]), tuple(pds), c["node_id"]))
-        paths: tuple[PathInfo, ...] = ()
-        if me is not None:
-            paths = (
-                PathInfo(
-                    _endpoint(me.address, me.family),
-                    _endpoint(c["address"], me.family),
-                    c["state"] == "Connected",
-                ),
-            )
-        con_x[(res, peer)] = ConnectionExtra(paths=paths)
+        path = PathInfo(
+            _endpoint(r["address"], r["family"]),
+            _endpoint(c["address"], r["family"]),
+            c["state"] == "Connected",
+        )
+        con_x[(res, peer)] = ConnectionExtra(paths=(path,))
     resource = Resource(
         res, Role(r["role"]), tuple(devices), tuple(conns), tuple(r["suspended"]), node_id=r["node_id"]
     )
     return resource, {"devices": dev_x, "connections": con_x, "peer_devices": pd_x}
 
 
-def node_view(
-    st: engine.State, node: str, configs: dict[str, ResourceConfig], only: str | None = None
-) -> tuple[Status, Details]:
+def node_view(st: engine.State, node: str, only: str | None = None) -> tuple[Status, Details]:
     resources: list[Resource] = []
     dev_x: dict[tuple[str, int], DeviceExtra] = {}
     con_x: dict[tuple[str, str], ConnectionExtra] = {}
@@ -116,7 +105,7 @@ def node_view(
     for res in sorted(st["nodes"].get(node, {})):
         if only is not None and res != only:
             continue
-        v = resource_view(st, node, res, configs.get(res))
+        v = resource_view(st, node, res)
         if v is None:
             continue
         resources.append(v[0])
@@ -144,12 +133,12 @@ def proc_version(st: engine.State) -> str:
     return f"version: {kernel_version(st)} (api:2/proto:86-121)"
 
 
-def proc_text(st: engine.State, node: str, configs: dict[str, ResourceConfig]) -> str:
+def proc_text(st: engine.State, node: str) -> str:
     """/proc/drbd: the 8.4 per-minor listing, or DRBD 9's version-only file (DK drbd_proc.c; UG9)."""
     from lab.drbd_emu.render import render_proc
 
     if st.get("mode") == "8.4":
-        status, details = node_view(st, node, configs)
+        status, details = node_view(st, node)
         return render_proc(status, details=details)
     build = "GIT-hash: 0000000000000000000000000000000000000000 build by emulator, 2026-01-01 00:00:00"
     return f"{proc_version(st)}\n{build}\nTransports (api:21): tcp ({kernel_version(st)})\n"

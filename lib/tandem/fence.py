@@ -78,6 +78,10 @@ class Refused(Exception):
     """No safe answer: the handler exits 1 and DRBD keeps I/O frozen."""
 
 
+class Busy(Refused):
+    """Another handler holds the resource's lock."""
+
+
 # -- pure parts -----------------------------------------------------------------------------------------
 class HandlerEnv(NamedTuple):
     """What DRBD tells its handler, in DRBD 9 (node-id based) or 8.4 (peer name) form."""
@@ -510,6 +514,45 @@ def fence_peer(env: HandlerEnv, runner: Runner, log: Logger, deadline: Deadline,
     return decision.rc
 
 
+# Exit codes of fence-peer after which DRBD resumes a frozen Primary's I/O (6: this node outdates itself).
+RESUMES = (3, 4, 5, 7)
+
+
+def frozen_for_fencing(res: Resource) -> list[str | None]:
+    """The lost peers a Primary's frozen I/O waits for (suspended:fencing with connections down; None for a
+    peer DRBD 8.4 does not name); empty when I/O runs or every peer is connected."""
+    if "fencing" not in res.suspended or res.role is not Role.PRIMARY:
+        return []
+    return [c.peer for c in res.connections if c.connection is not ConnState.CONNECTED]
+
+
+def finish_fencing(
+    env: HandlerEnv, peers: Sequence[str | None], runner: Runner, log: Logger, budget: float, timeout: float
+) -> bool:
+    """A fence-peer that failed (a broken handler, a CIB that did not answer, a killed helper) leaves the
+    Primary's I/O frozen until every lost peer is connected again, which may be never (a dead peer):
+    decide again as the handler would, and resume I/O once each lost peer is fenced or kept from promotion.
+    False, I/O left frozen, while a handler runs (its lock is held) or the decision is still no."""
+    deadline = Deadline.after(budget)
+    try:
+        with ResourceLock(env.resource, Deadline.after(0)):
+            for peer in peers:
+                rc = fence_peer(env._replace(peer=peer), runner, log, deadline, timeout)
+                if rc not in RESUMES:
+                    log.warning(f"{env.resource}: fencing {peer or 'the peer'} again: exit {rc}, frozen")
+                    return False
+            resumed = Drbd(runner, log, env.resource, env.conf).adm("resume-io")
+            if not resumed.ok:
+                raise Refused(f"resume-io failed: {resumed.describe()}")
+    except Busy:
+        return False  # the handler DRBD started is still deciding
+    except (Refused, DeadlineExceeded, CommandMissing, OcfError) as exc:
+        log.warning(f"{env.resource}: I/O stays frozen for fencing: {exc}")
+        return False
+    log.warning(f"{env.resource}: fence-peer had failed and left I/O frozen; fenced now, I/O resumed")
+    return True
+
+
 def after_resync_target(env: HandlerEnv, runner: Runner, log: Logger, timeout: float) -> int:
     """DRBD calls after-resync-target on the node whose data a resync just made UpToDate: write its
     promotion score now, as the agent would, instead of at the next Unpromoted monitor (up to 20 s
@@ -646,7 +689,7 @@ class ResourceLock:
                 return
             except BlockingIOError:
                 if self.deadline.remaining() < 1:
-                    raise Refused(f"another handler holds {self.path}") from None
+                    raise Busy(f"another handler holds {self.path}") from None
                 time.sleep(0.2)
 
     def __exit__(self, *exc: object) -> None:

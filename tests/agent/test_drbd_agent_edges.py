@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """ocf:tandem:drbd at the edges of its monitor: the tool calls of a steady monitor, a node without drbdsetup,
-DRBD output that does not parse, and a resource that went down behind the agent's back."""
+DRBD output that does not parse, a resource that went down behind the agent's back, and I/O a failed
+fence-peer left frozen."""
 
 from __future__ import annotations
 
@@ -75,3 +76,53 @@ def test_a_recurring_monitor_that_finds_it_down_removes_the_score(pair: Emu) -> 
     assert pair.adm("alice", "down", "r0").returncode == 0  # behind the agent's back
     assert pair.agent("alice", "monitor").rc == 7
     assert pair.score("alice") is None
+
+
+def test_a_fencing_freeze_no_handler_ends_is_finished_by_the_monitor(tmp_path: Path) -> None:
+    """resource-and-stonith: alice, Primary, loses bob; DRBD freezes I/O for fence-peer, which never
+    answers here (no kernel runs the handler: a broken or killed helper). A monitor that finds the freeze
+    older than its grace decides as the handler would (bob is in the cluster: the constraint keeps him from
+    promotion) and resumes I/O; the first monitor only notes the freeze."""
+    emu = Emu(tmp_path)
+    emu.conf.write_text(
+        emu.conf.read_text().replace(
+            "protocol C; ",
+            'protocol C; fencing resource-and-stonith; }\n  handlers { fence-peer "/bin/false"; ',
+        )
+    )
+    emu.uptodate_pair()
+    start_both(emu)
+    assert emu.agent("alice", "promote").rc == 0
+    emu.emu("cut", "alice", "bob")
+    assert emu.wait("alice", lambda r: r["suspended"] == ["fencing"])["suspended"] == ["fencing"]  # type: ignore[index]
+    promoted = {
+        "OCF_RESKEY_CRM_meta_role": "Promoted",
+        "OCF_RESKEY_CRM_meta_timeout": "30000",
+        "OCF_RESKEY_CRM_meta_on_node": "alice",
+    }
+    assert emu.agent("alice", "monitor", **promoted).rc == 191  # degraded: frozen while fence-peer runs
+    assert emu.raw("alice")["suspended"] == ["fencing"]  # type: ignore[index]
+    frozen = tmp_path / "rsctmp-alice" / "tandem-drbd-drbd-r0.frozen"
+    first, last = (float(t) for t in frozen.read_text().split())
+    frozen.write_text(f"{first - 11} {last}\n")  # the grace (10 s) has passed
+    assert emu.agent("alice", "monitor", **promoted).rc == 191  # still degraded: bob is gone
+    assert emu.raw("alice")["suspended"] == []  # type: ignore[index]
+    constraints = [line for line in emu.cib.read_text().splitlines() if "tandem-fence-r0" in line]
+    assert constraints and 'value="alice"' in "".join(constraints)
+    assert not frozen.exists()
+    for node in NODES:
+        emu.adm(node, "down", "r0")
+
+
+def test_a_resource_up_without_its_peer_is_connected_by_the_monitor(pair: Emu) -> None:
+    """bob's DRBD brought up by hand with only its disk (`drbdadm attach` on a resource that was down): the
+    probe says running, and nothing would ever connect it; the recurring monitor adjusts it, and bob's disk
+    becomes UpToDate again."""
+    assert pair.adm("bob", "down", "r0").returncode == 0
+    assert pair.adm("bob", "attach", "r0").returncode == 0
+    assert pair.raw("bob")["conns"] == {}  # type: ignore[index]
+    assert pair.agent("bob", "monitor", OCF_RESKEY_CRM_meta_interval="0").rc in (0, 190)  # a probe: as found
+    assert pair.raw("bob")["conns"] == {}  # type: ignore[index]
+    pair.agent("bob", "monitor")
+    raw = pair.wait("bob", lambda r: r["conns"] and r["conns"]["alice"]["state"] == "Connected")
+    assert raw is not None and raw["conns"]["alice"]["state"] == "Connected"

@@ -99,7 +99,7 @@ SCENARIOS: dict[str, tuple[str, Callable[[config.ResourceConfig], dict[str, Any]
 def shown(name: str) -> tuple[Status, Details]:
     node, build, blocked = SCENARIOS[name]
     cfg = load()
-    status, d = view.node_view(build(cfg), node, {"r0": cfg})
+    status, d = view.node_view(build(cfg), node)
     details = Details(
         devices={k: replace(x, stats=replace(HARNESS_DEVICE, blocked=blocked)) for k, x in d.devices.items()},
         connections={k: replace(x, ap_in_flight=10, rs_in_flight=20) for k, x in d.connections.items()},

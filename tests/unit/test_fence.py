@@ -16,6 +16,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tandem.drbd.model import Resource
+from tandem.drbd.parse_json import parse_status_json
 from tandem.drbd.policy import Decision
 from tandem.fence import (
     BROKEN,
@@ -32,6 +34,8 @@ from tandem.fence import (
     dc_known,
     fence_delay,
     fence_peer,
+    finish_fencing,
+    frozen_for_fencing,
     local_state,
     node_priority,
     peer_state,
@@ -149,7 +153,7 @@ class Cluster(RecordingRunner):
             return Result(argv, 0, DUMP.format(fencing=self.fencing, two=two), "")
         if argv[0] == "stonith_admin":
             return Result(argv, self.stonith_rc, "", "" if self.stonith_rc == 0 else "fencing failed")
-        if argv[0] == "crm_attribute":
+        if argv[0] == "crm_attribute" or argv[:2] == ("drbdadm", "resume-io"):
             return Result(argv, 0, "", "")
         raise AssertionError(f"unexpected command {argv}")
 
@@ -595,3 +599,50 @@ def test_resource_priorities_inherit_as_the_scheduler_does():
         '<nvpair id="rdp" name="priority" value="1"/></meta_attributes></rsc_defaults></configuration></cib>'
     )
     assert resource_priorities(cib) == {"a": 3, "b": 7, "c": 1, "d": 1}
+
+
+# -- a fencing freeze a failed fence-peer left behind, finished by the agent -------------------------------
+def primary(*, frozen: bool) -> Resource:
+    text = status_json("Primary")
+    if frozen:
+        text = text.replace('"suspended": false', '"suspended-fencing": true')
+    (res,) = parse_status_json(text).resources
+    return res
+
+
+def finish(c: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> bool:
+    monkeypatch.setenv("HA_RSCTMP", str(tmp_path / "rsctmp"))
+    env = HandlerEnv("r0", "alice", None, None, None)
+    return finish_fencing(env, frozen_for_fencing(primary(frozen=True)), c, Logger("test"), 10, 5)
+
+
+def test_a_frozen_primary_waits_for_its_lost_peers():
+    assert frozen_for_fencing(primary(frozen=False)) == []
+    assert frozen_for_fencing(primary(frozen=True)) == ["bob"]
+
+
+def test_a_freeze_left_by_a_failed_handler_is_fenced_again_and_resumed(tmp_path, monkeypatch):
+    c = make(tmp_path, Peer.REACHABLE, fencing="resource-and-stonith")
+    assert finish(c, tmp_path, monkeypatch)
+    (loc,) = c.constraints()
+    assert allowed_by(loc) == {"alice"}
+    assert c.calls[-1] == ("drbdadm", "resume-io", "r0")
+
+
+def test_a_freeze_stays_while_the_peer_cannot_be_fenced(tmp_path, monkeypatch):
+    c = make(tmp_path, Peer.REACHABLE, fencing="resource-and-stonith", two_primaries=True, stonith_rc=1)
+    assert not finish(c, tmp_path, monkeypatch)
+    assert not c.constraints()
+    assert ("drbdadm", "resume-io", "r0") not in c.calls
+
+
+def test_a_freeze_is_left_to_the_handler_that_holds_the_lock(tmp_path, monkeypatch):
+    import fcntl
+
+    c = make(tmp_path, Peer.REACHABLE, fencing="resource-and-stonith")
+    lock = tmp_path / "rsctmp" / "tandem-fence-r0.lock"
+    lock.parent.mkdir()
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert not finish(c, tmp_path, monkeypatch)
+    assert c.calls == []
