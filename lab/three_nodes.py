@@ -90,8 +90,7 @@ CLIENT_PROMOTED = "drbd-r0-promoted-on-" + CLIENT  # the README's location const
 def promote_client(vc: VmCluster, beside: str) -> None:
     """The README's first step to run vm1 on the client: node3 Promoted beside vm1's node (the other data
     node demoted), vm1 untouched. Pacemaker does not live-migrate in the transition that also changes the
-    clone's roles (it logs "Move vm1 ... due to unrunnable drbd-r0-clone demote"), hence two steps. With
-    one Promoted instance (promoted_max 1, the anchor's only three-node shape) vm1 follows it: a restart."""
+    clone's roles (it logs "Move vm1 ... due to unrunnable drbd-r0-clone demote"), hence two steps."""
     mark(vc, f"crm configure location {CLIENT_PROMOTED}: {CLIENT} Promoted beside {beside}")
     vc.lab.crm(
         "configure",
@@ -105,20 +104,21 @@ def promote_client(vc: VmCluster, beside: str) -> None:
         "eq",
         CLIENT,
     )
-    if vc.promoted_max > 1:
-        vc.wait(lambda s: promoted(s) == {beside, CLIENT}, f"drbd-r0-clone Promoted on {beside} and {CLIENT}")
-    else:
-        vc.wait(lambda s: promoted(s) == {CLIENT}, f"drbd-r0-clone Promoted on {CLIENT} alone")
+    vc.wait(lambda s: promoted(s) == {beside, CLIENT}, f"drbd-r0-clone Promoted on {beside} and {CLIENT}")
 
 
 def release_client(vc: VmCluster) -> None:
     """The README's last step: the location gone, Pacemaker demotes the client and promotes the data node."""
     mark(vc, f"crm configure delete {CLIENT_PROMOTED}")
     vc.lab.crm("configure", "delete", CLIENT_PROMOTED)
-    vc.wait(
-        lambda s: CLIENT not in promoted(s) and len(promoted(s)) == vc.promoted_max,
-        "the data nodes Promoted again",
-    )
+    vc.wait(lambda s: CLIENT not in promoted(s) and len(promoted(s)) == 2, "both data nodes Promoted again")
+
+
+def relocate(vc: VmCluster, target: str) -> None:
+    """With one Promoted instance (promoted_max 1, the anchor's only three-node shape) the Promoted role
+    follows vm1: `crm resource move vm1 TARGET` stops it, moves the role and starts it there."""
+    mark(vc, f"crm resource move {VM} {target}")
+    vc.lab.crm("resource", "move", VM, target)
 
 
 def client_round_trip(vc: VmCluster) -> list[Move]:
@@ -168,8 +168,9 @@ def client_round_trip_by_restarts(vc: VmCluster) -> list[Restart]:
     """The same trip with one Promoted instance: vm1 stops on its data node and starts on the client, and
     back (what the anchor's only three-node shape can do)."""
     home = vc.vm_node(healthy(vc, "a healthy cluster before moving vm1 to the client"))
-    there = restarted_onto(vc, lambda: promote_client(vc, home), home)
-    back = restarted_onto(vc, lambda: release_client(vc), CLIENT)
+    there = restarted_onto(vc, lambda: relocate(vc, CLIENT), home)
+    back = restarted_onto(vc, lambda: relocate(vc, home), CLIENT)
+    vc.lab.crm("resource", "clear", VM)
     healthy(vc, "a healthy cluster after the round trip")
     say_copies(vc, "after the round trip")
     return [there, back]
@@ -198,7 +199,7 @@ def storage_loss_under_client(vc: VmCluster) -> StorageLoss:
         promote_client(vc, home)
         moves_of(vc, home, [CLIENT], clear=False)
     else:
-        restarted_onto(vc, lambda: promote_client(vc, home), home)
+        restarted_onto(vc, lambda: relocate(vc, CLIENT), home)
         booted = guest_log(vc).boots
     victim = home
     survivor = next(n.name for n in vc.lab.nodes if n.name not in (victim, CLIENT))
@@ -225,7 +226,8 @@ def storage_loss_under_client(vc: VmCluster) -> StorageLoss:
         release_client(vc)
         settled(vc, booted, f"the loss of {victim} under vm1 on {CLIENT}")
     else:
-        restarted_onto(vc, lambda: release_client(vc), CLIENT)
+        restarted_onto(vc, lambda: relocate(vc, survivor), CLIENT)
+        vc.lab.crm("resource", "clear", VM)
         healthy(vc, f"a healthy cluster after the loss of {victim}")
     return StorageLoss(victim, survivor, gens_while_down, kib, copies)
 
