@@ -5,8 +5,8 @@ every outcome recorded, not asserted (the lab tier asserts ours).
 
 The anchor (`ocf:linbit:drbd` + `ocf:heartbeat:VirtualDomain`, unchanged) refuses the README's block on a
 clone of three (promoted-max=2: "not even two primaries plus one-or-more-secondaries"); that refusal is
-measured first, on the anchor's own cluster, which then runs the only shape it accepts, promoted-max=1,
-where the VM follows the one Promoted instance by a restart instead of a live migration.
+measured first, on the anchor's own cluster, which then runs the only shape it accepts, promoted-max=1 (and
+allow-migrate=false: see single_primary), where the VM follows the one Promoted instance by a restart.
 
     python -m bench.three_nodes              # both, then docs/drbd-vs-linbit.md's block
     python -m bench.three_nodes --only ours  # one side (the block is written only after both)
@@ -50,9 +50,14 @@ class AnchorTiebreakerCluster(TiebreakerCluster):
 
 
 def single_primary(crm: str) -> str:
-    if "promoted-max=2" not in crm:
-        raise ValueError("the crm block has no promoted-max=2 to lower")
-    return crm.replace("promoted-max=2", "promoted-max=1")
+    """One Promoted instance, and no live migration (it needs the VM's source and target Promoted at once:
+    with allow-migrate Pacemaker plans one anyway, and the transition waits forever for a demote that
+    waits for the VM's stop)."""
+    if "promoted-max=2" not in crm or "allow-migrate=true" not in crm:
+        raise ValueError("the crm block has no promoted-max=2 and allow-migrate=true to turn off")
+    return crm.replace("promoted-max=2", "promoted-max=1").replace(
+        "allow-migrate=true", "allow-migrate=false"
+    )
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,10 @@ def test_the_anchor_runs_the_readme_block_with_its_agents_and_one_promoted() -> 
     crm = AnchorTiebreakerCluster.crm()
     assert "ocf:linbit:drbd" in crm and "ocf:heartbeat:VirtualDomain" in crm and "ocf:tandem" not in crm
     assert "promoted-max=1" in crm and "promoted-max=2" in CRM_3NODE.read_text()
-    assert crm == anchor_crm(CRM_3NODE.read_text()).replace("promoted-max=2", "promoted-max=1")
+    ours = anchor_crm(CRM_3NODE.read_text())
+    assert crm == ours.replace("promoted-max=2", "promoted-max=1").replace(
+        "allow-migrate=true", "allow-migrate=false"
+    )
     assert AnchorTiebreakerCluster.promoted_max == 1 and AnchorTiebreakerCluster.node_count == 3
 
 
@@ -41,5 +44,5 @@ def test_the_block_replaces_its_earlier_self(tmp_path: Path) -> None:
 def test_single_primary_needs_a_dual_primary_block() -> None:
     from bench.three_nodes import single_primary
 
-    with pytest.raises(ValueError, match="promoted-max=2"):
+    with pytest.raises(ValueError, match="promoted-max=2 and allow-migrate=true"):
         single_primary("clone c p meta promoted-max=1")
