@@ -116,8 +116,7 @@ def recover(vc: VmCluster) -> None:
     from lab import faults
 
     faults.heal(vc.lab)
-    for a, b in (("node1", "node2"), ("node1", "node3"), ("node2", "node3")):
-        vc.emu_link(a, b, cut=False)
+    vc.emu_links([("node1", "node2"), ("node1", "node3"), ("node2", "node3")], cut=False)
     vc.lab.power_all("on", [n for n in vc.lab.nodes if not n.is_on()])
     vc.lab.wait_online(timeout=180)
     for ident in vc.constraints():

@@ -401,10 +401,17 @@ class VmCluster:
     # ---- the emulator in step with the lab ---------------------------------------------------------
     def emu_link(self, a: str, b: str, *, cut: bool) -> None:
         """The DRBD replication link between two nodes fails or comes back (with the lab's network)."""
+        self.emu_links([(a, b)], cut=cut)
+
+    def emu_links(self, pairs: list[tuple[str, str]], *, cut: bool) -> None:
+        """Several replication links at the same instant, as a partition cuts them: one at a time, DRBD
+        would see a transient topology (a Secondary reaching the Primary only through a third node outdates
+        itself) that the network never had."""
         from lab.drbd_emu import engine
 
         with engine.Store(self.emu_dir).locked() as st:
-            st["links"][engine.link_key(a, b)] = {"cut": cut}
+            for a, b in pairs:
+                st["links"][engine.link_key(a, b)] = {"cut": cut}
             engine.settle(st, time.time())
 
     def check_copies(self, when: str) -> dict[str, int]:

@@ -257,8 +257,7 @@ def partition_2_1(vc: VmCluster) -> Minority:
     at = serial.size(vc.serial)
     t0 = mark(vc, f"network partition {lone} | {' '.join(rest)} (vm1 on {lone}; generation {gen_before})")
     faults.partition(vc.lab, [lone], rest)
-    for other in rest:
-        vc.emu_link(lone, other, cut=True)
+    vc.emu_links([(lone, other) for other in rest], cut=True)
     lost = poll(lambda: _quorum_lost(vc, lone), WAIT, f"DRBD on {lone} without quorum", interval=0.2)
     mark(vc, f"DRBD on {lone} lost quorum ({lost - t0:.1f}s after the partition)")
     primary_with_quorum = False
@@ -276,8 +275,7 @@ def partition_2_1(vc: VmCluster) -> Minority:
     if fenced:
         power_back(vc, lone)
     faults.heal(vc.lab)
-    for other in rest:
-        vc.emu_link(lone, other, cut=False)
+    vc.emu_links([(lone, other) for other in rest], cut=False)
     healed = mark(vc, "network healed")
     kib = wait_resync(vc, healed)
     mark(vc, f"DRBD resynced {kib} KiB to {lone}")
