@@ -41,6 +41,11 @@ class DrbdView:
     connected: frozenset[str]  # peers in Connected state
     peer_disks: tuple[tuple[str, str], ...]  # (peer, its disk state as this node sees it)
     split_brain: bool
+    client: bool = False  # an intentional diskless client (`disk none;`): Diskless is its normal state
+
+    def served(self) -> bool:
+        """A connected peer has UpToDate data: a client's (or a failed disk's) I/O goes there."""
+        return any(p in self.connected and d == "UpToDate" for p, d in self.peer_disks)
 
 
 @dataclass(frozen=True)
@@ -115,13 +120,13 @@ class Violation:
 
 
 def goal(s: Sample, nodes: Sequence[str]) -> bool:
-    """The configured state: every node on, DRBD Primary, UpToDate and connected everywhere, one QEMU, no
-    fencing constraint."""
+    """The configured state: every node on, DRBD Primary, UpToDate and connected everywhere (a diskless
+    client: Secondary, Diskless and connected everywhere), one QEMU, no fencing constraint."""
     if s.on != frozenset(nodes) or len(s.qemu) != 1 or s.fence is not None or len(s.drbd) != len(nodes):
         return False
+    want = {True: ("Secondary", "Diskless"), False: ("Primary", "UpToDate")}
     return all(
-        v.role == "Primary" and v.disk == "UpToDate" and v.connected == frozenset(nodes) - {v.node}
-        for v in s.drbd
+        (v.role, v.disk) == want[v.client] and v.connected == frozenset(nodes) - {v.node} for v in s.drbd
     )
 
 
@@ -164,7 +169,7 @@ def _served_stale(v: DrbdView) -> bool:
     which the guest sees, and S2 judges what it finds after."""
     if v.role != "Primary" or v.disk in ("UpToDate", "Diskless", "Failed"):
         return False
-    return not any(p in v.connected and d == "UpToDate" for p, d in v.peer_disks)
+    return not v.served()
 
 
 def s3_stale_primary(h: History) -> list[Violation]:
@@ -177,7 +182,7 @@ def s3_stale_primary(h: History) -> list[Violation]:
             newer = sorted(  # a connected peer's higher count is a write in flight: protocol C delivers it
                 n for n, g in gens.items() if n not in (v.node, *v.connected) and g > gens.get(v.node, g)
             )
-            if promoted and v.disk != "UpToDate":
+            if promoted and v.disk != "UpToDate" and not (v.client and v.served()):
                 found.append(Violation("S3", s.t, f"{v.node} promoted with {v.disk} data"))
             elif promoted and prev is not None and v.node in prev.behind and v.node in s.behind:
                 found.append(Violation("S3", s.t, f"{v.node} promoted without blocks a peer wrote"))
@@ -414,6 +419,7 @@ def history_from_json(text: str) -> History:
                 frozenset(v["connected"]),
                 tuple((p, d) for p, d in v["peer_disks"]),
                 v["split_brain"],
+                v.get("client", False),
             )
             for v in s["drbd"]
         )

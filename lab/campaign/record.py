@@ -42,6 +42,7 @@ def drbd_views(st: Mapping[str, Any], nodes: Sequence[str], res: str = RES) -> t
                     sorted((p, str(c.get("peer_disk", {}).get("0", "DUnknown"))) for p, c in conns.items())
                 ),
                 split_brain=any(c.get("split_brain") for c in conns.values()),
+                client=bool(r["disks"]["0"].get("client")),
             )
         )
     return tuple(views)

@@ -188,6 +188,35 @@ def test_s3_accepts_a_primary_reading_through_an_uptodate_peer_but_not_alone() -
     assert checkers.s3_stale_primary(history(samples)) == []
 
 
+THREE = ("node1", "node2", "node3")
+
+
+def client(role: str = "Secondary", peer_disk: str = "UpToDate", up: frozenset[str] = ALL) -> DrbdView:
+    """node3, the diskless tiebreaker, connected to the data nodes in `up`."""
+    return DrbdView("node3", role, "Diskless", up, tuple((n, peer_disk) for n in NODES), False, client=True)
+
+
+def test_a_diskless_client_promoted_beside_an_uptodate_peer_is_no_stale_primary() -> None:
+    both = frozenset(THREE)
+    data = tuple(view(n, connected=both - {n}) for n in NODES)
+    before = Sample(1.0, both, ("node1",), (*data, client()), None)
+    promoted = Sample(2.0, both, ("node1",), (*data, client("Primary")), None)
+    assert checkers.s3_stale_primary(history([before, promoted])) == []
+    alone = Sample(2.0, both, ("node1",), (*data, client("Primary", up=frozenset())), None)
+    assert [v.detail for v in checkers.s3_stale_primary(history([before, alone]))] == [
+        "node3 promoted with Diskless data"
+    ]
+
+
+def test_the_goal_of_a_tiebreaker_cluster_has_its_client_secondary_and_diskless() -> None:
+    both = frozenset(THREE)
+    data = tuple(view(n, connected=both - {n}) for n in NODES)
+    assert checkers.goal(Sample(1.0, both, ("node1",), (*data, client()), None), THREE)
+    assert not checkers.goal(Sample(1.0, both, ("node1",), (*data, client("Primary")), None), THREE)
+    not_a_client = replace(client(), client=False)  # a data node whose disk is gone
+    assert not checkers.goal(Sample(1.0, both, ("node1",), (*data, not_a_client), None), THREE)
+
+
 def test_s4_flags_a_split_brain_once_per_stretch() -> None:
     samples = list(HEALTHY.samples)
     for t in (20, 21, 22):
