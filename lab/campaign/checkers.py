@@ -184,7 +184,13 @@ def s3_stale_primary(h: History) -> list[Violation]:
             )
             if promoted and v.disk != "UpToDate" and not (v.client and v.served()):
                 found.append(Violation("S3", s.t, f"{v.node} promoted with {v.disk} data"))
-            elif promoted and prev is not None and v.node in prev.behind and v.node in s.behind:
+            elif (
+                promoted
+                and not v.client
+                and prev is not None
+                and v.node in prev.behind
+                and v.node in s.behind
+            ):
                 found.append(Violation("S3", s.t, f"{v.node} promoted without blocks a peer wrote"))
             elif promoted and newer:
                 mine = gens[v.node]

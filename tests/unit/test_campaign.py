@@ -202,6 +202,8 @@ def test_a_diskless_client_promoted_beside_an_uptodate_peer_is_no_stale_primary(
     before = Sample(1.0, both, ("node1",), (*data, client()), None)
     promoted = Sample(2.0, both, ("node1",), (*data, client("Primary")), None)
     assert checkers.s3_stale_primary(history([before, promoted])) == []
+    no_copy = [replace(x, behind=frozenset({"node3"})) for x in (before, promoted)]  # nothing to lack
+    assert checkers.s3_stale_primary(history(no_copy)) == []
     alone = Sample(2.0, both, ("node1",), (*data, client("Primary", up=frozenset())), None)
     assert [v.detail for v in checkers.s3_stale_primary(history([before, alone]))] == [
         "node3 promoted with Diskless data"
