@@ -575,7 +575,7 @@ def plan_write(st: State, node: str, res: str, vol: str, now: float, blocks: lis
     r = res_state(st, node, res)
     if r is None or r["role"] != "Primary":
         raise StateError(0, "not Primary: writes need the Primary role", 1)
-    _refuse_io(st, node, res)
+    refuse_io(st, node, res)
     peers = [p for p, c in r["conns"].items() if c["state"] == "Connected" and has_disk(st, p, res, vol)]
     local = r["disks"][vol]["state"] == "UpToDate"
     if not local and not any(r["conns"][p]["peer_disk"].get(vol) == "UpToDate" for p in peers):
@@ -599,10 +599,12 @@ def plan_write(st: State, node: str, res: str, vol: str, now: float, blocks: lis
     return {"gen": md["gen"], "tag": md["tag"], "local": local, "peers": peers}
 
 
-def _refuse_io(st: State, node: str, res: str) -> None:
+def refuse_io(st: State, node: str, res: str) -> None:
     """DK may_inc_ap_bio: an I/O error policy that applies fails the request at once, before suspension
     (so a Primary without data gets EIO under the default on-no-data-accessible io-error even while
-    on-no-quorum suspend-io has frozen the resource); otherwise a suspended resource holds it."""
+    on-no-quorum suspend-io has frozen the resource); otherwise a suspended resource holds it. The same
+    rules complete a request still pending when its node loses quorum or its data (DRBD man page,
+    on-no-quorum io-error: "completes all IO operations with an error")."""
     reason = io_failure(st, node, res)
     if reason is not None:
         raise io_error(reason)
@@ -661,7 +663,7 @@ def plan_read(st: State, node: str, res: str, vol: str, now: float) -> str | Non
     if r is None:
         raise io_error(f"{res} is not up")
     if r["role"] == "Primary":
-        _refuse_io(st, node, res)
+        refuse_io(st, node, res)
     elif r["suspended"]:
         raise Suspended(r["suspended"])
     state = r["disks"][vol]["state"]

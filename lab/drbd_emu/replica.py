@@ -228,12 +228,9 @@ class DataPlane:
             # a Primary without a disk of its own (a client, or its disk failed) whose peers all went away
             # under the write: no copy has it, so it is planned again, and DRBD's rules re-issue it to a
             # peer still there, fail it (EIO) or hold it; it never completes on no disk at all
-        self._state(lambda st: self._not_frozen(st, res))
-
-    def _not_frozen(self, st: engine.State, res: str) -> None:
-        r = engine.res_state(st, self.node, res)
-        if r is not None and r["suspended"]:
-            raise engine.Suspended(r["suspended"])
+        # acknowledged only if DRBD would complete it now: a quorum or data lost meanwhile fails it (EIO),
+        # frozen I/O holds it
+        self._state(lambda st: engine.refuse_io(st, self.node, res))
 
     def _replicate(
         self, peer: str, res: str, vol: str, offset: int, payload: bytes, blocks: list[int]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +24,7 @@ from tests.agent.test_emu_cli import Cluster, up_all
 NET = "127.0.98"
 
 
-def trio_conf(c: Cluster, *, on_no_data: str) -> str:
+def trio_conf(c: Cluster, *, on_no_data: str, on_no_quorum: str = "suspend-io") -> str:
     client = {"charlie": " volume 0 { disk none; }"}
     hosts = "\n".join(
         f"  on {n} {{ node-id {i}; address {NET}.{i + 1}:7789;{client.get(n, '')} }}"
@@ -32,7 +33,7 @@ def trio_conf(c: Cluster, *, on_no_data: str) -> str:
     return f"""# three nodes, charlie a diskless client
 resource r0 {{
   net {{ protocol C; fencing dont-care; }}
-  options {{ quorum majority; on-no-quorum suspend-io; on-no-data-accessible {on_no_data}; }}
+  options {{ quorum majority; on-no-quorum {on_no_quorum}; on-no-data-accessible {on_no_data}; }}
   volume 0 {{ device /dev/drbd{c.minor}; disk /dev/emu/r0-0; meta-disk internal; }}
 {hosts}
   connection-mesh {{ hosts {" ".join(c.nodes)}; }}
@@ -235,5 +236,37 @@ def test_the_anchor_on_three_nodes_with_a_client(tmp_path: Path) -> None:
         assert r.returncode == 11 and "No quorum" in r.stderr
         for n in c.nodes:
             ra(n, "stop")
+    finally:
+        c.close()
+
+
+def test_a_write_pending_when_its_node_loses_quorum_fails_under_io_error(tmp_path: Path) -> None:
+    """alice, a Primary data node, writes while bob acknowledges late; before the ack alice is cut off from
+    both peers and loses quorum: with on-no-quorum io-error DRBD completes the pending write with an error
+    (never an acknowledgement from a node without quorum: that copy may be the only one)."""
+    if os.geteuid() != 0:
+        pytest.fail("the agent tier needs root (mount namespaces, FUSE, loop devices)")
+    c = Cluster(tmp_path, ["alice", "bob", "charlie"], net=NET)
+    try:
+        c.conf.write_text(trio_conf(c, on_no_data="io-error", on_no_quorum="io-error"))
+        c.start_namespaces()
+        up_all(c)
+        assert c.adm("alice", "primary", "--force", "r0").returncode == 0
+        c.wait(lambda: c.status("bob").devices[0].disk is DiskState.UP_TO_DATE)
+        c.emu("alice", "slow-peer", "bob", "2000")
+        done: list[subprocess.CompletedProcess[str]] = []
+        device = f"of=/dev/drbd{c.minor}"
+        dd = threading.Thread(
+            target=lambda: done.append(
+                c.run("alice", "dd", "if=/dev/zero", device, "bs=4096", "count=1", "seek=7", "oflag=direct")
+            )
+        )
+        dd.start()
+        time.sleep(0.5)
+        for peer in ("bob", "charlie"):
+            c.emu("alice", "cut", "alice", peer)
+        dd.join(timeout=30)
+        assert done and done[0].returncode != 0 and "Input/output error" in done[0].stderr
+        assert c.status("alice").devices[0].quorum is False
     finally:
         c.close()
