@@ -511,10 +511,17 @@ class Lab:
         return live[0]
 
     def collect_logs(self, dest: Path) -> Path:
-        """Copy every node's logs, CIB and boot log (and the supervisor's log) into dest."""
+        """Copy every node's logs, CIB, scheduler inputs (the DC's pe-input files: `crm_simulate -x` replays
+        each decision) and boot log (and the supervisor's log) into dest."""
         dest.mkdir(parents=True, exist_ok=True)
         for node in self.nodes:
-            for sub in ("var-log-pacemaker", "var-log-corosync", "var-log-crmsh", "var-lib-pacemaker/cib"):
+            for sub in (
+                "var-log-pacemaker",
+                "var-log-corosync",
+                "var-log-crmsh",
+                "var-lib-pacemaker/cib",
+                "var-lib-pacemaker/pengine",
+            ):
                 src = node.dir / sub
                 if src.is_dir():
                     shutil.copytree(
