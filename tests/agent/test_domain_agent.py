@@ -216,6 +216,45 @@ def test_a_start_on_frozen_io_waits_a_while_then_fails_instead_of_hanging(tmp_pa
     assert "xg1" not in env.xl_names("n1")
 
 
+def test_a_stop_on_io_a_failed_fence_peer_froze_finishes_the_fencing_first(tmp_path: Path) -> None:
+    """resource-and-stonith, dual primary: the link breaks and fence-peer fails (here it never runs), so
+    DRBD holds n1's I/O and the guest could neither shut down nor, on a real kernel, be destroyed. The stop
+    decides as the handler would (STONITH of n2, constraint for n1), resumes I/O, then stops the guest."""
+    from tandem.fence import Peer
+    from tests.unit.test_fence import BOB, CIB
+
+    env = Env(tmp_path)
+    env.config()
+    fenced = RES.replace(
+        "protocol C; }",
+        'protocol C; fencing resource-and-stonith; }\n  handlers { fence-peer "/bin/false"; }',
+    )
+    two_primaries(env, res=fenced)
+    assert env.agent("start").rc == 0
+    env.tool("n1", "drbd-emu", "cut", "n1", "n2")
+    wait(lambda: "suspended:fencing" in env.tool("n1", "drbdsetup", "status", "r0"), "the freeze")
+    cib = tmp_path / "cib.xml"
+    cib.write_text(
+        CIB.format(quorum="1", bob=BOB[Peer.REACHABLE], extra="").replace("alice", "n1").replace("bob", "n2")
+    )
+    fakes = tmp_path / "fakes"
+    fakes.mkdir()
+    (fakes / "stonith_admin").write_text('#!/bin/sh\necho "$@" >> "$(dirname "$0")/shot"\n')
+    (fakes / "stonith_admin").chmod(0o755)
+    more = {
+        "CIB_file": str(cib),
+        "TANDEM_EMU_CONF": str(tmp_path / "r0.res"),
+        "PATH": f"{fakes}:{env.base('n1')['PATH']}",
+        "OCF_RESKEY_CRM_meta_on_node": "n1",
+    }
+    stop = env.agent("stop", timeout_ms=30000, more=more)
+    assert stop.rc == 0, stop.err
+    assert "suspended" not in env.tool("n1", "drbdsetup", "status", "r0")
+    assert "n2" in (fakes / "shot").read_text()
+    assert 'id="tandem-fence-r0"' in cib.read_text()
+    assert env.xl_names("n1") == []
+
+
 def test_migration_refused_when_the_target_drbd_is_not_primary(lab2: Env) -> None:
     assert lab2.agent("start").rc == 0
     lab2.tool("n2", "drbdadm", "-c", str(lab2.tmp / "r0.res"), "secondary", "r0")
