@@ -179,6 +179,11 @@ def s3_stale_primary(h: History) -> list[Violation]:
             was = prev.view(v.node) if prev is not None else None
             promoted = v.role == "Primary" and (was is None or was.role != "Primary") and prev is not None
             gens = dict(s.gens)
+            if v.client:  # no copy of its own: it reads and writes through its connected UpToDate peers
+                gens[v.node] = max(
+                    (gens.get(p, 0) for p, d in v.peer_disks if d == "UpToDate" and p in v.connected),
+                    default=0,
+                )
             newer = sorted(  # a connected peer's higher count is a write in flight: protocol C delivers it
                 n for n, g in gens.items() if n not in (v.node, *v.connected) and g > gens.get(v.node, g)
             )

@@ -204,6 +204,18 @@ def test_a_diskless_client_promoted_beside_an_uptodate_peer_is_no_stale_primary(
     assert checkers.s3_stale_primary(history([before, promoted])) == []
     no_copy = [replace(x, behind=frozenset({"node3"})) for x in (before, promoted)]  # nothing to lack
     assert checkers.s3_stale_primary(history(no_copy)) == []
+    node1_only = tuple(view(n, connected=both - {n}) for n in NODES)[:1]
+    through = client("Primary", up=frozenset({"node1"}))
+    gens = (("node1", 325), ("node2", 325), ("node3", 0))  # a client's own count means nothing
+    served = [
+        Sample(t, both, ("node1",), (*node1_only, c), None, gens)
+        for t, c in ((1.0, client()), (2.0, through))
+    ]
+    assert checkers.s3_stale_primary(history(served)) == []
+    stale = [replace(x, gens=(("node1", 320), ("node2", 325), ("node3", 0))) for x in served]
+    assert [v.detail for v in checkers.s3_stale_primary(history(stale))] == [
+        "node3 promoted with generation 320 while node2 has 325"
+    ]
     alone = Sample(2.0, both, ("node1",), (*data, client("Primary", up=frozenset())), None)
     assert [v.detail for v in checkers.s3_stale_primary(history([before, alone]))] == [
         "node3 promoted with Diskless data"
