@@ -266,11 +266,17 @@ def split_outcomes(h: History) -> list[Split]:
             continue
         vm_node = before[-1].qemu[0]
         undo = next((i.t for i in h.injections if i.undo and i.kind == cut.kind and i.t >= cut.t), h.end)
-        hit = {i.node for i in h.injections if i.node and cut.t <= i.t <= undo}
         window = [s for s in h.samples if cut.t < s.t <= undo + 10 and len(s.on) > 0]
         lost = next((s for s in window if vm_node not in s.on), None)
         peer_off = next((s for s in window if set(h.nodes) - s.on), None)
-        if vm_node in hit or (lost is None and peer_off is not None and (set(h.nodes) - peer_off.on) & hit):
+
+        def own_fault(nodes: set[str], until: float) -> bool:
+            """A fault of their own hit these nodes since the split, before they went off."""
+            return any(i.node in nodes and cut.t <= i.t <= until for i in h.injections)  # noqa: B023
+
+        if (lost is not None and own_fault({vm_node}, lost.t)) or (
+            lost is None and peer_off is not None and own_fault(set(h.nodes) - peer_off.on, peer_off.t)
+        ):
             found.append(Split(cut, NOT_JUDGED, cut.t, vm_node))
         elif lost is not None:
             found.append(Split(cut, VM_NODE_FENCED, lost.t, vm_node))

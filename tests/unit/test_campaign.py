@@ -297,6 +297,16 @@ def test_split_outcomes_say_who_lost_each_fence_race() -> None:
     assert [s.outcome for s in checkers.split_outcomes(history(samples, injections=stopped))] == [
         checkers.NOT_JUDGED
     ]
+    later = list(HEALTHY.samples)  # the race left both on; vm1's node rebooted by a fault after the heal
+    for t in range(28, 32):
+        later[t] = Sample(float(t), frozenset({"node2"}), (), (view("node2", connected=frozenset()),), None)
+    rebooted = (*cut, Injection(27.0, "reboot", "node1", False, ""))
+    assert [s.outcome for s in checkers.split_outcomes(history(later, injections=rebooted))] == [
+        checkers.NOT_JUDGED
+    ]
+    assert [s.outcome for s in checkers.split_outcomes(history(later, injections=cut))] == [
+        checkers.VM_NODE_FENCED
+    ]
 
 
 def test_l1_flags_no_recovery_and_failed_actions_left() -> None:
