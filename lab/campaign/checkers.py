@@ -43,9 +43,12 @@ class DrbdView:
     split_brain: bool
     client: bool = False  # an intentional diskless client (`disk none;`): Diskless is its normal state
 
+    def serving(self) -> list[str]:
+        """Connected peers with UpToDate data: where a client's (or a failed disk's) I/O goes."""
+        return [p for p, d in self.peer_disks if p in self.connected and d == "UpToDate"]
+
     def served(self) -> bool:
-        """A connected peer has UpToDate data: a client's (or a failed disk's) I/O goes there."""
-        return any(p in self.connected and d == "UpToDate" for p, d in self.peer_disks)
+        return bool(self.serving())
 
 
 @dataclass(frozen=True)
@@ -180,10 +183,7 @@ def s3_stale_primary(h: History) -> list[Violation]:
             promoted = v.role == "Primary" and (was is None or was.role != "Primary") and prev is not None
             gens = dict(s.gens)
             if v.client:  # no copy of its own: it reads and writes through its connected UpToDate peers
-                gens[v.node] = max(
-                    (gens.get(p, 0) for p, d in v.peer_disks if d == "UpToDate" and p in v.connected),
-                    default=0,
-                )
+                gens[v.node] = max((gens.get(p, 0) for p in v.serving()), default=0)
             newer = sorted(  # a connected peer's higher count is a write in flight: protocol C delivers it
                 n for n, g in gens.items() if n not in (v.node, *v.connected) and g > gens.get(v.node, g)
             )
@@ -269,13 +269,10 @@ def split_outcomes(h: History) -> list[Split]:
         window = [s for s in h.samples if cut.t < s.t <= undo + 10 and len(s.on) > 0]
         lost = next((s for s in window if vm_node not in s.on), None)
         peer_off = next((s for s in window if set(h.nodes) - s.on), None)
-
-        def own_fault(nodes: set[str], until: float) -> bool:
-            """A fault of their own hit these nodes since the split, before they went off."""
-            return any(i.node in nodes and cut.t <= i.t <= until for i in h.injections)  # noqa: B023
-
-        if (lost is not None and own_fault({vm_node}, lost.t)) or (
-            lost is None and peer_off is not None and own_fault(set(h.nodes) - peer_off.on, peer_off.t)
+        if (lost is not None and _own_fault(h, {vm_node}, cut.t, lost.t)) or (
+            lost is None
+            and peer_off is not None
+            and _own_fault(h, set(h.nodes) - peer_off.on, cut.t, peer_off.t)
         ):
             found.append(Split(cut, NOT_JUDGED, cut.t, vm_node))
         elif lost is not None:
@@ -285,6 +282,11 @@ def split_outcomes(h: History) -> list[Split]:
         else:
             found.append(Split(cut, NONE_FENCED, cut.t, vm_node))
     return found
+
+
+def _own_fault(h: History, nodes: set[str], since: float, until: float) -> bool:
+    """A fault of their own hit these nodes between the split and their going off."""
+    return any(i.node in nodes and since <= i.t <= until for i in h.injections)
 
 
 def s6_partition_survivor(h: History) -> list[Violation]:

@@ -907,10 +907,7 @@ def apply_fence_result(st: State, node: str, res: str, peer: str, rc: int) -> No
             _set_disk(st, node, res, vol, "Outdated")
     if rc in (3, 4, 5, 6, 7):
         c["fenced"] = rc != 6
-        if "fencing" in r["suspended"] and r["role"] == "Primary":  # I/O resumes on data of its own now
-            for vol, d in r["disks"].items():
-                if d["state"] == "UpToDate":
-                    _new_data(st, node, res, vol)
+        _new_data_after_fencing(st, node, res)
         _unsuspend(r)
     else:
         _log(st, node, res, f"fence-peer helper broken, returned {rc}")
@@ -922,11 +919,19 @@ def resume_io(st: State, node: str, res: str) -> None:
     generation of its own (NEW_CUR_UUID), as when fence-peer succeeds."""
     r = res_state(st, node, res)
     assert r is not None
+    _new_data_after_fencing(st, node, res)
+    r["suspended"] = [s for s in r["suspended"] if s == "quorum"]
+
+
+def _new_data_after_fencing(st: State, node: str, res: str) -> None:
+    """A Primary whose I/O was frozen for fencing goes on, when it resumes, on data of its own: a new
+    generation on each UpToDate volume (DK NEW_CUR_UUID)."""
+    r = res_state(st, node, res)
+    assert r is not None
     if "fencing" in r["suspended"] and r["role"] == "Primary":
         for vol, d in r["disks"].items():
             if d["state"] == "UpToDate":
                 _new_data(st, node, res, vol)
-    r["suspended"] = [s for s in r["suspended"] if s == "quorum"]
 
 
 def _resume_when_reconnected(st: State, node: str, res: str) -> None:

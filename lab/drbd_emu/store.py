@@ -71,13 +71,16 @@ def merge(top: State, parts: dict[str, State]) -> State:
     one document did before it was split, keeps them)."""
     st: State = {**top, "nodes": {node: dict(rs) for node, rs in top.get("nodes", {}).items()}}
     st["jobs"] = list(top.get("jobs", []))
+    for name in ("meta", "resyncs"):
+        if name in top:
+            st[name] = dict(top[name])
     for res in sorted(parts):
         p = parts[res]
         for node, r in p["nodes"].items():
             st["nodes"].setdefault(node, {})[res] = r
         for name in ("meta", "resyncs"):
             if p[name]:
-                st[name] = {**st.get(name, {}), **p[name]}
+                st.setdefault(name, {}).update(p[name])
         st["jobs"] += p["jobs"]
     return st
 
@@ -87,7 +90,6 @@ class Store:
 
     def __init__(self, directory: Path) -> None:
         self.dir = directory
-        self.path = self.dir / "state.json"
         self.res_dir = self.dir / "res"
 
     @contextmanager

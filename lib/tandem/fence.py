@@ -515,7 +515,7 @@ def fence_peer(env: HandlerEnv, runner: Runner, log: Logger, deadline: Deadline,
 
 
 # Exit codes of fence-peer after which DRBD resumes a frozen Primary's I/O (6: this node outdates itself).
-RESUMES = (3, 4, 5, 7)
+RESUMES = (PEER_OUTDATED, PEER_UNREACHABLE, PEER_FENCED)
 
 
 def frozen_for_fencing(res: Resource) -> list[str | None]:
@@ -527,12 +527,23 @@ def frozen_for_fencing(res: Resource) -> list[str | None]:
 
 
 def finish_fencing(
-    env: HandlerEnv, peers: Sequence[str | None], runner: Runner, log: Logger, budget: float, timeout: float
+    res: Resource,
+    conf: str | None,
+    me: str | None,
+    runner: Runner,
+    log: Logger,
+    budget: float,
+    timeout: float,
 ) -> bool:
     """A fence-peer that failed (a broken handler, a CIB that did not answer, a killed helper) leaves the
     Primary's I/O frozen until every lost peer is connected again, which may be never (a dead peer):
     decide again as the handler would, and resume I/O once each lost peer is fenced or kept from promotion.
-    False, I/O left frozen, while a handler runs (its lock is held) or the decision is still no."""
+    False, I/O left frozen, while a handler runs (its lock is held), the decision is still no, or `res`
+    is not frozen for fencing. `me`: this node's cluster name (default: the hostname)."""
+    peers = frozen_for_fencing(res)
+    if not peers or res.name is None:
+        return False
+    env = HandlerEnv(res.name, me or os.uname().nodename, None, None, conf)
     deadline = Deadline.after(budget)
     try:
         with ResourceLock(env.resource, Deadline.after(0)):

@@ -612,8 +612,7 @@ def primary(*, frozen: bool) -> Resource:
 
 def finish(c: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> bool:
     monkeypatch.setenv("HA_RSCTMP", str(tmp_path / "rsctmp"))
-    env = HandlerEnv("r0", "alice", None, None, None)
-    return finish_fencing(env, frozen_for_fencing(primary(frozen=True)), c, Logger("test"), 10, 5)
+    return finish_fencing(primary(frozen=True), None, "alice", c, Logger("test"), 10, 5)
 
 
 def test_a_frozen_primary_waits_for_its_lost_peers():
