@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from lab.drbd_emu import engine
 from lab.drbd_emu.config import ConfigError, ResourceConfig, load_cached
 
 
-def load(path: str | Path) -> dict[str, ResourceConfig]:
+def load(path: str | Path) -> Mapping[str, ResourceConfig]:
     """The configuration at `path`, parsed once per change of its files (config.load_cached)."""
     return load_cached(path, engine.emu_dir() / "conf-cache")
 

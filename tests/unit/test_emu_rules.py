@@ -7,6 +7,7 @@ Each test names the DRBD behaviour it reproduces (user's guide, man page, drbd-u
 from __future__ import annotations
 
 import contextlib
+import time
 from pathlib import Path
 from typing import Any
 
@@ -510,6 +511,43 @@ def test_a_parsed_configuration_is_reused_until_one_of_its_files_changes(tmp_pat
     assert set(load_cached(conf, cache)) == {"r0", "r1", "r2", "r3"}  # a file more
     (tmp_path / "d" / "r3.res").unlink()
     assert set(load_cached(conf, cache)) == {"r0", "r1", "r2"}
+
+
+def test_an_old_unchanged_configuration_is_trusted_by_its_files_stat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files not written close to the cache's writing are compared by inode, size and ctime alone (what
+    keeps a call flat in the number of resources); any write changes the ctime, so it is seen."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "r0.res").write_text(two_node_conf(net="10.0.0", minor=10, res="r0"))
+    conf = tmp_path / "drbd.conf"
+    conf.write_text(f'include "{tmp_path}/d/*.res";\n')
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(config, "RACY_NS", -(10**18))  # as if every file were old
+    assert not load_cached(conf, cache)["r0"].allow_two_primaries
+
+    def unread(names: list[str]) -> str:
+        raise AssertionError(f"read {names} although their stat was unchanged")
+
+    monkeypatch.setattr(config, "_digest", unread)
+    assert set(load_cached(conf, cache)) == {"r0"}
+    monkeypatch.undo()
+    monkeypatch.setattr(config, "RACY_NS", -(10**18))
+    time.sleep(0.02)  # past the filesystem's timestamp tick
+    (tmp_path / "d" / "r0.res").write_text(two_node_conf(net="10.0.0", minor=10, res="r0", dual=True))
+    assert load_cached(conf, cache)["r0"].allow_two_primaries
+
+
+@pytest.mark.parametrize("pattern", ["d/*.res", "d/r?.res", "d/.*", "d/r0.res", "d/none", "*/*.res", "x/*"])
+def test_include_patterns_expand_as_glob_does(tmp_path: Path, pattern: str) -> None:
+    import glob
+
+    from lab.drbd_emu.config import _expand
+
+    (tmp_path / "d").mkdir()
+    for name in ("r0.res", "r1.res", ".hidden.res", "r10.res", "notes.txt"):
+        (tmp_path / "d" / name).write_text("")
+    assert _expand(f"{tmp_path}/{pattern}") == sorted(glob.glob(f"{tmp_path}/{pattern}"))
 
 
 def test_frozen_io_resumes_when_the_connection_is_back_even_after_a_failed_fence_peer() -> None:
