@@ -4,8 +4,8 @@
 TiebreakerCluster   node1 and node2 with data, node3 an intentional diskless client and DRBD's quorum
                     tiebreaker, DRBD quorum instead of fence-peer handlers (README "Three nodes")
 ThreeDataCluster    the same blocks, node3 with a disk of its own
-client_round_trip, storage_loss_under_client, partition_2_1: the scenarios, each returning what it measured
-and raising ScenarioError when the cluster does not do what it should
+client_round_trip, storage_loss_under_client, partition_2_1, vm_node_shutdown: the scenarios, each
+returning what it measured and raising ScenarioError when the cluster does not do what it should
 """
 
 from __future__ import annotations
@@ -230,6 +230,46 @@ def storage_loss_under_client(vc: VmCluster) -> StorageLoss:
         vc.lab.crm("resource", "clear", VM)
         healthy(vc, f"a healthy cluster after the loss of {victim}")
     return StorageLoss(victim, survivor, gens_while_down, kib, copies)
+
+
+@dataclass(frozen=True)
+class Leave:
+    leaver: str  # the data node shut down cleanly while vm1 ran there
+    target: str  # the Promoted data node vm1 live-migrated to
+    spare: str  # the node promoted into the freed Primary slot once vm1 had left
+    shutdown_s: float  # the shutdown request until the node was off (a looping transition: minutes)
+    heartbeat_gaps: int  # lost guest heartbeats across it (a live migration loses none)
+
+
+def vm_node_shutdown(vc: VmCluster) -> Leave:
+    """A clean shutdown of the data node that runs vm1 (README "Three nodes"): vm1 live-migrates to the other
+    Promoted data node, the leaver is demoted and stopped, and only then is the spare promoted into the freed
+    slot (with a promotion score the spare would be promoted in that same transition, whose graph loops:
+    campaign run tandem-15101). Then the node is powered on again and the cluster is healthy."""
+    from lab import faults
+    from lab.guest import serial
+
+    state = healthy(vc, "a healthy cluster before the shutdown")
+    leaver, before = vc.vm_node(state), promoted(state)
+    spare = next(n.name for n in vc.lab.nodes if n.name not in before)
+    booted, at = guest_log(vc).boots, serial.size(vc.serial)
+    t0 = mark(vc, f"clean shutdown of {leaver} (vm1 there; {spare} the spare)")
+    faults.stop(vc.lab, leaver)
+    off = time.time()
+    vc.migration_windows.append((t0, off))
+    mark(vc, f"{leaver} off {off - t0:.1f}s after the request")
+    state = vc.wait(
+        lambda s: spare in promoted(s) and bool(s.locations(VM)), f"{spare} promoted, vm1 running"
+    )
+    target = vc.vm_node(state)
+    if target in (leaver, spare):
+        raise ScenarioError(f"vm1 went to {target}, not to the other Promoted data node")
+    gaps = len(guest_log(vc, at).heartbeat_gaps())
+    mark(vc, f"vm1 live-migrated {leaver} → {target}, {gaps} heartbeats lost; {spare} promoted after")
+    faults.start(vc.lab, leaver)
+    vc.wait(lambda s: leaver in s.online(), f"{leaver} back online")
+    settled(vc, booted, f"the shutdown of {leaver}")
+    return Leave(leaver, target, spare, off - t0, gaps)
 
 
 @dataclass(frozen=True)

@@ -906,6 +906,10 @@ def test_dual_primary_with_a_diskless_client_on_three_nodes(dual_trio: Emu) -> N
         assert run.rc == 0, run.reason
     assert dual_trio.agent("alice", "monitor").rc == 8 and dual_trio.agent("charlie", "monitor").rc == 8
     assert dual_trio.agent("bob", "monitor").rc == 0
-    assert (dual_trio.score("alice"), dual_trio.score("charlie")) == ("10000", "100")
+    assert dual_trio.score("bob") is None  # the Primary slots are full: no score asks for a role swap
+    assert dual_trio.score("alice") == "10000"
+    assert dual_trio.score("charlie") is None  # no VM holds it open and bob has data: it yields the slot
+    dual_trio.emu("open", "r0", node="charlie")  # the VM live-migrated onto the client
+    assert dual_trio.agent("charlie", "monitor").rc == 8 and dual_trio.score("charlie") == "100"
     run = dual_trio.agent("bob", "promote")  # a third Primary is never allowed
     assert run.rc == 1 and "still Primary (promoted-max=2)" in run.reason

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from lab.cluster import LabConfig
 from lab.scenarios import CLONE, VmCluster
-from lab.three_nodes import ThreeDataCluster, partition_2_1
+from lab.three_nodes import ThreeDataCluster, partition_2_1, vm_node_shutdown
 
 from tests.lab.conftest import never_two_copies, no_constraints_left, record, vm_cluster
 
@@ -27,6 +27,14 @@ def test_three_copies_two_promoted(td: VmCluster) -> None:
     assert sorted(roles.values()) == ["Promoted", "Promoted", "Unpromoted"]
     disks = {n: rs["r0"]["disks"]["0"] for n, rs in td.emu_state()["nodes"].items()}  # type: ignore[attr-defined]
     assert all(d["state"] == "UpToDate" and not d["client"] for d in disks.values()), disks
+
+
+def test_clean_shutdown_of_the_vm_node_migrates_the_vm_then_promotes_the_spare(td: VmCluster) -> None:
+    leave = vm_node_shutdown(td)
+    assert leave.heartbeat_gaps == 0
+    record("three data nodes, clean shutdown of the VM's node: request to node off", leave.shutdown_s)
+    never_two_copies(td)
+    no_constraints_left(td)
 
 
 def test_partition_2_1_with_stonith_the_minority_never_writes(td: VmCluster) -> None:

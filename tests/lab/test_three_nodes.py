@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 from lab.cluster import LabConfig
-from lab.scenarios import CLONE, VmCluster
+from lab.scenarios import CLONE, VmCluster, promoted
 from lab.three_nodes import (
     CLIENT,
     DRBD_3NODE,
@@ -21,6 +21,7 @@ from lab.three_nodes import (
     client_round_trip,
     partition_2_1,
     storage_loss_under_client,
+    vm_node_shutdown,
 )
 
 from tests.lab.conftest import never_two_copies, no_constraints_left, record, vm_cluster
@@ -55,6 +56,17 @@ def test_a_storage_node_lost_under_the_vm_on_the_client(tc: VmCluster) -> None:
     loss = storage_loss_under_client(tc)
     assert loss.gens_while_down > 0  # the guest went on writing, to the survivor alone
     assert loss.resync_kib > 0  # and those writes reached the returning node by a resync
+    never_two_copies(tc)
+    no_constraints_left(tc)
+
+
+def test_clean_shutdown_of_the_vm_node_migrates_the_vm_then_promotes_the_client(tc: VmCluster) -> None:
+    leave = vm_node_shutdown(tc)
+    assert leave.spare == CLIENT and leave.heartbeat_gaps == 0
+    record("three nodes, clean shutdown of the VM's data node: request to node off", leave.shutdown_s)
+    tc.wait(
+        lambda s: promoted(s) == {"node1", "node2"}, "the returned data node Promoted instead of the client"
+    )
     never_two_copies(tc)
     no_constraints_left(tc)
 

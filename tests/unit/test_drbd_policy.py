@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tandem.drbd.model import ConnState, DiskState, Resource, Role, is_client
-from tandem.drbd.policy import DEFAULT_DISKLESS, Tiers, promotion_score, unreachable_volumes
+from tandem.drbd.policy import DEFAULT_DISKLESS, Tiers, peers_in_role, promotion_score, unreachable_volumes
 from tandem.record import replace
 from tests.unit.drbd_states import client_of, healthy, resources
 
@@ -49,7 +49,20 @@ def test_a_client_has_its_own_tier_only_while_data_is_reachable_with_quorum(
     )
     reachable = res.role in (Role.PRIMARY, Role.SECONDARY) and res.quorum and not unreachable_volumes(res)
     assert decision.score in ((None, diskless) if reachable else (None,))
-    if reachable and (res.role is Role.PRIMARY or not remove_if_peer_primary or promoted_max == 2):
+    slots_full = promoted_max == 2 and len(peers_in_role(res, Role.PRIMARY)) >= 2
+    yields = (
+        promoted_max == 2
+        and bool(peers_in_role(res, Role.SECONDARY, with_data=True))
+        and all(d.open is False for d in res.devices)
+    )
+    if reachable and (
+        (res.role is Role.PRIMARY and not yields)
+        or (
+            res.role is Role.SECONDARY
+            and not slots_full
+            and (not remove_if_peer_primary or promoted_max == 2)
+        )
+    ):
         assert decision.score == diskless, decision.reason
     if not res.quorum and res.role in (Role.PRIMARY, Role.SECONDARY):
         assert decision.reason == "quorum lost"
@@ -173,6 +186,59 @@ def test_remove_if_peer_primary_only_in_single_primary_mode():
     assert score(res) == 10000
     assert promotion_score(res, remove_if_peer_primary=True).score is None
     assert score(res, remove_if_peer_primary=True, promoted_max=2) == 10000
+
+
+def three_nodes(me: Resource, *peer_roles: tuple[Role, bool]) -> Resource:
+    """`me` with one connected UpToDate peer per (role, client) pair: a client peer shows Diskless."""
+    template = healthy().connections[0]
+    conns = []
+    for i, (role, client) in enumerate(peer_roles):
+        disk = DiskState.DISKLESS if client else DiskState.UP_TO_DATE
+        devices = tuple(replace(p, peer_disk=disk, peer_client=client) for p in template.peer_devices)
+        conns.append(replace(template, peer=f"peer{i}", peer_role=role, peer_devices=devices))
+    return replace(me, connections=tuple(conns))
+
+
+def test_a_secondary_has_no_score_while_the_primary_slots_are_full():
+    """Three nodes, promoted-max=2: the spare (a third node with data, or the client) gets no score while two
+    peers are Primary, so scores never ask Pacemaker to demote one instance and promote another in one
+    transition (with a live migration in it, Pacemaker 2.1's graph loops); it gets its score back when a
+    slot is free."""
+    p, s = Role.PRIMARY, Role.SECONDARY
+    spare, client = healthy(), client_of(healthy())
+    for me in (spare, client):
+        for other in (False, True):  # a client Primary holds a slot too
+            full = three_nodes(me, (p, False), (p, other))
+            assert promotion_score(full, promoted_max=2).reason == (
+                "the Primary slots are full (peer0, peer1 Primary, promoted-max=2)"
+            )
+        assert score(three_nodes(me, (p, False), (s, False)), promoted_max=2) > 0
+        assert score(three_nodes(me, (p, False), (p, False)), promoted_max=1) > 0  # remove_if_peer_primary's
+    assert (
+        score(three_nodes(healthy(p), (p, False), (s, False)), promoted_max=2) == 10000
+    )  # a Primary keeps it
+
+
+def test_an_idle_client_primary_yields_its_slot_to_a_secondary_with_data():
+    """The client took a free slot (a data node was away); once that node is back, UpToDate and Secondary,
+    the client, if no VM holds its device open, gives the slot up: demoted in one transition, the data
+    node promoted in the next. A client the VM runs on keeps it."""
+    p, s = Role.PRIMARY, Role.SECONDARY
+    client = client_of(healthy(p))
+    idle = replace(client, devices=tuple(replace(d, open=False) for d in client.devices))
+    busy = replace(client, devices=tuple(replace(d, open=True) for d in client.devices))
+    back = three_nodes(idle, (p, False), (s, False))
+    assert promotion_score(back, promoted_max=2).reason == (
+        "diskless client Primary, not in use, while peer1 with data is Secondary"
+    )
+    assert score(three_nodes(busy, (p, False), (s, False)), promoted_max=2) == 100
+    assert score(three_nodes(client, (p, False), (s, False)), promoted_max=2) == 100  # open unknown: kept
+    resyncing = three_nodes(idle, (p, False), (s, False))
+    conns = resyncing.connections
+    inconsistent = tuple(replace(x, peer_disk=DiskState.INCONSISTENT) for x in conns[1].peer_devices)
+    resyncing = replace(resyncing, connections=(conns[0], replace(conns[1], peer_devices=inconsistent)))
+    assert score(resyncing, promoted_max=2) == 100  # that node is not ready yet
+    assert score(back, promoted_max=1) == 100  # single primary: its score is lower than that node's anyway
 
 
 @pytest.mark.parametrize(

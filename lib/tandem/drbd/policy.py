@@ -9,6 +9,11 @@ tier                        state                                               
 (remove)                    not running, role Unknown, quorum lost, a local disk not UpToDate no score
 (remove, optional)          Secondary while a connected peer is Primary, in single-primary    no score
                             mode (``remove_if_peer_primary``)
+(remove)                    Secondary while the Primary slots are full (dual primary): as     no score
+                            many connected peers Primary as promoted-max
+(remove)                    a diskless client Primary whose devices nobody holds open, while  no score
+                            a connected peer with UpToDate data is Secondary (dual primary):
+                            it yields its slot to that node
 ``primary``                 Primary, every local disk UpToDate                               10000
 ``uptodate``                Secondary, every local disk UpToDate, every peer disk known       10000
 ``peer_unknown``            Secondary, every local disk UpToDate, some peer disk DUnknown     1000
@@ -24,6 +29,12 @@ tier                        state                                               
                             node stays the promotion candidate and promote waits for DRBD
                             to make it UpToDate. A node that had no score keeps none.
 ==========================  ===============================================================  =========
+
+The two slot rules keep scores from ever asking Pacemaker to swap roles (demote one instance and promote
+another in one transition): Pacemaker 2.1 plans a VM's live migration into such a transition too, and with
+the README's two orders (promote before the VM's start, the VM's stop before demote) that graph loops
+("Transition failed: terminated", campaign runs tandem-15001 and 15101). A freed slot is filled, and a
+yielded one taken, in a transition of its own, after the notify or monitor that sees the change.
 
 Unlike ``ocf:linbit:drbd`` there is no positive tier for Consistent-only data or for "a peer has UpToDate
 data": a node whose own data is not UpToDate never gets a score, so Pacemaker never tries (and retries) to
@@ -102,6 +113,24 @@ def peer_disks_known(res: Resource) -> bool:
     return all(p.peer_disk is not DiskState.DUNKNOWN for p in peer_devices)
 
 
+def peers_in_role(res: Resource, role: Role, *, with_data: bool = False) -> list[str]:
+    """The connected peers in `role`; `with_data`: only those with UpToDate data on every volume."""
+    return [
+        peer_name(c)
+        for c in res.connections
+        if c.peer_role is role
+        and (
+            not with_data
+            or (bool(c.peer_devices) and all(p.peer_disk is DiskState.UP_TO_DATE for p in c.peer_devices))
+        )
+    ]
+
+
+def idle(res: Resource) -> bool:
+    """No local device is held open (no VM uses it); False where the status does not say."""
+    return bool(res.devices) and all(d.open is False for d in res.devices)
+
+
 def promotion_score(
     res: Resource | None,
     tiers: Tiers | None = None,
@@ -132,13 +161,21 @@ def promotion_score(
         states = ", ".join(sorted({str(d.disk) for d in res.devices})) or "no disk"
         return Decision(None, f"local data is not UpToDate ({states})")
     if res.role is Role.PRIMARY:
-        if is_client(res):
-            return Decision(diskless, "diskless client Primary with a connected UpToDate peer")
-        return Decision(tiers.primary, "Primary with UpToDate data")
-    if remove_if_peer_primary and promoted_max < 2:
-        primaries = [peer_name(c) for c in res.connections if c.peer_role is Role.PRIMARY]
-        if primaries:
-            return Decision(None, f"peer {primaries[0]} is Primary")
+        if not is_client(res):
+            return Decision(tiers.primary, "Primary with UpToDate data")
+        ready = peers_in_role(res, Role.SECONDARY, with_data=True)
+        if ready and idle(res) and promoted_max >= 2:
+            return Decision(
+                None, f"diskless client Primary, not in use, while {ready[0]} with data is Secondary"
+            )
+        return Decision(diskless, "diskless client Primary with a connected UpToDate peer")
+    primaries = peers_in_role(res, Role.PRIMARY)
+    if promoted_max >= 2 and len(primaries) >= promoted_max:
+        return Decision(
+            None, f"the Primary slots are full ({', '.join(primaries)} Primary, promoted-max={promoted_max})"
+        )
+    if remove_if_peer_primary and promoted_max < 2 and primaries:
+        return Decision(None, f"peer {primaries[0]} is Primary")
     if is_client(res):
         return Decision(diskless, "diskless client with a connected UpToDate peer")
     if peer_disks_known(res):
