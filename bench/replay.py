@@ -442,26 +442,44 @@ def meta_data(work: Path, rounds: int, warmup: int, say: Callable[[str], None]) 
     ]
 
 
-def scale(
-    work: Path, points: Sequence[int], rounds: int, say: Callable[[str], None]
-) -> list[tuple[int, Summary, Summary]]:
+@dataclass(frozen=True)
+class ScalePoint:
+    resources: int
+    ours: Summary
+    linbit: Summary
+    vs_linbit: Summary  # paired: ours / linbit in the same round
+    vs_first: Summary  # paired: ours here / ours at the first point in the same round
+
+
+def scale(work: Path, points: Sequence[int], rounds: int, say: Callable[[str], None]) -> list[ScalePoint]:
     """The dual-primary monitor of r0 with 1 to N resources configured (one include file each): the replay
     answers for r0 only, so what can grow is what an agent reads besides (ours: the configuration files'
-    identity for its allow-two-primaries cache)."""
-    out = []
+    identity for its allow-two-primaries cache). Every point runs in the same interleaved rounds, so the
+    ratios to the first point are paired, not two runs minutes apart under different loads."""
+    commands = []
     for count in points:
         state = prepare(work / f"scale-{count}", dual=True, extra=count - 1)
         codes = record(state, [OURS_DRBD, LINBIT])
         seed_score(state)
-        commands = [
+        pair = [
             Command("ours", agent_argv(OURS_DRBD, "monitor"), state.monitor_env(OURS_DRBD, replay=True)),
             Command("linbit", agent_argv(LINBIT, "monitor"), state.monitor_env(LINBIT, replay=True)),
         ]
-        check_replay(state, commands, codes)
-        say(f"scale: {count} resource(s) configured, {rounds} rounds")
-        walls = timed(commands, rounds, 1, state.root)
-        out.append((count, summarize(walls["ours"]), summarize(walls["linbit"])))
-    return out
+        check_replay(state, pair, codes)
+        commands += [Command(f"{c.name}@{count}", c.argv, c.env) for c in pair]
+    say(f"scale: {', '.join(map(str, points))} resource(s) configured, interleaved, {rounds} rounds")
+    walls = timed(commands, rounds, 1, work)
+    first = walls[f"ours@{points[0]}"] if points else []
+    return [
+        ScalePoint(
+            n,
+            summarize(walls[f"ours@{n}"]),
+            summarize(walls[f"linbit@{n}"]),
+            summarize(paired_ratios(walls[f"ours@{n}"], walls[f"linbit@{n}"])),
+            summarize(paired_ratios(walls[f"ours@{n}"], first)),
+        )
+        for n in points
+    ]
 
 
 EMU_WAYS = {"Python fake": Path("py"), "compiled, served": Path()}  # where in the wrappers' bin/
@@ -600,7 +618,7 @@ def report(
     drbd: tuple[list[Row], list[str]],
     dom: list[Row],
     meta: list[Row],
-    points: list[tuple[int, Summary, Summary]],
+    points: list[ScalePoint],
     tools: Mapping[str, Summary],
     emu: list[EmuPoint],
 ) -> str:
@@ -612,16 +630,15 @@ def report(
         "paired ratio, median (IQR)",
     ]
     rows, notes = drbd
-    first = points[0][1].median if points else None
     scale_rows = [
         [
-            str(n),
-            med_p90(o),
-            med_p90(a),
-            times(o.median / a.median),
-            times(None if first is None else o.median / first),
+            str(p.resources),
+            med_p90(p.ours),
+            med_p90(p.linbit),
+            times(p.vs_linbit.median),
+            times(p.vs_first.median),
         ]
-        for n, o, a in points
+        for p in points
     ]
     tool_rows = [[name, med_p90(s, 2), spread(s, 2)] for name, s in tools.items()]
     stamp, load = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), os.getloadavg()[0]
@@ -645,8 +662,8 @@ def report(
                         "resources",
                         "ours ms (median / p90)",
                         "linbit ms (median / p90)",
-                        "ours / linbit",
-                        "ours / ours at the first point",
+                        "ours / linbit (paired)",
+                        "ours / ours at the first point (paired)",
                     ],
                     scale_rows,
                     right=(0, 1, 2, 3, 4),
@@ -773,7 +790,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         build()
     points = [int(p) for p in args.scale.split(",") if p]
     work = OUT / "work"
-    few = max(3, args.rounds // 2)
     if args.what == "emulator":
         emu = emulator_calls(work, [points[0], points[-1]] if points else [], args.rounds, log)
         write_block(emulator_section(emu), args.out, EMU_BEGIN, EMU_END)
@@ -785,7 +801,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     dom = domain(work / "domain", args.rounds, 1, log)
     meta = meta_data(work / "meta", args.rounds, 1, log)
     tools = tool_times(work, args.rounds)
-    grown = scale(work, points, few, log)
+    grown = scale(work, points, args.rounds, log)
     emu = emulator_calls(work, [points[0], points[-1]] if points else [], args.rounds, log)
     write_block(report(args.rounds, drbd, dom, meta, grown, tools, emu), args.out)
     log(f"wrote the replay block of {args.out}")
