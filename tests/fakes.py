@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tandem.ocf.runner import Result
@@ -29,6 +29,11 @@ class RecordingRunner:
         call = tuple(argv)
         self.calls.append(call)
         return self.answer(call, timeout)
+
+    def start(self, argv: Sequence[str], *, timeout: float | None = None) -> Callable[[], Result]:
+        """Recorded and answered at once, in call order: what the caller does meanwhile comes after it."""
+        result = self.run(argv, timeout=timeout)
+        return lambda: result
 
     def answer(self, argv: tuple[str, ...], timeout: float) -> Result:
         raise NotImplementedError

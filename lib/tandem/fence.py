@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import re
 import sys
 import time
 
@@ -42,20 +41,22 @@ from tandem.enums import Enum
 from tandem.ocf.codes import OcfError
 from tandem.ocf.deadline import Deadline, DeadlineExceeded
 from tandem.ocf.log import Logger
-from tandem.ocf.params import parse_bool, parse_seconds
+from tandem.ocf.params import ALNUM, Chars, parse_bool, parse_seconds
 from tandem.ocf.runner import CommandMissing, ProcessRunner, Result
 from tandem.ocf.state import StateFiles
 from tandem.record import NamedTuple
+from tandem.regex import lazy
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from xml.etree.ElementTree import Element
 
     from tandem.ocf.runner import Runner
 
 ID_PREFIX = "tandem-fence"
-RESOURCE_NAME = re.compile(r"[A-Za-z0-9_][-A-Za-z0-9_.:=@%+]{0,127}")
+INTEGER, COUNT, SCHEMA = lazy(r"-?\d+"), lazy(r"\d+"), lazy(r"pacemaker-(\d+)\.(\d+)")
+RESOURCE_NAME = Chars(ALNUM + "_", ALNUM + "-_.:=@%+", 128)  # drbd.conf's; `re` waits for the CIB parser
 CIB_EXISTS = 108  # cibadmin --create of an id that exists
 TIMEOUT = 60  # seconds before the handler gives up (--timeout); promote and monitor timeouts must exceed it
 
@@ -95,12 +96,12 @@ class HandlerEnv(NamedTuple):
     @classmethod
     def parse(cls, env: Mapping[str, str], resource: str | None = None, me: str | None = None) -> HandlerEnv:
         name = resource or env.get("DRBD_RESOURCE", "")
-        if not RESOURCE_NAME.fullmatch(name):
+        if not RESOURCE_NAME.allows(name):
             raise Refused(f"DRBD_RESOURCE {name!r} is not a valid resource name")
         nodes = {
             int(k[len("DRBD_NODE_ID_") :]): v
             for k, v in env.items()
-            if re.fullmatch(r"DRBD_NODE_ID_\d+", k) and v
+            if k.startswith("DRBD_NODE_ID_") and k[len("DRBD_NODE_ID_") :].isdecimal() and k.isascii() and v
         }
         my_id = _int(env.get("DRBD_MY_NODE_ID"))
         peer_id = _int(env.get("DRBD_PEER_NODE_ID"))
@@ -175,7 +176,7 @@ def cluster_option(cib: Element, name: str) -> str | None:
 
 def _meta_priority(el: Element) -> int | None:
     for pair in el.iterfind("meta_attributes/nvpair"):
-        if pair.get("name") == "priority" and re.fullmatch(r"-?\d+", pair.get("value", "")):
+        if pair.get("name") == "priority" and INTEGER.fullmatch(pair.get("value", "")):
             return int(pair.get("value", "0"))
     return None
 
@@ -211,7 +212,7 @@ def last_operation(rsc: Element) -> tuple[str, str] | None:
     done = [
         (int(op.get("call-id", "")), op.get("operation", ""), op.get("rc-code", ""))
         for op in rsc.iterfind("lrm_rsc_op")
-        if re.fullmatch(r"\d+", op.get("call-id", ""))
+        if COUNT.fullmatch(op.get("call-id", ""))
     ]
     return max(done)[1:] if done else None
 
@@ -296,7 +297,7 @@ def resync_decision(cib: Element, resource: str, res: Resource | None) -> tuple[
 
 def role_name(cib: Element) -> str:
     """`Promoted` where the CIB schema knows it (pacemaker-3.7+), else the old `Master`."""
-    match = re.fullmatch(r"pacemaker-(\d+)\.(\d+)", cib.get("validate-with", ""))
+    match = SCHEMA.fullmatch(cib.get("validate-with", ""))
     return "Promoted" if match and (int(match[1]), int(match[2])) >= (3, 7) else "Master"
 
 
@@ -370,10 +371,20 @@ class Cib:
         self.timeout = timeout
 
     def query(self) -> Element:
+        return self.start_query()()
+
+    def start_query(self) -> Callable[[], Element]:
+        """Begin reading the CIB; the function returned waits for it and parses it. The handler's slowest
+        wait while I/O is frozen: its local reads (and this parser's import) run meanwhile."""
+        pending = self.runner.start(["cibadmin", "--query"], timeout=self.timeout)
         # The stdlib parser: lxml's import costs the handler more than a cibadmin call while I/O is frozen.
+        import xml.etree.ElementTree  # noqa: F401 (imported while cibadmin runs)
+
+        return lambda: self._parse(pending())
+
+    def _parse(self, result: Result) -> Element:
         import xml.etree.ElementTree as etree
 
-        result = self.runner.run(["cibadmin", "--query"], timeout=self.timeout)
         if not result.ok:
             raise Refused(f"cannot read the CIB: {result.describe()}")
         try:
@@ -394,11 +405,15 @@ class Cib:
         )
 
 
-def wait_for_cib(cib: Cib, deadline: Deadline, log: Logger) -> Element:
-    """The CIB once a DC is elected; waits out an election (or a CIB that does not answer yet)."""
+def wait_for_cib(
+    cib: Cib, deadline: Deadline, log: Logger, first: Callable[[], Element] | None = None
+) -> Element:
+    """The CIB once a DC is elected; waits out an election (or a CIB that does not answer yet). `first`:
+    a query already started."""
     while True:
         try:
-            doc = cib.query()
+            doc = first() if first is not None else cib.query()
+            first = None
             if dc_known(doc):
                 return doc
             problem = "DC election in progress"
@@ -459,7 +474,14 @@ def local_state(runner: Runner, log: Logger, env: HandlerEnv) -> Resource | None
 
 def fence_peer(env: HandlerEnv, runner: Runner, log: Logger, deadline: Deadline, timeout: float) -> int:
     cib = Cib(runner, log, timeout)
-    doc = wait_for_cib(cib, deadline, log)
+    reading = cib.start_query()
+    res = local_state(runner, log, env)
+    try:
+        dump = Drbd(runner, log, env.resource, env.conf).dump()
+    except OcfError as exc:
+        log.warning(f"{exc.reason}: assuming fencing resource-only, single primary")
+        dump = ""
+    doc = wait_for_cib(cib, deadline, log, reading)
     if not has_quorum(doc):
         raise Refused("this partition has no quorum: not placing the constraint, I/O stays frozen")
     peer = env.peer
@@ -468,18 +490,12 @@ def fence_peer(env: HandlerEnv, runner: Runner, log: Logger, deadline: Deadline,
         if len(others) != 1:
             raise Refused(f"cannot tell which peer to fence (cluster nodes besides {env.me}: {others})")
         peer = others[0]
-    res = local_state(runner, log, env)
     if env.up_to_date is not None:
         local_ok = env.me in env.up_to_date
         allowed = env.up_to_date - {peer}
     else:
         local_ok = res is not None and local_uptodate(res)
         allowed = frozenset({env.me}) if local_ok else frozenset()
-    try:
-        dump = Drbd(runner, log, env.resource, env.conf).dump()
-    except OcfError as exc:
-        log.warning(f"{exc.reason}: assuming fencing resource-only, single primary")
-        dump = ""
 
     def decide(doc: Element) -> Plan:
         return plan(

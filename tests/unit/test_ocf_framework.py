@@ -490,6 +490,26 @@ def test_runner_passes_input_and_env() -> None:
     assert result.out == "in\ny\n"
 
 
+def test_a_started_command_runs_while_the_caller_works(tmp_path: Path) -> None:
+    """fence-peer's CIB query runs while the handler reads DRBD's state: the command is under way before
+    the caller waits for it, and its timeout counts from its start."""
+    from tandem.ocf import CommandTimeout, ProcessRunner
+
+    marker = tmp_path / "ran"
+    wait = ProcessRunner().start(["sh", "-c", f"touch {marker}; echo done"], timeout=30)
+    for _ in range(600):  # nobody waits for it yet
+        if marker.exists():
+            break
+        time.sleep(0.05)
+    assert marker.exists(), "the started command did not run before its result was asked for"
+    result = wait()
+    assert (result.rc, result.out) == (0, "done\n")
+    late = ProcessRunner().start(["sleep", "30"], timeout=0.2)
+    time.sleep(0.3)
+    with pytest.raises(CommandTimeout):
+        late()
+
+
 # --- logging ----------------------------------------------------------------------------------------------
 
 

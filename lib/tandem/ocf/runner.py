@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 else:  # the same numbers: the signal module builds IntEnums (the enum module) on import
     from _signal import SIGKILL, SIGPIPE, SIGXFSZ
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from typing import Protocol
 
     from tandem.ocf.log import Logger
@@ -35,6 +35,10 @@ if TYPE_CHECKING:
             input: str | None = None,
             env: Mapping[str, str] | None = None,
         ) -> Result: ...
+
+        def start(self, argv: Sequence[str], *, timeout: float | None = None) -> Callable[[], Result]:
+            """Begin a command; the function returned waits for it (the caller works meanwhile)."""
+            ...
 
 
 # What the debug line keeps of a command's stderr.
@@ -88,86 +92,112 @@ class ProcessRunner:
         input: str | None = None,
         env: Mapping[str, str] | None = None,
     ) -> Result:
+        return self.start(argv, timeout=timeout, input=input, env=env)()
+
+    def start(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float | None = None,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Callable[[], Result]:
         if self.deadline is not None:
             timeout = self.deadline.budget(timeout, keep=self.keep)
         args = tuple(argv)
         started = time.monotonic()
-        rc, out, err = spawn(args, timeout, input, {**os.environ, **env} if env else os.environ)
-        if self.log is not None:
-            tail = " ".join(err.split())[-ERR_TAIL:]
-            took = time.monotonic() - started
-            self.log.debug(
-                f"ran {' '.join(args)}: rc {rc} in {took:.3f}s" + (f", stderr: {tail}" if tail else "")
-            )
-        return Result(args, rc, out, err)
+        child = Child(args, timeout, input, {**os.environ, **env} if env else os.environ)
+
+        def wait() -> Result:
+            rc, out, err = child.finish()
+            if self.log is not None:
+                tail = " ".join(err.split())[-ERR_TAIL:]
+                took = time.monotonic() - started
+                self.log.debug(
+                    f"ran {' '.join(args)}: rc {rc} in {took:.3f}s" + (f", stderr: {tail}" if tail else "")
+                )
+            return Result(args, rc, out, err)
+
+        return wait
 
 
-def spawn(
-    argv: tuple[str, ...], timeout: float | None, input: str | None, env: Mapping[str, str]
-) -> tuple[int, str, str]:
-    """(exit code, stdout, stderr) of one command, its process group killed at the timeout.
+class Child:
+    """One command, spawned at once; `finish` feeds its input, collects its output and reaps it, killing its
+    process group at the timeout (counted from the spawn).
 
     The pipes are close-on-exec (Python's default), so the child keeps only what is dup'ed to 0, 1 and 2;
-    SIGPIPE is reset to default there, as subprocess does.
+    SIGPIPE is reset to default there, as subprocess does. A child whose output fills a pipe waits for
+    `finish`, as it would for any slow reader.
     """
-    (in_r, in_w), (out_r, out_w), (err_r, err_w) = os.pipe(), os.pipe(), os.pipe()
-    actions = [
-        (os.POSIX_SPAWN_DUP2, in_r, 0),
-        (os.POSIX_SPAWN_DUP2, out_w, 1),
-        (os.POSIX_SPAWN_DUP2, err_w, 2),
-    ]
-    try:
-        pid = os.posix_spawnp(
-            argv[0], argv, env, file_actions=actions, setsid=True, setsigdef=(SIGPIPE, SIGXFSZ)
-        )
-    except FileNotFoundError:
-        raise CommandMissing(f"{argv[0]}: not found") from None
-    finally:
-        for fd in (in_r, out_w, err_w):
-            os.close(fd)
-    pending = (input or "").encode()
-    chunks: dict[int, list[bytes]] = {out_r: [], err_r: []}
-    exited = os.pidfd_open(pid)
-    poller = select.poll()
-    for fd in (out_r, err_r, exited):
-        poller.register(fd, select.POLLIN)
-    if pending:
-        os.set_blocking(in_w, False)
-        poller.register(in_w, select.POLLOUT)
-    else:
-        os.close(in_w)
-    waiting = {out_r, err_r, exited} | ({in_w} if pending else set())
-    end = None if timeout is None else time.monotonic() + timeout
-    try:
-        while waiting:
-            left = None if end is None else end - time.monotonic()
-            if left is not None and left <= 0:
-                _kill_group(pid)
-                raise CommandTimeout(f"{' '.join(argv)} timed out after {timeout:.1f}s")
-            for fd, _ in poller.poll(None if left is None else max(1, int(left * 1000))):
-                if fd == in_w:
-                    try:
-                        pending = pending[os.write(in_w, pending[:65536]) :]
-                    except BrokenPipeError:
-                        pending = b""
-                    done = not pending
-                elif fd == exited:
-                    done = True
-                else:
-                    data = os.read(fd, 65536)
-                    chunks[fd].append(data)
-                    done = not data
-                if done:
-                    poller.unregister(fd)
-                    waiting.discard(fd)
+
+    def __init__(
+        self, argv: tuple[str, ...], timeout: float | None, input: str | None, env: Mapping[str, str]
+    ) -> None:
+        (in_r, self.in_w), (self.out_r, out_w), (self.err_r, err_w) = os.pipe(), os.pipe(), os.pipe()
+        actions = [
+            (os.POSIX_SPAWN_DUP2, in_r, 0),
+            (os.POSIX_SPAWN_DUP2, out_w, 1),
+            (os.POSIX_SPAWN_DUP2, err_w, 2),
+        ]
+        try:
+            self.pid = os.posix_spawnp(
+                argv[0], argv, env, file_actions=actions, setsid=True, setsigdef=(SIGPIPE, SIGXFSZ)
+            )
+        except FileNotFoundError:
+            for fd in (self.in_w, self.out_r, self.err_r):
+                os.close(fd)
+            raise CommandMissing(f"{argv[0]}: not found") from None
+        finally:
+            for fd in (in_r, out_w, err_w):
+                os.close(fd)
+        self.argv, self.timeout, self.input = argv, timeout, input
+        self.end = None if timeout is None else time.monotonic() + timeout
+
+    def finish(self) -> tuple[int, str, str]:
+        """(exit code, stdout, stderr)."""
+        argv, pid, in_w, out_r, err_r = self.argv, self.pid, self.in_w, self.out_r, self.err_r
+        pending = (self.input or "").encode()
+        chunks: dict[int, list[bytes]] = {out_r: [], err_r: []}
+        exited = os.pidfd_open(pid)
+        poller = select.poll()
+        for fd in (out_r, err_r, exited):
+            poller.register(fd, select.POLLIN)
+        if pending:
+            os.set_blocking(in_w, False)
+            poller.register(in_w, select.POLLOUT)
+        else:
+            os.close(in_w)
+        waiting = {out_r, err_r, exited} | ({in_w} if pending else set())
+        try:
+            while waiting:
+                left = None if self.end is None else self.end - time.monotonic()
+                if left is not None and left <= 0:
+                    _kill_group(pid)
+                    raise CommandTimeout(f"{' '.join(argv)} timed out after {self.timeout:.1f}s")
+                for fd, _ in poller.poll(None if left is None else max(1, int(left * 1000))):
                     if fd == in_w:
-                        os.close(in_w)
-        status = os.waitpid(pid, 0)[1]
-    finally:
-        for fd in (out_r, err_r, exited, *((in_w,) if in_w in waiting else ())):
-            os.close(fd)
-    out, err = (b"".join(chunks[fd]).decode("utf-8", "replace") for fd in (out_r, err_r))
-    return os.waitstatus_to_exitcode(status), out, err
+                        try:
+                            pending = pending[os.write(in_w, pending[:65536]) :]
+                        except BrokenPipeError:
+                            pending = b""
+                        done = not pending
+                    elif fd == exited:
+                        done = True
+                    else:
+                        data = os.read(fd, 65536)
+                        chunks[fd].append(data)
+                        done = not data
+                    if done:
+                        poller.unregister(fd)
+                        waiting.discard(fd)
+                        if fd == in_w:
+                            os.close(in_w)
+            status = os.waitpid(pid, 0)[1]
+        finally:
+            for fd in (out_r, err_r, exited, *((in_w,) if in_w in waiting else ())):
+                os.close(fd)
+        out, err = (b"".join(chunks[fd]).decode("utf-8", "replace") for fd in (out_r, err_r))
+        return os.waitstatus_to_exitcode(status), out, err
 
 
 def _kill_group(pid: int) -> None:
