@@ -29,6 +29,7 @@ from lab.three_nodes import (
     client_round_trip,
     client_round_trip_by_restarts,
     partition_2_1,
+    single_primary,
     storage_loss_under_client,
 )
 
@@ -47,17 +48,6 @@ class AnchorTiebreakerCluster(TiebreakerCluster):
     @classmethod
     def crm(cls) -> str:
         return single_primary(anchor_crm(TiebreakerCluster.crm()))
-
-
-def single_primary(crm: str) -> str:
-    """One Promoted instance, and no live migration (it needs the VM's source and target Promoted at once:
-    with allow-migrate Pacemaker plans one anyway, and the transition waits forever for a demote that
-    waits for the VM's stop)."""
-    if "promoted-max=2" not in crm or "allow-migrate=true" not in crm:
-        raise ValueError("the crm block has no promoted-max=2 and allow-migrate=true to turn off")
-    return crm.replace("promoted-max=2", "promoted-max=1").replace(
-        "allow-migrate=true", "allow-migrate=false"
-    )
 
 
 @dataclass(frozen=True)

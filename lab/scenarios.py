@@ -187,6 +187,8 @@ class VmCluster:
     node_count: ClassVar[int] = 2
     resync_kib_s: ClassVar[float] = RESYNC_KIB_S
     promoted_max: ClassVar[int] = 2  # Promoted instances of the clone when healthy (the crm's promoted-max)
+    kernel: ClassVar[str | None] = None  # the emulated DRBD release (None: the emulator's default)
+    reconcile_s: ClassVar[float | None] = None  # how long 9.2.19's hold after a Primary loss lasts
 
     # ---- set-up ----------------------------------------------------------------------------
     @classmethod
@@ -225,7 +227,9 @@ class VmCluster:
         emu.mkdir(parents=True)
         conf = emu / "drbd.conf"
         conf.write_text(cls.drbd_conf(base.net))
-        initial_sync(emu, conf, RES, resync_kib_s=cls.resync_kib_s)
+        initial_sync(
+            emu, conf, RES, resync_kib_s=cls.resync_kib_s, kernel=cls.kernel, reconcile_s=cls.reconcile_s
+        )
         hosts = work / "hosts"
         names = "".join(f"{base.net}.{i} node{i}\n" for i in range(1, base.nodes + 1))
         hosts.write_text(f"127.0.0.1 localhost\n{names}")

@@ -4,8 +4,10 @@
 TiebreakerCluster   node1 and node2 with data, node3 an intentional diskless client and DRBD's quorum
                     tiebreaker, DRBD quorum instead of fence-peer handlers (README "Three nodes")
 ThreeDataCluster    the same blocks, node3 with a disk of its own
-client_round_trip, storage_loss_under_client, partition_2_1, vm_node_shutdown: the scenarios, each
-returning what it measured and raising ScenarioError when the cluster does not do what it should
+HeldSurvivorCluster three data nodes, one Promoted instance, DRBD 9.2.19's hold after a Primary loss
+client_round_trip, storage_loss_under_client, partition_2_1, vm_node_shutdown, primary_loss_while_held:
+the scenarios, each returning what it measured and raising ScenarioError when the cluster does not do what
+it should
 """
 
 from __future__ import annotations
@@ -78,6 +80,31 @@ class ThreeDataCluster(TiebreakerCluster):
     """The README's other three-node shape: the same blocks, node3 with a disk of its own."""
 
     clients: ClassVar[tuple[str, ...]] = ()
+
+
+class HeldSurvivorCluster(ThreeDataCluster):
+    """Three data nodes with one Promoted instance (the anchor's only shape) on DRBD 9.2.19, which holds a
+    Secondary that lost the Primary at Consistent until it has reconciled with the other survivors; the
+    hold is stretched to `reconcile_s` (a real one takes round trips) so that the promotion meets it."""
+
+    promoted_max: ClassVar[int] = 1
+    kernel: ClassVar[str | None] = "9.2.19"
+    reconcile_s: ClassVar[float | None] = 10.0
+
+    @classmethod
+    def crm(cls) -> str:
+        return single_primary(ThreeDataCluster.crm())
+
+
+def single_primary(crm: str) -> str:
+    """One Promoted instance, and no live migration (it needs the VM's source and target Promoted at once:
+    with allow-migrate Pacemaker plans one anyway, and the transition waits forever for a demote that
+    waits for the VM's stop)."""
+    if "promoted-max=2" not in crm or "allow-migrate=true" not in crm:
+        raise ValueError("the crm block has no promoted-max=2 and allow-migrate=true to turn off")
+    return crm.replace("promoted-max=2", "promoted-max=1").replace(
+        "allow-migrate=true", "allow-migrate=false"
+    )
 
 
 def readme_block(name: str, fallback: Path) -> str:
@@ -270,6 +297,64 @@ def vm_node_shutdown(vc: VmCluster) -> Leave:
     vc.wait(lambda s: leaver in s.online(), f"{leaver} back online")
     settled(vc, booted, f"the shutdown of {leaver}")
     return Leave(leaver, target, spare, off - t0, gaps)
+
+
+@dataclass(frozen=True)
+class HeldLoss:
+    victim: str  # the one Primary, vm1's node, powered off
+    promoted: str  # the survivor Pacemaker promoted
+    held: tuple[str, ...]  # the survivors seen held at Consistent after the loss
+    waited: bool  # the promote met the hold and waited for UpToDate (its own log line)
+    restarted_s: float  # power cut → vm1 started on the promoted survivor
+    gen_before: int
+    gen_found: int  # what the guest found there (checked: ≥ the last acknowledged)
+
+
+def primary_loss_while_held(vc: VmCluster) -> HeldLoss:
+    """DRBD 9.2.19+ (HeldSurvivorCluster): the one Primary, vm1's node, loses power; both survivors are held
+    at Consistent until they have reconciled. They keep the promotion scores they had (a score keyed on
+    UpToDate would vanish for the window), Pacemaker promotes one once the victim is fenced, its promote
+    waits for UpToDate, and vm1 restarts there from a copy with every acknowledged write. The victim then
+    returns and resyncs."""
+    from lab import faults
+    from lab.guest import serial
+
+    victim = vc.vm_node(healthy(vc, "a healthy cluster before the power cut"))
+    gen_before = vc.last_gen()
+    at = serial.size(vc.serial)
+    t0 = mark(vc, f"power cut of {victim} (the one Primary, vm1 there; generation {gen_before})")
+    faults.kill(vc.lab, victim)
+    held: set[str] = set()
+
+    def restarted(s: ClusterState) -> bool:
+        held.update(_held(vc))
+        return bool(s.locations(VM)) and s.locations(VM) != {victim}
+
+    state = vc.wait(restarted, "vm1 started on a survivor")
+    promoted_on = vc.vm_node(state)
+    started = mark(vc, f"vm1 started on {promoted_on}; survivors seen held at Consistent: {sorted(held)}")
+    failed = [r.id for r in state.instances(CLONE) if r.failed]
+    if failed:
+        raise ScenarioError(f"a DRBD action failed during the hold: {failed}")
+    found = serial.wait_for(vc.serial, r"disk gen=(\d+) boots=(\d+)", after=at, timeout=WAIT)
+    check_boot(vc, promoted_on, int(found.group(1)), gen_before)
+    log = vc.lab.node(promoted_on).dir / "var-log-pacemaker" / "pacemaker.log"
+    waited = "is Consistent after a Primary loss: waiting for UpToDate" in log.read_text(errors="replace")
+    power_back(vc, victim)
+    vc.wait(lambda s: victim in s.online(), f"{victim} back online")
+    kib = wait_resync(vc, t0)
+    mark(vc, f"DRBD resynced {kib} KiB to {victim}")
+    healthy(vc, "a healthy cluster after the Primary loss")
+    say_copies(vc, "after the Primary loss")
+    return HeldLoss(
+        victim, promoted_on, tuple(sorted(held)), waited, started - t0, gen_before, int(found.group(1))
+    )
+
+
+def _held(vc: VmCluster) -> list[str]:
+    """The nodes whose DRBD holds r0 at Consistent after a Primary loss (engine: reconcile_until)."""
+    nodes: dict[str, dict[str, dict[str, object]]] = vc.emu_state()["nodes"]  # type: ignore[assignment]
+    return [n for n, rs in nodes.items() if RES in rs and "reconcile_until" in rs[RES]]
 
 
 @dataclass(frozen=True)

@@ -92,11 +92,20 @@ def mesh_conf(
     return "\n".join([*lines, "}"]) + "\n"
 
 
-def initial_sync(emu_dir: Path, conf: Path, res: str = "r0", *, resync_kib_s: float | None = None) -> None:
+def initial_sync(
+    emu_dir: Path,
+    conf: Path,
+    res: str = "r0",
+    *,
+    resync_kib_s: float | None = None,
+    kernel: str | None = None,
+    reconcile_s: float | None = None,
+) -> None:
     """Fresh emulator state in `emu_dir` with `res` UpToDate on its data nodes and down (UG9 "Initial device
     synchronization": up on all, `primary --force` on one, the full sync, then secondary and down), run on
     the host with the fakes (no emulator kernel, no /dev/drbdN). `resync_kib_s` sets the resync speed used
-    from then on (the initial sync runs at the default speed)."""
+    from then on (the initial sync runs at the default speed); `kernel` the emulated DRBD release (9.2.19
+    holds a survivor of a Primary loss at Consistent) and `reconcile_s` how long that hold lasts."""
     from lab.drbd_emu import engine
     from lab.drbd_emu.install import write_wrappers
 
@@ -109,7 +118,7 @@ def initial_sync(emu_dir: Path, conf: Path, res: str = "r0", *, resync_kib_s: fl
 
     hosts = load(conf)[res].hosts
     data = [n for n, h in hosts.items() if any(v.disk != "none" for v in h.volumes.values())]
-    host(data[0], "drbd-emu", "init")
+    host(data[0], "drbd-emu", "init", *(("--kernel", kernel) if kernel else ()))
     for n in hosts:
         host(n, "drbdadm", "-c", str(conf), "up", res)
     host(data[0], "drbdadm", "-c", str(conf), "primary", "--force", res)
@@ -124,3 +133,5 @@ def initial_sync(emu_dir: Path, conf: Path, res: str = "r0", *, resync_kib_s: fl
             raise RuntimeError(f"the emulated initial sync of {res} did not complete: {metas}")
         if resync_kib_s is not None:
             st["resync_kib_s"] = resync_kib_s
+        if reconcile_s is not None:
+            st["reconcile_s"] = reconcile_s
