@@ -57,6 +57,30 @@ LIMITS = (
     "now.",
 )
 
+# What a run's violations turned out to be, from its kept history, timeline and node logs, and the commit
+# that fixed it (a run keeps the verdicts of the code it ran).
+FINDINGS = {
+    "tandem-10002": "corosync crashed after controld and stayed down, the node without quorum for good; the "
+    "lab's init now restarts it after 10 s, as the README's corosync.service drop-in does (8d9ce56)",
+    "tandem-10021": "the emulator completed a write that reached no copy; now re-issued, failed or held as "
+    "DRBD does (3437c0e)",
+    "tandem-10024": "the emulator kept I/O frozen after a failed fence-peer although the connection came "
+    "back; DRBD resumes it then (0929887)",
+    "tandem-13008": "a failed fence-peer left the Primary frozen for good; the DRBD monitor and the domain "
+    "stop now finish the fencing and resume I/O (a94306c, 927b295)",
+    "tandem-13012": "open: both Primaries StandAlone without a split brain; the node logs were lost with a "
+    "cluster rebuild (kept since a94306c)",
+    "tandem-13013": "DRBD up on a re-attached disk with no peer connection stayed so; the monitor now runs "
+    "drbdadm adjust (a94306c)",
+    "tandem-13018": "as tandem-13013 (a94306c)",
+    "tandem-15001": "three nodes: scores asked Pacemaker to swap the client's Primary slot to a data node "
+    "while vm1 was moved there, a transition whose graph loops; scores never ask for a swap since 65ed7cd",
+    "tandem-15002": "the emulator acknowledged a write from a node that had just lost quorum (on-no-quorum "
+    "io-error); fixed in the emulator (6cf26a4)",
+    "tandem-15101": "three nodes: a clean shutdown of vm1's node promoted the spare in the transition that "
+    "migrated vm1, whose graph loops; the spare has no score while the Primary slots are full since 65ed7cd",
+}
+
 
 def load(path: Path) -> list[dict[str, Any]]:
     return (
@@ -150,10 +174,22 @@ def markdown(
         rec = [r["recovery_s"] for r in mine if r["recovery_s"] is not None]
         spread = " / ".join(_fmt(percentile(rec, q)) for q in (50, 90, 100))
         out.append(f"| {agents} | {len(mine)} | {safety} | {live} | {spread} |")
-    commits: dict[str, int] = {}
+    out += [
+        "",
+        "## Per commit",
+        "",
+        "The code each run ran (its commit, in the order first run), and its runs with a violation.",
+        "",
+        "| commit | agents | runs | with a safety violation | with a liveness violation |",
+        "|---|---|---|---|---|",
+    ]
+    by_commit: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in runs:
-        commits[r.get("commit", "unrecorded")] = commits.get(r.get("commit", "unrecorded"), 0) + 1
-    out += ["", "Runs per commit of the code they ran: " + ", ".join(f"{c} {n}" for c, n in commits.items())]
+        by_commit.setdefault((str(r.get("commit") or "unrecorded")[:7], r["agents"]), []).append(r)
+    for (commit, agents), mine in by_commit.items():
+        safety = sum(any(v["checker"].startswith("S") for v in r["violations"]) for r in mine)
+        live = sum(any(v["checker"].startswith("L") for v in r["violations"]) for r in mine)
+        out.append(f"| {commit} | {agents} | {len(mine)} | {safety} | {live} |")
     out += [
         "",
         "## Per fault kind",
@@ -211,6 +247,7 @@ def markdown(
             f"- schedule (seed {r['seed']}): " + _events(r["schedule"]),
             f"- injected (s from the run's start): {steps}; healed at {r['healed_s']}s",
             *(f"- **{v['checker']}** at {v['t']}s: {v['detail']}" for v in r["violations"]),
+            *([f"- found: {FINDINGS[r['run']]}"] if r["run"] in FINDINGS else []),
             f"- replay: `{r['replay']}`",
             *(
                 [

@@ -506,6 +506,16 @@ def test_report_counts_runs_violations_and_recovery_per_kind() -> None:
     assert "`python3 -m lab campaign --agents tandem --faults power-cut --replay 1`" in text
 
 
+def test_report_counts_violations_per_commit_and_says_what_a_known_one_was() -> None:
+    old, fixed, fine = (run("tandem", ["power-cut"], 5.0, v) for v in (["L1"], ["S2"], []))
+    old.update(commit="c892ed1d1f", run="tandem-13008")
+    fixed.update(commit="c892ed1d1f", run="tandem-x")
+    fine["commit"] = "65ed7cd000"
+    text = report.markdown([old, fixed, fine], None)
+    assert "| c892ed1 | tandem | 2 | 1 | 1 |" in text and "| 65ed7cd | tandem | 1 | 0 | 0 |" in text
+    assert f"- found: {report.FINDINGS['tandem-13008']}" in text
+
+
 def test_report_counts_who_lost_each_fence_race() -> None:
     race = run("tandem", ["partition"], 5.0, [])
     race["splits"] = [
