@@ -420,20 +420,23 @@ class VmCluster:
 
     def check_copies(self, when: str) -> dict[str, int]:
         """Every node's own copy (read through its /dev/drbdN) holds at least the last generation the guest
-        acknowledged before the read; returns node → generation found. Raises ScenarioError otherwise."""
-        from lab.guest.disk import data_check, read_generation_on
+        acknowledged before the read, and each of the last ones in its journal slot (a copy taken as in
+        sync without the resync it needed shows there); returns node → generation found. Raises
+        ScenarioError otherwise."""
+        from lab.guest.disk import data_check, journal_check, read_copy_on
 
         acked = self.last_gen()
         found = {}
         for node in self.lab.live_nodes():
             try:
-                rec = read_generation_on(node, DEVICE)
+                rec, journal = read_copy_on(node, DEVICE)
             except subprocess.CalledProcessError as exc:
                 r = self.emu_state()["nodes"].get(node.name, {}).get(RES)  # type: ignore[attr-defined]
                 raise ScenarioError(
                     f"{node.name}'s copy of r0 {when}: {exc.stderr.strip()}; {self.drbd_summary()}; {r}"
                 ) from None
-            problem = data_check(rec, acked, f"{node.name}'s copy of r0 {when}")
+            where = f"{node.name}'s copy of r0 {when}"
+            problem = data_check(rec, acked, where) or journal_check(journal, acked, where)
             if problem:
                 raise ScenarioError(problem)
             found[node.name] = rec.gen if rec else 0

@@ -84,6 +84,7 @@ class Boot:
     acked: int
     found: int | None  # None: no generation record ("fresh")
     where: str = "at boot"
+    missing: str = ""  # the journal check's finding on that copy (lab.guest.disk.journal_check), if any
 
 
 @dataclass(frozen=True)
@@ -157,13 +158,14 @@ def s1_two_copies(h: History) -> list[Violation]:
 
 
 def s2_lost_write(h: History) -> list[Violation]:
-    return [
+    lost = [
         Violation(
             "S2", b.t, f"the guest had written generation {b.acked}, found {b.found} on its disk {b.where}"
         )
         for b in h.boots
         if (b.found is None and b.acked > 0) or (b.found is not None and b.found < b.acked)
     ]
+    return lost + [Violation("S2", b.t, b.missing) for b in h.boots if b.missing]
 
 
 def _served_stale(v: DrbdView) -> bool:

@@ -224,14 +224,16 @@ def _failure_timeout(vc: VmCluster) -> float | None:
 
 def disk_now(vc: VmCluster) -> checkers.Boot:
     """S2's end-of-run look: the generation on the DRBD device of the node running vm1, read there
-    (lab.guest.disk), against the last one the guest reported. With one shared backing disk this always
-    holds; it bites once the emulator keeps a data copy per node."""
-    from lab.guest.disk import read_generation_on
+    (lab.guest.disk), against the last one the guest reported, and the last ones in their journal slots
+    (a write that this copy missed although a later one reached it)."""
+    from lab.guest.disk import journal_check, read_copy_on
 
     acked = vc.last_gen()
     (node,) = qemu_processes(vc.lab)
-    rec = read_generation_on(vc.lab.node(node), f"/dev/drbd{MINOR}")
-    return checkers.Boot(time.time(), acked, None if rec is None else rec.gen, f"read on {node} at the end")
+    rec, journal = read_copy_on(vc.lab.node(node), f"/dev/drbd{MINOR}")
+    where = f"read on {node} at the end"
+    missing = journal_check(journal, acked, f"the disk {where}") or ""
+    return checkers.Boot(time.time(), acked, None if rec is None else rec.gen, where, missing)
 
 
 def keep_history(kept: Path, run: str, h: checkers.History) -> None:

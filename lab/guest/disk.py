@@ -11,8 +11,13 @@ Layout (little-endian, the rest of the sector is zero; guest.c writes the same):
    16  4  uptime_s  seconds since that boot at the time of the write
    20  4  check     FNV-1a of bytes 0..19
 
+Sectors 1..JOURNAL are the journal: generation g is written to sector 1 + g % JOURNAL before sector 0, so a
+copy that missed writes (a node taken as in sync without the resync: LINBIT/drbd#145) still shows it after
+later writes have reached sector 0 there.
+
 Run as a script (`python3 lab/guest/disk.py DEVICE`) inside a lab node to read a device that exists only
-in that node's mount namespace; it prints the record as JSON (or `null` for a disk never written).
+in that node's mount namespace; it prints `{"record": ..., "journal": {slot: ...}}` as JSON (`null` for a
+sector never written).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ if TYPE_CHECKING:  # this file also runs by path inside nodes, with no lab packa
 
 MAGIC = b"TANDGEN1"
 SECTOR = 512
+JOURNAL = 64  # journal slots, sectors 1..64 (guest.c)
 _FMT = "<8sIII"
 
 
@@ -71,13 +77,14 @@ def decode(sector: bytes) -> GenRecord | None:
     return GenRecord(gen, boots, uptime)
 
 
-def read_sector0(path: str) -> bytes:
-    """Sector 0 with O_DIRECT where the file system allows it.
+def read_sectors(path: str, count: int = 1) -> bytes:
+    """The first `count` sectors, with O_DIRECT where the file system allows it.
 
     Two loop devices over one shared file (the lab's dual-primary stand-in) each have their own page
     cache; a buffered read could return what this host read earlier, not what the guest wrote since.
     """
-    buf = mmap.mmap(-1, 4096)  # page-aligned, as O_DIRECT needs
+    size = -(-count * SECTOR // 4096) * 4096
+    buf = mmap.mmap(-1, size)  # page-aligned, as O_DIRECT needs
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
     except OSError:  # tmpfs and some others refuse O_DIRECT; their page cache is the only copy anyway
@@ -86,11 +93,63 @@ def read_sector0(path: str) -> bytes:
         n = os.preadv(fd, [buf], 0)
     finally:
         os.close(fd)
-    return bytes(buf[: min(n, SECTOR)])
+    return bytes(buf[: min(n, count * SECTOR)])
+
+
+def read_sector0(path: str) -> bytes:
+    return read_sectors(path)
 
 
 def read_generation(path: str) -> GenRecord | None:
     return decode(read_sector0(path))
+
+
+Journal = dict[int, "GenRecord | None"]  # slot (its sector) → the record there
+
+
+def read_copy(path: str) -> tuple[GenRecord | None, Journal]:
+    """Sector 0's record and the journal's."""
+    data = read_sectors(path, 1 + JOURNAL)
+    return decode(data[:SECTOR]), {slot: _slot(data, slot) for slot in range(1, 1 + JOURNAL)}
+
+
+def _slot(data: bytes, slot: int) -> GenRecord | None:
+    """A journal slot; a torn one (a write cut short, never an acknowledged one) counts as empty."""
+    try:
+        return decode(data[slot * SECTOR : (slot + 1) * SECTOR])
+    except (CorruptRecord, ValueError):
+        return None
+
+
+def journal_check(journal: Journal, acked: int, where: str) -> str | None:
+    """Every generation the guest acknowledged among its last JOURNAL must be in its slot (that one, or a
+    later generation of the same slot): a copy that missed writes fails here even when later writes put a
+    current record in sector 0. None when it holds; else the violation, with the generations missing."""
+    missing = []
+    for g in range(max(1, acked - JOURNAL + 1), acked + 1):
+        rec = journal.get(1 + g % JOURNAL)
+        if rec is None or rec.gen < g:
+            missing.append(g)
+    if not missing:
+        return None
+    return (
+        f"{where} lacks {len(missing)} acknowledged write(s) of the guest's last {JOURNAL} "
+        f"(generations {_ranges(missing)}; acknowledged up to {acked})"
+    )
+
+
+def _ranges(values: list[int]) -> str:
+    """[3, 4, 5, 9] → "3-5, 9"."""
+    out: list[str] = []
+    start = prev = values[0]
+    for v in [*values[1:], None]:
+        if v is not None and v == prev + 1:
+            prev = v
+            continue
+        out.append(str(start) if start == prev else f"{start}-{prev}")
+        if v is not None:
+            start = prev = v
+    return ", ".join(out)
 
 
 def data_check(found: GenRecord | None, acked: int, where: str) -> str | None:
@@ -108,9 +167,18 @@ def data_check(found: GenRecord | None, acked: int, where: str) -> str | None:
 
 def read_generation_on(node: NodeLike, device: str) -> GenRecord | None:
     """The record as `node` sees `device` (e.g. the DRBD emulator's /dev/drbd0, which exists only there)."""
+    return read_copy_on(node, device)[0]
+
+
+def read_copy_on(node: NodeLike, device: str) -> tuple[GenRecord | None, Journal]:
+    """Sector 0's record and the journal as `node` sees `device`."""
     out = node.run([sys.executable, str(Path(__file__).resolve()), device], timeout=30).stdout
     raw = json.loads(out)
-    return None if raw is None else GenRecord(**raw)
+
+    def rec(value: dict[str, int] | None) -> GenRecord | None:
+        return None if value is None else GenRecord(**value)
+
+    return rec(raw["record"]), {int(slot): rec(value) for slot, value in raw["journal"].items()}
 
 
 def main(argv: list[str]) -> int:
@@ -118,11 +186,15 @@ def main(argv: list[str]) -> int:
         print("usage: disk.py DEVICE|IMAGE", file=sys.stderr)
         return 2
     try:
-        rec = read_generation(argv[0])
+        rec, journal = read_copy(argv[0])
     except (OSError, ValueError) as exc:
         print(f"disk.py: {argv[0]}: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(None if rec is None else asdict(rec)))
+
+    def plain(r: GenRecord | None) -> dict[str, int] | None:
+        return None if r is None else asdict(r)
+
+    print(json.dumps({"record": plain(rec), "journal": {slot: plain(r) for slot, r in journal.items()}}))
     return 0
 
 

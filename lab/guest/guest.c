@@ -14,7 +14,9 @@
  * set is rewritten every tick (one store per 4 KiB page) and each page is checked to still hold the
  * previous tick's value first, so a page lost in the last pass of a migration shows up as dirty_bad.
  * Disk: sector 0 of the primary ATA master holds a generation record (layout in lab/guest/disk.py); at
- * boot the guest reads it, counts a boot, and then writes gen+1 every gen_s seconds (ATA PIO + FLUSH).
+ * boot the guest reads it, counts a boot, and then writes gen+1 every gen_s seconds (ATA PIO + FLUSH),
+ * first into its journal slot, sector 1 + (gen+1) % JOURNAL, then into sector 0: a copy that missed a write
+ * keeps an older record in that slot even after later writes, which sector 0 alone would hide.
  * ACPI: it polls PM1 PWRBTN_STS and enters S5 itself, so `virsh shutdown` is a real graceful shutdown.
  * Idle it sleeps in hlt. Kernel command line: "fill_mb=16 dirty_kb=4096 verify_s=2 gen_s=1"; corrupt_s=N
  * damages one filled word and one dirty page at second N, so tests can prove that the checks detect it.
@@ -198,6 +200,7 @@ static int ata_write(u32 lba, const u16 *buf) {
 
 /* ---- generation record in sector 0 (must match lab/guest/disk.py) ---- */
 #define REC_WORDS 6 /* magic[2], gen, boots, uptime_s, check */
+#define JOURNAL 64  /* journal slots, sectors 1..64 (must match lab/guest/disk.py) */
 static const u32 rec_magic[2] = {0x444e4154u, 0x314e4547u}; /* "TANDGEN1" little-endian */
 
 static u32 fnv1a(const u8 *p, u32 n) {
@@ -232,6 +235,7 @@ static int disk_write_gen(u32 uptime_s) {
     sector.d[0] = rec_magic[0]; sector.d[1] = rec_magic[1];
     sector.d[2] = gen + 1; sector.d[3] = boots; sector.d[4] = uptime_s;
     sector.d[5] = fnv1a(sector.b, 20);
+    if (ata_write(1 + (gen + 1) % JOURNAL, sector.w) < 0) return -1;
     if (ata_write(0, sector.w) < 0) return -1;
     gen++;
     return 0;

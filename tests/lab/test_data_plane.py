@@ -6,7 +6,9 @@ while connected; divergence while the replication link is cut (the cluster netwo
 exactly the changed blocks, from the node that wrote them; a Diskless Primary reading through its peer; and
 the guest-level data check with its negative control: a careless `drbdadm primary --force` on the stale side
 starts the guest on old data, and the check flags the lost writes, while the same move after the resync
-passes. No Pacemaker resources: DRBD and libvirt are driven by hand, as an operator would. About 60 s.
+passes; and the journal check with its control for LINBIT/drbd#145 (a returning node taken as in sync
+without the resync). No Pacemaker resources: DRBD and libvirt are driven by hand, as an operator would.
+About 90 s.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from lab.drbd_emu.replica import backing
 from lab.drbd_emu.tool import device_write_blocks
 from lab.guest import serial
 from lab.guest.build import ensure_built
-from lab.guest.disk import GenRecord, data_check, read_generation_on
+from lab.guest.disk import GenRecord, data_check, journal_check, read_copy_on, read_generation_on
 from lab.libvirt import GuestSpec, Libvirtd, domain_xml
 from lab.netns import Node
 
@@ -187,6 +189,48 @@ def test_the_data_check_catches_a_forced_promotion_of_the_stale_side(
     assert (
         data_check(GenRecord(found, 0, 0), written, f"the disk the guest booted from on {two.name}") is None
     )
+
+
+@pytest.mark.parametrize("bug", [False, True], ids=["resync", "drbd-145"])
+def test_the_journal_check_catches_a_return_taken_as_in_sync(drbd: Drbd, bug: bool) -> None:
+    """LINBIT/drbd#145's class of bug: a node that missed writes is marked UpToDate without the resync.
+    node2 is cut off while the guest writes on node1, then comes back; with the bug emulated (`no-resync`)
+    it is taken as in sync, and the guest's later writes reach its sector 0, so the generation check passes
+    there: the journal check names the writes its copy lacks. Without the bug the resync brings them."""
+    one, two = drbd.one, drbd.two
+    libvirtd = Libvirtd(one)
+    libvirtd.start()
+    log = drbd.lab.root / f"journal-vm-{bug}.serial"
+    name = f"journalvm{int(bug)}"
+    libvirtd.create(domain_xml(GuestSpec(name, ensure_built(), log, DEVICE), detect().domain_type))
+
+    def gens(count: int) -> int:
+        for _ in range(count):
+            serial.wait_for(log, r"alive t=\d+ gen=\d+", after=serial.size(log), timeout=60)
+        return serial.parse(serial.read(log)).gens[-1]
+
+    try:
+        gens(1)
+        if bug:
+            drbd.emu(one, "no-resync", "on")
+        drbd.cut()
+        missed = gens(3)
+        drbd.cut(heal=True)
+        poll(
+            lambda: (drbd.disk(two) == "UpToDate" and not drbd.state().get("resyncs")) or None, 60, "in sync"
+        )
+        acked = gens(2)
+        rec, journal = read_copy_on(two, DEVICE)
+    finally:
+        libvirtd.virsh("destroy", name, check=False)
+        drbd.emu(one, "no-resync", "off")
+    assert data_check(rec, acked, "node2's copy") is None  # sector 0 is current either way
+    problem = journal_check(journal, acked, "node2's copy")
+    if bug:
+        assert problem is not None and f"acknowledged up to {acked}" in problem, problem
+        assert str(missed) in problem  # among the generations named as lacking
+    else:
+        assert problem is None
 
 
 def test_a_diskless_primary_reads_through_its_peer(drbd: Drbd) -> None:

@@ -66,6 +66,9 @@ def test_guest_counts_generations_on_its_disk_and_obeys_the_power_button(
     assert log.verified >= 2 and not log.corrupt
     # gen= is printed only after that generation was written and flushed: the disk holds the last one
     assert disk.read_generation(str(image)) == disk.GenRecord(log.gens[-1], 1, log.heartbeats[-1])
+    assert (
+        disk.journal_check(disk.read_copy(str(image))[1], log.gens[-1], "the image") is None
+    )  # each in its slot
 
     second = boot("second", "fill_mb=4 dirty_kb=256 gen_s=1", image)
     serial.wait_for(second.log, r"alive t=2 gen=\d+")

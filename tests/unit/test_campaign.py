@@ -128,6 +128,14 @@ def test_s2_flags_a_boot_that_found_less_than_was_acknowledged() -> None:
     assert names(history(list(HEALTHY.samples), boots=(Boot(5.0, 42, None),))) == ["S2"]
 
 
+def test_s2_flags_a_copy_whose_journal_misses_acknowledged_writes() -> None:
+    """Sector 0 current (42) but writes 30-35 never reached that copy: LINBIT/drbd#145's class of bug."""
+    lacks = "the disk read on node1 at the end lacks 6 acknowledged write(s) ..."
+    h = history(list(HEALTHY.samples), boots=(Boot(5.0, 42, 42, "read on node1 at the end", lacks),))
+    assert [(v.checker, v.detail) for v in checkers.check(h)] == [("S2", lacks)]
+    assert checkers.history_from_json(checkers.history_to_json(h)).boots == h.boots  # kept and rejudged
+
+
 def test_s3_flags_a_promotion_of_outdated_data() -> None:
     samples = list(HEALTHY.samples)
     outdated = view("node2", role="Secondary", disk="Outdated", connected=frozenset())

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 from pathlib import Path
 
@@ -56,8 +57,52 @@ def test_disk_script_prints_json(tmp_path: Path, capsys: pytest.CaptureFixture[s
     img = tmp_path / "disk.img"
     img.write_bytes(bytes(8192))
     assert disk.main([str(img)]) == 0
-    assert capsys.readouterr().out.strip() == "null"
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["record"] is None and set(printed["journal"].values()) == {None}
     assert disk.main([str(tmp_path / "missing")]) == 1
+
+
+def journal_image(path: Path, gens: range, *, missing: range = range(0)) -> None:
+    """A disk as the guest leaves it after writing `gens`, except that the writes of `missing` never
+    reached this copy (sector 0 holds the last generation all the same)."""
+    sectors = bytearray(bytes((1 + disk.JOURNAL) * disk.SECTOR + 4096))
+    for g in gens:
+        if g in missing:
+            continue
+        slot = 1 + g % disk.JOURNAL
+        sectors[slot * disk.SECTOR : (slot + 1) * disk.SECTOR] = disk.encode(disk.GenRecord(g, 1, g))
+    sectors[: disk.SECTOR] = disk.encode(disk.GenRecord(gens[-1], 1, gens[-1]))
+    path.write_bytes(bytes(sectors))
+
+
+def test_the_journal_shows_writes_a_copy_missed_that_sector_0_hides(tmp_path: Path) -> None:
+    whole, stale = tmp_path / "whole.img", tmp_path / "stale.img"
+    journal_image(whole, range(1, 101))
+    journal_image(stale, range(1, 101), missing=range(80, 91))  # taken as in sync without the resync
+    for img in (whole, stale):
+        rec, _ = disk.read_copy(str(img))
+        assert disk.data_check(rec, 100, "copy") is None  # sector 0 is current on both
+    assert disk.journal_check(disk.read_copy(str(whole))[1], 100, "copy") is None
+    problem = disk.journal_check(disk.read_copy(str(stale))[1], 100, "node2's copy")
+    assert problem == (
+        "node2's copy lacks 11 acknowledged write(s) of the guest's last 64 (generations 80-90; "
+        "acknowledged up to 100)"
+    )
+    # older than the journal reaches: rewritten since, nothing to see (the check says so only in its window)
+    assert disk.journal_check(disk.read_copy(str(stale))[1], 160, "copy") is not None
+    journal_image(stale, range(1, 161), missing=range(80, 91))
+    assert disk.journal_check(disk.read_copy(str(stale))[1], 160, "copy") is None
+
+
+def test_a_torn_journal_slot_counts_as_empty(tmp_path: Path) -> None:
+    img = tmp_path / "torn.img"
+    journal_image(img, range(1, 11))
+    data = bytearray(img.read_bytes())
+    data[11 * disk.SECTOR + 9] ^= 1  # generation 10's slot
+    img.write_bytes(bytes(data))
+    assert disk.journal_check(disk.read_copy(str(img))[1], 10, "copy") == (
+        "copy lacks 1 acknowledged write(s) of the guest's last 64 (generations 10; acknowledged up to 10)"
+    )
 
 
 LOG = """\r
