@@ -511,6 +511,7 @@ def test_report_counts_runs_violations_and_recovery_per_kind() -> None:
     assert rows[("move", "tandem")].runs == 1 and rows[("power-cut", "anchors")].runs == 1
     text = report.markdown(runs, None)
     assert "| power-cut | tandem | 3 | 1 | · | · | · | · | · | 1 | · | · | 10.0 / 20.0 / 20.0 | 1 |" in text
+    assert "| (all) | tandem | 3 | 12.0 / 12.0 / 12.0 |" in text and "| move | tandem | 1 | 12.0" in text  # L2
     assert "`python3 -m lab campaign --agents tandem --faults power-cut --replay 1`" in text
 
 
