@@ -293,6 +293,17 @@ def test_down_peer_exit_7(tmp_path):
     assert not c.stonith_calls
 
 
+def test_the_local_reads_run_while_the_cib_query_runs(tmp_path):
+    """I/O is frozen while the handler runs: its CIB query (the slowest wait) is begun first, and DRBD's
+    state and configuration are read while cibadmin answers (a recording runner answers in call order)."""
+    c = make(tmp_path, Peer.REACHABLE)
+    assert fence(c) == PEER_OUTDATED
+    first_write = next(i for i, a in enumerate(c.calls) if a[:2] == ("cibadmin", "--create"))
+    reads = [a[:2] for a in c.calls[:first_write]]
+    assert reads[0] == ("cibadmin", "--query") and reads.count(("cibadmin", "--query")) == 1
+    assert ("drbdsetup", "status") in reads and ("drbdadm", "dump") in reads
+
+
 def test_unclean_peer_resource_only_exit_5_with_constraint(tmp_path):
     c = make(tmp_path, Peer.UNCLEAN)
     assert fence(c) == PEER_UNREACHABLE

@@ -114,7 +114,8 @@ def peer_disks_known(res: Resource) -> bool:
 
 
 def peers_in_role(res: Resource, role: Role, *, with_data: bool = False) -> list[str]:
-    """The connected peers in `role`; `with_data`: only those with UpToDate data on every volume."""
+    """The peers in `role` (DRBD knows a peer's role only while connected to it); `with_data`: only those with
+    UpToDate data on every volume."""
     return [
         peer_name(c)
         for c in res.connections
