@@ -270,9 +270,10 @@ class Leave:
 
 def vm_node_shutdown(vc: VmCluster) -> Leave:
     """A clean shutdown of the data node that runs vm1 (README "Three nodes"): vm1 live-migrates to the other
-    Promoted data node, the leaver is demoted and stopped, and only then is the spare promoted into the freed
-    slot (with a promotion score the spare would be promoted in that same transition, whose graph loops:
-    campaign run tandem-15101). Then the node is powered on again and the cluster is healthy."""
+    Promoted data node, the leaver is demoted and stopped, and the spare is promoted into the freed slot
+    (with a promotion score while the slots were full it would be promoted in the shutdown's own transition,
+    whose graph loops: campaign run tandem-15101, where the shutdown hung). Then the node is powered on
+    again and the cluster is healthy."""
     from lab import faults
     from lab.guest import serial
 
@@ -320,15 +321,15 @@ def primary_loss_while_held(vc: VmCluster) -> HeldLoss:
     from lab.guest import serial
 
     victim = vc.vm_node(healthy(vc, "a healthy cluster before the power cut"))
-    gen_before = vc.last_gen()
     at = serial.size(vc.serial)
-    t0 = mark(vc, f"power cut of {victim} (the one Primary, vm1 there; generation {gen_before})")
+    t0 = mark(vc, f"power cut of {victim} (the one Primary, vm1 there)")
     faults.kill(vc.lab, victim)
+    gen_before = vc.last_gen()  # read after the cut: every write the guest acknowledged before it
     held: set[str] = set()
 
     def restarted(s: ClusterState) -> bool:
         held.update(_held(vc))
-        return bool(s.locations(VM)) and s.locations(VM) != {victim}
+        return bool(s.locations(VM)) and victim not in s.locations(VM)
 
     state = vc.wait(restarted, "vm1 started on a survivor")
     promoted_on = vc.vm_node(state)

@@ -31,9 +31,15 @@ class RecordingRunner:
         return self.answer(call, timeout)
 
     def start(self, argv: Sequence[str], *, timeout: float | None = None) -> Callable[[], Result]:
-        """Recorded and answered at once, in call order: what the caller does meanwhile comes after it."""
-        result = self.run(argv, timeout=timeout)
-        return lambda: result
+        """Recorded and answered at once, in call order: what the caller does meanwhile comes after it.
+        Its result is collected once, as a real child's is."""
+        results = [self.run(argv, timeout=timeout)]
+
+        def wait() -> Result:
+            assert results, f"the result of {argv} was collected twice"
+            return results.pop()
+
+        return wait
 
     def answer(self, argv: tuple[str, ...], timeout: float) -> Result:
         raise NotImplementedError

@@ -189,7 +189,10 @@ def s3_stale_primary(h: History) -> list[Violation]:
             newer = sorted(  # a connected peer's higher count is a write in flight: protocol C delivers it
                 n for n, g in gens.items() if n not in (v.node, *v.connected) and g > gens.get(v.node, g)
             )
-            if promoted and v.disk != "UpToDate" and not (v.client and v.served()):
+            # a disk that failed as the promotion ran (a sample apart): DRBD serves that Primary's I/O
+            # through its UpToDate peer, as it does a client's (tandem-16317)
+            diskless = v.client or v.disk in ("Diskless", "Failed")
+            if promoted and v.disk != "UpToDate" and not (diskless and v.served()):
                 found.append(Violation("S3", s.t, f"{v.node} promoted with {v.disk} data"))
             elif (
                 promoted

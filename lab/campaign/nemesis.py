@@ -23,7 +23,7 @@ from lab import faults
 from lab.campaign import controls
 from lab.campaign.checkers import Injection
 from lab.campaign.schedule import Event
-from lab.cluster import LabError, sh
+from lab.cluster import LabError, poll, sh
 from lab.libvirt import Libvirtd, LibvirtError
 from lab.netns import Node, NodeDown
 from lab.scenarios import RES, VM, VmCluster, qemu_processes
@@ -272,7 +272,17 @@ class Nemesis:
             if not st["faults"].pop(key, None):
                 return
         if self.lab.node(node).is_on():
+            poll(lambda: self._detached(node) or None, 30, f"{node}'s failed disk detached")
             self.lab.run(node, ["drbdadm", "attach", RES], check=True, timeout=60)
+
+    def _detached(self, node: str) -> bool:
+        """DRBD has finished with the failed disk (Failed → Diskless): the operator's new one can be
+        attached (an attach while it is still Failed would find a disk there; tandem-16317 was left
+        Diskless so)."""
+        from lab.drbd_emu import engine
+
+        r = engine.res_state(engine.Store(self.vc.emu_dir).read(only=RES), node, RES)
+        return r is None or r["disks"]["0"]["state"] != "Failed"
 
     def _handlers(self, fault: str | int | None) -> None:
         """Every node's fence-peer handler hangs, fails with `fault`, or (None) runs normally again."""

@@ -304,7 +304,11 @@ class Configs(Mapping[str, ResourceConfig]):
 RACY_NS = 1_000_000_000  # a file changed this close to the cache's writing is checked by content (git's rule)
 
 
+CACHE_FORMAT = 2  # raise when ResourceConfig & co. change shape: an older cache is then parsed anew
+
+
 class _Cached(NamedTuple):
+    format: int
     stats: list[tuple[str, int, int, int]]  # per file: path, inode, size, ctime (any write changes it)
     digest: str  # of every file's content
     written_ns: int
@@ -323,6 +327,7 @@ def load_cached(path: str | Path, cache_dir: Path) -> Mapping[str, ResourceConfi
     if files is None:
         return load(p)
     names = [str(p), *files]
+    checked_ns = time.time_ns()  # before the stats: a write after this is racy for the next call
     try:
         stats = [(f, st.st_ino, st.st_size, st.st_ctime_ns) for f in names for st in (os.stat(f),)]
     except OSError:
@@ -336,12 +341,12 @@ def load_cached(path: str | Path, cache_dir: Path) -> Mapping[str, ResourceConfi
     except OSError:
         return load(p)
     if stored and stored.digest == digest:
-        _write_cache(cache, stored._replace(stats=stats, written_ns=time.time_ns()))
+        _write_cache(cache, stored._replace(stats=stats, written_ns=checked_ns))
         return Configs(stored.blobs)
     configs = load(p)
     if not any(_included(Path(f)) for f in files):
         blobs = {name: pickle.dumps(cfg) for name, cfg in configs.items()}
-        _write_cache(cache, _Cached(stats, digest, time.time_ns(), blobs))
+        _write_cache(cache, _Cached(CACHE_FORMAT, stats, digest, checked_ns, blobs))
     return configs
 
 
@@ -357,7 +362,8 @@ def _read_cache(cache: Path) -> _Cached | None:
     try:
         with open(cache, "rb") as fh:
             stored = pickle.load(fh)  # noqa: S301 (the emulator's own file)
-        return _Cached(*stored)
+        cached = _Cached(*stored)
+        return cached if cached.format == CACHE_FORMAT else None
     except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError):
         return None  # none yet, or from another version of this module
 

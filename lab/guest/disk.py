@@ -114,26 +114,35 @@ def read_copy(path: str) -> tuple[GenRecord | None, Journal]:
 
 
 def _slot(data: bytes, slot: int) -> GenRecord | None:
-    """A journal slot; a torn one (a write cut short, never an acknowledged one) counts as empty."""
+    """A journal slot; a torn one (a write cut short) counts as empty."""
     try:
         return decode(data[slot * SECTOR : (slot + 1) * SECTOR])
     except (CorruptRecord, ValueError):
         return None
 
 
-def journal_check(journal: Journal, acked: int, where: str) -> str | None:
-    """Every generation the guest acknowledged among its last JOURNAL must be in its slot (that one, or a
-    later generation of the same slot): a copy that missed writes fails here even when later writes put a
-    current record in sector 0. None when it holds; else the violation, with the generations missing."""
+def journal_missing(journal: Journal, acked: int) -> list[int]:
+    """The acknowledged generations of the guest's last JOURNAL - 1 that `journal` lacks. Generation g's
+    slot may hold g, or a later generation of the same slot written since `acked` was read (at most half
+    a journal later); anything else (older, or from another run of generations) is missing. The oldest
+    slot is left out: the guest may be rewriting it with acked + 1 as it is read."""
     missing = []
-    for g in range(max(1, acked - JOURNAL + 1), acked + 1):
+    for g in range(max(1, acked - JOURNAL + 2), acked + 1):
         rec = journal.get(1 + g % JOURNAL)
-        if rec is None or rec.gen < g:
+        if rec is None or rec.gen < g or (rec.gen - g) % JOURNAL or rec.gen > acked + JOURNAL // 2:
             missing.append(g)
+    return missing
+
+
+def journal_check(journal: Journal, acked: int, where: str) -> str | None:
+    """Every generation the guest acknowledged among its last ones must be in its slot: a copy that missed
+    writes fails here even when later writes put a current record in sector 0. None when it holds; else
+    the violation, with the generations missing."""
+    missing = journal_missing(journal, acked)
     if not missing:
         return None
     return (
-        f"{where} lacks {len(missing)} acknowledged write(s) of the guest's last {JOURNAL} "
+        f"{where} lacks {len(missing)} acknowledged write(s) of the guest's last {JOURNAL - 1} "
         f"(generations {_ranges(missing)}; acknowledged up to {acked})"
     )
 

@@ -412,8 +412,8 @@ def wait_for_cib(
     a query already started."""
     while True:
         try:
-            doc = first() if first is not None else cib.query()
-            first = None
+            query, first = first or cib.query, None
+            doc = query()
             if dc_known(doc):
                 return doc
             problem = "DC election in progress"
@@ -480,6 +480,9 @@ def fence_peer(env: HandlerEnv, runner: Runner, log: Logger, deadline: Deadline,
         dump = Drbd(runner, log, env.resource, env.conf).dump()
     except OcfError as exc:
         log.warning(f"{exc.reason}: assuming fencing resource-only, single primary")
+        dump = ""
+    except Exception as exc:  # nothing may skip collecting the query under way (a timeout, drbdadm missing)
+        log.warning(f"drbdadm dump {env.resource}: {exc}: assuming fencing resource-only, single primary")
         dump = ""
     doc = wait_for_cib(cib, deadline, log, reading)
     if not has_quorum(doc):

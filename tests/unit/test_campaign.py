@@ -146,6 +146,22 @@ def test_s3_flags_a_promotion_of_outdated_data() -> None:
     assert [v.detail for v in found] == ["node2 promoted with Outdated data"]
 
 
+def test_s3_accepts_a_disk_that_failed_as_the_promotion_ran() -> None:
+    """tandem-16317: promoted on UpToDate data, the disk failed a moment later, the samples a step apart
+    show Secondary/UpToDate, then Primary/Failed: its I/O goes to the connected UpToDate peer. Alone it
+    would be a stale Primary."""
+    samples = list(HEALTHY.samples)
+    samples[10] = Sample(10.0, ALL, ("node1",), (view("node1"), view("node2", role="Secondary")), None)
+    failed = view("node2", role="Primary", disk="Failed")
+    samples[11] = Sample(11.0, ALL, ("node1",), (view("node1"), failed), None)
+    assert checkers.s3_stale_primary(history(samples)) == []
+    alone = (view("node1", connected=frozenset()), replace(failed, connected=frozenset()))
+    samples[11] = Sample(11.0, ALL, ("node1",), alone, None)
+    assert [v.detail for v in checkers.s3_stale_primary(history(samples))] == [
+        "node2 promoted with Failed data"
+    ]
+
+
 def test_s3_flags_a_promotion_while_a_peer_holds_newer_data() -> None:
     samples = list(HEALTHY.samples)
     alone = view("node2", role="Secondary", connected=frozenset())
@@ -511,7 +527,9 @@ def test_report_counts_runs_violations_and_recovery_per_kind() -> None:
     assert rows[("move", "tandem")].runs == 1 and rows[("power-cut", "anchors")].runs == 1
     text = report.markdown(runs, None)
     assert "| power-cut | tandem | 3 | 1 | · | · | · | · | · | 1 | · | · | 10.0 / 20.0 / 20.0 | 1 |" in text
-    assert "| (all) | tandem | 3 | 12.0 / 12.0 / 12.0 |" in text and "| move | tandem | 1 | 12.0" in text  # L2
+    assert (
+        "| (all) | tandem | 3 | 12.0 / 12.0 / 12.0 |" in text and "| move | tandem | 1 | 12.0" in text
+    )  # L2
     assert "`python3 -m lab campaign --agents tandem --faults power-cut --replay 1`" in text
 
 

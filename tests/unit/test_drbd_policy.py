@@ -53,13 +53,14 @@ def test_a_client_has_its_own_tier_only_while_data_is_reachable_with_quorum(
     yields = (
         promoted_max == 2
         and bool(peers_in_role(res, Role.SECONDARY, with_data=True))
-        and all(d.open is False for d in res.devices)
+        and (res.role is Role.SECONDARY or all(d.open is False for d in res.devices))
     )
     if reachable and (
         (res.role is Role.PRIMARY and not yields)
         or (
             res.role is Role.SECONDARY
             and not slots_full
+            and not yields
             and (not remove_if_peer_primary or promoted_max == 2)
         )
     ):
@@ -212,7 +213,7 @@ def test_a_secondary_has_no_score_while_the_primary_slots_are_full():
             assert promotion_score(full, promoted_max=2).reason == (
                 "the Primary slots are full (peer0, peer1 Primary, promoted-max=2)"
             )
-        assert score(three_nodes(me, (p, False), (s, False)), promoted_max=2) > 0
+        assert score(three_nodes(me, (p, False)), promoted_max=2) > 0  # the other data node is away
         assert score(three_nodes(me, (p, False), (p, False)), promoted_max=1) > 0  # remove_if_peer_primary's
     assert (
         score(three_nodes(healthy(p), (p, False), (s, False)), promoted_max=2) == 10000
@@ -229,7 +230,7 @@ def test_an_idle_client_primary_yields_its_slot_to_a_secondary_with_data():
     busy = replace(client, devices=tuple(replace(d, open=True) for d in client.devices))
     back = three_nodes(idle, (p, False), (s, False))
     assert promotion_score(back, promoted_max=2).reason == (
-        "diskless client Primary, not in use, while peer1 with data is Secondary"
+        "diskless client not in use while peer1 with data is Secondary"
     )
     assert score(three_nodes(busy, (p, False), (s, False)), promoted_max=2) == 100
     assert score(three_nodes(client, (p, False), (s, False)), promoted_max=2) == 100  # open unknown: kept
@@ -239,6 +240,10 @@ def test_an_idle_client_primary_yields_its_slot_to_a_secondary_with_data():
     resyncing = replace(resyncing, connections=(conns[0], replace(conns[1], peer_devices=inconsistent)))
     assert score(resyncing, promoted_max=2) == 100  # that node is not ready yet
     assert score(back, promoted_max=1) == 100  # single primary: its score is lower than that node's anyway
+    # demoted, it does not take the slot back while that node is Secondary (no flapping when that node
+    # cannot be promoted: a ban, maintenance); it does once that node is gone
+    assert score(replace(back, role=s), promoted_max=2) == -1
+    assert score(three_nodes(replace(idle, role=s), (p, False)), promoted_max=2) == 100
 
 
 @pytest.mark.parametrize(

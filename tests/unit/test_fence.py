@@ -140,8 +140,12 @@ class Cluster(RecordingRunner):
     two_primaries: bool = False
     stonith_rc: int = 0
     opened: bool = False  # the device held open here (a VM runs on it)
+    cib_down: int = 0  # this many CIB queries fail first (the CIB does not answer yet)
 
     def answer(self, argv: tuple[str, ...], timeout: float) -> Result:
+        if argv[:2] == ("cibadmin", "--query") and self.cib_down:
+            self.cib_down -= 1
+            return Result(argv, 107, "", "Could not connect to the CIB: Transport endpoint is not connected")
         if argv[0] == "cibadmin":
             return ProcessRunner().run(argv, timeout=timeout, env={"CIB_file": str(self.cib)})
         if argv[:2] == ("drbdadm", "--version"):
@@ -302,6 +306,13 @@ def test_the_local_reads_run_while_the_cib_query_runs(tmp_path):
     reads = [a[:2] for a in c.calls[:first_write]]
     assert reads[0] == ("cibadmin", "--query") and reads.count(("cibadmin", "--query")) == 1
     assert ("drbdsetup", "status") in reads and ("drbdadm", "dump") in reads
+
+
+def test_a_cib_that_does_not_answer_at_first_is_waited_for(tmp_path):
+    """The query begun first fails; the handler asks again (a new query, not the collected one)."""
+    c = make(tmp_path, Peer.REACHABLE, cib_down=2)
+    assert fence(c) == PEER_OUTDATED
+    assert [a[:2] for a in c.calls].count(("cibadmin", "--query")) >= 3
 
 
 def test_unclean_peer_resource_only_exit_5_with_constraint(tmp_path):

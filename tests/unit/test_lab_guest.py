@@ -85,13 +85,24 @@ def test_the_journal_shows_writes_a_copy_missed_that_sector_0_hides(tmp_path: Pa
     assert disk.journal_check(disk.read_copy(str(whole))[1], 100, "copy") is None
     problem = disk.journal_check(disk.read_copy(str(stale))[1], 100, "node2's copy")
     assert problem == (
-        "node2's copy lacks 11 acknowledged write(s) of the guest's last 64 (generations 80-90; "
+        "node2's copy lacks 11 acknowledged write(s) of the guest's last 63 (generations 80-90; "
         "acknowledged up to 100)"
     )
     # older than the journal reaches: rewritten since, nothing to see (the check says so only in its window)
     assert disk.journal_check(disk.read_copy(str(stale))[1], 160, "copy") is not None
     journal_image(stale, range(1, 161), missing=range(80, 91))
     assert disk.journal_check(disk.read_copy(str(stale))[1], 160, "copy") is None
+
+
+def test_a_slot_from_another_run_of_generations_does_not_count(tmp_path: Path) -> None:
+    """Generation 70's slot holds 134 (a run of generations before a boot from an older copy): not 70."""
+    img = tmp_path / "mixed.img"
+    journal_image(img, range(1, 135))
+    journal_image(tmp_path / "now.img", range(1, 101))
+    mixed = disk.read_copy(str(img))[1] | {
+        slot: rec for slot, rec in disk.read_copy(str(tmp_path / "now.img"))[1].items() if slot != 1 + 70 % 64
+    }
+    assert disk.journal_missing(mixed, 100) == [70]
 
 
 def test_a_torn_journal_slot_counts_as_empty(tmp_path: Path) -> None:
@@ -101,7 +112,7 @@ def test_a_torn_journal_slot_counts_as_empty(tmp_path: Path) -> None:
     data[11 * disk.SECTOR + 9] ^= 1  # generation 10's slot
     img.write_bytes(bytes(data))
     assert disk.journal_check(disk.read_copy(str(img))[1], 10, "copy") == (
-        "copy lacks 1 acknowledged write(s) of the guest's last 64 (generations 10; acknowledged up to 10)"
+        "copy lacks 1 acknowledged write(s) of the guest's last 63 (generations 10; acknowledged up to 10)"
     )
 
 

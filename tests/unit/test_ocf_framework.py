@@ -504,10 +504,17 @@ def test_a_started_command_runs_while_the_caller_works(tmp_path: Path) -> None:
     assert marker.exists(), "the started command did not run before its result was asked for"
     result = wait()
     assert (result.rc, result.out) == (0, "done\n")
-    late = ProcessRunner().start(["sleep", "30"], timeout=0.2)
-    time.sleep(0.3)
+    with pytest.raises(RuntimeError, match="collected already"):
+        wait()
+    running = ProcessRunner().start(["sleep", "30"], timeout=2)
+    time.sleep(2.5)
+    t0 = time.monotonic()
     with pytest.raises(CommandTimeout):
-        late()
+        running()  # its 2 s ran from its start: killed at once, not 2 s from now
+    assert time.monotonic() - t0 < 1.0
+    done = ProcessRunner().start(["echo", "in time"], timeout=0.5)
+    time.sleep(1.0)
+    assert done().out == "in time\n"  # exited in time, collected late: not a timeout
 
 
 # --- logging ----------------------------------------------------------------------------------------------

@@ -11,9 +11,10 @@ tier                        state                                               
                             mode (``remove_if_peer_primary``)
 (remove)                    Secondary while the Primary slots are full (dual primary): as     no score
                             many connected peers Primary as promoted-max
-(remove)                    a diskless client Primary whose devices nobody holds open, while  no score
-                            a connected peer with UpToDate data is Secondary (dual primary):
-                            it yields its slot to that node
+(remove)                    a diskless client, Secondary or a Primary whose devices nobody    no score
+                            holds open, while a peer with UpToDate data is Secondary (dual
+                            primary): the slot is that node's (a Primary yields it, and does
+                            not take it back when that node cannot be promoted)
 ``primary``                 Primary, every local disk UpToDate                               10000
 ``uptodate``                Secondary, every local disk UpToDate, every peer disk known       10000
 ``peer_unknown``            Secondary, every local disk UpToDate, some peer disk DUnknown     1000
@@ -161,15 +162,14 @@ def promotion_score(
     elif not local_uptodate(res):
         states = ", ".join(sorted({str(d.disk) for d in res.devices})) or "no disk"
         return Decision(None, f"local data is not UpToDate ({states})")
-    if res.role is Role.PRIMARY:
-        if not is_client(res):
-            return Decision(tiers.primary, "Primary with UpToDate data")
+    if is_client(res) and promoted_max >= 2 and (res.role is Role.SECONDARY or idle(res)):
         ready = peers_in_role(res, Role.SECONDARY, with_data=True)
-        if ready and idle(res) and promoted_max >= 2:
-            return Decision(
-                None, f"diskless client Primary, not in use, while {ready[0]} with data is Secondary"
-            )
-        return Decision(diskless, "diskless client Primary with a connected UpToDate peer")
+        if ready:
+            return Decision(None, f"diskless client not in use while {ready[0]} with data is Secondary")
+    if res.role is Role.PRIMARY:
+        if is_client(res):
+            return Decision(diskless, "diskless client Primary with a connected UpToDate peer")
+        return Decision(tiers.primary, "Primary with UpToDate data")
     primaries = peers_in_role(res, Role.PRIMARY)
     if promoted_max >= 2 and len(primaries) >= promoted_max:
         return Decision(

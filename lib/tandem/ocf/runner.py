@@ -143,18 +143,27 @@ class Child:
             self.pid = os.posix_spawnp(
                 argv[0], argv, env, file_actions=actions, setsid=True, setsigdef=(SIGPIPE, SIGXFSZ)
             )
-        except FileNotFoundError:
+        except BaseException as exc:
             for fd in (self.in_w, self.out_r, self.err_r):
                 os.close(fd)
-            raise CommandMissing(f"{argv[0]}: not found") from None
+            if isinstance(exc, FileNotFoundError):
+                raise CommandMissing(f"{argv[0]}: not found") from None
+            raise
         finally:
             for fd in (in_r, out_w, err_w):
                 os.close(fd)
         self.argv, self.timeout, self.input = argv, timeout, input
         self.end = None if timeout is None else time.monotonic() + timeout
+        self.finished = False
 
     def finish(self) -> tuple[int, str, str]:
-        """(exit code, stdout, stderr)."""
+        """(exit code, stdout, stderr). Once: the child is reaped and its pipes closed by the first call.
+
+        Past the timeout a command that has already exited is still collected (its caller came late, as
+        fence-peer does for its CIB query); one still running is killed with its process group."""
+        if self.finished:
+            raise RuntimeError(f"{' '.join(self.argv)}: its result was collected already")
+        self.finished = True
         argv, pid, in_w, out_r, err_r = self.argv, self.pid, self.in_w, self.out_r, self.err_r
         pending = (self.input or "").encode()
         chunks: dict[int, list[bytes]] = {out_r: [], err_r: []}
@@ -171,10 +180,14 @@ class Child:
         try:
             while waiting:
                 left = None if self.end is None else self.end - time.monotonic()
-                if left is not None and left <= 0:
+                late = left is not None and left <= 0
+                events = poller.poll(0 if late else (None if left is None else max(1, int(left * 1000))))
+                if late and exited in waiting and not any(fd == exited for fd, _ in events):
                     _kill_group(pid)
                     raise CommandTimeout(f"{' '.join(argv)} timed out after {self.timeout:.1f}s")
-                for fd, _ in poller.poll(None if left is None else max(1, int(left * 1000))):
+                if late and not events:
+                    break  # it exited; a descendant of its own may hold its pipes open
+                for fd, _ in events:
                     if fd == in_w:
                         try:
                             pending = pending[os.write(in_w, pending[:65536]) :]
