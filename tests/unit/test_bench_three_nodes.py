@@ -42,7 +42,7 @@ def test_the_block_replaces_its_earlier_self(tmp_path: Path) -> None:
 
 
 def test_single_primary_needs_a_dual_primary_block() -> None:
-    from bench.three_nodes import single_primary
+    from lab.three_nodes import single_primary
 
     with pytest.raises(ValueError, match="promoted-max=2 and allow-migrate=true"):
         single_primary("clone c p meta promoted-max=1")
