@@ -82,11 +82,11 @@ FINDINGS = {
     "through its UpToDate peer); the nemesis attached the replacement disk while the failed one was still "
     "Failed, so it stayed Diskless (the L1). Open, as in tandem-16504: node1's out-of-sync bitmap held "
     "blocks for node2 while both were Connected and UpToDate (the S3 left after the rejudge)",
-    "tandem-16504": "open (three nodes): node1's out-of-sync bitmap held blocks for node2 while both were "
-    "Connected and UpToDate, from before node1's disk failed during a migrate_to; the guest's writes on node1 then "
-    "failed (EIO) and the restarted guest's first read on node2 failed too: the S2 'found None' is that "
-    "I/O error at boot, not old data (the next boot found generation 18, all it had acknowledged, and the"
-    " journal at the end was complete)",
+    "tandem-16504": "open (three nodes): node1's out-of-sync bitmap held blocks for node2 while both "
+    "were Connected and UpToDate, from before node1's disk failed during a migrate_to; the guest's writes "
+    "on node1 then failed (EIO) and the restarted guest's first read on node2 failed too: the S2 'found "
+    "None' is that I/O error at boot, not old data (the next boot found generation 18, all it had "
+    "acknowledged, and the journal at the end was complete)",
     "tandem-15101": "three nodes: a clean shutdown of vm1's node promoted the spare in the transition that "
     "migrated vm1, whose graph loops; the spare has no score while the Primary slots are full since 65ed7cd",
 }
