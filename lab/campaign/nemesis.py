@@ -14,6 +14,7 @@ daemons). Nothing here decides anything: the schedule says what and when, the ch
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import threading
 import time
@@ -254,8 +255,9 @@ class Nemesis:
 
     def _disk(self, node: str, works: bool) -> None:
         """The node's backing disk fails under DRBD, or (works) is replaced and attached again, as an
-        operator does: DRBD resyncs it in full from its peer. A node that is off attaches when it boots."""
-        from lab.drbd_emu import engine
+        operator does: a blank disk, `create-md` on it, attach; DRBD resyncs it in full from its peer. A node
+        that is off attaches when it boots."""
+        from lab.drbd_emu import engine, replica
 
         with engine.Store(self.vc.emu_dir).locked() as st:
             key = f"disk/{node}/{RES}/0"
@@ -271,6 +273,12 @@ class Nemesis:
                 return
             if not st["faults"].pop(key, None):
                 return
+            copy = replica.backing(node, RES, "0", self.vc.emu_dir)
+            if copy.exists():  # not touched while the disk is failed (replica.py)
+                size = copy.stat().st_size
+                os.truncate(copy, 0)
+                os.truncate(copy, size)
+            engine.create_md(st, node, RES, ["0"])
         if self.lab.node(node).is_on():
             poll(lambda: self._detached(node) or None, 30, f"{node}'s failed disk detached")
             self.lab.run(node, ["drbdadm", "attach", RES], check=True, timeout=60)

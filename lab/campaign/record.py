@@ -48,20 +48,28 @@ def drbd_views(st: Mapping[str, Any], nodes: Sequence[str], res: str = RES) -> t
     return tuple(views)
 
 
+def _readable_meta(st: Mapping[str, Any], nodes: Sequence[str], res: str) -> dict[str, Mapping[str, Any]]:
+    """Each node's meta data that still speaks for a copy (also for nodes that are down); a failed disk's
+    does not: nobody can read what it holds (tandem-16504), and the writes lost with it are S2's to judge."""
+    meta, faults = st.get("meta", {}), st.get("faults", {})
+    return {
+        n: meta[f"{n}/{res}/0"]
+        for n in nodes
+        if f"{n}/{res}/0" in meta and not faults.get(f"disk/{n}/{res}/0")
+    }
+
+
 def data_generations(
     st: Mapping[str, Any], nodes: Sequence[str], res: str = RES
 ) -> tuple[tuple[str, int], ...]:
-    """Each node's data generation as its disk's meta data holds it (also for nodes that are down)."""
-    meta = st.get("meta", {})
-    return tuple((n, int(meta[f"{n}/{res}/0"]["gen"])) for n in nodes if f"{n}/{res}/0" in meta)
+    """Each node's data generation as its disk's meta data holds it."""
+    return tuple((n, int(md["gen"])) for n, md in _readable_meta(st, nodes, res).items())
 
 
 def behind(st: Mapping[str, Any], nodes: Sequence[str], res: str = RES) -> frozenset[str]:
     """Nodes whose copy lacks blocks a peer wrote: in that peer's out-of-sync bitmap for them."""
-    meta = st.get("meta", {})
-    return frozenset(
-        n for n in nodes for p in nodes if p != n and meta.get(f"{p}/{res}/0", {}).get("oos", {}).get(n)
-    )
+    meta = _readable_meta(st, nodes, res)
+    return frozenset(n for n in nodes for p, md in meta.items() if p != n and md.get("oos", {}).get(n))
 
 
 def fencing_allowed(constraints_xml: str) -> frozenset[str] | None:
@@ -156,7 +164,8 @@ def boots(text: str, acked_before: int, sizes: Sequence[tuple[float, int]], offs
     acked = acked_before
     at = offset
     booting = False  # the disk line that follows "booted" is the boot's look at the disk; a later
-    # "disk error=" is a write that failed while running (DRBD froze I/O), not a boot
+    # "disk error=" is a write that failed while running (DRBD froze I/O), not a boot. A boot whose read
+    # failed saw no data, old or new, and writes none (guest.c): no look at the disk to judge
     for line in text.splitlines(keepends=True):
         at += len(line.encode())
         if m := _GEN.search(line):
@@ -165,6 +174,8 @@ def boots(text: str, acked_before: int, sizes: Sequence[tuple[float, int]], offs
             booting = True
         elif booting and (m := _DISK.search(line)) and "tandem-guest: disk" in line:
             booting = False
+            if m.group(2) == "error":
+                continue
             t = next((t for t, size in sizes if size >= at), sizes[-1][0] if sizes else 0.0)
             found.append(Boot(t, acked, int(m.group(1)) if m.group(1) else None))
     return tuple(found)

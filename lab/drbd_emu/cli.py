@@ -682,7 +682,16 @@ def _lifecycle(
         if cmd == "down":
             note_opens(st, node)
         r = engine.res_state(st, node, res)
-        if cmd in ("create-md", "check-resize"):
+        if cmd == "create-md":
+            vols = cfg.host(node).volumes
+            attached = engine.create_md(st, node, res, [str(v) for v in vols])
+            for vol in attached:
+                v, slots = vols[int(vol)], len(cfg.peers(node))
+                print(f"Device '{v.minor}' is configured!", file=sys.stderr)
+                argv = f"drbdmeta {v.minor} v09 {v.disk} {v.meta_disk} create-md {slots}"
+                print(f"Command '{argv}' terminated with exit code 20", file=sys.stderr)
+            return 20 if attached else 0
+        if cmd == "check-resize":
             return 0
         if cmd in ("down",):
             if r is None:

@@ -163,6 +163,19 @@ def meta_for(st: State, node: str, res: str, vol: str) -> dict[str, Any]:
     return md
 
 
+def create_md(st: State, node: str, res: str, vols: list[str]) -> list[str]:
+    """`create-md` (the operator's step for a new disk): fresh meta data on each volume, as drbdmeta writes
+    it: no data generation, no peer known in sync, an empty bitmap, Inconsistent until a full sync. Returns
+    the volumes left alone because their disk is attached (drbdmeta: "Device '<minor>' is configured!")."""
+    r = res_state(st, node, res)
+    attached = [v for v in vols if r is not None and v in r["disks"] and has_disk(st, node, res, v)]
+    for vol in vols:
+        if vol not in attached:
+            st.setdefault("meta", {})[f"{node}/{res}/{vol}"] = {}
+            meta_for(st, node, res, vol)
+    return attached
+
+
 def blocks_of(offset: int, length: int) -> list[int]:
     """The bitmap blocks a byte range touches."""
     return list(range(offset // BLOCK_BYTES, (offset + max(length, 1) - 1) // BLOCK_BYTES + 1))
@@ -590,7 +603,8 @@ def plan_write(st: State, node: str, res: str, vol: str, now: float, blocks: lis
     else:
         md["gen"] += 1
     for peer in apart:
-        _mark_oos(md, peer, blocks)
+        if has_disk(st, node, res, vol):  # a node without a disk keeps no bitmap
+            _mark_oos(md, peer, blocks)
         if not r["conns"][peer].get("peer_intentional_diskless"):
             for receiver in peers:  # DRBD 9: the receivers learn who missed it (their bitmaps too)
                 _mark_oos(meta_for(st, receiver, res, vol), peer, blocks)
@@ -612,6 +626,15 @@ def refuse_io(st: State, node: str, res: str) -> None:
     assert r is not None
     if r["suspended"]:
         raise Suspended(r["suspended"])
+
+
+def _data_peers(st: State, node: str, res: str, vol: str, but: str) -> list[str]:
+    r = res_state(st, node, res) or {}
+    return [
+        p
+        for p, c in r.get("conns", {}).items()
+        if p != but and c["state"] == "Connected" and has_disk(st, p, res, vol)
+    ]
 
 
 def has_disk(st: State, node: str, res: str, vol: str) -> bool:
@@ -636,9 +659,12 @@ def undelivered(st: State, sender: str, receiver: str, res: str, vol: str, block
     The sender's data becomes a new generation (DRBD's new current UUID) when its I/O goes on: at once,
     or, while fence-peer freezes I/O (resource-and-stonith), only when the handler lets it resume (DK
     NEW_CUR_UUID, made at resume). A node killed before that never diverged: its unacknowledged writes are
-    activity-log blocks, resynced from the peer that carried on."""
-    _mark_oos(meta_for(st, sender, res, vol), receiver, blocks)
+    activity-log blocks, resynced from the peer that carried on. A sender without a disk keeps no bitmap:
+    its connected peers with data, which hold the write, record that the receiver lacks it."""
     r = res_state(st, sender, res)
+    keepers = [sender] if has_disk(st, sender, res, vol) else _data_peers(st, sender, res, vol, receiver)
+    for keeper in keepers:
+        _mark_oos(meta_for(st, keeper, res, vol), receiver, blocks)
     if r is None or "fencing" not in r["suspended"]:
         _new_data(st, sender, res, vol)
 

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from lab.drbd_emu import engine
 from lab.drbd_emu.devices import detach_loops
 from lab.drbd_emu.install import build_shim, fakes_dir
 
@@ -479,3 +480,20 @@ def test_a_node_whose_kernel_dies_loses_its_drbd(tmp_path: Path) -> None:
             kern.kill()
             kern.wait()
         c.close()
+
+
+def test_create_md_refuses_an_attached_disk_and_renews_a_detached_one(two: Cluster) -> None:
+    """drbdmeta (drbd-utils user/shared/drbdmeta.c): create-md on an attached minor fails with "Device
+    '<minor>' is configured!" and exit 20; after `detach`, it writes new meta data: the attach comes up
+    Inconsistent and resyncs in full from the peer."""
+    up_all(two)
+    assert two.adm("alice", "primary", "--force", "r0").returncode == 0
+    two.wait(lambda: two.status("bob").devices[0].disk is DiskState.UP_TO_DATE)
+    r = two.adm("bob", "create-md", "--force", "r0")
+    assert r.returncode == 20 and f"Device '{two.minor}' is configured!" in r.stderr
+    assert two.adm("bob", "detach", "r0").returncode == 0
+    assert two.adm("bob", "create-md", "--force", "r0").returncode == 0
+    assert two.adm("bob", "attach", "r0").returncode == 0
+    two.wait(lambda: two.status("bob").devices[0].disk is DiskState.UP_TO_DATE)
+    resyncs = json.loads((two.dir / "state.json").read_text())["resync_log"]
+    assert resyncs[-1]["key"] == "r0/0/alice/bob" and resyncs[-1]["total_kib"] == engine.DEFAULT_SIZE_KIB

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lab.campaign import checkers, record, report
@@ -190,13 +191,19 @@ def test_s3_flags_a_promotion_of_a_copy_missing_blocks_a_peer_wrote() -> None:
     samples[11] = Sample(11.0, ALL, ("node1",), promoted, None, gens, lacking)
     found = checkers.s3_stale_primary(history(samples))
     assert [v.detail for v in found] == ["node2 promoted without blocks a peer wrote"]
-    st = {"meta": {"node1/r0/0": {"oos": {"node2": [3]}}, "node2/r0/0": {"oos": {}}}}
+    st: dict[str, Any] = {"meta": {"node1/r0/0": {"oos": {"node2": [3]}}, "node2/r0/0": {"oos": {}}}}
     assert record.behind(st, NODES) == lacking
+    st["faults"] = {"disk/node1/r0/0": True}  # a failed disk's bitmap speaks for nothing (tandem-16504)
+    assert record.behind(st, NODES) == frozenset()
 
 
 def test_data_generations_from_the_emulators_meta() -> None:
-    st = {"meta": {"node1/r0/0": {"gen": 7}, "node2/r0/0": {"gen": 5}, "node1/r1/0": {"gen": 1}}}
+    st: dict[str, Any] = {
+        "meta": {"node1/r0/0": {"gen": 7}, "node2/r0/0": {"gen": 5}, "node1/r1/0": {"gen": 1}}
+    }
     assert record.data_generations(st, NODES) == (("node1", 7), ("node2", 5))
+    st["faults"] = {"disk/node1/r0/0": True}
+    assert record.data_generations(st, NODES) == (("node2", 5),)
 
 
 def test_s3_accepts_a_primary_reading_through_an_uptodate_peer_but_not_alone() -> None:
@@ -487,6 +494,7 @@ def test_boots_pair_each_boot_with_the_generation_acknowledged_before_it() -> No
         "tandem-guest: alive t=1 gen=11\ntandem-guest: alive t=2 gen=12\n"
         "tandem-guest: booted mem=16MiB\ntandem-guest: disk gen=12 boots=2\n"
         "tandem-guest: alive t=1 gen=13\ntandem-guest: disk error=timeout\n"  # a write held too long
+        "tandem-guest: booted\ntandem-guest: disk error=device-error\n"  # read nothing: no look (16504)
         "tandem-guest: booted\ntandem-guest: disk fresh\n"
     )
     got = record.boots(text, 10, [(100.0, 50), (101.0, 10_000)], 0)

@@ -385,3 +385,47 @@ def test_three_data_nodes_started_apart_meet_without_a_split_brain() -> None:
     engine.settle(s, 4100.0)
     assert {n: res(s, n)["disks"]["0"]["state"] for n in s["nodes"]} == dict.fromkeys(s["nodes"], "UpToDate")
     assert not any("Split-Brain" in line for line in s.get("log", []))
+
+
+def test_a_primary_whose_disk_failed_keeps_no_bitmap_its_data_peers_do() -> None:
+    """A Diskless node has no bitmap (it lives on the disk): writes that a third node misses are recorded
+    by the peer that got them, which resyncs them to it; the failed disk's node claims no blocks
+    (tandem-16504: its stale bitmap made the checker see newer data on a failed disk)."""
+    cfg = make_cfg(("alice", "bob", "carol"), (), atp="yes")
+    s = cluster(cfg, primary="alice")
+    engine.fail_disk(s, "alice", "r0", "0", 4000.0)
+    engine.settle(s, 4000.0 + engine.FAILED_SECONDS)
+    link(s, "alice", "carol", cut=True, t=4001.0)
+    plan = engine.plan_write(s, "alice", "r0", "0", 4002.0, [4])
+    assert plan["peers"] == ["bob"] and not plan["local"]
+    engine.delivered(s, "alice", "bob", "r0", "0", plan["gen"], plan["tag"])
+    engine.undelivered(s, "alice", "bob", "r0", "0", [6])  # the link to bob broke under the next one
+    assert engine.meta_for(s, "alice", "r0", "0")["oos"] == {}
+    assert engine.meta_for(s, "bob", "r0", "0")["oos"] == {"carol": [4]}
+    link(s, "alice", "carol", cut=False, t=4003.0)
+    assert resync_to(s, "carol")["blocks"] == [4]
+
+
+def test_create_md_gives_a_replaced_disk_fresh_meta_data_and_a_full_sync() -> None:
+    """drbdmeta create-md refuses an attached disk (exit 20, "Device is configured!"); on the new disk that
+    replaces a failed one it writes empty meta data, so the attach is Inconsistent and resyncs in full."""
+    cfg = make_cfg(("alice", "bob", "carol"), ())
+    s = cluster(cfg)
+    assert engine.create_md(s, "alice", "r0", ["0"]) == ["0"]
+    engine.fail_disk(s, "alice", "r0", "0", 4001.0)
+    engine.settle(s, 4001.0 + engine.FAILED_SECONDS)
+    md = engine.meta_for(s, "alice", "r0", "0")
+    md["oos"] = {"bob": [1]}
+    assert engine.create_md(s, "alice", "r0", ["0"]) == []
+    assert engine.meta_for(s, "alice", "r0", "0") == {
+        "gen": 0,
+        "tag": "",
+        "synced": {},
+        "disk": "Inconsistent",
+        "lost": 0,
+        "oos": {},
+    }
+    del s["faults"]["disk/alice/r0/0"]
+    engine.attach(s, "alice", "r0")
+    engine.settle(s, 4004.0)
+    assert resync_to(s, "alice")["blocks"] is None  # the whole device

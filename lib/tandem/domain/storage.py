@@ -127,8 +127,8 @@ def frozen(status: Status, resources: Iterable[str]) -> list[str]:
 
 
 def local_problems(status: Status, resources: Iterable[str]) -> list[str]:
-    """What stops a start here: the disks must be writable (Primary) with UpToDate data, here or, on a
-    diskless client, on a connected peer."""
+    """What stops a start here: the disks must be writable (Primary, with quorum where DRBD 9 counts it)
+    with UpToDate data, here or, on a diskless client, on a connected peer."""
     return [p for name in resources for p in _local(name, status.resource(name))]
 
 
@@ -140,6 +140,8 @@ def _local(name: str, res: Resource | None, *, leaving: bool = False) -> list[st
     problems = []
     if res.role is not Role.PRIMARY:
         problems.append(f"{name} is {res.role} here, not Primary (is the DRBD clone promoted here?)")
+    if not leaving and not res.quorum:  # DRBD fails or holds every I/O (on-no-quorum): the boot would too
+        problems.append(f"{name} has lost quorum here")
     if is_client(res):
         return problems + [
             f"{name}/{d.volume} is a diskless client here without a connected UpToDate peer"
