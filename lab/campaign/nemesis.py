@@ -289,7 +289,7 @@ class Nemesis:
         Diskless so)."""
         from lab.drbd_emu import engine
 
-        r = engine.res_state(engine.Store(self.vc.emu_dir).read(only=RES), node, RES)
+        r = engine.res_state(self.vc.emu_state(), node, RES)
         return r is None or r["disks"]["0"]["state"] != "Failed"
 
     def _handlers(self, fault: str | int | None) -> None:

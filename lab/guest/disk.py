@@ -96,12 +96,8 @@ def read_sectors(path: str, count: int = 1) -> bytes:
     return bytes(buf[: min(n, count * SECTOR)])
 
 
-def read_sector0(path: str) -> bytes:
-    return read_sectors(path)
-
-
 def read_generation(path: str) -> GenRecord | None:
-    return decode(read_sector0(path))
+    return decode(read_sectors(path))
 
 
 Journal = dict[int, "GenRecord | None"]  # slot (its sector) → the record there

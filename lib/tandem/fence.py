@@ -478,11 +478,9 @@ def fence_peer(env: HandlerEnv, runner: Runner, log: Logger, deadline: Deadline,
     res = local_state(runner, log, env)
     try:
         dump = Drbd(runner, log, env.resource, env.conf).dump()
-    except OcfError as exc:
-        log.warning(f"{exc.reason}: assuming fencing resource-only, single primary")
-        dump = ""
     except Exception as exc:  # nothing may skip collecting the query under way (a timeout, drbdadm missing)
-        log.warning(f"drbdadm dump {env.resource}: {exc}: assuming fencing resource-only, single primary")
+        why = exc.reason if isinstance(exc, OcfError) else f"drbdadm dump {env.resource}: {exc}"
+        log.warning(f"{why}: assuming fencing resource-only, single primary")
         dump = ""
     doc = wait_for_cib(cib, deadline, log, reading)
     if not has_quorum(doc):
