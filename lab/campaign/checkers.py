@@ -124,13 +124,22 @@ class Violation:
 
 
 def goal(s: Sample, nodes: Sequence[str]) -> bool:
-    """The configured state: every node on, DRBD Primary, UpToDate and connected everywhere (a diskless
-    client: Secondary, Diskless and connected everywhere), one QEMU, no fencing constraint."""
+    """The configured state: every node on, one QEMU, no fencing constraint, DRBD connected everywhere,
+    UpToDate on the data nodes (Diskless on a client), and Primary on as many nodes as there are data nodes
+    (promoted-max): the data nodes, or the client that runs the VM (on purpose, or because both data nodes
+    failed its start: README, three nodes) and one data node."""
     if s.on != frozenset(nodes) or len(s.qemu) != 1 or s.fence is not None or len(s.drbd) != len(nodes):
         return False
-    want = {True: ("Secondary", "Diskless"), False: ("Primary", "UpToDate")}
-    return all(
-        (v.role, v.disk) == want[v.client] and v.connected == frozenset(nodes) - {v.node} for v in s.drbd
+    data = {v.node for v in s.drbd if not v.client}
+    primaries = {v.node for v in s.drbd if v.role == "Primary"}
+    return (
+        all(
+            v.disk == ("Diskless" if v.client else "UpToDate") and v.connected == frozenset(nodes) - {v.node}
+            for v in s.drbd
+        )
+        and len(primaries) == len(data)
+        and s.qemu[0] in primaries
+        and primaries <= data | {s.qemu[0]}
     )
 
 

@@ -262,6 +262,8 @@ class Nemesis:
         with engine.Store(self.vc.emu_dir).locked() as st:
             key = f"disk/{node}/{RES}/0"
             if not works:
+                if (engine.res_state(st, node, RES) or {}).get("disks", {}).get("0", {}).get("client"):
+                    raise Skipped(f"{node} is a diskless client: no disk to fail")
                 if not any(
                     (engine.res_state(st, n.name, RES) or {}).get("disks", {}).get("0", {}).get("state")
                     == "UpToDate"

@@ -253,11 +253,16 @@ def test_a_diskless_client_promoted_beside_an_uptodate_peer_is_no_stale_primary(
     ]
 
 
-def test_the_goal_of_a_tiebreaker_cluster_has_its_client_secondary_and_diskless() -> None:
+def test_the_goal_of_a_tiebreaker_cluster_has_its_client_diskless_and_primary_only_for_the_vm() -> None:
     both = frozenset(THREE)
     data = tuple(view(n, connected=both - {n}) for n in NODES)
     assert checkers.goal(Sample(1.0, both, ("node1",), (*data, client()), None), THREE)
     assert not checkers.goal(Sample(1.0, both, ("node1",), (*data, client("Primary")), None), THREE)
+    one_data_primary = (data[0], replace(data[1], role="Secondary"))
+    on_client = (*one_data_primary, client("Primary"))
+    assert checkers.goal(Sample(1.0, both, ("node3",), on_client, None), THREE)  # tandem-16504's replay
+    assert not checkers.goal(Sample(1.0, both, ("node2",), on_client, None), THREE)
+    assert not checkers.goal(Sample(1.0, both, ("node1",), (*one_data_primary, client()), None), THREE)
     not_a_client = replace(client(), client=False)  # a data node whose disk is gone
     assert not checkers.goal(Sample(1.0, both, ("node1",), (*data, not_a_client), None), THREE)
 

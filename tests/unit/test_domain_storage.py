@@ -65,14 +65,16 @@ def test_dual_primary_allows_migration_to_the_peer(fixtures_dir: Path) -> None:
 
 def test_no_start_where_quorum_is_lost(fixtures_dir: Path) -> None:
     """A Primary that lost quorum fails (io-error) or holds (suspend-io) every I/O: a guest started there
-    reads nothing at boot (tandem-16504). Leaving such a node by migration is still allowed."""
+    reads nothing at boot (tandem-16504), so a start waits for it as for frozen I/O. Leaving such a node by
+    migration is still allowed."""
     status = load(fixtures_dir, "status-9-dual-primary-2node.GENERATED.json")
     res = status.resources[0]
-    alone = replace(
-        status, resources=(replace(res, devices=tuple(replace(d, quorum=False) for d in res.devices)),)
-    )
-    assert local_problems(alone, ["r0"]) == ["r0 has lost quorum here"]
-    assert "r0 has lost quorum here" not in target_problems(alone, ["r0"], "bob")
+    lost = tuple(replace(d, quorum=False) for d in res.devices)
+    alone = replace(status, resources=(replace(res, devices=lost),))
+    assert frozen(alone, ["r0"]) == ["r0 has lost quorum here"] and frozen(status, ["r0"]) == []
+    held = replace(status, resources=(replace(res, devices=lost, suspended=("quorum",)),))
+    assert frozen(held, ["r0"]) == ["r0 I/O is suspended (quorum)"]
+    assert target_problems(alone, ["r0"], "bob") == []
 
 
 @pytest.mark.parametrize(

@@ -116,19 +116,22 @@ def target_problems(status: Status, resources: Iterable[str], target: str) -> li
 
 
 def frozen(status: Status, resources: Iterable[str]) -> list[str]:
-    """The resources whose I/O DRBD holds (fence-peer running or failed, quorum lost...), with the reason:
-    a domain started on one would hang on its first disk access."""
+    """The resources whose I/O DRBD holds (fence-peer running or failed, quorum lost with on-no-quorum
+    suspend-io...) or fails (quorum lost with io-error), with the reason: a domain started on one would hang
+    or fail on its first disk access. Often for seconds only (a handler answering, a link back)."""
     found = []
     for name in resources:
         res = status.resource(name)
         if res is not None and res.suspended:
             found.append(f"{name} I/O is suspended ({','.join(res.suspended)})")
+        elif res is not None and not res.quorum:
+            found.append(f"{name} has lost quorum here")
     return found
 
 
 def local_problems(status: Status, resources: Iterable[str]) -> list[str]:
-    """What stops a start here: the disks must be writable (Primary, with quorum where DRBD 9 counts it)
-    with UpToDate data, here or, on a diskless client, on a connected peer."""
+    """What stops a start here: the disks must be writable (Primary) with UpToDate data, here or, on a
+    diskless client, on a connected peer."""
     return [p for name in resources for p in _local(name, status.resource(name))]
 
 
@@ -140,8 +143,6 @@ def _local(name: str, res: Resource | None, *, leaving: bool = False) -> list[st
     problems = []
     if res.role is not Role.PRIMARY:
         problems.append(f"{name} is {res.role} here, not Primary (is the DRBD clone promoted here?)")
-    if not leaving and not res.quorum:  # DRBD fails or holds every I/O (on-no-quorum): the boot would too
-        problems.append(f"{name} has lost quorum here")
     if is_client(res):
         return problems + [
             f"{name}/{d.volume} is a diskless client here without a connected UpToDate peer"
