@@ -80,13 +80,17 @@ FINDINGS = {
     "tandem-16317": "two lab artifacts, fixed in 802df6e: the disk failed a moment after node2's "
     "promotion and S3 read the two samples as a promotion on a Failed disk (DRBD serves that Primary "
     "through its UpToDate peer); the nemesis attached the replacement disk while the failed one was still "
-    "Failed, so it stayed Diskless (the L1). Open, as in tandem-16504: node1's out-of-sync bitmap held "
-    "blocks for node2 while both were Connected and UpToDate (the S3 left after the rejudge)",
-    "tandem-16504": "open (three nodes): node1's out-of-sync bitmap held blocks for node2 while both "
-    "were Connected and UpToDate, from before node1's disk failed during a migrate_to; the guest's writes "
-    "on node1 then failed (EIO) and the restarted guest's first read on node2 failed too: the S2 'found "
-    "None' is that I/O error at boot, not old data (the next boot found generation 18, all it had "
-    "acknowledged, and the journal at the end was complete)",
+    "Failed, so it stayed Diskless (the L1). The S3 left is tandem-16504's stale bitmap (2aaaea1)",
+    "tandem-16504": "three nodes; the fence-peer-hang faults cut the replication network, so every node lost "
+    "its DRBD connections and quorum. Three findings, fixed in 2aaaea1 and e0d2742: (1) the emulator kept "
+    "a bitmap on a node whose disk had failed (node1's, for writes node2 missed) and the replacement disk "
+    "inherited it; a Diskless node keeps no bitmap (its data peers do), a failed disk's meta data is not "
+    "judged, and the replacement gets create-md and a full sync. (2) the domain agent started vm1 on node2 "
+    "although DRBD had lost quorum there (on-no-quorum io-error), so the guest's first read failed (the S2 "
+    "'found None': no data read, not old data; the next boot found generation 18, all it had acknowledged); "
+    "a start now waits for quorum as for frozen I/O, then refuses. (3) a replay on 2aaaea1, whose start "
+    "refused at once, ended with vm1 on the diskless client beside one data Primary (both data nodes had "
+    "refused it): a healthy state, which the goal now accepts. The replay on e0d2742 passes (recovery 17.3 s)",
     "tandem-15101": "three nodes: a clean shutdown of vm1's node promoted the spare in the transition that "
     "migrated vm1, whose graph loops; the spare has no score while the Primary slots are full since 65ed7cd",
 }
