@@ -3,6 +3,7 @@
 
   python3 -m lab campaign --runs 20 --seed 1000 --agents tandem [--faults power-cut,partition,...]
   python3 -m lab campaign --agents anchors --faults power-cut --replay 1003     one run again, by its seed
+  python3 -m lab campaign --nodes 3 --shape three-data --runs 10 --seed 2000     three nodes, all with data
   python3 -m lab campaign --shrink tandem-9003              the smallest schedule that still fails
   python3 -m lab campaign --report                          only docs/campaign.md from runs.jsonl
 Runs already in OUT/runs.jsonl are skipped, so the same command resumes a campaign; --minutes bounds a batch
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,7 +40,13 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=2,
         choices=[2, 3],
-        help="nodes per cluster: 2, or 3 (the README's two data nodes and a diskless tiebreaker)",
+        help="nodes per cluster: 2, or 3 (of --shape)",
+    )
+    p.add_argument(
+        "--shape",
+        choices=["tiebreaker", "three-data"],
+        default="tiebreaker",
+        help="of three nodes: the README's two data nodes and a diskless tiebreaker, or three data nodes",
     )
     p.add_argument("--out", type=Path, default=OUT, help="where runs.jsonl goes (default docs/campaign)")
     p.add_argument("--replay", type=int, metavar="SEED", help="run this one seed again (into replays.jsonl)")
@@ -80,6 +88,7 @@ def main(argv: list[str]) -> int:
         base = LabConfig.from_env(prefix="tcamp", nodes=args.nodes)
     if args.shrink:
         return shrink_run(args.out, args.shrink, base)
+    shape = args.shape if args.nodes == 3 else ""
     replay = args.replay is not None
     plan = Plan(
         agents=args.agents,
@@ -88,6 +97,7 @@ def main(argv: list[str]) -> int:
         out=args.out,
         minutes=args.minutes,
         runs_file="replays.jsonl" if replay else "runs.jsonl",
+        shape=shape,
     )
     with sigterm_as_interrupt():
         campaign(plan, base, Path(f"/tmp/{base.prefix}-campaign"), lambda line: print(line, flush=True))
@@ -102,6 +112,7 @@ def shrink_run(out: Path, run: str, base: LabConfig) -> int:
     if record is None:
         print(f"campaign: no failing run {run} in {out / 'runs.jsonl'}", file=sys.stderr)
         return 2
+    base = replace(base, nodes=int(record.get("nodes", 2)))  # the cluster the run had
     with sigterm_as_interrupt():
         result = shrink.shrink(record, base, Path(f"/tmp/{base.prefix}-campaign"), print)
     shrink.save(out, result)

@@ -90,7 +90,8 @@ FINDINGS = {
     "'found None': no data read, not old data; the next boot found generation 18, all it had acknowledged); "
     "a start now waits for quorum as for frozen I/O, then refuses. (3) a replay on 2aaaea1, whose start "
     "refused at once, ended with vm1 on the diskless client beside one data Primary (both data nodes had "
-    "refused it): a healthy state, which the goal now accepts. The replay on e0d2742 passes (recovery 17.3 s)",
+    "refused it): a healthy state, which the goal now accepts. The replay on e0d2742 passes (recovery "
+    "17.3 s)",
     "tandem-15101": "three nodes: a clean shutdown of vm1's node promoted the spare in the transition that "
     "migrated vm1, whose graph loops; the spare has no score while the Primary slots are full since 65ed7cd",
 }
@@ -156,14 +157,23 @@ def _fmt(x: float | None) -> str:
     return "–" if x is None else f"{x:.1f}"
 
 
+def cluster_label(run: Mapping[str, Any]) -> str:
+    """The agents, and for three nodes the cluster's shape: "tandem", "tandem, 3 nodes (tiebreaker)"."""
+    if int(run.get("nodes", 2)) == 2:
+        return str(run["agents"])
+    return f"{run['agents']}, {run['nodes']} nodes ({run.get('shape', 'tiebreaker')})"
+
+
 def markdown(
     runs: Sequence[dict[str, Any]],
     plot_name: str | None,
     timelines: frozenset[str] = frozenset(),
     shrunk: Mapping[str, dict[str, Any]] | None = None,
 ) -> str:
-    """The report; `shrunk`: run → its shrink (lab.campaign.shrink)."""
+    """The report; `shrunk`: run → its shrink (lab.campaign.shrink). Three-node runs are counted apart,
+    under their shape."""
     shrunk = shrunk or {}
+    runs = [{**r, "agents": cluster_label(r)} for r in runs]
     rows = tally(runs)
     pairs = sorted({r["agents"] for r in runs})
     out = [
@@ -209,8 +219,9 @@ def markdown(
         "## Per fault kind",
         "",
         "A run counts under every kind it injected. Violations: runs with at least one. Recovery: seconds "
-        "from the last heal to the goal state (every node on, DRBD Primary/UpToDate/connected on both, one "
-        'QEMU, no fencing constraint); "never": runs that did not get there.',
+        "from the last heal to the goal state (every node on, DRBD connected everywhere and UpToDate on "
+        "every node with data, Primary on two nodes, vm1's among them, one QEMU, no fencing constraint); "
+        '"never": runs that did not get there.',
         "",
         f"| kind | agents | runs | {' | '.join(CHECKERS)} | recovery p50 / p90 / max (s) | never |",
         f"|---|---|---|{'---|' * len(CHECKERS)}---|---|",

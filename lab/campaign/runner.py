@@ -37,7 +37,7 @@ from lab.scenarios import (
     healthy,
     qemu_processes,
 )
-from lab.three_nodes import TiebreakerCluster
+from lab.three_nodes import ThreeDataCluster, TiebreakerCluster
 
 AGENTS = ("tandem", "anchors")
 REPL_NET = "10.214.77"  # the replication network (each lab's namespaces are its own: no clash between labs)
@@ -74,29 +74,38 @@ class OursTiebreakerCluster(OursCluster, TiebreakerCluster):
     with the replication network; the anchors run the same DRBD configuration."""
 
 
-def cluster_class(agents: str, nodes: int) -> type[VmCluster]:
+class OursThreeDataCluster(OursCluster, ThreeDataCluster):
+    """The README's other three-node shape (node3 with a disk of its own) with the replication network."""
+
+
+SHAPES = {"tiebreaker": OursTiebreakerCluster, "three-data": OursThreeDataCluster}  # of three nodes
+
+
+def cluster_class(agents: str, nodes: int, shape: str = "tiebreaker") -> type[VmCluster]:
     if nodes == 3:
-        return OursTiebreakerCluster
+        return SHAPES[shape]
     return OursCluster if agents == "tandem" else AnchorsCluster
 
 
-def crm_for(agents: str, nodes: int = 2) -> str:
+def crm_for(agents: str, nodes: int = 2, shape: str = "tiebreaker") -> str:
     """The README's crm block; for the anchors the same with ocf:linbit:drbd and VirtualDomain."""
     from bench.move import anchor_crm
 
-    crm = cluster_class(agents, nodes).crm()
+    crm = cluster_class(agents, nodes, shape).crm()
     return crm if agents == "tandem" else anchor_crm(crm)
 
 
 @contextlib.contextmanager
-def cluster(agents: str, base: LabConfig, work: Path, say: Callable[[str], None]) -> Iterator[VmCluster]:
-    """A fresh cluster of `agents` on `base.nodes` nodes (the loop devices a crashed earlier campaign left
-    are detached first)."""
+def cluster(
+    agents: str, base: LabConfig, work: Path, say: Callable[[str], None], shape: str = "tiebreaker"
+) -> Iterator[VmCluster]:
+    """A fresh cluster of `agents` on `base.nodes` nodes, of `shape` when there are three (the loop devices
+    a crashed earlier campaign left are detached first)."""
     from lab.drbd_emu.devices import detach_loops
 
     detach_loops(work / "emu")
-    cls = cluster_class(agents, base.nodes)
-    with cls.start(base, work, say, crm=crm_for(agents, base.nodes)) as vc:
+    cls = cluster_class(agents, base.nodes, shape)
+    with cls.start(base, work, say, crm=crm_for(agents, base.nodes, shape)) as vc:
         yield vc
 
 
@@ -272,9 +281,10 @@ def rejudge(out: Path, runs_file: str = "runs.jsonl") -> tuple[int, int]:
 
 
 def run_record(
-    agents: str, schedule: Schedule, result: RunResult, fresh: bool, replay: str
+    agents: str, schedule: Schedule, result: RunResult, fresh: bool, replay: str, shape: str = ""
 ) -> dict[str, Any]:
-    """One line of runs.jsonl: what ran, what went in when (seconds from the run's start), the verdicts."""
+    """One line of runs.jsonl: what ran, what went in when (seconds from the run's start), the verdicts;
+    `shape`: of a three-node cluster (SHAPES)."""
     h = result.history
     t0 = h.samples[0].t if h.samples else h.healed_at
     return {
@@ -282,6 +292,7 @@ def run_record(
         "agents": agents,
         "seed": schedule.seed,
         "nodes": len(h.nodes),
+        **({"shape": shape} if shape else {}),
         "faults": list(schedule.kinds()),
         "overlapping": schedule.overlapping(),
         "schedule": schedule.to_json(),
@@ -324,6 +335,7 @@ class Plan:
     out: Path
     minutes: float  # stop starting runs after this long (the lab lock is shared)
     runs_file: str = "runs.jsonl"
+    shape: str = ""  # of a three-node cluster (SHAPES)
 
     @property
     def replay(self) -> bool:
@@ -342,8 +354,9 @@ def done_runs(path: Path) -> set[str]:
     return {json.loads(line)["run"] for line in path.read_text().splitlines() if line.strip()}
 
 
-def replay_command(agents: str, kinds: tuple[str, ...], seed: int) -> str:
-    return f"python3 -m lab campaign --agents {agents} --faults {','.join(kinds)} --replay {seed}"
+def replay_command(agents: str, kinds: tuple[str, ...], seed: int, shape: str = "") -> str:
+    three = f" --nodes 3 --shape {shape}" if shape else ""
+    return f"python3 -m lab campaign --agents {agents}{three} --faults {','.join(kinds)} --replay {seed}"
 
 
 def totals(path: Path) -> str:
@@ -371,7 +384,7 @@ def campaign(plan: Plan, base: LabConfig, work: Path, say: Callable[[str], None]
     start = time.monotonic()
     ran = 0
     while todo and time.monotonic() - start < plan.minutes * 60:
-        with cluster(plan.agents, base, work, say) as vc:
+        with cluster(plan.agents, base, work, say, plan.shape or "tiebreaker") as vc:
             fresh = True
             while todo and time.monotonic() - start < plan.minutes * 60:
                 seed = todo[0]
@@ -383,9 +396,8 @@ def campaign(plan: Plan, base: LabConfig, work: Path, say: Callable[[str], None]
                         break
                 schedule = generate(seed, plan.kinds)
                 result = one_run(vc, schedule)
-                record = run_record(
-                    plan.agents, schedule, result, fresh, replay_command(plan.agents, plan.kinds, seed)
-                )
+                replay = replay_command(plan.agents, plan.kinds, seed, plan.shape)
+                record = run_record(plan.agents, schedule, result, fresh, replay, plan.shape)
                 if record["violations"]:
                     with contextlib.suppress(Exception):  # beside the work dir: a rebuild wipes that
                         vc.collect(work.with_name(f"{work.name}-violations") / record["run"])

@@ -35,7 +35,7 @@ def shrink(record: dict[str, Any], base: LabConfig, work: Path, say: Callable[[s
     wanted = {v["checker"] for v in record["violations"]}
     best = Schedule.from_json(record["seed"], record["schedule"])
     attempts: list[dict[str, Any]] = []
-    with cluster(record["agents"], base, work, say) as vc:
+    with cluster(record["agents"], base, work, say, record.get("shape", "tiebreaker")) as vc:
         fresh, progress = True, True
         while progress and len(best.events) > 1 and len(attempts) < MAX_ATTEMPTS:
             progress = False

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lab.campaign import checkers, record, report
+from lab.campaign import checkers, record, report, runner
 from lab.campaign.checkers import Boot, DrbdView, History, Injection, Sample
 from lab.campaign.schedule import KINDS, RISKIEST, WINDOW, Schedule, generate, run_seed, validate
 from lab.timeline import Event
@@ -265,6 +265,17 @@ def test_the_goal_of_a_tiebreaker_cluster_has_its_client_diskless_and_primary_on
     assert not checkers.goal(Sample(1.0, both, ("node1",), (*one_data_primary, client()), None), THREE)
     not_a_client = replace(client(), client=False)  # a data node whose disk is gone
     assert not checkers.goal(Sample(1.0, both, ("node1",), (*data, not_a_client), None), THREE)
+
+
+def test_the_goal_of_three_data_nodes_has_two_primaries_one_running_the_vm() -> None:
+    every = frozenset(THREE)
+    two = tuple(view(n, connected=every - {n}) for n in NODES)
+    spare = view("node3", role="Secondary", connected=every - {"node3"})
+    assert checkers.goal(Sample(1.0, every, ("node1",), (*two, spare), None), THREE)
+    assert not checkers.goal(Sample(1.0, every, ("node3",), (*two, spare), None), THREE)
+    assert not checkers.goal(
+        Sample(1.0, every, ("node1",), (*two, replace(spare, role="Primary")), None), THREE
+    )
 
 
 def test_s4_flags_a_split_brain_once_per_stretch() -> None:
@@ -544,6 +555,18 @@ def test_report_counts_runs_violations_and_recovery_per_kind() -> None:
         "| (all) | tandem | 3 | 12.0 / 12.0 / 12.0 |" in text and "| move | tandem | 1 | 12.0" in text
     )  # L2
     assert "`python3 -m lab campaign --agents tandem --faults power-cut --replay 1`" in text
+
+
+def test_report_counts_three_node_runs_apart_under_their_shape() -> None:
+    two, tie, data = (run("tandem", ["power-cut"], 5.0, []) for _ in range(3))
+    tie["nodes"] = data["nodes"] = 3
+    data["shape"] = "three-data"
+    text = report.markdown([two, tie, data], None)
+    for label in ("tandem", "tandem, 3 nodes (tiebreaker)", "tandem, 3 nodes (three-data)"):
+        assert f"| {label} | 1 | 0 | 0 |" in text
+    assert runner.replay_command("tandem", ("move",), 7, "three-data") == (
+        "python3 -m lab campaign --agents tandem --nodes 3 --shape three-data --faults move --replay 7"
+    )
 
 
 def test_report_counts_violations_per_commit_and_says_what_a_known_one_was() -> None:
