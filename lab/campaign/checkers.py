@@ -85,6 +85,7 @@ class Boot:
     found: int | None  # None: no generation record ("fresh")
     where: str = "at boot"
     missing: str = ""  # the journal check's finding on that copy (lab.guest.disk.journal_check), if any
+    error: str = ""  # the boot's read failed (e.g. device-error): it saw no data, old or new, and writes none
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ def s2_lost_write(h: History) -> list[Violation]:
             "S2", b.t, f"the guest had written generation {b.acked}, found {b.found} on its disk {b.where}"
         )
         for b in h.boots
-        if (b.found is None and b.acked > 0) or (b.found is not None and b.found < b.acked)
+        if not b.error and ((b.found is None and b.acked > 0) or (b.found is not None and b.found < b.acked))
     ]
     return lost + [Violation("S2", b.t, b.missing) for b in h.boots if b.missing]
 
@@ -336,6 +337,9 @@ def l1_healed(h: History) -> list[Violation]:
             + ")"
         )
         found.append(Violation("L1", h.healed_at, f"not healthy within {budget:.0f}s of the heal{state}"))
+    boot = next((b for b in reversed(h.boots) if b.where == "at boot"), None)
+    if boot is not None and boot.error:  # QEMU runs, the guest has no disk: not healthy, whatever crm says
+        found.append(Violation("L1", boot.t, f"the guest's last boot could not read its disk ({boot.error})"))
     found += [
         Violation("L1", h.end, f"failed action needs cleanup: {a}")
         for a in h.failed_actions

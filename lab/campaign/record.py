@@ -164,8 +164,7 @@ def boots(text: str, acked_before: int, sizes: Sequence[tuple[float, int]], offs
     acked = acked_before
     at = offset
     booting = False  # the disk line that follows "booted" is the boot's look at the disk; a later
-    # "disk error=" is a write that failed while running (DRBD froze I/O), not a boot. A boot whose read
-    # failed saw no data, old or new, and writes none (guest.c): no look at the disk to judge
+    # "disk error=" is a write that failed while running (DRBD froze I/O), not a boot
     for line in text.splitlines(keepends=True):
         at += len(line.encode())
         if m := _GEN.search(line):
@@ -174,10 +173,9 @@ def boots(text: str, acked_before: int, sizes: Sequence[tuple[float, int]], offs
             booting = True
         elif booting and (m := _DISK.search(line)) and "tandem-guest: disk" in line:
             booting = False
-            if m.group(2) == "error":
-                continue
             t = next((t for t, size in sizes if size >= at), sizes[-1][0] if sizes else 0.0)
-            found.append(Boot(t, acked, int(m.group(1)) if m.group(1) else None))
+            error = line.split("error=", 1)[1].strip() if m.group(2) == "error" else ""
+            found.append(Boot(t, acked, int(m.group(1)) if m.group(1) else None, error=error))
     return tuple(found)
 
 

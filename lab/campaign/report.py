@@ -19,13 +19,14 @@ from lab.campaign.schedule import KINDS
 CHECKERS = ("S1", "S2", "S3", "S4", "S5", "S6", "L1", "L2", "L3")
 ABOUT = {
     "S1": "two running QEMUs of vm1 outside a migration window",
-    "S2": "a generation the guest reported written missing from the disk it booted from",
+    "S2": "a generation the guest reported written missing from the disk it booted from (a boot whose "
+    "read failed saw no data: L1's if it is the last)",
     "S3": "Primary on data that is not UpToDate (and no UpToDate peer), or promoted on it",
     "S4": "split brain",
     "S5": "promotion the DRBD fencing constraint forbids",
     "S6": "in a split, the node running vm1 was fenced",
-    "L1": "not healthy within reboot delay + 60 s of the heal, or a failed action left that needs "
-    "`crm resource cleanup`",
+    "L1": "not healthy within reboot delay + 60 s of the heal, a guest whose last boot could not read "
+    "its disk, or a failed action left that needs `crm resource cleanup`",
     "L2": "vm1 not running elsewhere within its node's fencing + 5 s",
     "L3": "over 30 s with no cluster action while out of goal and no fault active",
 }
@@ -149,7 +150,7 @@ def l1_cause(v: dict[str, Any]) -> str | None:
     if v["checker"] != "L1":
         return None
     if not v["detail"].startswith("failed action"):
-        return "late"
+        return "late"  # not healthy in time (a guest left without its disk is not either)
     return "degraded" if ": degraded" in v["detail"] else "failed"
 
 

@@ -510,11 +510,23 @@ def test_boots_pair_each_boot_with_the_generation_acknowledged_before_it() -> No
         "tandem-guest: alive t=1 gen=11\ntandem-guest: alive t=2 gen=12\n"
         "tandem-guest: booted mem=16MiB\ntandem-guest: disk gen=12 boots=2\n"
         "tandem-guest: alive t=1 gen=13\ntandem-guest: disk error=timeout\n"  # a write held too long
-        "tandem-guest: booted\ntandem-guest: disk error=device-error\n"  # read nothing: no look (16504)
+        "tandem-guest: booted\ntandem-guest: disk error=device-error\n"  # it read nothing (16504)
         "tandem-guest: booted\ntandem-guest: disk fresh\n"
     )
     got = record.boots(text, 10, [(100.0, 50), (101.0, 10_000)], 0)
-    assert got == (Boot(101.0, 12, 12), Boot(101.0, 13, None))
+    unread = Boot(101.0, 13, None, error="device-error")
+    assert got == (Boot(101.0, 12, 12), unread, Boot(101.0, 13, None))
+
+
+def test_a_boot_that_could_not_read_its_disk_is_no_lost_write_but_must_not_be_the_last() -> None:
+    """tandem-16504: the guest started where DRBD had lost quorum; its first read failed. It saw no old data
+    (no S2), but a guest left so has no disk (L1) until it boots again."""
+    unread = Boot(5.0, 18, None, error="device-error")
+    assert checkers.s2_lost_write(history(list(HEALTHY.samples), boots=(unread,))) == []
+    left = checkers.l1_healed(history(list(HEALTHY.samples), boots=(unread,)))
+    assert [v.detail for v in left] == ["the guest's last boot could not read its disk (device-error)"]
+    again = (unread, Boot(9.0, 18, 18))
+    assert checkers.l1_healed(history(list(HEALTHY.samples), boots=again)) == []
 
 
 # ---------------------------------------------------------------- the report
