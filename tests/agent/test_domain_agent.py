@@ -196,6 +196,19 @@ def test_live_migration_n1_to_n2(lab2: Env) -> None:
     assert lab2.agent("monitor", node="n1").rc == 7
 
 
+def test_migrate_from_fails_soon_when_the_domain_never_arrived(lab2: Env) -> None:
+    """The source died in mid-migration and its migrate_to said "gone from here" (tandem-16801): the target
+    waits a quarter of its timeout at most for a domain that is not there, then fails, so that Pacemaker
+    recovers the VM instead of leaving it down for the whole migrate_from timeout."""
+    assert lab2.agent("start").rc == 0
+    lab2.tool("n1", "xl", "destroy", "xg1")
+    meta = {"OCF_RESKEY_CRM_meta_migrate_source": "n1", "OCF_RESKEY_CRM_meta_migrate_target": "n2"}
+    started = time.monotonic()
+    frm = lab2.agent("migrate_from", node="n2", more=meta, timeout_ms=8000)
+    assert frm.rc == 1 and time.monotonic() - started < 6.0, frm.err
+    assert frm.reasons == ["xg1 did not arrive from n1; here it is absent (not in xl list)"], frm.reasons
+
+
 def test_a_start_on_frozen_io_waits_a_while_then_fails_instead_of_hanging(tmp_path: Path) -> None:
     """resource-and-stonith: the replication link breaks and fence-peer has not answered (here it never
     runs), so DRBD holds I/O. A start waits up to half its timeout for the thaw, then fails with the reason,
