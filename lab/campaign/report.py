@@ -93,6 +93,10 @@ FINDINGS = {
     "refused at once, ended with vm1 on the diskless client beside one data Primary (both data nodes had "
     "refused it): a healthy state, which the goal now accepts. The replay on e0d2742 passes (recovery "
     "17.3 s)",
+    "tandem-16801": "three data nodes: qemu crashed in the middle of a live migration; migrate_to said "
+    "'gone from here' and migrate_from on the target waited its whole 60 s timeout for a domain that never "
+    "came, so vm1 stayed down past L1's bound. migrate_from now fails after a short grace when the domain "
+    "is not there at all, and Pacemaker starts vm1 (cd96394)",
     "tandem-15101": "three nodes: a clean shutdown of vm1's node promoted the spare in the transition that "
     "migrated vm1, whose graph loops; the spare has no score while the Primary slots are full since 65ed7cd",
 }
