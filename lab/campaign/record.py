@@ -67,8 +67,14 @@ def data_generations(
 
 
 def behind(st: Mapping[str, Any], nodes: Sequence[str], res: str = RES) -> frozenset[str]:
-    """Nodes whose copy lacks blocks a peer wrote: in that peer's out-of-sync bitmap for them."""
-    meta = _readable_meta(st, nodes, res)
+    """Nodes whose copy lacks blocks a peer wrote: in that peer's out-of-sync bitmap for them. Only a peer
+    whose data may be the newest (UpToDate or Consistent, as its meta data last said) speaks: an
+    Inconsistent one, being resynced, holds bits from writes it only passed on (tandem-16809)."""
+    meta = {
+        p: md
+        for p, md in _readable_meta(st, nodes, res).items()
+        if md.get("disk", "UpToDate") in ("UpToDate", "Consistent")
+    }
     return frozenset(n for n in nodes for p, md in meta.items() if p != n and md.get("oos", {}).get(n))
 
 

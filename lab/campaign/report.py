@@ -97,6 +97,19 @@ FINDINGS = {
     "'gone from here' and migrate_from on the target waited its whole 60 s timeout for a domain that never "
     "came, so vm1 stayed down past L1's bound. migrate_from now fails after a short grace when the domain "
     "is not there at all, and Pacemaker starts vm1 (cd96394)",
+    "tandem-16806": "three data nodes: an emulator fault. node1, vm1's Primary, was cut off while a write "
+    "was on its way to node3; the write failed (no quorum) but the emulator gave node1 a new data "
+    "generation at once, and one on every write while any peer was away, where DRBD makes one new current "
+    "UUID at the first write that may go on after losing a peer that shared the generation. node3 and "
+    "node2 went on without node1, so its return looked like a split brain (S4, S3, L1). Fixed in the "
+    "emulator; a unit test replays it",
+    "tandem-16809": "three data nodes: emulator faults. node3's replaced disk resynced from node1 while "
+    "node2, back Outdated, became a second SyncSource for it with older blocks; and a finished resync left "
+    "the bits other peers held for its target (DRBD clears them, P_PEERS_IN_SYNC), so node2 counted as "
+    "lacking blocks (S3) and a later resync from node3 could bring old blocks back: tandem-16810's lost "
+    "write (generation 80 on node2) is most likely that. Fixed in the emulator, unit tests replay both",
+    "tandem-16810": "see tandem-16809 (the cluster was reused: its copy on node2 came out of that run)",
+    "tandem-16811": "three data nodes: as tandem-16806 (a new data generation on a node without quorum)",
     "tandem-15101": "three nodes: a clean shutdown of vm1's node promoted the spare in the transition that "
     "migrated vm1, whose graph loops; the spare has no score while the Primary slots are full since 65ed7cd",
 }

@@ -593,12 +593,14 @@ def plan_write(st: State, node: str, res: str, vol: str, now: float, blocks: lis
     local = r["disks"][vol]["state"] == "UpToDate"
     if not local and not any(r["conns"][p]["peer_disk"].get(vol) == "UpToDate" for p in peers):
         raise io_error(f"local disk {r['disks'][vol]['state']} and no UpToDate peer: I/O error")
-    md = meta_for(st, node, res, vol)
+    md = knows = meta_for(st, node, res, vol)
     if not local:  # the data lives on the peers: continue from their generation
         newest = max((meta_for(st, p, res, vol) for p in peers), key=lambda m: int(m["gen"]))
         md["gen"], md["tag"] = newest["gen"], newest["tag"]
+        if not has_disk(st, node, res, vol):
+            knows = newest  # a diskless writer knows the generations through its data peer
     apart = [peer for peer in r["conns"] if peer not in peers]
-    if apart:
+    if _diverges(knows, md["tag"], apart):
         _new_data(st, node, res, vol)
     else:
         md["gen"] += 1
@@ -611,6 +613,14 @@ def plan_write(st: State, node: str, res: str, vol: str, now: float, blocks: lis
     if local:
         md["al"] = ([b for b in md.get("al", []) if b not in blocks] + blocks)[-AL_BLOCKS:]
     return {"gen": md["gen"], "tag": md["tag"], "local": local, "peers": peers}
+
+
+def _diverges(md: dict[str, Any], tag: str, apart: list[str]) -> bool:
+    """Whether a write now starts a new data generation (DRBD's new current UUID): once, at the first write
+    that may go on after losing contact with a peer that shared this generation (DK drbd_state.c
+    lost_contact_to_peer_data sets NEW_CUR_UUID; drbd_req.c inc_ap_bio_cond makes it when I/O is allowed);
+    later writes stay in it, and a node that cannot write (no quorum, frozen) makes none (tandem-16806)."""
+    return any(md["synced"].get(p) == tag for p in apart)
 
 
 def refuse_io(st: State, node: str, res: str) -> None:
@@ -658,14 +668,17 @@ def undelivered(st: State, sender: str, receiver: str, res: str, vol: str, block
     """A replicated write that never reached the receiver (connection lost meanwhile): out of sync there.
     The sender's data becomes a new generation (DRBD's new current UUID) when its I/O goes on: at once,
     or, while fence-peer freezes I/O (resource-and-stonith), only when the handler lets it resume (DK
-    NEW_CUR_UUID, made at resume). A node killed before that never diverged: its unacknowledged writes are
+    NEW_CUR_UUID, made at resume); without quorum, at its next write that may go on (`_diverges`), if
+    any before the peer is back. A node killed before that never diverged: its unacknowledged writes are
     activity-log blocks, resynced from the peer that carried on. A sender without a disk keeps no bitmap:
     its connected peers with data, which hold the write, record that the receiver lacks it."""
     r = res_state(st, sender, res)
     keepers = [sender] if has_disk(st, sender, res, vol) else _data_peers(st, sender, res, vol, receiver)
     for keeper in keepers:
         _mark_oos(meta_for(st, keeper, res, vol), receiver, blocks)
-    if r is None or "fencing" not in r["suspended"]:
+    md = meta_for(st, sender, res, vol)
+    goes_on = r is not None and not r["suspended"] and io_failure(st, sender, res) is None
+    if goes_on and _diverges(md, md["tag"], [receiver]):
         _new_data(st, sender, res, vol)
 
 
@@ -743,6 +756,8 @@ def _handshake(st: State, res: str, a: str, b: str, now: float) -> None:
                 if dx["state"] == "Outdated":
                     _set_disk(st, x, res, vol, "UpToDate")
             continue
+        if _second_source(st, res, vol, (a, da), (b, db)) or _second_source(st, res, vol, (b, db), (a, da)):
+            continue
         if db["state"] == "Inconsistent" or b_disc:
             source = a
         elif da["state"] == "Inconsistent" or a_disc:
@@ -794,6 +809,18 @@ def _handshake(st: State, res: str, a: str, b: str, now: float) -> None:
         )
         _set_disk(st, target, res, vol, "Inconsistent")
         _start_resync(st, f"{res}/{vol}/{source}/{target}", now, None if full else blocks)
+
+
+def _second_source(
+    st: State, res: str, vol: str, source: tuple[str, dict[str, Any]], target: tuple[str, dict[str, Any]]
+) -> bool:
+    """An Inconsistent node already SyncTarget of one peer takes no older data from another: DRBD resyncs
+    a device from one source at a time (the others wait, PausedSyncT), and an Outdated or Consistent peer
+    would write blocks older than the ones the running resync brought (tandem-16809: a replaced disk, a
+    returning Outdated node)."""
+    (_, ds), (t, dt) = source, target
+    running = any(k.startswith(f"{res}/{vol}/") and k.endswith(f"/{t}") for k in st.get("resyncs", {}))
+    return dt["state"] == "Inconsistent" and ds["state"] != "UpToDate" and running
 
 
 def _start_resync(st: State, key: str, now: float, blocks: list[int] | None) -> None:
@@ -859,12 +886,18 @@ def _progress_resyncs(st: State, now: float) -> None:
         ms, mt = meta_for(st, source, res, vol), meta_for(st, target, res, vol)
         mt["gen"], mt["tag"] = ms["gen"], ms["tag"]
         ms["synced"][target] = mt["synced"][source] = ms["tag"]
+        synced = set(resync_blocks(rs))
         for other in st.get("meta", {}):  # the target now shares the generation of every node that has it
             node_of, res_of, vol_of = other.split("/")
             om = st["meta"][other]
             if res_of == res and vol_of == vol and node_of not in (source, target) and om["tag"] == ms["tag"]:
                 om["synced"][target] = mt["synced"][node_of] = ms["tag"]
-        synced = set(resync_blocks(rs))
+                # and their bits for it are cleared where they are in sync with the source (DK
+                # P_PEERS_IN_SYNC): tandem-16809 kept them for good
+                differ = set(om["oos"].get(source, []))
+                left = [b for b in om["oos"].pop(target, []) if b not in synced or b in differ]
+                if left:
+                    om["oos"][target] = left
         for md, peer in ((ms, target), (mt, source)):
             left = [b for b in md["oos"].pop(peer, []) if b not in synced]
             if left:

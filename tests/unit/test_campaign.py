@@ -195,6 +195,9 @@ def test_s3_flags_a_promotion_of_a_copy_missing_blocks_a_peer_wrote() -> None:
     assert record.behind(st, NODES) == lacking
     st["faults"] = {"disk/node1/r0/0": True}  # a failed disk's bitmap speaks for nothing (tandem-16504)
     assert record.behind(st, NODES) == frozenset()
+    st["faults"] = {}
+    st["meta"]["node1/r0/0"]["disk"] = "Inconsistent"  # nor does a copy being resynced (tandem-16809)
+    assert record.behind(st, NODES) == frozenset()
 
 
 def test_data_generations_from_the_emulators_meta() -> None:

@@ -429,3 +429,59 @@ def test_create_md_gives_a_replaced_disk_fresh_meta_data_and_a_full_sync() -> No
     engine.attach(s, "alice", "r0")
     engine.settle(s, 4004.0)
     assert resync_to(s, "alice")["blocks"] is None  # the whole device
+
+
+def test_a_primary_that_lost_quorum_under_a_write_does_not_fork_the_data() -> None:
+    """tandem-16806: bob lost, alice (Primary) writes with carol; a last write reaches only alice's disk as
+    alice is cut off, so it fails (no quorum) and no new data generation is made (DRBD makes one at the next
+    write that may go on). carol, promoted with bob, writes on; when alice returns she is carol's SyncTarget,
+    her unacknowledged block overwritten: no split brain."""
+    cfg = make_cfg(("alice", "bob", "carol"), (), atp="yes")
+    s = cluster(cfg, primary="alice")
+    engine.power_loss(s, "bob", 4000.0)
+    engine.write(s, "alice", "r0", "0", 4001.0, count=2)  # one new generation, carol takes it
+    plan = engine.plan_write(s, "alice", "r0", "0", 4002.0, [9])
+    assert plan["peers"] == ["carol"]
+    isolate(s, "alice", t=4003.0)
+    assert not engine.has_quorum(s, "alice", "r0")
+    engine.undelivered(s, "alice", "carol", "r0", "0", [9])
+    engine.secondary(s, "alice", "r0", 4004.0)
+    s["nodes"]["bob"] = {"r0": engine.new_resource(cfg, "bob")}
+    engine.attach(s, "bob", "r0")
+    engine.connect(s, cfg, "bob", "r0")
+    engine.settle(s, 4005.0)
+    engine.settle(s, 4100.0)
+    assert engine.primary(s, cfg, "carol", "r0", 4101.0) == []
+    engine.become_primary(s, "carol", "r0")
+    engine.write(s, "carol", "r0", "0", 4102.0)
+    for peer in ("bob", "carol"):
+        link(s, "alice", peer, cut=False, t=4103.0)
+    assert not any(c.get("split_brain") for n in ("alice", "carol") for c in res(s, n)["conns"].values())
+    assert 9 in resync_to(s, "alice")["blocks"]
+
+
+def test_a_replaced_disk_takes_no_older_blocks_and_a_finished_resync_clears_every_bitmap() -> None:
+    """tandem-16809: carol's new disk resyncs from alice; bob, back Outdated, meets carol first: he is no
+    second SyncSource for her (DRBD resyncs a device from one source at a time, and his blocks are older).
+    When bob has resynced from alice, carol's bits for him (writes she passed on) are cleared too."""
+    cfg = make_cfg(("alice", "bob", "carol"), (), atp="yes")
+    s = cluster(cfg, primary="alice")
+    isolate(s, "bob", t=4000.0)
+    engine.write(s, "alice", "r0", "0", 4001.0, count=3)
+    assert engine.meta_for(s, "carol", "r0", "0")["oos"]["bob"]
+    engine.fail_disk(s, "carol", "r0", "0", 4002.0)
+    engine.settle(s, 4002.0 + engine.FAILED_SECONDS)
+    del s["faults"]["disk/carol/r0/0"]
+    engine.create_md(s, "carol", "r0", ["0"])
+    s["resync_kib_s"] = 1024.0  # the full sync takes 64 s
+    engine.attach(s, "carol", "r0")
+    engine.settle(s, 4004.0)
+    assert list(s["resyncs"]) == ["r0/0/alice/carol"]
+    res(s, "bob")["disks"]["0"]["state"] = "Outdated"
+    link(s, "bob", "carol", cut=False, t=4005.0)
+    assert list(s["resyncs"]) == ["r0/0/alice/carol"]  # no bob → carol
+    link(s, "bob", "alice", cut=False, t=4006.0)
+    engine.settle(s, 4200.0)
+    assert not s["resyncs"] and all(
+        not engine.meta_for(s, n, "r0", "0")["oos"] for n in ("alice", "bob", "carol")
+    )
