@@ -160,7 +160,18 @@ def meta_for(st: State, node: str, res: str, vol: str) -> dict[str, Any]:
     md.setdefault("disk", "Inconsistent")  # create-md starts Inconsistent (UG9 initial sync)
     md.setdefault("lost", 0)
     md.setdefault("oos", {})  # peer -> 4 KiB blocks it lacks (DRBD's per-peer bitmap), sorted
+    md.setdefault("history", [])  # the generations this copy held before, newest last (DRBD's history UUIDs)
     return md
+
+
+HISTORY = 64
+
+
+def _set_tag(md: dict[str, Any], tag: str) -> None:
+    """This copy's data generation becomes `tag`; the one it held goes to its history."""
+    if md["tag"] and md["tag"] != tag:
+        md["history"] = [*md.get("history", []), md["tag"]][-HISTORY:]
+    md["tag"] = tag
 
 
 def create_md(st: State, node: str, res: str, vols: list[str]) -> list[str]:
@@ -528,7 +539,7 @@ def become_primary(st: State, node: str, res: str) -> None:
             if d["state"] == "UpToDate":
                 md = meta_for(st, node, res, vol)
                 old = md["tag"]
-                md["tag"] = f"{node}.{md['gen']}.{secrets.token_hex(3)}"
+                _set_tag(md, f"{node}.{md['gen']}.{secrets.token_hex(3)}")
                 for peer, c in r["conns"].items():
                     pmd = meta_for(st, peer, res, vol)
                     if (
@@ -536,7 +547,7 @@ def become_primary(st: State, node: str, res: str) -> None:
                         and c["peer_disk"].get(vol) == "UpToDate"
                         and pmd["tag"] == old
                     ):
-                        pmd["tag"] = md["tag"]
+                        _set_tag(pmd, md["tag"])
                         md["synced"][peer] = pmd["synced"][node] = md["tag"]
     r["role"] = "Primary"
     _publish_roles(st, res)
@@ -572,7 +583,7 @@ def _new_data(st: State, node: str, res: str, vol: str) -> None:
     """A new data generation (DRBD's new current UUID): this copy now differs from every peer's."""
     md = meta_for(st, node, res, vol)
     md["gen"] += 1
-    md["tag"] = f"{node}.{md['gen']}.{secrets.token_hex(3)}"
+    _set_tag(md, f"{node}.{md['gen']}.{secrets.token_hex(3)}")
 
 
 AL_BLOCKS = 64  # blocks the activity log remembers (DRBD's AL: the hot extents, resynced after a crash)
@@ -656,7 +667,8 @@ def delivered(st: State, sender: str, receiver: str, res: str, vol: str, gen: in
     """The receiver has written a replicated write: its copy now holds the sender's generation, and while
     both are in sync (sender UpToDate, replication Established) they share it."""
     rmd, smd = meta_for(st, receiver, res, vol), meta_for(st, sender, res, vol)
-    rmd["gen"], rmd["tag"] = gen, tag
+    rmd["gen"] = gen
+    _set_tag(rmd, tag)
     r = res_state(st, sender, res)
     c = r["conns"].get(receiver) if r is not None else None
     in_sync = c is not None and c["repl"].get(vol, "Established") == "Established"
@@ -743,8 +755,10 @@ def _handshake(st: State, res: str, a: str, b: str, now: float) -> None:
         for md, peer in ((ma, b), (mb, a)):  # each sees the other's disk again: no stale knowledge kept
             md["peers_outdated"] = [p for p in md.get("peers_outdated", []) if p != peer]
         same = ma["tag"] == mb["tag"]  # one generation (e.g. both synced from a third node): no new data
-        a_new = not same and ma["tag"] != ma["synced"].get(b, "")
-        b_new = not same and mb["tag"] != mb["synced"].get(a, "")
+        # new: written since they last shared data, unless the other has moved on from it (its history
+        # holds this generation: DK uuid_compare finds our current UUID among the peer's history UUIDs)
+        a_new = not same and ma["tag"] != ma["synced"].get(b, "") and ma["tag"] not in mb.get("history", [])
+        b_new = not same and mb["tag"] != mb["synced"].get(a, "") and mb["tag"] not in ma.get("history", [])
         a_disc = ra["conns"][b].pop("discard_my_data", False)
         b_disc = rb["conns"][a].pop("discard_my_data", False)
         source: str | None = None
@@ -884,7 +898,7 @@ def _progress_resyncs(st: State, now: float) -> None:
             continue
         del st["resyncs"][key]
         ms, mt = meta_for(st, source, res, vol), meta_for(st, target, res, vol)
-        mt["gen"], mt["tag"] = ms["gen"], ms["tag"]
+        mt["gen"], mt["tag"], mt["history"] = ms["gen"], ms["tag"], list(ms.get("history", []))  # its UUIDs
         ms["synced"][target] = mt["synced"][source] = ms["tag"]
         synced = set(resync_blocks(rs))
         for other in st.get("meta", {}):  # the target now shares the generation of every node that has it

@@ -424,6 +424,7 @@ def test_create_md_gives_a_replaced_disk_fresh_meta_data_and_a_full_sync() -> No
         "disk": "Inconsistent",
         "lost": 0,
         "oos": {},
+        "history": [],
     }
     del s["faults"]["disk/alice/r0/0"]
     engine.attach(s, "alice", "r0")
@@ -485,3 +486,32 @@ def test_a_replaced_disk_takes_no_older_blocks_and_a_finished_resync_clears_ever
     assert not s["resyncs"] and all(
         not engine.meta_for(s, n, "r0", "0")["oos"] for n in ("alice", "bob", "carol")
     )
+
+
+def test_a_replaced_disk_synced_from_a_newer_node_is_no_split_brain_for_an_older_one() -> None:
+    """tandem-16861: bob's disk failed and was replaced; alice (Primary) wrote on, lost power; carol went
+    on without her and bob resynced in full from carol. alice, back, meets bob: bob took carol's history
+    (DRBD's SyncTarget takes the source's UUIDs), which holds alice's generation, so alice is his
+    SyncTarget, not a split brain."""
+    cfg = make_cfg(("alice", "bob", "carol"), (), atp="yes")
+    s = cluster(cfg, primary="alice")
+    engine.fail_disk(s, "bob", "r0", "0", 4000.0)
+    engine.settle(s, 4000.0 + engine.FAILED_SECONDS)
+    engine.write(s, "alice", "r0", "0", 4002.0, count=3)
+    engine.power_loss(s, "alice", 4003.0)
+    assert engine.primary(s, cfg, "carol", "r0", 4004.0) == []
+    engine.become_primary(s, "carol", "r0")
+    engine.write(s, "carol", "r0", "0", 4005.0, count=2)
+    del s["faults"]["disk/bob/r0/0"]
+    engine.create_md(s, "bob", "r0", ["0"])
+    engine.attach(s, "bob", "r0")
+    engine.settle(s, 4006.0)
+    engine.settle(s, 4300.0)
+    assert res(s, "bob")["disks"]["0"]["state"] == "UpToDate"
+    s["nodes"]["alice"] = {"r0": engine.new_resource(cfg, "alice")}
+    engine.attach(s, "alice", "r0")
+    link(s, "alice", "carol", cut=True, t=4301.0)
+    engine.connect(s, cfg, "alice", "r0")
+    engine.settle(s, 4302.0)
+    assert not res(s, "alice")["conns"]["bob"].get("split_brain")
+    assert "r0/0/bob/alice" in s["resyncs"]
