@@ -110,6 +110,8 @@ FINDINGS = {
     "write (generation 80 on node2) is most likely that. Fixed in the emulator, unit tests replay both",
     "tandem-16810": "see tandem-16809 (the cluster was reused: its copy on node2 came out of that run)",
     "tandem-16811": "three data nodes: as tandem-16806 (a new data generation on a node without quorum)",
+    "tandem-16813": "as tandem-16811 (the same pattern in the history; not replayed)",
+    "tandem-16814": "as tandem-16811 (the same pattern in the history; not replayed)",
     "tandem-16861": "three data nodes, on baa5f2f: a passing split brain flag. node2's replaced disk, "
     "resynced in full from node3, did not take node3's history, so node1 (back from a power cut, older) "
     "and node2 each looked new to the other until node1 had resynced from node3. A SyncTarget now takes "
