@@ -601,6 +601,9 @@ def plan_write(st: State, node: str, res: str, vol: str, now: float, blocks: lis
         raise StateError(0, "not Primary: writes need the Primary role", 1)
     refuse_io(st, node, res)
     peers = [p for p, c in r["conns"].items() if c["state"] == "Connected" and has_disk(st, p, res, vol)]
+    # the copies being resynced get the write last (the data plane sends in this order): a resync from a
+    # third node then never copies a block older than the one this write left on its target
+    peers.sort(key=lambda p: r["conns"][p]["peer_disk"].get(vol) != "UpToDate")
     local = r["disks"][vol]["state"] == "UpToDate"
     if not local and not any(r["conns"][p]["peer_disk"].get(vol) == "UpToDate" for p in peers):
         raise io_error(f"local disk {r['disks'][vol]['state']} and no UpToDate peer: I/O error")

@@ -515,3 +515,19 @@ def test_a_replaced_disk_synced_from_a_newer_node_is_no_split_brain_for_an_older
     engine.settle(s, 4302.0)
     assert not res(s, "alice")["conns"]["bob"].get("split_brain")
     assert "r0/0/bob/alice" in s["resyncs"]
+
+
+def test_a_write_reaches_a_copy_being_resynced_last() -> None:
+    """CI on f408083 (three data nodes, partition 2|1): bob resynced from carol while alice wrote; the data
+    plane sends a write to its peers in plan order, so if bob got it before carol, carol's resync could
+    copy her older block over it. The copies being resynced come last."""
+    cfg = make_cfg(("alice", "bob", "carol"), (), atp="yes")
+    s = cluster(cfg, primary="alice")
+    s["resync_kib_s"] = 1.0
+    link(s, "alice", "bob", cut=True, t=4000.0)
+    link(s, "bob", "carol", cut=True, t=4000.0)
+    engine.write(s, "alice", "r0", "0", 4001.0, count=2)
+    link(s, "bob", "carol", cut=False, t=4002.0)
+    assert res(s, "bob")["disks"]["0"]["state"] == "Inconsistent"
+    link(s, "alice", "bob", cut=False, t=4003.0)
+    assert engine.plan_write(s, "alice", "r0", "0", 4004.0, [5])["peers"] == ["carol", "bob"]
