@@ -19,6 +19,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from lab import faults
 from lab.campaign import controls
@@ -261,15 +262,14 @@ class Nemesis:
 
         with engine.Store(self.vc.emu_dir).locked() as st:
             key = f"disk/{node}/{RES}/0"
+
+            def disk(n: str) -> dict[str, Any]:
+                return (engine.res_state(st, n, RES) or {}).get("disks", {}).get("0", {})  # type: ignore[no-any-return]
+
             if not works:
-                if (engine.res_state(st, node, RES) or {}).get("disks", {}).get("0", {}).get("client"):
+                if disk(node).get("client"):
                     raise Skipped(f"{node} is a diskless client: no disk to fail")
-                if not any(
-                    (engine.res_state(st, n.name, RES) or {}).get("disks", {}).get("0", {}).get("state")
-                    == "UpToDate"
-                    for n in self.lab.nodes
-                    if n.name != node
-                ):
+                if not any(disk(n.name).get("state") == "UpToDate" for n in self.lab.nodes if n.name != node):
                     raise Skipped("no other UpToDate copy: a second failed disk would lose the data")
                 engine.fail_disk(st, node, RES, "0", time.time())
                 return

@@ -196,6 +196,13 @@ def _mark_oos(md: dict[str, Any], peer: str, blocks: list[int]) -> None:
     md["oos"][peer] = sorted(set(md["oos"].get(peer, [])) | set(blocks))
 
 
+def _clear_oos(md: dict[str, Any], peer: str, in_sync: set[int]) -> None:
+    """The blocks in `in_sync` leave this copy's bitmap for `peer`."""
+    left = [b for b in md["oos"].pop(peer, []) if b not in in_sync]
+    if left:
+        md["oos"][peer] = left
+
+
 def attach(st: State, node: str, res: str) -> None:
     """`attach`: the disk comes up in the state its meta data recorded (Outdated/Inconsistent), except that
     data last UpToDate comes up Consistent while fencing is configured and some peer is not known Outdated:
@@ -600,7 +607,7 @@ def plan_write(st: State, node: str, res: str, vol: str, now: float, blocks: lis
     if r is None or r["role"] != "Primary":
         raise StateError(0, "not Primary: writes need the Primary role", 1)
     refuse_io(st, node, res)
-    peers = [p for p, c in r["conns"].items() if c["state"] == "Connected" and has_disk(st, p, res, vol)]
+    peers = _data_peers(st, node, res, vol)
     # the copies being resynced get the write last (the data plane sends in this order): a resync from a
     # third node then never copies a block older than the one this write left on its target
     peers.sort(key=lambda p: r["conns"][p]["peer_disk"].get(vol) != "UpToDate")
@@ -608,10 +615,11 @@ def plan_write(st: State, node: str, res: str, vol: str, now: float, blocks: lis
     if not local and not any(r["conns"][p]["peer_disk"].get(vol) == "UpToDate" for p in peers):
         raise io_error(f"local disk {r['disks'][vol]['state']} and no UpToDate peer: I/O error")
     md = knows = meta_for(st, node, res, vol)
+    own_disk = has_disk(st, node, res, vol)
     if not local:  # the data lives on the peers: continue from their generation
         newest = max((meta_for(st, p, res, vol) for p in peers), key=lambda m: int(m["gen"]))
         md["gen"], md["tag"] = newest["gen"], newest["tag"]
-        if not has_disk(st, node, res, vol):
+        if not own_disk:
             knows = newest  # a diskless writer knows the generations through its data peer
     apart = [peer for peer in r["conns"] if peer not in peers]
     if _diverges(knows, md["tag"], apart):
@@ -619,7 +627,7 @@ def plan_write(st: State, node: str, res: str, vol: str, now: float, blocks: lis
     else:
         md["gen"] += 1
     for peer in apart:
-        if has_disk(st, node, res, vol):  # a node without a disk keeps no bitmap
+        if own_disk:  # a node without a disk keeps no bitmap
             _mark_oos(md, peer, blocks)
         if not r["conns"][peer].get("peer_intentional_diskless"):
             for receiver in peers:  # DRBD 9: the receivers learn who missed it (their bitmaps too)
@@ -652,7 +660,8 @@ def refuse_io(st: State, node: str, res: str) -> None:
         raise Suspended(r["suspended"])
 
 
-def _data_peers(st: State, node: str, res: str, vol: str, but: str) -> list[str]:
+def _data_peers(st: State, node: str, res: str, vol: str, but: str = "") -> list[str]:
+    """The connected peers with a disk (but `but`): where this node's writes go."""
     r = res_state(st, node, res) or {}
     return [
         p
@@ -773,7 +782,7 @@ def _handshake(st: State, res: str, a: str, b: str, now: float) -> None:
                 if dx["state"] == "Outdated":
                     _set_disk(st, x, res, vol, "UpToDate")
             continue
-        if _second_source(st, res, vol, (a, da), (b, db)) or _second_source(st, res, vol, (b, db), (a, da)):
+        if _second_source(st, res, vol, da, (b, db)) or _second_source(st, res, vol, db, (a, da)):
             continue
         if db["state"] == "Inconsistent" or b_disc:
             source = a
@@ -829,15 +838,15 @@ def _handshake(st: State, res: str, a: str, b: str, now: float) -> None:
 
 
 def _second_source(
-    st: State, res: str, vol: str, source: tuple[str, dict[str, Any]], target: tuple[str, dict[str, Any]]
+    st: State, res: str, vol: str, source_disk: dict[str, Any], target: tuple[str, dict[str, Any]]
 ) -> bool:
     """An Inconsistent node already SyncTarget of one peer takes no older data from another: DRBD resyncs
     a device from one source at a time (the others wait, PausedSyncT), and an Outdated or Consistent peer
     would write blocks older than the ones the running resync brought (tandem-16809: a replaced disk, a
     returning Outdated node)."""
-    (_, ds), (t, dt) = source, target
+    t, dt = target
     running = any(k.startswith(f"{res}/{vol}/") and k.endswith(f"/{t}") for k in st.get("resyncs", {}))
-    return dt["state"] == "Inconsistent" and ds["state"] != "UpToDate" and running
+    return dt["state"] == "Inconsistent" and source_disk["state"] != "UpToDate" and running
 
 
 def _start_resync(st: State, key: str, now: float, blocks: list[int] | None) -> None:
@@ -911,14 +920,9 @@ def _progress_resyncs(st: State, now: float) -> None:
                 om["synced"][target] = mt["synced"][node_of] = ms["tag"]
                 # and their bits for it are cleared where they are in sync with the source (DK
                 # P_PEERS_IN_SYNC): tandem-16809 kept them for good
-                differ = set(om["oos"].get(source, []))
-                left = [b for b in om["oos"].pop(target, []) if b not in synced or b in differ]
-                if left:
-                    om["oos"][target] = left
+                _clear_oos(om, target, synced - set(om["oos"].get(source, [])))
         for md, peer in ((ms, target), (mt, source)):
-            left = [b for b in md["oos"].pop(peer, []) if b not in synced]
-            if left:
-                md["oos"][peer] = left
+            _clear_oos(md, peer, synced)
         _set_disk(st, target, res, vol, "UpToDate")
         queue_handler(st, target, res, "after-resync-target", source)  # DK: the target's helper, at the end
         _maybe_unfence(st, source, res, target)
