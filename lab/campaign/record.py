@@ -140,7 +140,8 @@ def log_facts(
     events: Iterable[Event],
 ) -> tuple[tuple[float, ...], tuple[tuple[float, float], ...], tuple[tuple[float, str], ...]]:
     """From the cluster's log events: action times, migration windows of vm1 (migrate_to initiated → the
-    source's stop result, or 120 s), and successful fencings (completed, target)."""
+    source's stop result, or 120 s: a stop on the target does not end a migrate_to still running, which
+    can deliver the guest there later, tandem-17007), and successful fencings (completed, target)."""
     evs = list(events)
     actions = tuple(e.t for e in evs)
     windows = []
@@ -150,7 +151,11 @@ def log_facts(
                 (
                     x.t
                     for x in evs
-                    if x.t >= e.t and x.kind == "result" and x.op == "stop" and x.subject == VM
+                    if x.t >= e.t
+                    and x.kind == "result"
+                    and x.op == "stop"
+                    and x.subject == VM
+                    and x.where == e.where
                 ),
                 e.t + 120.0,
             )

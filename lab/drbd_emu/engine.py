@@ -834,7 +834,8 @@ def _handshake(st: State, res: str, a: str, b: str, now: float) -> None:
             | set(mt.pop("al_dirty", []))
         )
         _set_disk(st, target, res, vol, "Inconsistent")
-        _start_resync(st, f"{res}/{vol}/{source}/{target}", now, None if full else blocks)
+        waits = _resyncing_into(st, res, vol, target)  # a second source waits (tandem-17008)
+        _start_resync(st, f"{res}/{vol}/{source}/{target}", now, None if full else blocks, waiting=waits)
 
 
 def _second_source(
@@ -845,16 +846,32 @@ def _second_source(
     would write blocks older than the ones the running resync brought (tandem-16809: a replaced disk, a
     returning Outdated node)."""
     t, dt = target
-    running = any(k.startswith(f"{res}/{vol}/") and k.endswith(f"/{t}") for k in st.get("resyncs", {}))
-    return dt["state"] == "Inconsistent" and source_disk["state"] != "UpToDate" and running
+    return (
+        dt["state"] == "Inconsistent"
+        and source_disk["state"] != "UpToDate"
+        and _resyncing_into(st, res, vol, t)
+    )
 
 
-def _start_resync(st: State, key: str, now: float, blocks: list[int] | None) -> None:
+def _resyncing_into(st: State, res: str, vol: str, target: str) -> bool:
+    """Whether `target` is SyncTarget of a peer now (a resync that is not itself waiting)."""
+    return any(
+        k.startswith(f"{res}/{vol}/") and k.endswith(f"/{target}") and not rs.get("waiting")
+        for k, rs in st.get("resyncs", {}).items()
+    )
+
+
+def _start_resync(st: State, key: str, now: float, blocks: list[int] | None, waiting: bool = False) -> None:
     """A resync of `blocks` (None: the whole device). When the source runs a data plane, its kernel copies
-    the blocks (`copied_kib`) and the resync ends only when they are all on the target."""
+    the blocks (`copied_kib`) and the resync ends only when they are all on the target. A `waiting` one
+    (a second source while the target is SyncTarget of another: PausedSyncS/PausedSyncT, DK
+    resync_susp_other_c) neither progresses nor copies until that one is over (`_resolve_waiting`)."""
     total = DEFAULT_SIZE_KIB if blocks is None else max(len(blocks), 1) * KIB_PER_WRITE
     source = key.split("/")[2]
     rs: dict[str, Any] = {"start": now, "total_kib": total, "blocks": blocks}
+    if waiting:
+        st.setdefault("resyncs", {})[key] = {**rs, "waiting": True}
+        return
     if st.get("dataplane", {}).get(source):
         rs["copied_kib"] = 0
     st.setdefault("resyncs", {})[key] = rs
@@ -903,6 +920,9 @@ def _progress_resyncs(st: State, now: float) -> None:
         if not (connected(st, res, source, target)):
             del st["resyncs"][key]
             continue
+        if rs.get("waiting"):
+            _resolve_waiting(st, key, now)
+            continue
         rate = resync_rate(st, res)
         done = min(rs["total_kib"], (now - rs["start"]) * rate)
         rs["done_kib"] = done
@@ -926,6 +946,37 @@ def _progress_resyncs(st: State, now: float) -> None:
         _set_disk(st, target, res, vol, "UpToDate")
         queue_handler(st, target, res, "after-resync-target", source)  # DK: the target's helper, at the end
         _maybe_unfence(st, source, res, target)
+
+
+def _resolve_waiting(st: State, key: str, now: float) -> None:
+    """A waiting resync, once its target is SyncTarget of nobody else: nothing to do if the target now
+    shares the source's data (the finished resync brought it; DK P_PEERS_IN_SYNC clears their bits), else
+    it runs, in full: the target's bits from an aborted resync are not all in this source's bitmap (the
+    DRBD test "resync source switch": the paused source takes over when the first one is gone)."""
+    res, vol, source, target = key.split("/")
+    if _resyncing_into(st, res, vol, target):
+        return
+    del st["resyncs"][key]
+    ms, mt = meta_for(st, source, res, vol), meta_for(st, target, res, vol)
+    rt = res_state(st, target, res)
+    assert rt is not None
+    if rt["disks"][vol]["state"] == "UpToDate" and mt["tag"] == ms["tag"]:
+        ms["synced"][target] = mt["synced"][source] = ms["tag"]
+        ms["oos"].pop(target, None)
+        mt["oos"].pop(source, None)
+        return
+    _set_disk(st, target, res, vol, "Inconsistent")
+    _start_resync(st, key, now, None)
+
+
+def resync_suspended(st: State, res: str, vol: str, node: str, peer: str) -> str:
+    """`resync-suspended` of a peer device: a waiting resync is suspended by a dependency on the target
+    (DK resync_susp_other_c is shown as "dependency"), by the peer on the source."""
+    if st.get("resyncs", {}).get(f"{res}/{vol}/{peer}/{node}", {}).get("waiting"):
+        return "dependency"
+    if st.get("resyncs", {}).get(f"{res}/{vol}/{node}/{peer}", {}).get("waiting"):
+        return "peer"
+    return "user" if _paused(st, res) else "no"
 
 
 def _maybe_unfence(st: State, node: str, res: str, peer: str) -> None:
@@ -1244,10 +1295,11 @@ def _refresh_view(st: State, node: str, res: str) -> None:
                 continue
             c["peer_disk"][vol] = pd["state"]
             key_s, key_t = f"{res}/{vol}/{node}/{peer}", f"{res}/{vol}/{peer}/{node}"
+            paused = resync_suspended(st, res, vol, node, peer) != "no"
             if key_s in st.get("resyncs", {}):
-                c["repl"][vol] = "PausedSyncS" if _paused(st, res) else "SyncSource"
+                c["repl"][vol] = "PausedSyncS" if paused else "SyncSource"
             elif key_t in st.get("resyncs", {}):
-                c["repl"][vol] = "PausedSyncT" if _paused(st, res) else "SyncTarget"
+                c["repl"][vol] = "PausedSyncT" if paused else "SyncTarget"
             else:
                 c["repl"][vol] = "Established"
         c["peer_client"] = {v: pd["client"] for v, pd in pr["disks"].items()}

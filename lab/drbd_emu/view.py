@@ -83,7 +83,7 @@ def resource_view(st: engine.State, node: str, res: str) -> tuple[Resource, dict
                         rs_total=total * 2, dt1_ms=1000, db1_sectors=int(engine.resync_rate(st, res) * 2)
                     ),
                 )
-            pd_x[(res, peer, v)] = PeerDeviceExtra(stats=stats)
+            pd_x[(res, peer, v)] = PeerDeviceExtra(engine.resync_suspended(st, res, vol, node, peer), stats)
         conns.append(Connection(peer, ConnState(c["state"]), Role(c["peer_role"]), tuple(pds), c["node_id"]))
         path = PathInfo(
             _endpoint(r["address"], r["family"]),

@@ -493,17 +493,18 @@ def test_l1_accepts_a_failed_action_that_expires_by_itself_but_not_one_overdue()
 
 
 def test_log_facts_give_actions_migration_windows_and_fencing() -> None:
-    def ev(t: float, kind: str, subject: str, op: str, text: str = "") -> Event:
-        return Event(t, "node1", kind, subject, "node2", op, text)
+    def ev(t: float, kind: str, subject: str, op: str, text: str = "", where: str = "node1") -> Event:
+        return Event(t, "node1", kind, subject, where, op, text)
 
     events = [
         ev(1.0, "initiate", "vm1", "migrate_to"),
+        ev(2.0, "result", "vm1", "stop", where="node2"),  # the target's stop: migrate_to still runs (17007)
         ev(3.0, "result", "vm1", "stop"),
         ev(5.0, "fence-done", "node2", "reboot", "reboot of node2 by node1 for pacemaker-controld: OK"),
         ev(6.0, "fence-done", "node1", "reboot", "reboot of node1 by node2 for pacemaker-controld: Error"),
     ]
     actions, windows, fenced = record.log_facts(events)
-    assert actions == (1.0, 3.0, 5.0, 6.0)
+    assert actions == (1.0, 2.0, 3.0, 5.0, 6.0)
     assert windows == ((1.0, 3.0),)
     assert fenced == ((5.0, "node2"),)
 

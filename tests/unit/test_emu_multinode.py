@@ -531,3 +531,42 @@ def test_a_write_reaches_a_copy_being_resynced_last() -> None:
     assert res(s, "bob")["disks"]["0"]["state"] == "Inconsistent"
     link(s, "alice", "bob", cut=False, t=4003.0)
     assert engine.plan_write(s, "alice", "r0", "0", 4004.0, [5])["peers"] == ["carol", "bob"]
+
+
+def test_a_second_source_waits_while_the_first_resyncs_the_target() -> None:
+    """tandem-17008: alice's replaced disk resyncs in full from carol; bob, back and UpToDate, meets her
+    midway. His resync to her waits (PausedSyncS/PausedSyncT, resync-suspended peer/dependency) instead
+    of a short one that marked her UpToDate with carol's full sync still under way; once she has it all,
+    his waiting resync has nothing left to do and every bitmap is clear."""
+    cfg = make_cfg(("alice", "bob", "carol"), (), atp="yes")
+    s = cluster(cfg, primary="bob")
+    engine.fail_disk(s, "alice", "r0", "0", 4000.0)
+    engine.settle(s, 4000.0 + engine.FAILED_SECONDS)
+    engine.write(s, "bob", "r0", "0", 4002.0, count=3)  # bob and carol both keep bits for diskless alice
+    engine.secondary(s, "bob", "r0", 4003.0)
+    engine.down(s, "bob", "r0", 4003.5)
+    assert engine.primary(s, cfg, "carol", "r0", 4004.0) == []
+    engine.become_primary(s, "carol", "r0")
+    engine.write(s, "carol", "r0", "0", 4005.0, count=2)
+    del s["faults"]["disk/alice/r0/0"]
+    engine.create_md(s, "alice", "r0", ["0"])
+    s["resync_kib_s"] = 1024.0  # the full sync takes 64 s
+    engine.attach(s, "alice", "r0")
+    engine.settle(s, 4006.0)
+    s["nodes"]["bob"] = {"r0": engine.new_resource(cfg, "bob")}
+    engine.attach(s, "bob", "r0")
+    link(s, "alice", "bob", cut=True, t=4007.0)
+    engine.connect(s, cfg, "bob", "r0")
+    engine.settle(s, 4008.0)
+    engine.settle(s, 4010.0)
+    assert res(s, "bob")["disks"]["0"]["state"] == "UpToDate"
+    link(s, "alice", "bob", cut=False, t=4011.0)
+    engine.settle(s, 4012.0)
+    assert res(s, "alice")["disks"]["0"]["state"] == "Inconsistent"
+    assert res(s, "alice")["conns"]["bob"]["repl"]["0"] == "PausedSyncT"
+    assert engine.resync_suspended(s, "r0", "0", "alice", "bob") == "dependency"
+    assert engine.resync_suspended(s, "r0", "0", "bob", "alice") == "peer"
+    engine.settle(s, 4100.0)
+    engine.settle(s, 4101.0)
+    assert res(s, "alice")["disks"]["0"]["state"] == "UpToDate" and not s["resyncs"]
+    assert all(not engine.meta_for(s, n, "r0", "0")["oos"] for n in ("alice", "bob", "carol"))
