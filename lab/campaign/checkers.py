@@ -371,7 +371,22 @@ def node_losses(h: History) -> Iterator[tuple[Injection, float | None]]:
         others &= {v.node for v in before[-1].drbd if v.disk == "UpToDate"}  # a resyncing one must wait
         if not any(all(n in s.on for s in during) for n in others):
             continue  # no survivor (a second fault took the other node too): nowhere to recover to
+        if _no_quorum_anywhere(h, cut.t, cut.t + L2_WINDOW):
+            continue  # the survivors may not act: L1 judges the recovery after the heal (tandem-17005)
         yield cut, next((s.t for s in h.samples if s.t > cut.t and s.qemu and cut.node not in s.qemu), None)
+
+
+def _no_quorum_anywhere(h: History, start: float, end: float) -> bool:
+    """Whether every cluster link was cut at some time in [start, end] with three nodes or more: each node
+    alone, no partition has quorum (two nodes keep it, two_node: they fence each other instead)."""
+    if len(h.nodes) < 3:
+        return False
+    cuts = sorted((i for i in h.injections if i.kind == "cluster-cut" and not i.note), key=lambda i: i.t)
+    for cut in (i for i in cuts if not i.undo and i.t <= end):
+        undo = next((i.t for i in cuts if i.undo and i.t >= cut.t), h.end)
+        if undo >= start:
+            return True
+    return False
 
 
 def l2_node_loss(h: History) -> list[Violation]:

@@ -404,6 +404,23 @@ def test_l2_flags_a_vm_back_late_after_its_nodes_fencing() -> None:
     assert checkers.l2_node_loss(history(resyncing, injections=cut, fenced=((20.0, "node1"),))) == []
 
 
+def test_l2_does_not_ask_a_cluster_without_quorum_anywhere_to_recover() -> None:
+    """tandem-17005: three nodes, every cluster link cut, then the VM's node rebooted: no node has quorum
+    until the heal, so nobody may restart vm1 (L1 judges the recovery after the heal). Two nodes keep
+    quorum under the same cut (two_node) and must recover."""
+    three = ("node1", "node2", "node3")
+    on = frozenset(three)
+    samples = [Sample(float(t), on, ("node1",), (view("node1"), view("node2")), None) for t in range(10)]
+    samples += [Sample(float(t), on - {"node1"}, (), (view("node2"),), None) for t in range(10, 60)]
+    loss = (Injection(5.0, "cluster-cut", "", False, ""), Injection(9.5, "reboot", "node1", False, ""))
+    cut_three = replace(history(samples, injections=loss), nodes=three)
+    assert checkers.l2_node_loss(cut_three) == []
+    healed = loss + (Injection(7.0, "cluster-cut", "", True, ""),)  # healed before the reboot
+    assert [v.checker for v in checkers.l2_node_loss(replace(cut_three, injections=healed))] == ["L2"]
+    two = history([replace(x, on=x.on - {"node3"}) for x in samples], injections=loss)
+    assert [v.checker for v in checkers.l2_node_loss(two)] == ["L2"]
+
+
 def test_l3_flags_a_quiet_cluster_out_of_goal_but_not_during_a_fault() -> None:
     samples = list(HEALTHY.samples) + [
         Sample(float(t), ALL, (), (view("node1"), view("node2")), None) for t in range(60, 120)
