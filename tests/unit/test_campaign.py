@@ -415,7 +415,7 @@ def test_l2_does_not_ask_a_cluster_without_quorum_anywhere_to_recover() -> None:
     loss = (Injection(5.0, "cluster-cut", "", False, ""), Injection(9.5, "reboot", "node1", False, ""))
     cut_three = replace(history(samples, injections=loss), nodes=three)
     assert checkers.l2_node_loss(cut_three) == []
-    healed = loss + (Injection(7.0, "cluster-cut", "", True, ""),)  # healed before the reboot
+    healed = (*loss, Injection(7.0, "cluster-cut", "", True, ""))  # healed before the reboot
     assert [v.checker for v in checkers.l2_node_loss(replace(cut_three, injections=healed))] == ["L2"]
     two = history([replace(x, on=x.on - {"node3"}) for x in samples], injections=loss)
     assert [v.checker for v in checkers.l2_node_loss(two)] == ["L2"]

@@ -32,6 +32,7 @@ from tandem.ocf import (
     Result,
     run_agent,
 )
+from tandem.ocf.deadline import LATE_IN_SECOND, until_late_in_second
 from tandem.ocf.params import ALNUM, DIGITS, LOWER, Chars, parse_bool, parse_int, parse_seconds, parse_words
 
 if TYPE_CHECKING:
@@ -437,6 +438,18 @@ def test_deadline_budgets() -> None:
     with pytest.raises(DeadlineExceeded):
         past.budget(5)
     assert past.expired()
+
+
+@given(st.floats(min_value=1e9, max_value=2e9), st.floats(min_value=0.0, max_value=5.0))
+def test_an_action_can_end_late_in_its_second_within_its_time(wall: float, left: float) -> None:
+    """tandem-17015: a failed migrate_to ends late in its wall-clock second, so that Pacemaker's stop on
+    the target, right after it, is stamped in a later second."""
+    wait = until_late_in_second(wall, left)
+    assert 0.0 <= wait <= left
+    if wait < left:
+        assert (wall + wait) % 1.0 >= LATE_IN_SECOND - 1e-6 or wall % 1.0 >= LATE_IN_SECOND
+    assert until_late_in_second(100.2, 5.0) == pytest.approx(0.75)
+    assert until_late_in_second(100.97, 5.0) == 0.0
 
 
 def test_runner_caps_timeouts_by_the_deadline() -> None:

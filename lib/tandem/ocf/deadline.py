@@ -40,3 +40,15 @@ class Deadline(NamedTuple):
         if left <= 0:
             raise DeadlineExceeded(f"no time left (reserved {keep:.1f}s for later steps)")
         return left if wanted is None else min(wanted, left)
+
+
+LATE_IN_SECOND = 0.95
+
+
+def until_late_in_second(wall: float, left: float, late: float = LATE_IN_SECOND) -> float:
+    """Seconds to wait so that an action ends late in its wall-clock second (at most `left`, none if it is
+    late already). Pacemaker 2.1 orders operations on different nodes by their whole-second last-rc-change
+    and takes an equal one as older: a failed migrate_to followed, in the same second, by the stop on its
+    target leaves the domain "active" on the target for the scheduler, which then plans migrations from a
+    node where it never ran (tandem-17015). Ending late in the second puts those stops in the next one."""
+    return max(0.0, min(late - wall % 1.0, left))
