@@ -396,8 +396,9 @@ def campaign(plan: Plan, base: LabConfig, work: Path, say: Callable[[str], None]
                 if not fresh:
                     try:
                         restore(vc)
-                    except (ScenarioError, LabError) as exc:
-                        say(f"cluster not restorable ({str(exc).splitlines()[0]}): a fresh one")
+                    except (ScenarioError, LabError, subprocess.SubprocessError) as exc:  # a hung crm: 17025
+                        why = (str(exc).splitlines() or [repr(exc)])[0]
+                        say(f"cluster not restorable ({why}): a fresh one")
                         break
                 schedule = generate(seed, plan.kinds)
                 result = one_run(vc, schedule)
