@@ -118,6 +118,26 @@ FINDINGS = {
     "its source's history (DRBD copies the UUIDs), and the handshake finds the other's generation in it",
     "tandem-15101": "three nodes: a clean shutdown of vm1's node promoted the spare in the transition that "
     "migrated vm1, whose graph loops; the spare has no score while the Primary slots are full since 65ed7cd",
+    "tandem-17005": "three data nodes, on 9f61011: a checker's false alarm. Every cluster link was cut, then "
+    "vm1's node rebooted: no node had quorum until the heal, and vm1 ran again 5 s after it. L2 no longer "
+    "asks a cluster with no quorum anywhere to recover (L1 judges the heal); rejudged",
+    "tandem-17007": "three data nodes, on 9f61011: a checker's false alarm. A migrate_to hung while every "
+    "cluster link was cut and completed after the heal; the target's stop during the cut had closed the "
+    "migration window. A window now ends at the source's stop; this run's window was recomputed from its "
+    "timeline by that rule (node1's stop at 39.97 s) and rejudged",
+    "tandem-17008": "three data nodes, on 9f61011: an emulator fault. node1's replaced disk resynced in full "
+    "from node3; node2, back and UpToDate, started a second, short resync into node1 that marked it UpToDate "
+    "with the full one unfinished, and node1 was promoted. A second source now waits (PausedSyncS/T, "
+    "resync-suspended peer/dependency) until the first is over, as DRBD's does (8fbd08c)",
+    "tandem-17015": "three data nodes, on 9f61011: a stall. migrate_to node2 -> node1 was refused (node1's "
+    "DRBD not connected) and node1's stop came in the same second; Pacemaker 2.1 compares the two by whole "
+    "seconds and took vm1 as still active on node1, then planned a migration from node1 with a demote and "
+    "two promotes, whose graph loops (crm_simulate on the run's pe-input: 'invalid transition'; none with "
+    "the stop a second later). A failed migrate_to now ends late in its second (620c126)",
+    "tandem-17025": "three data nodes, on 9f61011: not explained. corosync was killed on node1 as the "
+    "replication link came back; node2's and node3's corosync logged 'waiting for consensus' and then, like "
+    "every process in the lab, nothing more; the next restore's crm hung and ended the batch (a hung restore "
+    "now means a fresh cluster, a2a0ffa)",
 }
 
 
