@@ -132,8 +132,9 @@ FINDINGS = {
     "tandem-17015": "three data nodes, on 9f61011: a stall. migrate_to node2 -> node1 was refused (node1's "
     "DRBD not connected) and node1's stop came in the same second; Pacemaker 2.1 compares the two by whole "
     "seconds and took vm1 as still active on node1, then planned a migration from node1 with a demote and "
-    "two promotes, whose graph loops (crm_simulate on the run's pe-input: 'invalid transition'; none with "
-    "the stop a second later). A failed migrate_to now ends late in its second (620c126)",
+    "two promotes, whose graph loops (`crm_simulate -S -x evidence/tandem-17015-pe-input-42.bz2`: 'An "
+    "invalid transition was produced'; none with the stop a second later). A failed migrate_to now ends "
+    "late in its second (620c126)",
     "tandem-17025": "three data nodes, on 9f61011: not explained. corosync was killed on node1 as the "
     "replication link came back; node2's and node3's corosync logged 'waiting for consensus' and then, like "
     "every process in the lab, nothing more; the next restore's crm hung and ended the batch (a hung restore "
