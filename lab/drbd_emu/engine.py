@@ -943,6 +943,11 @@ def _progress_resyncs(st: State, now: float) -> None:
                 _clear_oos(om, target, synced - set(om["oos"].get(source, [])))
         for md, peer in ((ms, target), (mt, source)):
             _clear_oos(md, peer, synced)
+        # the target now holds the source's data: what a third node lacks of it is what it lacks of the
+        # source's (a copy resynced in full knew nothing of a node that was away)
+        mt["oos"] = {p: list(b) for p, b in ms["oos"].items() if p != target} | (
+            {source: mt["oos"][source]} if source in mt["oos"] else {}
+        )
         _set_disk(st, target, res, vol, "UpToDate")
         queue_handler(st, target, res, "after-resync-target", source)  # DK: the target's helper, at the end
         _maybe_unfence(st, source, res, target)
@@ -950,7 +955,8 @@ def _progress_resyncs(st: State, now: float) -> None:
 
 def _resolve_waiting(st: State, key: str, now: float) -> None:
     """A waiting resync, once its target is SyncTarget of nobody else: nothing to do if the target now
-    shares the source's data (the finished resync brought it; DK P_PEERS_IN_SYNC clears their bits), else
+    shares the source's data (the finished resync brought it; DK P_PEERS_IN_SYNC clears their bits); the
+    pair decided again if the target is UpToDate with other data (the source may be the older one); else
     it runs, in full: the target's bits from an aborted resync are not all in this source's bitmap (the
     DRBD test "resync source switch": the paused source takes over when the first one is gone)."""
     res, vol, source, target = key.split("/")
@@ -964,6 +970,9 @@ def _resolve_waiting(st: State, key: str, now: float) -> None:
         ms["synced"][target] = mt["synced"][source] = ms["tag"]
         ms["oos"].pop(target, None)
         mt["oos"].pop(source, None)
+        return
+    if rt["disks"][vol]["state"] == "UpToDate":
+        _handshake(st, res, source, target, now)
         return
     _set_disk(st, target, res, vol, "Inconsistent")
     _start_resync(st, key, now, None)

@@ -570,3 +570,31 @@ def test_a_second_source_waits_while_the_first_resyncs_the_target() -> None:
     engine.settle(s, 4101.0)
     assert res(s, "alice")["disks"]["0"]["state"] == "UpToDate" and not s["resyncs"]
     assert all(not engine.meta_for(s, n, "r0", "0")["oos"] for n in ("alice", "bob", "carol"))
+
+
+def test_a_waiting_source_with_older_data_is_not_copied_over_the_newer() -> None:
+    """The other end of tandem-17008: bob is UpToDate but older (he missed carol's writes on a link of his
+    own) when he meets alice, who resyncs from carol. Once she has carol's data the pair is decided again:
+    bob becomes her SyncTarget; his older blocks never reach her."""
+    cfg = make_cfg(("alice", "bob", "carol"), (), atp="yes")
+    s = cluster(cfg)
+    s["resync_kib_s"] = 1024.0
+    engine.fail_disk(s, "alice", "r0", "0", 4000.0)
+    engine.settle(s, 4000.0 + engine.FAILED_SECONDS)
+    del s["faults"]["disk/alice/r0/0"]
+    engine.create_md(s, "alice", "r0", ["0"])
+    link(s, "alice", "bob", cut=True, t=4001.0)
+    engine.attach(s, "alice", "r0")
+    engine.settle(s, 4002.0)
+    assert list(s["resyncs"]) == ["r0/0/carol/alice"]
+    res(s, "alice")["disks"]["0"]["state"] = "Inconsistent"
+    engine._set_tag(engine.meta_for(s, "carol", "r0", "0"), "carol.9.newer")  # she moved on without bob
+    engine.meta_for(s, "carol", "r0", "0")["oos"]["bob"] = [7]
+    link(s, "alice", "bob", cut=False, t=4003.0)
+    assert s["resyncs"]["r0/0/bob/alice"]["waiting"]
+    engine.settle(s, 4100.0)
+    assert engine.meta_for(s, "alice", "r0", "0")["tag"] == "carol.9.newer"
+    assert list(s["resyncs"]) == ["r0/0/alice/bob"]
+    assert s["resyncs"]["r0/0/alice/bob"]["blocks"] == [7]  # what bob lacks of carol's, alice now knows
+    engine.settle(s, 4101.0)
+    assert engine.meta_for(s, "bob", "r0", "0")["tag"] == "carol.9.newer"
