@@ -371,7 +371,7 @@ def node_losses(h: History) -> Iterator[tuple[Injection, float | None]]:
         others &= {v.node for v in before[-1].drbd if v.disk == "UpToDate"}  # a resyncing one must wait
         if not any(all(n in s.on for s in during) for n in others):
             continue  # no survivor (a second fault took the other node too): nowhere to recover to
-        if _no_quorum_anywhere(h, cut.t, cut.t + L2_WINDOW):
+        if _no_quorum_anywhere(h, cut.t, cut.t + L2_WINDOW) or _survivors_a_minority(h, before[-1], cut.node):
             continue  # the survivors may not act: L1 judges the recovery after the heal (tandem-17005)
         yield cut, next((s.t for s in h.samples if s.t > cut.t and s.qemu and cut.node not in s.qemu), None)
 
@@ -387,6 +387,13 @@ def _no_quorum_anywhere(h: History, start: float, end: float) -> bool:
         if undo >= start:
             return True
     return False
+
+
+def _survivors_a_minority(h: History, before: Sample, lost: str) -> bool:
+    """Three nodes or more, and the nodes still on without the lost one are no majority (another node was
+    off already): they have no quorum, and DRBD's tiebreaker, back later, does not give a lost quorum back
+    (tandem-17103). Two nodes keep quorum alone (two_node)."""
+    return len(h.nodes) >= 3 and 2 * len(before.on - {lost}) <= len(h.nodes)
 
 
 def l2_node_loss(h: History) -> list[Violation]:

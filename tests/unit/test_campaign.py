@@ -419,6 +419,13 @@ def test_l2_does_not_ask_a_cluster_without_quorum_anywhere_to_recover() -> None:
     assert [v.checker for v in checkers.l2_node_loss(replace(cut_three, injections=healed))] == ["L2"]
     two = history([replace(x, on=x.on - {"node3"}) for x in samples], injections=loss)
     assert [v.checker for v in checkers.l2_node_loss(two)] == ["L2"]
+    # tandem-17103: node3 was rebooting when vm1's node went: node2 alone is a minority of three
+    reboot = (Injection(9.5, "reboot", "node1", False, ""),)
+    minority = replace(
+        history([replace(x, on=x.on - {"node3"}) for x in samples], injections=reboot), nodes=three
+    )
+    assert checkers.l2_node_loss(minority) == []
+    assert [v.checker for v in checkers.l2_node_loss(replace(cut_three, injections=reboot))] == ["L2"]
 
 
 def test_l3_flags_a_quiet_cluster_out_of_goal_but_not_during_a_fault() -> None:
