@@ -121,6 +121,10 @@ FINDINGS = {
     "tandem-17005": "three data nodes, on 9f61011: a checker's false alarm. Every cluster link was cut, then "
     "vm1's node rebooted: no node had quorum until the heal, and vm1 ran again 5 s after it. L2 no longer "
     "asks a cluster with no quorum anywhere to recover (L1 judges the heal); rejudged",
+    "tandem-17103": "tiebreaker, on 9f61011: a checker's false alarm. node3 (the tiebreaker) was rebooting "
+    "when vm1's node rebooted too: node1 alone lost quorum, and the tiebreaker's return does not give it "
+    "back (DRBD 9.2.19's rule), so vm1 waited for node2 (back 39.5 s after its loss). L2 asks nothing of "
+    "survivors that are a minority; rejudged",
     "tandem-17007": "three data nodes, on 9f61011: a checker's false alarm. A migrate_to hung while every "
     "cluster link was cut and completed after the heal; the target's stop during the cut had closed the "
     "migration window. A window now ends at the source's stop; this run's window was recomputed from its "
