@@ -547,17 +547,24 @@ def become_primary(st: State, node: str, res: str) -> None:
                 md = meta_for(st, node, res, vol)
                 old = md["tag"]
                 _set_tag(md, f"{node}.{md['gen']}.{secrets.token_hex(3)}")
-                for peer, c in r["conns"].items():
-                    pmd = meta_for(st, peer, res, vol)
-                    if (
-                        c["state"] == "Connected"
-                        and c["peer_disk"].get(vol) == "UpToDate"
-                        and pmd["tag"] == old
-                    ):
-                        _set_tag(pmd, md["tag"])
-                        md["synced"][peer] = pmd["synced"][node] = md["tag"]
+                _pass_on_new_tag(st, node, res, vol, old)
     r["role"] = "Primary"
     _publish_roles(st, res)
+
+
+def _pass_on_new_tag(st: State, node: str, res: str, vol: str, old: str) -> None:
+    """The connected UpToDate peers that shared generation `old` take this node's new one at once: DRBD
+    sends the new current UUID to its peers before the write that waited for it (DK drbd_req.c
+    inc_ap_bio_cond holds the write until MAKE_NEW_CUR_UUID is done), so a write lost on the way later
+    is out of sync within the generation, not a generation of its own (tandem-17204)."""
+    r = res_state(st, node, res)
+    assert r is not None
+    md = meta_for(st, node, res, vol)
+    for peer, c in r["conns"].items():
+        pmd = meta_for(st, peer, res, vol)
+        if c["state"] == "Connected" and c["peer_disk"].get(vol) == "UpToDate" and pmd["tag"] == old:
+            _set_tag(pmd, md["tag"])
+            md["synced"][peer] = pmd["synced"][node] = md["tag"]
 
 
 def secondary(st: State, node: str, res: str, now: float) -> None:
@@ -623,7 +630,9 @@ def plan_write(st: State, node: str, res: str, vol: str, now: float, blocks: lis
             knows = newest  # a diskless writer knows the generations through its data peer
     apart = [peer for peer in r["conns"] if peer not in peers]
     if _diverges(knows, md["tag"], apart):
+        old = md["tag"]
         _new_data(st, node, res, vol)
+        _pass_on_new_tag(st, node, res, vol, old)
     else:
         md["gen"] += 1
     for peer in apart:

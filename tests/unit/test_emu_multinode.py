@@ -598,3 +598,27 @@ def test_a_waiting_source_with_older_data_is_not_copied_over_the_newer() -> None
     assert s["resyncs"]["r0/0/alice/bob"]["blocks"] == [7]  # what bob lacks of carol's, alice now knows
     engine.settle(s, 4101.0)
     assert engine.meta_for(s, "bob", "r0", "0")["tag"] == "carol.9.newer"
+
+
+def test_a_new_generation_reaches_the_connected_peers_before_its_write() -> None:
+    """tandem-17204 (three data nodes, no fencing): alice (Primary) lost bob and wrote on with carol; the
+    write that began the new generation never reached carol (her link broke under it), alice lost quorum,
+    carol went on with bob. DRBD sends the new current UUID before that write, so carol had alice's
+    generation: when they meet, alice's unacknowledged block is resynced from carol, no split brain."""
+    cfg = make_cfg(("alice", "bob", "carol"), (), atp="yes")
+    s = cluster(cfg, primary="alice")
+    link(s, "alice", "bob", cut=True, t=4000.0)
+    plan = engine.plan_write(s, "alice", "r0", "0", 4001.0, [3])
+    assert plan["peers"] == ["carol"]
+    assert engine.meta_for(s, "carol", "r0", "0")["tag"] == plan["tag"]  # before the data arrives
+    link(s, "alice", "carol", cut=True, t=4002.0)
+    engine.undelivered(s, "alice", "carol", "r0", "0", [3])
+    engine.secondary(s, "alice", "r0", 4003.0)
+    link(s, "bob", "carol", cut=False, t=4004.0)
+    assert engine.primary(s, cfg, "carol", "r0", 4005.0) == []
+    engine.become_primary(s, "carol", "r0")
+    engine.write(s, "carol", "r0", "0", 4006.0)
+    for peer in ("bob", "carol"):
+        link(s, "alice", peer, cut=False, t=4007.0)
+    assert not any(c.get("split_brain") for n in ("alice", "carol") for c in res(s, n)["conns"].values())
+    assert 3 in resync_to(s, "alice")["blocks"]
