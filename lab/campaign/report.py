@@ -121,6 +121,12 @@ FINDINGS = {
     "tandem-17005": "three data nodes, on 9f61011: a checker's false alarm. Every cluster link was cut, then "
     "vm1's node rebooted: no node had quorum until the heal, and vm1 ran again 5 s after it. L2 no longer "
     "asks a cluster with no quorum anywhere to recover (L1 judges the heal); rejudged",
+    "tandem-17204": "three data nodes, on a2a0ffa: an emulator fault, a split brain. node1 (Primary, no "
+    "fencing: quorum only) lost node2 and wrote on with node3 over a slow link; the write that began a new "
+    "data generation never reached node3, node1 lost quorum, node3 went on with node2 and made its own. "
+    "DRBD sends the new current UUID to the connected peers before that write (inc_ap_bio_cond waits for "
+    "it); the emulator passed it on only with the data. Now it passes it on at once, so node1's "
+    "unacknowledged block is resynced from node3 (6f4a416)",
     "tandem-17103": "tiebreaker, on 9f61011: a checker's false alarm. node3 (the tiebreaker) was rebooting "
     "when vm1's node rebooted too: node1 alone lost quorum, and the tiebreaker's return does not give it "
     "back (DRBD 9.2.19's rule), so vm1 waited for node2 (back 39.5 s after its loss). L2 asks nothing of "
