@@ -127,6 +127,11 @@ FINDINGS = {
     "DRBD sends the new current UUID to the connected peers before that write (inc_ap_bio_cond waits for "
     "it); the emulator passed it on only with the data. Now it passes it on at once, so node1's "
     "unacknowledged block is resynced from node3 (6f4a416)",
+    "tandem-17210": "three data nodes, on a2a0ffa: a stall. A transition that demoted node3 cancelled its "
+    "monitor and looped (a migration with a demote and a promote, as in 17015), so node3 kept a score "
+    "while Outdated and node1 (Primary, vm1's) none after quorum came back; Pacemaker planned the loop "
+    "again. Notifications, sent to every node before any role change, now recompute the score as post "
+    "notifications did",
     "tandem-17103": "tiebreaker, on 9f61011: a checker's false alarm. node3 (the tiebreaker) was rebooting "
     "when vm1's node rebooted too: node1 alone lost quorum, and the tiebreaker's return does not give it "
     "back (DRBD 9.2.19's rule), so vm1 waited for node2 (back 39.5 s after its loss). L2 asks nothing of "
