@@ -31,6 +31,7 @@ L3_STALL = 30.0
 MIGRATION_GRACE = 3.0  # the source's QEMU ends a moment after the stop that closes the window is logged
 SPLIT_KINDS = ("partition", "cluster-cut", "repl-cut")  # S6: a fence race the VM's node must win
 NODE_LOSS_KINDS = ("power-cut", "reboot")  # L2
+SURVIVOR_LOSS_KINDS = (*NODE_LOSS_KINDS, "stop-start", "crash-corosync")  # a node out of the cluster
 
 
 @dataclass(frozen=True)
@@ -371,7 +372,7 @@ def node_losses(h: History) -> Iterator[tuple[Injection, float | None]]:
         others &= {v.node for v in before[-1].drbd if v.disk == "UpToDate"}  # a resyncing one must wait
         if not any(all(n in s.on for s in during) for n in others):
             continue  # no survivor (a second fault took the other node too): nowhere to recover to
-        if _no_quorum_anywhere(h, cut.t, cut.t + L2_WINDOW) or _survivors_a_minority(h, before[-1], cut.node):
+        if _no_quorum_anywhere(h, cut.t, cut.t + L2_WINDOW) or _survivors_a_minority(h, before[-1], cut):
             continue  # the survivors may not act: L1 judges the recovery after the heal (tandem-17005)
         yield cut, next((s.t for s in h.samples if s.t > cut.t and s.qemu and cut.node not in s.qemu), None)
 
@@ -389,18 +390,33 @@ def _no_quorum_anywhere(h: History, start: float, end: float) -> bool:
     return False
 
 
-def _survivors_a_minority(h: History, before: Sample, lost: str) -> bool:
-    """Three nodes or more, and the nodes still on without the lost one are no majority (another node was
-    off already): they have no quorum, and DRBD's tiebreaker, back later, does not give a lost quorum back
-    (tandem-17103). Two nodes keep quorum alone (two_node)."""
-    return len(h.nodes) >= 3 and 2 * len(before.on - {lost}) <= len(h.nodes)
+def _survivors_a_minority(h: History, before: Sample, cut: Injection) -> bool:
+    """Three nodes or more, and the nodes left to recover vm1 are no majority: another node was off
+    already, or a fault took another one out of the cluster before vm1 was due back (tandem-17103,
+    17213). They have no quorum, and DRBD's tiebreaker, back later, does not give a lost quorum back.
+    Two nodes keep quorum alone (two_node)."""
+    if len(h.nodes) < 3:
+        return False
+    due = (_fenced_at(h, cut) or cut.t) + L2_AFTER_FENCING + 1.0
+    hit = {
+        i.node
+        for i in h.injections
+        if i.kind in SURVIVOR_LOSS_KINDS and not i.undo and not i.note and cut.t < i.t <= due
+    }
+    left = before.on - {cut.node} - hit
+    return 2 * len(left) <= len(h.nodes)
+
+
+def _fenced_at(h: History, cut: Injection) -> float | None:
+    """When the lost node was fenced (L2's clock starts then, else at the fault)."""
+    return next((t for t, target in h.fenced if target == cut.node and t >= cut.t - 1), None)
 
 
 def l2_node_loss(h: History) -> list[Violation]:
     """Losing the VM's node: QEMU must run elsewhere within L2_AFTER_FENCING of that node's fencing."""
     found = []
     for cut, back in node_losses(h):
-        fenced = next((t for t, target in h.fenced if target == cut.node and t >= cut.t - 1), None)
+        fenced = _fenced_at(h, cut)
         start = fenced if fenced is not None else cut.t
         if back is None or back > start + L2_AFTER_FENCING + 1.0:  # log stamps: whole seconds in crm_mon
             after = "never" if back is None else f"{back - cut.t:.1f}s after the fault"

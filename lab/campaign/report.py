@@ -132,6 +132,9 @@ FINDINGS = {
     "while Outdated and node1 (Primary, vm1's) none after quorum came back; Pacemaker planned the loop "
     "again. Notifications, sent to every node before any role change, now recompute the score as post "
     "notifications did",
+    "tandem-17213": "three data nodes, on a2a0ffa: a checker's false alarm. vm1's node lost power and "
+    "node3's corosync crashed 4 s later, before vm1 was due back: node1 alone had no quorum until the "
+    "heal. L2 asks nothing of survivors that a second fault left a minority; rejudged",
     "tandem-17103": "tiebreaker, on 9f61011: a checker's false alarm. node3 (the tiebreaker) was rebooting "
     "when vm1's node rebooted too: node1 alone lost quorum, and the tiebreaker's return does not give it "
     "back (DRBD 9.2.19's rule), so vm1 waited for node2 (back 39.5 s after its loss). L2 asks nothing of "

@@ -426,6 +426,11 @@ def test_l2_does_not_ask_a_cluster_without_quorum_anywhere_to_recover() -> None:
     )
     assert checkers.l2_node_loss(minority) == []
     assert [v.checker for v in checkers.l2_node_loss(replace(cut_three, injections=reboot))] == ["L2"]
+    # tandem-17213: node3's corosync crashed 4 s after node1's loss, before vm1 was due back
+    crash = (*reboot, Injection(13.5, "crash-corosync", "node3", False, ""))
+    assert checkers.l2_node_loss(replace(cut_three, injections=crash)) == []
+    late = (*reboot, Injection(40.0, "crash-corosync", "node3", False, ""))  # vm1 was overdue already
+    assert [v.checker for v in checkers.l2_node_loss(replace(cut_three, injections=late))] == ["L2"]
 
 
 def test_l3_flags_a_quiet_cluster_out_of_goal_but_not_during_a_fault() -> None:
