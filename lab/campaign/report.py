@@ -154,8 +154,8 @@ FINDINGS = {
     "invalid transition was produced'; none with the stop a second later). A failed migrate_to now ends "
     "late in its second (620c126)",
     "tandem-17025": "three data nodes, on 9f61011: not explained, a lab stall. Right after the heal "
-    "(corosync killed on node1 as the replication link came back) the recorder's samples stop (45.9 s), node2's and "
-    "node3's corosync log 'waiting for consensus' and nothing more, node1's pacemakerd stops its "
+    "(corosync killed on node1 as the replication link came back) the recorder's samples stop (45.9 s), "
+    "node2's and node3's corosync log 'waiting for consensus' and nothing more, node1's pacemakerd stops its "
     "once-a-second retries: every process stalled at once, as if the host did. The next restore's crm hung "
     "and ended the batch; a hung restore now means a fresh cluster (a2a0ffa). Not seen again",
 }
