@@ -135,6 +135,11 @@ FINDINGS = {
     "tandem-17213": "three data nodes, on a2a0ffa: a checker's false alarm. vm1's node lost power and "
     "node3's corosync crashed 4 s later, before vm1 was due back: node1 alone had no quorum until the "
     "heal. L2 asks nothing of survivors that a second fault left a minority; rejudged",
+    "tandem-17403": "three data nodes, on d6a1a41: an emulator fault. vm1's node (Primary) got a new disk "
+    "while cut off from node3; when they met, the emulator dropped the connection ('I shall become "
+    "SyncTarget, but I am primary!') and left it Primary on Inconsistent data with no UpToDate peer. DRBD "
+    "refuses only a Primary whose own data is Consistent or better; an Inconsistent one is resynced while "
+    "it runs, and writes its own copy too",
     "tandem-17103": "tiebreaker, on 9f61011: a checker's false alarm. node3 (the tiebreaker) was rebooting "
     "when vm1's node rebooted too: node1 alone lost quorum, and the tiebreaker's return does not give it "
     "back (DRBD 9.2.19's rule), so vm1 waited for node2 (back 39.5 s after its loss). L2 asks nothing of "

@@ -618,12 +618,15 @@ def plan_write(st: State, node: str, res: str, vol: str, now: float, blocks: lis
     # the copies being resynced get the write last (the data plane sends in this order): a resync from a
     # third node then never copies a block older than the one this write left on its target
     peers.sort(key=lambda p: r["conns"][p]["peer_disk"].get(vol) != "UpToDate")
-    local = r["disks"][vol]["state"] == "UpToDate"
-    if not local and not any(r["conns"][p]["peer_disk"].get(vol) == "UpToDate" for p in peers):
+    uptodate = r["disks"][vol]["state"] == "UpToDate"
+    if not uptodate and not any(r["conns"][p]["peer_disk"].get(vol) == "UpToDate" for p in peers):
         raise io_error(f"local disk {r['disks'][vol]['state']} and no UpToDate peer: I/O error")
     md = knows = meta_for(st, node, res, vol)
     own_disk = has_disk(st, node, res, vol)
-    if not local:  # the data lives on the peers: continue from their generation
+    # a Primary being resynced (its new disk) writes its own copy too, as DRBD does, or the blocks the
+    # resync had already brought would miss the writes made since (tandem-17403)
+    local = uptodate or (own_disk and _resyncing_into(st, res, vol, node))
+    if not uptodate:  # the data lives on the peers: continue from their generation
         newest = max((meta_for(st, p, res, vol) for p in peers), key=lambda m: int(m["gen"]))
         md["gen"], md["tag"] = newest["gen"], newest["tag"]
         if not own_disk:
@@ -762,7 +765,7 @@ def _handshake(st: State, res: str, a: str, b: str, now: float) -> None:
       split-brain. Both connections go StandAlone ("Split-Brain detected,
       dropping connection!"; after-sb-*pri disconnect, the default). `connect --discard-my-data` on one side
       resolves it: that side becomes SyncTarget and its writes are lost (counted in `lost`).
-    - a Primary can not become SyncTarget: the connection is dropped.
+    - a Primary with Consistent or UpToDate data can not become SyncTarget: the connection is dropped.
     """
     ra, rb = res_state(st, a, res), res_state(st, b, res)
     assert ra is not None and rb is not None
@@ -825,7 +828,9 @@ def _handshake(st: State, res: str, a: str, b: str, now: float) -> None:
             _set_disk(st, source, res, vol, "UpToDate")
         rt = res_state(st, target, res)
         assert rt is not None
-        if rt["role"] == "Primary":
+        # DK drbd_sync_handshake: only a Primary with data of its own (Consistent or better) refuses; one
+        # whose new disk is Inconsistent is resynced while it runs (tandem-17403)
+        if rt["role"] == "Primary" and rt["disks"][vol]["state"] in ("Consistent", "UpToDate"):
             for x, y in ((a, b), (b, a)):
                 rx = res_state(st, x, res)
                 assert rx is not None

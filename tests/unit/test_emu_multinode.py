@@ -622,3 +622,27 @@ def test_a_new_generation_reaches_the_connected_peers_before_its_write() -> None
         link(s, "alice", peer, cut=False, t=4007.0)
     assert not any(c.get("split_brain") for n in ("alice", "carol") for c in res(s, n)["conns"].values())
     assert 3 in resync_to(s, "alice")["blocks"]
+
+
+def test_a_primary_whose_new_disk_is_inconsistent_is_resynced_not_cut_off() -> None:
+    """tandem-17403: bob (Primary, vm1's) lost his disk and got a new one while cut off from carol; when
+    they met again the emulator dropped the connection ("I shall become SyncTarget, but I am primary!"),
+    leaving him Primary on Inconsistent data with no UpToDate peer. DRBD refuses only a Primary whose
+    own data is Consistent or better; an Inconsistent one becomes SyncTarget and keeps running."""
+    cfg = make_cfg(("alice", "bob", "carol"), (), atp="yes")
+    s = cluster(cfg, primary="bob")
+    engine.fail_disk(s, "bob", "r0", "0", 4000.0)
+    engine.settle(s, 4000.0 + engine.FAILED_SECONDS)
+    link(s, "bob", "carol", cut=True, t=4001.0)
+    del s["faults"]["disk/bob/r0/0"]
+    engine.create_md(s, "bob", "r0", ["0"])
+    s["resync_kib_s"] = 1024.0
+    engine.attach(s, "bob", "r0")
+    engine.settle(s, 4002.0)
+    assert res(s, "bob")["role"] == "Primary" and res(s, "bob")["disks"]["0"]["state"] == "Inconsistent"
+    link(s, "bob", "carol", cut=False, t=4003.0)
+    assert res(s, "bob")["conns"]["carol"]["state"] == "Connected"
+    assert not any("but I am primary" in line for line in s.get("log", []))
+    assert "r0/0/carol/bob" in s["resyncs"] or "r0/0/alice/bob" in s["resyncs"]
+    plan = engine.plan_write(s, "bob", "r0", "0", 4004.0, [5])
+    assert plan["local"] and sorted(plan["peers"]) == ["alice", "carol"]  # his own copy too
