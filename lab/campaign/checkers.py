@@ -185,8 +185,9 @@ def s2_lost_write(h: History) -> list[Violation]:
 def _served_stale(v: DrbdView) -> bool:
     """Primary on local data that is not UpToDate, with no UpToDate peer to serve it. A Primary without a
     disk (Diskless, Failed) and no such peer serves nothing: its I/O fails or waits (on-no-data-accessible),
-    which the guest sees, and S2 judges what it finds after."""
-    if v.role != "Primary" or v.disk in ("UpToDate", "Diskless", "Failed"):
+    which the guest sees, and S2 judges what it finds after. Nor does one whose disk is Inconsistent (a new
+    disk put under a Diskless Primary, tandem-17416): DRBD never reads an Inconsistent disk."""
+    if v.role != "Primary" or v.disk in ("UpToDate", "Diskless", "Failed", "Inconsistent"):
         return False
     return not v.served()
 

@@ -140,6 +140,10 @@ FINDINGS = {
     "SyncTarget, but I am primary!') and left it Primary on Inconsistent data with no UpToDate peer. DRBD "
     "refuses only a Primary whose own data is Consistent or better; an Inconsistent one is resynced while "
     "it runs, and writes its own copy too",
+    "tandem-17416": "three data nodes, on d6a1a41: a checker's false alarm. node1's failed disk was "
+    "replaced while it was a Diskless Primary cut off from everyone: Primary on a new, Inconsistent disk "
+    "with no UpToDate peer. DRBD serves no I/O then (drbd_data_accessible: local or a peer UpToDate), so "
+    "nothing stale can be read; S3 keeps flagging Outdated or Consistent data so left; rejudged",
     "tandem-17103": "tiebreaker, on 9f61011: a checker's false alarm. node3 (the tiebreaker) was rebooting "
     "when vm1's node rebooted too: node1 alone lost quorum, and the tiebreaker's return does not give it "
     "back (DRBD 9.2.19's rule), so vm1 waited for node2 (back 39.5 s after its loss). L2 asks nothing of "

@@ -163,6 +163,18 @@ def test_s3_accepts_a_disk_that_failed_as_the_promotion_ran() -> None:
     ]
 
 
+def test_s3_flags_a_primary_left_on_stale_data_but_not_on_a_new_disk() -> None:
+    """Outdated (or Consistent) data under a Primary with no UpToDate peer can be served; an Inconsistent
+    disk never is (tandem-17416: a new disk put under a Diskless Primary that was alone): its I/O fails."""
+    samples = list(HEALTHY.samples)
+    alone = view("node1", connected=frozenset())
+    samples[10] = Sample(10.0, ALL, (), (replace(alone, disk="Diskless"),), None)
+    for disk, flagged in (("Outdated", True), ("Inconsistent", False)):
+        samples[11] = Sample(11.0, ALL, (), (replace(alone, disk=disk),), None)
+        found = [v.detail for v in checkers.s3_stale_primary(history(samples))]
+        assert found == ([f"node1 Primary on {disk} data with no UpToDate peer"] if flagged else []), disk
+
+
 def test_s3_flags_a_promotion_while_a_peer_holds_newer_data() -> None:
     samples = list(HEALTHY.samples)
     alone = view("node2", role="Secondary", connected=frozenset())
@@ -214,7 +226,7 @@ def test_s3_accepts_a_primary_reading_through_an_uptodate_peer_but_not_alone() -
     target = view("node2", role="Primary", disk="Inconsistent")
     samples[10] = Sample(10.0, ALL, ("node1",), (view("node1"), target), None)
     assert checkers.s3_stale_primary(history(samples)) == []
-    alone = replace(target, connected=frozenset())
+    alone = replace(target, connected=frozenset(), disk="Outdated")  # Inconsistent alone: see below
     samples[11] = Sample(11.0, ALL, ("node1",), (view("node1", connected=frozenset()), alone), None)
     assert [v.checker for v in checkers.s3_stale_primary(history(samples))] == ["S3"]
     diskless = replace(alone, disk="Diskless")  # no data at all: its I/O fails, nothing stale is served
