@@ -373,32 +373,36 @@ def node_losses(h: History) -> Iterator[tuple[Injection, float | None]]:
         others &= {v.node for v in before[-1].drbd if v.disk == "UpToDate"}  # a resyncing one must wait
         if not any(all(n in s.on for s in during) for n in others):
             continue  # no survivor (a second fault took the other node too): nowhere to recover to
-        if _no_quorum_anywhere(h, cut.t, cut.t + L2_WINDOW) or _survivors_a_minority(h, before[-1], cut):
+        due = (_fenced_at(h, cut) or cut.t) + L2_AFTER_FENCING + 1.0  # when vm1 is due back elsewhere
+        if _no_quorum_anywhere(h, cut.t, due) or _survivors_a_minority(h, before[-1], cut, due):
             continue  # the survivors may not act: L1 judges the recovery after the heal (tandem-17005)
         yield cut, next((s.t for s in h.samples if s.t > cut.t and s.qemu and cut.node not in s.qemu), None)
 
 
+ISOLATING_KINDS = ("cluster-cut", "partition", "repl-cut")  # every link of a network cut, between all nodes
+
+
 def _no_quorum_anywhere(h: History, start: float, end: float) -> bool:
-    """Whether every cluster link was cut at some time in [start, end] with three nodes or more: each node
-    alone, no partition has quorum (two nodes keep it, two_node: they fence each other instead)."""
+    """Whether every cluster or replication link was cut at some time in [start, end] with three nodes or
+    more: each node alone, no partition has quorum, in the cluster or in DRBD (tandem-17005, 17432). Two
+    nodes keep it (two_node; DRBD without quorum): they fence each other instead."""
     if len(h.nodes) < 3:
         return False
-    cuts = sorted((i for i in h.injections if i.kind == "cluster-cut" and not i.note), key=lambda i: i.t)
+    cuts = sorted((i for i in h.injections if i.kind in ISOLATING_KINDS and not i.note), key=lambda i: i.t)
     for cut in (i for i in cuts if not i.undo and i.t <= end):
-        undo = next((i.t for i in cuts if i.undo and i.t >= cut.t), h.end)
+        undo = next((i.t for i in cuts if i.undo and i.kind == cut.kind and i.t >= cut.t), h.end)
         if undo >= start:
             return True
     return False
 
 
-def _survivors_a_minority(h: History, before: Sample, cut: Injection) -> bool:
+def _survivors_a_minority(h: History, before: Sample, cut: Injection, due: float) -> bool:
     """Three nodes or more, and the nodes left to recover vm1 are no majority: another node was off
     already, or a fault took another one out of the cluster before vm1 was due back (tandem-17103,
     17213). They have no quorum, and DRBD's tiebreaker, back later, does not give a lost quorum back.
     Two nodes keep quorum alone (two_node)."""
     if len(h.nodes) < 3:
         return False
-    due = (_fenced_at(h, cut) or cut.t) + L2_AFTER_FENCING + 1.0
     hit = {
         i.node
         for i in h.injections

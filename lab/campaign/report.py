@@ -144,6 +144,10 @@ FINDINGS = {
     "replaced while it was a Diskless Primary cut off from everyone: Primary on a new, Inconsistent disk "
     "with no UpToDate peer. DRBD serves no I/O then (drbd_data_accessible: local or a peer UpToDate), so "
     "nothing stale can be read; S3 keeps flagging Outdated or Consistent data so left; rejudged",
+    "tandem-17432": "three data nodes, on d6a1a41: a checker's false alarm. vm1's node lost power and the "
+    "replication network was cut 3 s later: neither survivor had DRBD quorum until it came back, and vm1 "
+    "ran 14 s after that (26 s after the loss). L2 now also excuses a cut of every replication link; "
+    "rejudged",
     "tandem-17103": "tiebreaker, on 9f61011: a checker's false alarm. node3 (the tiebreaker) was rebooting "
     "when vm1's node rebooted too: node1 alone lost quorum, and the tiebreaker's return does not give it "
     "back (DRBD 9.2.19's rule), so vm1 waited for node2 (back 39.5 s after its loss). L2 asks nothing of "

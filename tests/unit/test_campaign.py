@@ -443,6 +443,9 @@ def test_l2_does_not_ask_a_cluster_without_quorum_anywhere_to_recover() -> None:
     assert checkers.l2_node_loss(replace(cut_three, injections=crash)) == []
     late = (*reboot, Injection(40.0, "crash-corosync", "node3", False, ""))  # vm1 was overdue already
     assert [v.checker for v in checkers.l2_node_loss(replace(cut_three, injections=late))] == ["L2"]
+    # tandem-17432: the replication network cut 3 s after the loss: no DRBD quorum for either survivor
+    repl = (*reboot, Injection(12.5, "repl-cut", "", False, ""), Injection(30.0, "repl-cut", "", True, ""))
+    assert checkers.l2_node_loss(replace(cut_three, injections=repl)) == []
 
 
 def test_l3_flags_a_quiet_cluster_out_of_goal_but_not_during_a_fault() -> None:
