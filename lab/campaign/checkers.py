@@ -397,10 +397,10 @@ def _no_quorum_anywhere(h: History, start: float, end: float) -> bool:
 
 
 def _survivors_a_minority(h: History, before: Sample, cut: Injection, due: float) -> bool:
-    """Three nodes or more, and the nodes left to recover vm1 are no majority: another node was off
-    already, or a fault took another one out of the cluster before vm1 was due back (tandem-17103,
-    17213). They have no quorum, and DRBD's tiebreaker, back later, does not give a lost quorum back.
-    Two nodes keep quorum alone (two_node)."""
+    """Three nodes or more, and the nodes left to recover vm1 are no majority: another node was off, or
+    its DRBD down (starting again, tandem-17516), already, or a fault took another one out of the cluster
+    before vm1 was due back (tandem-17103, 17213). They have no quorum, and DRBD's tiebreaker, back
+    later, does not give a lost quorum back. Two nodes keep quorum alone (two_node)."""
     if len(h.nodes) < 3:
         return False
     hit = {
@@ -408,7 +408,7 @@ def _survivors_a_minority(h: History, before: Sample, cut: Injection, due: float
         for i in h.injections
         if i.kind in SURVIVOR_LOSS_KINDS and not i.undo and not i.note and cut.t < i.t <= due
     }
-    left = before.on - {cut.node} - hit
+    left = (before.on & {v.node for v in before.drbd}) - {cut.node} - hit  # on, with DRBD up
     return 2 * len(left) <= len(h.nodes)
 
 

@@ -148,6 +148,9 @@ FINDINGS = {
     "replication network was cut 3 s later: neither survivor had DRBD quorum until it came back, and vm1 "
     "ran 14 s after that (26 s after the loss). L2 now also excuses a cut of every replication link; "
     "rejudged",
+    "tandem-17516": "tiebreaker, on d6a1a41: a checker's false alarm, as 17103: node3 (the tiebreaker) was "
+    "on again after a clean stop but its DRBD not yet up when vm1's node lost power; node1 alone lost "
+    "quorum, so vm1 waited for node2. A node with DRBD down is no survivor for L2; rejudged",
     "tandem-17103": "tiebreaker, on 9f61011: a checker's false alarm. node3 (the tiebreaker) was rebooting "
     "when vm1's node rebooted too: node1 alone lost quorum, and the tiebreaker's return does not give it "
     "back (DRBD 9.2.19's rule), so vm1 waited for node2 (back 39.5 s after its loss). L2 asks nothing of "
