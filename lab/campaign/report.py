@@ -130,8 +130,8 @@ FINDINGS = {
     "tandem-17210": "three data nodes, on a2a0ffa: a stall. A transition that demoted node3 cancelled its "
     "monitor and looped (a migration with a demote and a promote, as in 17015), so node3 kept a score "
     "while Outdated and node1 (Primary, vm1's) none after quorum came back; Pacemaker planned the loop "
-    "again. Notifications, sent to every node before any role change, now recompute the score as post "
-    "notifications did",
+    "again. Pre notifications recomputing the score (e2a4363) was reverted (f24be66) as the likely cause of "
+    "a tiebreaker lab failure: open",
     "tandem-17213": "three data nodes, on a2a0ffa: a checker's false alarm. vm1's node lost power and "
     "node3's corosync crashed 4 s later, before vm1 was due back: node1 alone had no quorum until the "
     "heal. L2 asks nothing of survivors that a second fault left a minority; rejudged",
