@@ -432,6 +432,19 @@ def test_create_md_gives_a_replaced_disk_fresh_meta_data_and_a_full_sync() -> No
     assert resync_to(s, "alice")["blocks"] is None  # the whole device
 
 
+def carol_writes_on_and_alice_returns(
+    s: dict[str, Any], cfg: config.ResourceConfig, t: float
+) -> dict[str, Any]:
+    """carol is promoted and writes; alice meets bob and carol again without a split brain: her resync."""
+    assert engine.primary(s, cfg, "carol", "r0", t) == []
+    engine.become_primary(s, "carol", "r0")
+    engine.write(s, "carol", "r0", "0", t + 1)
+    for peer in ("bob", "carol"):
+        link(s, "alice", peer, cut=False, t=t + 2)
+    assert not any(c.get("split_brain") for n in ("alice", "carol") for c in res(s, n)["conns"].values())
+    return resync_to(s, "alice")
+
+
 def test_a_primary_that_lost_quorum_under_a_write_does_not_fork_the_data() -> None:
     """tandem-16806: bob lost, alice (Primary) writes with carol; a last write reaches only alice's disk as
     alice is cut off, so it fails (no quorum) and no new data generation is made (DRBD makes one at the next
@@ -452,13 +465,7 @@ def test_a_primary_that_lost_quorum_under_a_write_does_not_fork_the_data() -> No
     engine.connect(s, cfg, "bob", "r0")
     engine.settle(s, 4005.0)
     engine.settle(s, 4100.0)
-    assert engine.primary(s, cfg, "carol", "r0", 4101.0) == []
-    engine.become_primary(s, "carol", "r0")
-    engine.write(s, "carol", "r0", "0", 4102.0)
-    for peer in ("bob", "carol"):
-        link(s, "alice", peer, cut=False, t=4103.0)
-    assert not any(c.get("split_brain") for n in ("alice", "carol") for c in res(s, n)["conns"].values())
-    assert 9 in resync_to(s, "alice")["blocks"]
+    assert 9 in carol_writes_on_and_alice_returns(s, cfg, 4101.0)["blocks"]
 
 
 def test_a_replaced_disk_takes_no_older_blocks_and_a_finished_resync_clears_every_bitmap() -> None:
@@ -615,13 +622,7 @@ def test_a_new_generation_reaches_the_connected_peers_before_its_write() -> None
     engine.undelivered(s, "alice", "carol", "r0", "0", [3])
     engine.secondary(s, "alice", "r0", 4003.0)
     link(s, "bob", "carol", cut=False, t=4004.0)
-    assert engine.primary(s, cfg, "carol", "r0", 4005.0) == []
-    engine.become_primary(s, "carol", "r0")
-    engine.write(s, "carol", "r0", "0", 4006.0)
-    for peer in ("bob", "carol"):
-        link(s, "alice", peer, cut=False, t=4007.0)
-    assert not any(c.get("split_brain") for n in ("alice", "carol") for c in res(s, n)["conns"].values())
-    assert 3 in resync_to(s, "alice")["blocks"]
+    assert 3 in carol_writes_on_and_alice_returns(s, cfg, 4005.0)["blocks"]
 
 
 def test_a_primary_whose_new_disk_is_inconsistent_is_resynced_not_cut_off() -> None:
