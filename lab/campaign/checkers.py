@@ -374,7 +374,9 @@ def node_losses(h: History) -> Iterator[tuple[Injection, float | None]]:
         if not any(all(n in s.on for s in during) for n in others):
             continue  # no survivor (a second fault took the other node too): nowhere to recover to
         due = (_fenced_at(h, cut) or cut.t) + L2_AFTER_FENCING + 1.0  # when vm1 is due back elsewhere
-        if _no_quorum_anywhere(h, cut.t, due) or _survivors_a_minority(h, before[-1], cut, due):
+        if len(h.nodes) >= 3 and (  # two nodes keep quorum alone (two_node): they fence each other instead
+            _no_quorum_anywhere(h, cut.t, due) or _survivors_a_minority(h, before[-1], cut, due)
+        ):
             continue  # the survivors may not act: L1 judges the recovery after the heal (tandem-17005)
         yield cut, next((s.t for s in h.samples if s.t > cut.t and s.qemu and cut.node not in s.qemu), None)
 
@@ -383,11 +385,8 @@ ISOLATING_KINDS = ("cluster-cut", "partition", "repl-cut")  # every link of a ne
 
 
 def _no_quorum_anywhere(h: History, start: float, end: float) -> bool:
-    """Whether every cluster or replication link was cut at some time in [start, end] with three nodes or
-    more: each node alone, no partition has quorum, in the cluster or in DRBD (tandem-17005, 17432). Two
-    nodes keep it (two_node; DRBD without quorum): they fence each other instead."""
-    if len(h.nodes) < 3:
-        return False
+    """Whether every cluster or replication link was cut at some time in [start, end] (three nodes or more):
+    each node alone, no partition has quorum, in the cluster or in DRBD (tandem-17005, 17432)."""
     cuts = sorted((i for i in h.injections if i.kind in ISOLATING_KINDS and not i.note), key=lambda i: i.t)
     for cut in (i for i in cuts if not i.undo and i.t <= end):
         undo = next((i.t for i in cuts if i.undo and i.kind == cut.kind and i.t >= cut.t), h.end)
@@ -397,12 +396,10 @@ def _no_quorum_anywhere(h: History, start: float, end: float) -> bool:
 
 
 def _survivors_a_minority(h: History, before: Sample, cut: Injection, due: float) -> bool:
-    """Three nodes or more, and the nodes left to recover vm1 are no majority: another node was off, or
+    """(Three nodes or more.) The nodes left to recover vm1 are no majority: another node was off, or
     its DRBD down (starting again, tandem-17516), already, or a fault took another one out of the cluster
     before vm1 was due back (tandem-17103, 17213). They have no quorum, and DRBD's tiebreaker, back
-    later, does not give a lost quorum back. Two nodes keep quorum alone (two_node)."""
-    if len(h.nodes) < 3:
-        return False
+    later, does not give a lost quorum back."""
     hit = {
         i.node
         for i in h.injections
