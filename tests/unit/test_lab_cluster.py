@@ -8,6 +8,7 @@ import json
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -174,7 +175,23 @@ def test_fence_agent_failures_exit_1_with_a_reason(
     _fake, path = supervisor
     unknown = fence(f"lab_socket={path}\naction=reboot\nport=node9\n")
     assert unknown.returncode == 1 and "unknown node" in unknown.stderr
-    nowhere = fence(f"lab_socket={tmp_path}/none.sock\naction=reboot\nport=node1\n")
-    assert nowhere.returncode == 1 and "lab supervisor" in nowhere.stderr
+    nowhere = fence(f"lab_socket={tmp_path}/none.sock\nlogin_timeout=0.3\naction=reboot\nport=node1\n")
+    assert nowhere.returncode == 1 and "unable to connect" in nowhere.stderr
     assert fence("action=reboot\nport=node1\n").returncode == 1  # no lab_socket
     assert fence(f"lab_socket={path}\naction=explode\n").returncode == 1
+    assert fence(f"lab_socket={path}\nlogin_timeout=soon\naction=monitor\n").returncode == 1
+
+
+def test_fence_agent_waits_its_login_timeout_for_an_unreachable_switch(
+    supervisor: tuple[FakeSupervisor, Path],
+) -> None:
+    """The campaign's fence-fail moves the switch's socket away: an attempt then ends as against a BMC that
+    does not answer, after the login timeout, and succeeds if the switch answers again before that."""
+    fake, path = supervisor
+    away = path.with_name("control.sock.off")
+    path.rename(away)
+    threading.Timer(1.0, away.rename, (path,)).start()
+    t0 = time.monotonic()
+    back = fence(f"lab_socket={path}\nlogin_timeout=10\naction=reboot\nport=node2\n")
+    assert back.returncode == 0 and fake.power["node2"] == "on"
+    assert time.monotonic() - t0 >= 1.0  # it waited for the switch instead of failing at once
