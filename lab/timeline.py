@@ -31,6 +31,11 @@ _FENCE_DONE = re.compile(
     r"^Operation '(?P<action>\w+)' targeting (?P<target>\S+) by (?P<by>\S+) for (?P<client>\S+): "
     r"(?P<result>[^(|]*)"
 )
+# the fencer that ran the device (Pacemaker 2.1 fenced_commands.c log_async_result): the node was powered off
+# even when the requester never hears of it (its reply lost in a partition: tandem-17200)
+_FENCE_RAN = re.compile(
+    r"^Operation '(?P<action>reboot|off)' \[\d+\] targeting (?P<target>\S+) using (?P<device>\S+) returned 0 "
+)
 _MEMBER = re.compile(r"^Node (?P<node>\S+) state is now (?P<state>lost|member)")
 _CONSTRAINT_ADD = re.compile(r"^\+\+ /cib/configuration/constraints: +<rsc_location id=\"(?P<id>[^\"]+)\"")
 _CONSTRAINT_DEL = re.compile(r"^-- /cib/configuration/constraints/rsc_location\[@id='(?P<id>[^']+)'\]")
@@ -111,6 +116,9 @@ def parse_line(line: str, year: int) -> Event | None:
             result = m["result"].strip()
             text = f"{m['action']} of {m['target']} by {m['by']} for {who}: {result}"
             return ev("fence-done", m["target"], m["by"], m["action"], text)
+        if m := _FENCE_RAN.match(msg):
+            text = f"{m['action']} of {m['target']} by {host} with {m['device']}: OK (the device's result)"
+            return ev("fence-done", m["target"], host, m["action"], text)
         return None
     if daemon == "pacemaker-based":
         if m := _CONSTRAINT_ADD.match(msg):

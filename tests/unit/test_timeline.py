@@ -115,6 +115,23 @@ def test_each_kind_of_line(start: str, kind: str, subject: str, where: str, op: 
     assert e.node == start.split()[3]
 
 
+# Recorded in campaign run tandem-17200: node1's fencer ran the device for node2's request, whose reply a
+# cluster cut then lost (node2 timed the operation out a minute later).
+FENCE_RAN = (
+    "Nov 30 20:27:54.907 node1 pacemaker-fenced    [82] (log_async_result) \tnotice: "
+    "Operation 'reboot' [265] targeting node3 using lab-fence returned 0 | call 5 from pacemaker-controld.86"
+)
+
+
+def test_a_device_that_fenced_is_a_fencing_even_if_the_requester_never_heard_of_it() -> None:
+    e = parse_line(FENCE_RAN, YEAR)
+    assert e is not None and (e.kind, e.subject, e.where, e.op) == ("fence-done", "node3", "node1", "reboot")
+    assert e.text.rsplit(": ", 1)[-1].startswith("OK")  # what the campaign counts as a fencing
+    failed = FENCE_RAN.replace("returned 0", "returned 1 (unable to connect)")
+    assert parse_line(failed, YEAR) is None
+    assert parse_line(FENCE_RAN.replace("'reboot'", "'monitor'"), YEAR) is None
+
+
 def test_a_degraded_monitor_is_shown_a_steady_or_cancelled_one_is_not() -> None:
     e = one("Nov 22 00:34:46.126 node1")
     assert e.kind == "result" and e.op == "monitor" and "degraded: peer node2 disconnected" in e.text
