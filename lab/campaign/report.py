@@ -151,12 +151,14 @@ FINDINGS = {
     "tandem-17516": "tiebreaker, on d6a1a41: a checker's false alarm, as 17103: node3 (the tiebreaker) was "
     "on again after a clean stop but its DRBD not yet up when vm1's node lost power; node1 alone lost "
     "quorum, so vm1 waited for node2. A node with DRBD down is no survivor for L2; rejudged",
-    "tandem-17200": "three data nodes, on a2a0ffa: open. vm1's node lost power while the fence device "
-    "failed (13 s), then every cluster link was cut (9.5 s); after both healed nobody fenced node3 and vm1 "
-    "waited for node3 to come back (96 s). Likely Pacemaker's stonith-max-attempts (10): the lab's failing "
-    "fence device refuses at once, so the attempts run out in seconds and are not retried until the target "
-    "is seen again. To check in the logs of a replay, then: a failing device that times out as a real BMC "
-    "does, or a higher limit in the README's configuration",
+    "tandem-17200": "three data nodes, on a2a0ffa, replayed on aecadcc: Pacemaker's, and a checker's blind "
+    "spot. vm1's node lost power while the fence device failed; node1's fencer fenced it at its second "
+    "attempt, but every cluster link was cut right then and its reply to the DC was lost: the DC waited for "
+    "its fencing timeout (72 s, L3) and started vm1 79 s after the loss. The campaign read only the "
+    "requester's result (timed out), so L2 judged from the fault; it now reads the device's result too "
+    "(c2376d6), which puts the fencing before the cut (L1 then judges). fence_tandemlab also fails after its "
+    "login timeout now, not at once (3118fad). The wait is Pacemaker 2.1's: a lost fencing reply ends only "
+    "at the operation's timeout",
     "tandem-17103": "tiebreaker, on 9f61011: a checker's false alarm. node3 (the tiebreaker) was rebooting "
     "when vm1's node rebooted too: node1 alone lost quorum, and the tiebreaker's return does not give it "
     "back (DRBD 9.2.19's rule), so vm1 waited for node2 (back 39.5 s after its loss). L2 asks nothing of "
