@@ -151,6 +151,15 @@ FINDINGS = {
     "tandem-17516": "tiebreaker, on d6a1a41: a checker's false alarm, as 17103: node3 (the tiebreaker) was "
     "on again after a clean stop but its DRBD not yet up when vm1's node lost power; node1 alone lost "
     "quorum, so vm1 waited for node2. A node with DRBD down is no survivor for L2; rejudged",
+    "tandem-17721": "tiebreaker, on aecadcc: an emulator fault, a false alarm. A new data generation passed "
+    "on to in-sync peers (6f4a416) carried the tag but not the count, so node1 and node2, connected and in "
+    "sync, showed 1256 and 1252; when node1 left cleanly and the client was promoted through node2, S3 "
+    "compared the counts. The fix (the count passed with the tag) is for the next commit: open",
+    "tandem-17622": "three data nodes, on aecadcc: most likely a checker's conservative flag. The "
+    "replication was cut on every link while vm1's node wrote; that node, alone (no DRBD quorum), kept "
+    "bits for both peers from a write it could not complete, then lost power. node1 and node3, the "
+    "quorate majority, went on and node1 was promoted with those bits still in the lost node's bitmap. "
+    "S2 found no acknowledged write lost. To confirm with a replay that logs the write's result: open",
     "tandem-17200": "three data nodes, on a2a0ffa, replayed on aecadcc: Pacemaker's, and a checker's blind "
     "spot. vm1's node lost power while the fence device failed; node1's fencer fenced it at its second "
     "attempt, but every cluster link was cut right then and its reply to the DC was lost: the DC waited for "
