@@ -564,6 +564,7 @@ def _pass_on_new_tag(st: State, node: str, res: str, vol: str, old: str) -> None
         pmd = meta_for(st, peer, res, vol)
         if c["state"] == "Connected" and c["peer_disk"].get(vol) == "UpToDate" and pmd["tag"] == old:
             _set_tag(pmd, md["tag"])
+            pmd["gen"] = md["gen"]  # with its count: copies in sync show one generation (tandem-17721)
             md["synced"][peer] = pmd["synced"][node] = md["tag"]
 
 

@@ -8,8 +8,11 @@
           return lab_defaults.with_hooks(binds=[("/path/fake-drbdsetup", "/usr/sbin/drbdsetup")])
 - `lab` (module): the running Lab (see lab.cluster: wait_for, state, crm, cibadmin, run, logs ...).
 - `cluster` (function): the same lab, made healthy first (links healed, nodes on and online).
-- `vm_cluster(kind, lab_defaults, work, what)`: for a module fixture, a lab.scenarios cluster with DRBD and
-  vm1 (VmCluster or a subclass) in /tmp/PREFIX-WORK; `never_two_copies` and `no_constraints_left` check it.
+- `vm_cluster(kind, lab_defaults, work, what)`: for a module's `module_cluster` fixture, a lab.scenarios
+  cluster with DRBD and vm1 (VmCluster or a subclass) in /tmp/PREFIX-WORK, shared by the module's tests;
+- `vc` (function): that cluster for one test; if the test fails, its logs go to tmp_path and the next test
+  gets a fresh cluster, so that one failure does not fail the tests after it. `never_two_copies` and
+  `no_constraints_left` check it.
 Prefix and dir: TANDEM_LAB_PREFIX (default tlt) and TANDEM_LAB_DIR (default /tmp/PREFIX-lab). A lab left
 behind by a crashed run with the same prefix is torn down before the next one starts.
 """
@@ -48,11 +51,52 @@ def record(what: str, seconds: float) -> None:
     TIMINGS.append((what, seconds))
 
 
+class ModuleCluster:
+    """A module's `kind` cluster in /tmp/PREFIX-`work`, started when a test first needs it and again after
+    a test failed on it (that cluster may be stuck in any state); its start recorded under `what`."""
+
+    def __init__(self, kind: type[VmCluster], lab_defaults: LabConfig, work: str, what: str) -> None:
+        self.kind, self.lab_defaults, self.work, self.what = kind, lab_defaults, work, what
+        self.running = contextlib.ExitStack()
+        self.cluster: VmCluster | None = None
+
+    @contextlib.contextmanager
+    def for_test(self, request: pytest.FixtureRequest, logs: Path) -> Iterator[VmCluster]:
+        if self.cluster is None:
+            work = Path(f"/tmp/{self.lab_defaults.prefix}-{self.work}")
+            self.cluster = self.running.enter_context(self.kind.start(self.lab_defaults, work, print))
+            record(f"{self.what}: cluster with DRBD and vm1 ready", time.monotonic() - self.cluster.t0)
+        failures = request.session.testsfailed
+        yield self.cluster
+        if request.session.testsfailed > failures:  # the call's report is in before teardown starts
+            KEPT_LOGS.append(self.cluster.collect(logs))
+            self.close()
+
+    def close(self) -> None:
+        self.cluster = None
+        self.running.close()
+
+
 @contextlib.contextmanager
-def vm_cluster(kind: type[VmCluster], lab_defaults: LabConfig, work: str, what: str) -> Iterator[VmCluster]:
-    """A `kind` cluster in /tmp/PREFIX-`work`, its time until vm1 ran recorded under `what`."""
-    with kind.start(lab_defaults, Path(f"/tmp/{lab_defaults.prefix}-{work}"), print) as cluster:
-        record(f"{what}: cluster with DRBD and vm1 ready", time.monotonic() - cluster.t0)
+def vm_cluster(
+    kind: type[VmCluster], lab_defaults: LabConfig, work: str, what: str
+) -> Iterator[ModuleCluster]:
+    """The module's shared cluster (see ModuleCluster), always torn down at the module's end."""
+    shared = ModuleCluster(kind, lab_defaults, work, what)
+    try:
+        yield shared
+    finally:
+        shared.close()
+
+
+@pytest.fixture(scope="module")
+def module_cluster() -> ModuleCluster:
+    pytest.fail("a lab module that uses `vc` defines a module_cluster fixture (see vm_cluster)")
+
+
+@pytest.fixture
+def vc(module_cluster: ModuleCluster, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VmCluster]:
+    with module_cluster.for_test(request, tmp_path / "lab-logs") as cluster:
         yield cluster
 
 

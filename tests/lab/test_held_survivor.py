@@ -14,21 +14,21 @@ from lab.cluster import LabConfig
 from lab.scenarios import VmCluster
 from lab.three_nodes import HeldSurvivorCluster, primary_loss_while_held
 
-from tests.lab.conftest import never_two_copies, no_constraints_left, record, vm_cluster
+from tests.lab.conftest import ModuleCluster, never_two_copies, no_constraints_left, record, vm_cluster
 
 
 @pytest.fixture(scope="module")
-def hc(lab_defaults: LabConfig) -> Iterator[VmCluster]:
+def module_cluster(lab_defaults: LabConfig) -> Iterator[ModuleCluster]:
     with vm_cluster(HeldSurvivorCluster, lab_defaults, "vm3h", "test_held_survivor") as cluster:
         yield cluster
 
 
-def test_a_survivor_held_at_consistent_is_promoted_and_runs_the_vm(hc: VmCluster) -> None:
-    loss = primary_loss_while_held(hc)
-    survivors = {n.name for n in hc.lab.nodes} - {loss.victim}
+def test_a_survivor_held_at_consistent_is_promoted_and_runs_the_vm(vc: VmCluster) -> None:
+    loss = primary_loss_while_held(vc)
+    survivors = {n.name for n in vc.lab.nodes} - {loss.victim}
     assert set(loss.held) == survivors  # both were held: the scenario met the window it is about
     assert loss.promoted in survivors and loss.waited  # promoted during the hold, its promote waited
     assert loss.gen_found >= loss.gen_before
     record("DRBD 9.2.19, Primary power cut: to vm1 started on a held survivor", loss.restarted_s)
-    never_two_copies(hc)
-    no_constraints_left(hc)
+    never_two_copies(vc)
+    no_constraints_left(vc)

@@ -24,7 +24,7 @@ from lab.scenarios import VM, VmCluster, healthy, qemu_processes
 
 from tandem import __version__
 from tests.conftest import TOP
-from tests.lab.conftest import record, vm_cluster
+from tests.lab.conftest import ModuleCluster, record, vm_cluster
 
 DEB = TOP / "dist" / f"tandem_{__version__}_all.deb"
 TANDEM = "/usr/sbin/tandem"
@@ -72,7 +72,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Path]]:
 
 
 @pytest.fixture(scope="module")
-def vc(installed: list[Path], lab_defaults: LabConfig) -> Iterator[VmCluster]:
+def module_cluster(installed: list[Path], lab_defaults: LabConfig) -> Iterator[ModuleCluster]:
     with vm_cluster(VmCluster, lab_defaults, "vm", "test_operator_lab") as cluster:
         yield cluster
 

@@ -20,13 +20,13 @@ from lab.crm import ClusterState
 from lab.scenarios import CLONE, WAIT, VmCluster, guest_log, healthy, mark, power_back, wait_fenced
 
 from lab import faults
-from tests.lab.conftest import record, vm_cluster
+from tests.lab.conftest import ModuleCluster, record, vm_cluster
 
 PROMOTED_MONITOR_S = 10  # the README's monitor interval of the Promoted role
 
 
 @pytest.fixture(scope="module")
-def vc(lab_defaults: LabConfig) -> Iterator[VmCluster]:
+def module_cluster(lab_defaults: LabConfig) -> Iterator[ModuleCluster]:
     with vm_cluster(VmCluster, lab_defaults, "vm", "test_recovery") as cluster:
         yield cluster
 

@@ -27,11 +27,11 @@ from lab.scenarios import (
     reconfigure_with_pcs,
 )
 
-from tests.lab.conftest import never_two_copies, no_constraints_left, record, vm_cluster
+from tests.lab.conftest import ModuleCluster, never_two_copies, no_constraints_left, record, vm_cluster
 
 
 @pytest.fixture(scope="module")
-def vc(lab_defaults: LabConfig) -> Iterator[VmCluster]:
+def module_cluster(lab_defaults: LabConfig) -> Iterator[ModuleCluster]:
     with vm_cluster(VmCluster, lab_defaults, "vm", "test_scenarios") as cluster:
         yield cluster
 

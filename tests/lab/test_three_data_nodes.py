@@ -13,34 +13,34 @@ from lab.cluster import LabConfig
 from lab.scenarios import CLONE, VmCluster
 from lab.three_nodes import ThreeDataCluster, partition_2_1, vm_node_shutdown
 
-from tests.lab.conftest import never_two_copies, no_constraints_left, record, vm_cluster
+from tests.lab.conftest import ModuleCluster, never_two_copies, no_constraints_left, record, vm_cluster
 
 
 @pytest.fixture(scope="module")
-def td(lab_defaults: LabConfig) -> Iterator[VmCluster]:
+def module_cluster(lab_defaults: LabConfig) -> Iterator[ModuleCluster]:
     with vm_cluster(ThreeDataCluster, lab_defaults, "vm3d", "test_three_data_nodes") as cluster:
         yield cluster
 
 
-def test_three_copies_two_promoted(td: VmCluster) -> None:
-    roles = td.lab.state().roles(CLONE)  # type: ignore[union-attr]
+def test_three_copies_two_promoted(vc: VmCluster) -> None:
+    roles = vc.lab.state().roles(CLONE)  # type: ignore[union-attr]
     assert sorted(roles.values()) == ["Promoted", "Promoted", "Unpromoted"]
-    disks = {n: rs["r0"]["disks"]["0"] for n, rs in td.emu_state()["nodes"].items()}  # type: ignore[attr-defined]
+    disks = {n: rs["r0"]["disks"]["0"] for n, rs in vc.emu_state()["nodes"].items()}  # type: ignore[attr-defined]
     assert all(d["state"] == "UpToDate" and not d["client"] for d in disks.values()), disks
 
 
-def test_clean_shutdown_of_the_vm_node_migrates_the_vm_then_promotes_the_spare(td: VmCluster) -> None:
-    leave = vm_node_shutdown(td)
+def test_clean_shutdown_of_the_vm_node_migrates_the_vm_then_promotes_the_spare(vc: VmCluster) -> None:
+    leave = vm_node_shutdown(vc)
     assert leave.heartbeat_gaps == 0
     record("three data nodes, clean shutdown of the VM's node: request to node off", leave.shutdown_s)
-    never_two_copies(td)
-    no_constraints_left(td)
+    never_two_copies(vc)
+    no_constraints_left(vc)
 
 
-def test_partition_2_1_with_stonith_the_minority_never_writes(td: VmCluster) -> None:
-    m = partition_2_1(td)
+def test_partition_2_1_with_stonith_the_minority_never_writes(vc: VmCluster) -> None:
+    m = partition_2_1(vc)
     assert m.fenced and not m.minority_primary
     assert m.gen_found >= m.gen_before
     record("three data nodes, partition 2|1 with STONITH: to vm1 started on the majority", m.restarted_s)
-    never_two_copies(td)
-    no_constraints_left(td)
+    never_two_copies(vc)
+    no_constraints_left(vc)

@@ -24,73 +24,73 @@ from lab.three_nodes import (
     vm_node_shutdown,
 )
 
-from tests.lab.conftest import never_two_copies, no_constraints_left, record, vm_cluster
+from tests.lab.conftest import ModuleCluster, never_two_copies, no_constraints_left, record, vm_cluster
 
 
 @pytest.fixture(scope="module")
-def tc(lab_defaults: LabConfig) -> Iterator[VmCluster]:
+def module_cluster(lab_defaults: LabConfig) -> Iterator[ModuleCluster]:
     with vm_cluster(TiebreakerCluster, lab_defaults, "vm3", "test_three_nodes") as cluster:
         yield cluster
 
 
-def test_the_readme_configuration_runs_with_a_client(tc: VmCluster) -> None:
-    conf = (tc.emu_dir / "drbd.conf").read_text()
+def test_the_readme_configuration_runs_with_a_client(vc: VmCluster) -> None:
+    conf = (vc.emu_dir / "drbd.conf").read_text()
     assert all(line in conf for line in DRBD_3NODE.read_text().splitlines())
-    roles = tc.lab.state().roles(CLONE)  # type: ignore[union-attr]
+    roles = vc.lab.state().roles(CLONE)  # type: ignore[union-attr]
     assert roles == {"node1": "Promoted", "node2": "Promoted", CLIENT: "Unpromoted"}
-    r = tc.emu_state()["nodes"][CLIENT]["r0"]  # type: ignore[index]
+    r = vc.emu_state()["nodes"][CLIENT]["r0"]  # type: ignore[index]
     assert r["disks"]["0"]["client"] and r["disks"]["0"]["state"] == "Diskless"
 
 
-def test_live_migration_onto_the_diskless_client_and_back(tc: VmCluster) -> None:
-    moves = client_round_trip(tc)
+def test_live_migration_onto_the_diskless_client_and_back(vc: VmCluster) -> None:
+    moves = client_round_trip(vc)
     assert [m.target for m in moves] == [CLIENT, moves[0].source]
     assert all(m.heartbeat_gaps == 0 for m in moves), moves
     for m in moves:
         record(f"live migration {m.source}->{m.target}: crm resource move to started", m.wall_s)
-    never_two_copies(tc)
-    no_constraints_left(tc)
+    never_two_copies(vc)
+    no_constraints_left(vc)
 
 
-def test_a_storage_node_lost_under_the_vm_on_the_client(tc: VmCluster) -> None:
-    loss = storage_loss_under_client(tc)
+def test_a_storage_node_lost_under_the_vm_on_the_client(vc: VmCluster) -> None:
+    loss = storage_loss_under_client(vc)
     assert loss.gens_while_down > 0  # the guest went on writing, to the survivor alone
     assert loss.resync_kib > 0  # and those writes reached the returning node by a resync
-    never_two_copies(tc)
-    no_constraints_left(tc)
+    never_two_copies(vc)
+    no_constraints_left(vc)
 
 
-def test_clean_shutdown_of_the_vm_node_migrates_the_vm_then_promotes_the_client(tc: VmCluster) -> None:
-    leave = vm_node_shutdown(tc)
+def test_clean_shutdown_of_the_vm_node_migrates_the_vm_then_promotes_the_client(vc: VmCluster) -> None:
+    leave = vm_node_shutdown(vc)
     assert leave.spare == CLIENT and leave.heartbeat_gaps == 0
     record("three nodes, clean shutdown of the VM's data node: request to node off", leave.shutdown_s)
-    tc.wait(
+    vc.wait(
         lambda s: promoted(s) == {"node1", "node2"}, "the returned data node Promoted instead of the client"
     )
-    never_two_copies(tc)
-    no_constraints_left(tc)
+    never_two_copies(vc)
+    no_constraints_left(vc)
 
 
-def test_partition_2_1_with_stonith_the_minority_never_writes(tc: VmCluster) -> None:
-    m = partition_2_1(tc)
+def test_partition_2_1_with_stonith_the_minority_never_writes(vc: VmCluster) -> None:
+    m = partition_2_1(vc)
     assert m.fenced and not m.minority_primary
     assert m.gen_found >= m.gen_before
     record("partition 2|1 with STONITH: to vm1 started on the majority", m.restarted_s)
-    never_two_copies(tc)
-    no_constraints_left(tc)
+    never_two_copies(vc)
+    no_constraints_left(vc)
 
 
-def test_partition_2_1_quorum_only_the_minority_never_writes(tc: VmCluster) -> None:
+def test_partition_2_1_quorum_only_the_minority_never_writes(vc: VmCluster) -> None:
     """STONITH off (README: quorum only, and its risk): nobody fences the isolated node, Pacemaker there
     stops vm1 when it loses its own quorum, the majority starts vm1 meanwhile. Two QEMUs may run for a
     while (the risk), but DRBD quorum keeps the isolated one from writing. Last in the module: the
     observer's samples then hold that overlap."""
-    tc.lab.crm("configure", "property", "stonith-enabled=false")
+    vc.lab.crm("configure", "property", "stonith-enabled=false")
     try:
-        m = partition_2_1(tc)
+        m = partition_2_1(vc)
     finally:
-        tc.lab.crm("configure", "property", "stonith-enabled=true")
+        vc.lab.crm("configure", "property", "stonith-enabled=true")
     assert not m.fenced and not m.minority_primary
     assert m.gen_found >= m.gen_before
     record("partition 2|1 quorum only: to vm1 started on the majority", m.restarted_s)
-    no_constraints_left(tc)
+    no_constraints_left(vc)

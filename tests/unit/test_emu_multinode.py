@@ -617,7 +617,8 @@ def test_a_new_generation_reaches_the_connected_peers_before_its_write() -> None
     link(s, "alice", "bob", cut=True, t=4000.0)
     plan = engine.plan_write(s, "alice", "r0", "0", 4001.0, [3])
     assert plan["peers"] == ["carol"]
-    assert engine.meta_for(s, "carol", "r0", "0")["tag"] == plan["tag"]  # before the data arrives
+    carol = engine.meta_for(s, "carol", "r0", "0")
+    assert (carol["tag"], carol["gen"]) == (plan["tag"], plan["gen"])  # before the data arrives (17721)
     link(s, "alice", "carol", cut=True, t=4002.0)
     engine.undelivered(s, "alice", "carol", "r0", "0", [3])
     engine.secondary(s, "alice", "r0", 4003.0)
