@@ -186,8 +186,10 @@ def test_states_paused_crashed_and_a_broken_toolstack(lab2: Env) -> None:
 def test_live_migration_n1_to_n2(lab2: Env) -> None:
     assert lab2.agent("start").rc == 0
     meta = {"OCF_RESKEY_CRM_meta_migrate_source": "n1", "OCF_RESKEY_CRM_meta_migrate_target": "n2"}
+    began = time.time()
     to = lab2.agent("migrate_to", more=meta)
     assert to.rc == 0, to.err
+    assert int(time.time()) > int(began)  # ended in a later second than Pacemaker stamps it with
     assert "xg1" not in lab2.xl_names("n1") and "xg1" in lab2.xl_names("n2")
     frm = lab2.agent("migrate_from", node="n2", more=meta)
     assert frm.rc == 0, frm.err

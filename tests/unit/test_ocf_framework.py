@@ -32,7 +32,7 @@ from tandem.ocf import (
     Result,
     run_agent,
 )
-from tandem.ocf.deadline import LATE_IN_SECOND, until_late_in_second
+from tandem.ocf.deadline import LATE_IN_SECOND, until_late_in_second, until_next_second
 from tandem.ocf.params import ALNUM, DIGITS, LOWER, Chars, parse_bool, parse_int, parse_seconds, parse_words
 
 if TYPE_CHECKING:
@@ -450,6 +450,21 @@ def test_an_action_can_end_late_in_its_second_within_its_time(wall: float, left:
         assert (wall + wait) % 1.0 >= LATE_IN_SECOND - 1e-6 or wall % 1.0 >= LATE_IN_SECOND
     assert until_late_in_second(100.2, 5.0) == pytest.approx(0.75)
     assert until_late_in_second(100.97, 5.0) == 0.0
+
+
+@given(st.floats(min_value=1e9, max_value=2e9), st.floats(min_value=0.0, max_value=3.0), st.floats(0.0, 5.0))
+def test_a_successful_action_can_end_in_a_later_second_than_it_began(
+    began: float, took: float, left: float
+) -> None:
+    """A fast migrate_to ends in a later wall-clock second than Pacemaker stamps it with (its start), so
+    that a stop on its target right after it is not taken as older (the controller-crash ghost)."""
+    now = began + took
+    wait = until_next_second(began, now, left)
+    assert 0.0 <= wait <= max(left, 0.0)
+    if wait < left:
+        assert int(now + wait) > int(began)
+    assert until_next_second(100.2, 100.5, 5.0) == pytest.approx(0.51)
+    assert until_next_second(100.2, 101.3, 5.0) == 0.0
 
 
 def test_runner_caps_timeouts_by_the_deadline() -> None:

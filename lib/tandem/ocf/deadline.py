@@ -45,6 +45,15 @@ class Deadline(NamedTuple):
 LATE_IN_SECOND = 0.95
 
 
+def until_next_second(began: float, now: float, left: float, margin: float = 0.01) -> float:
+    """Seconds to wait so that an action that began at wall time `began` ends in a later wall-clock second
+    (at most `left`). A successful migrate_to is stamped with the second it began in; when Pacemaker 2.1
+    stops its target instead of running migrate_from (a transition aborted after it), a stop stamped in
+    that same second counts as older, so the domain stays "active" on the target for the scheduler and its
+    next run restarts it (seen after a controller crash on the DC). Ending in the next second fixes that."""
+    return max(0.0, min(int(began) + 1 + margin - now, left))
+
+
 def until_late_in_second(wall: float, left: float, late: float = LATE_IN_SECOND) -> float:
     """Seconds to wait so that an action ends late in its wall-clock second (at most `left`, none if it is
     late already). Pacemaker 2.1 orders operations on different nodes by their whole-second last-rc-change
