@@ -6,7 +6,8 @@ Layout (everything the lab starts is recorded under its root, so `down` works fr
   ROOT/lab.json         the LabConfig
   ROOT/supervisor.pid   host pid + start time of the supervisor (lab.supervisor), which powers nodes on
                         and off: it is the parent of every node; the fence agent talks to it on control.sock
-  ROOT/nodeI/           per-node state: etc-corosync, var-lib-*, var-log-*, run, home, boot.json, boot.log
+  ROOT/nodeI/           per-node state: etc-corosync, var-lib-*, var-log-*, run, home, boot.json, boot.log,
+                        syslog.log (what the node's programs sent to its /dev/log, see lab.init)
 Namespaces: PREFIX-hub holds bridge br0; PREFIX-nodeI is node I's network namespace (eth0 = NET.I/24 on the
 bridge, no route anywhere else). With `LabConfig.repl_net` set, a second bridge br1 and eth1 = REPL_NET.I/24
 per node make a separate replication network (DRBD's addresses), as production clusters have, so that the
@@ -512,7 +513,7 @@ class Lab:
 
     def collect_logs(self, dest: Path) -> Path:
         """Copy every node's logs, CIB, scheduler inputs (the DC's pe-input files: `crm_simulate -x` replays
-        each decision) and boot log (and the supervisor's log) into dest."""
+        each decision), boot log and syslog (and the supervisor's log) into dest."""
         dest.mkdir(parents=True, exist_ok=True)
         for node in self.nodes:
             for sub in (
@@ -527,7 +528,7 @@ class Lab:
                     shutil.copytree(
                         src, dest / node.name / sub, dirs_exist_ok=True, ignore_dangling_symlinks=True
                     )
-            for name in ("boot.log", "holder.log"):
+            for name in ("boot.log", "holder.log", "syslog.log"):
                 if (node.dir / name).exists():
                     shutil.copy2(node.dir / name, dest / node.name / name)
         if (self.root / "supervisor.log").exists():

@@ -3,9 +3,10 @@
 
 `init.py boot NODE_DIR` is what "power on" runs as PID 1 of fresh mount+UTS+PID namespaces inside the node's
 network namespace. It follows NODE_DIR/boot.json (written by lab.cluster): mounts (per-node state
-dirs, private /dev/shm, then any extra bind mounts the lab was given), hostname, `holder.pid` (from then on
-the node accepts commands), boot hooks, then the cluster services (corosync, then pacemakerd). It then reaps
-orphans forever, like any init. It is stdlib only and run by path, so nodes need no PYTHONPATH.
+dirs, private /dev/shm, then any extra bind mounts the lab was given), hostname, the node's /dev/log (served
+by a thread of this init into NODE_DIR/syslog.log), `holder.pid` (from then on the node accepts commands),
+boot hooks, then the cluster services (corosync, then pacemakerd). It then reaps orphans forever, like any
+init. It is stdlib only and run by path, so nodes need no PYTHONPATH.
 
 In a running node (via Node.run): `start-services`, `stop-services [TIMEOUT]` (pacemakerd, then corosync, by
 SIGTERM with the node-local pids they were started with) and `spawn LOG -- ARGV` (a detached daemon).
@@ -14,8 +15,10 @@ A corosync that crashes is started again, as the README's corosync.service drop-
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -133,6 +136,61 @@ def stop_services(timeout: float) -> list[str]:
     return stuck
 
 
+# The node's syslog: without a /dev/log, programs that log only through syslog(3) or `logger` (DRBD's
+# crm-fence-peer.9.sh) would lose every message.
+DEV_LOG = Path("/dev/log")
+SYSLOG_SOCKET = PIDS / "dev-log"
+FACILITIES = (
+    *("kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv", "ftp"),
+    *("ntp", "security", "console", "solaris-cron", *(f"local{i}" for i in range(8))),
+)
+SEVERITIES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
+
+
+def syslog_line(node: str, data: bytes, now: float) -> str:
+    """One datagram as one line of the node's syslog.log: our time, the node, facility.severity from the
+    <PRI> prefix, then the rest as sent (its sender's own time and tag), newlines escaped to keep one line."""
+    text = data.decode(errors="replace").rstrip("\n\0").replace("\n", "\\n")
+    level = "-"
+    pri = re.match(r"<(\d{1,3})>", text)
+    if pri and int(pri[1]) < 8 * len(FACILITIES):
+        level = f"{FACILITIES[int(pri[1]) >> 3]}.{SEVERITIES[int(pri[1]) & 7]}"
+        text = text[pri.end() :]
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1000):03d}"
+    return f"{stamp} {node} {level} {text}\n"
+
+
+def open_dev_log() -> socket.socket:
+    """Bind the node's syslog socket where its /dev/log leads. /dev is the host's (one devtmpfs for all
+    nodes), so the node's own socket must live in its private /run: a symlink /dev/log (systemd's into
+    /run/systemd/journal, or ours, made here when the host has none: dangling there, no different from none)
+    leads into each node's own /run; a host's real socket is covered by a bind mount in this node only."""
+    if not os.path.lexists(DEV_LOG):
+        with contextlib.suppress(FileExistsError):  # nodes boot in parallel
+            DEV_LOG.symlink_to(SYSLOG_SOCKET)
+    linked = DEV_LOG.is_symlink()
+    path = Path(os.path.realpath(DEV_LOG)) if linked else SYSLOG_SOCKET
+    if not path.is_relative_to("/run"):
+        raise RuntimeError(f"{DEV_LOG} leads to {path}, outside the node's own /run")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    path.chmod(0o666)  # hacluster's processes log too
+    if not linked:
+        mount(["--bind", str(path), str(DEV_LOG)])
+    return sock
+
+
+def serve_syslog(sock: socket.socket, node: str, logfile: Path) -> None:
+    """Append every message to the node's syslog.log. Never stops while the node runs: with the socket's
+    small queue (net.unix.max_dgram_qlen) full, every process that logs would block."""
+    with open(logfile, "a", buffering=1) as out:
+        while True:
+            data = sock.recv(65536)
+            with contextlib.suppress(OSError):  # a full disk loses lines, never blocks the node
+                out.write(syslog_line(node, data, time.time()))
+
+
 def mount(argv: list[str]) -> None:
     # -n: libmount must not create /run/mount on the host side
     subprocess.run(["mount", "-n", *argv], check=True, capture_output=True, text=True)
@@ -156,6 +214,10 @@ def boot(node_dir: Path) -> None:
         socket.sethostname(plan["name"])
         for sub in ("lock", "resource-agents", "lab"):
             Path("/run", sub).mkdir(parents=True, exist_ok=True)
+        dev_log = open_dev_log()
+        threading.Thread(
+            target=serve_syslog, args=(dev_log, plan["name"], node_dir / "syslog.log"), daemon=True
+        ).start()
         write_atomic(node_dir / "holder.pid", f"{host_pid} {start}\n")
         for argv in plan["boot"]:
             log(node_dir, f"boot hook: {argv}")

@@ -9,7 +9,8 @@ Contract for everyone who runs things in lab nodes (libvirt/guest, DRBD emulator
 - While a node is powered on, its PID 1 (the "holder", lab/init.py) pins its mount, UTS and PID namespaces.
   Private per node (bind mounts of entries of `dir`, e.g. dir/etc-corosync, plus LabConfig.binds):
   /etc/corosync, /var/lib/{pacemaker,corosync,heartbeat}, /var/log/{pacemaker,corosync,crmsh}, /run
-  (`dir/run`, wiped at power-off like a tmpfs) and /dev/shm (a tmpfs that dies with the node).
+  (`dir/run`, wiped at power-off like a tmpfs), /dev/shm (a tmpfs that dies with the node) and /dev/log (a
+  syslog socket served by the holder into `dir/syslog.log`).
   Everything else (/usr, /tmp, /etc, the rest of /var) is the host's, shared by all nodes.
 - `run()` executes an argv inside all four namespaces (nsenter on the holder), never through a shell, with a
   clean environment (`base_env()` plus what the caller adds). It waits, with a timeout; on timeout the command

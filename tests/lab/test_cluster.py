@@ -10,10 +10,13 @@ from __future__ import annotations
 import re
 import subprocess
 import time
+from functools import partial
+from pathlib import Path
 
 import pytest
 from lab.cluster import Lab, poll
 from lab.crm import ClusterState
+from lab.netns import Node
 
 from lab import faults
 from tests.lab.conftest import record
@@ -163,3 +166,28 @@ def test_a_stopped_node_comes_back_with_an_empty_run(cluster: Lab, op: str) -> N
     faults.start(cluster, node)
     cluster.wait_online()
     assert node.run(["ls", "/run/lab-marker", "/dev/shm/lab-marker"], check=False).returncode != 0
+
+
+def syslog_has(node: Node, *patterns: str) -> bool | None:
+    """Whether every pattern matches a line of the node's syslog.log (None while not)."""
+    text = (node.dir / "syslog.log").read_text()
+    return all(re.search(p, text, re.MULTILINE) for p in patterns) or None
+
+
+def test_every_node_keeps_its_syslog_also_after_a_reboot(cluster: Lab, tmp_path: Path) -> None:
+    """Each node's /dev/log is its own: `logger` and syslog(3) (crm-fence-peer.9.sh logs only through logger)
+    end up in that node's syslog.log, which collect_logs keeps. node2 was powered off and on by the tests
+    above, so its syslog came back with it."""
+    for node in cluster.nodes:
+        node.run(["test", "-S", "/dev/log"])
+        node.run(["logger", "-t", "tandem-lab-check", f"hello from {node.name}"])
+        glibc = f"import syslog; syslog.openlog('tandem-lab-py'); syslog.syslog('syslog(3) on {node.name}')"
+        node.run(["python3", "-c", glibc])
+    for node in cluster.nodes:
+        logger = rf" {node.name} user\.notice .* tandem-lab-check: hello from {node.name}$"
+        glibc = rf" {node.name} user\.info .* tandem-lab-py: syslog\(3\) on {node.name}$"
+        poll(partial(syslog_has, node, logger, glibc), 10, f"{node.name}'s messages in its syslog.log")
+        others = [n.name for n in cluster.nodes if n != node]
+        assert not any(syslog_has(node, f"hello from {name}") for name in others)
+    kept = cluster.collect_logs(tmp_path / "logs")
+    assert all("tandem-lab-check" in (kept / n.name / "syslog.log").read_text() for n in cluster.nodes)

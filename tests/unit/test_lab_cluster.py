@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """The lab's pure parts, without a cluster: crm_mon parsing, generated corosync.conf and CIB (checked by
-Pacemaker's own crm_verify), and fence_tandemlab's fence-agents protocol against a stand-in supervisor."""
+Pacemaker's own crm_verify), a node's syslog lines, and fence_tandemlab's fence-agents protocol against a
+stand-in supervisor."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 from lab.cluster import FENCE_AGENT, Lab, LabConfig, render_corosync_conf, seed_cib
 from lab.crm import parse_crm_mon
+from lab.init import syslog_line
 from lxml import etree
 
 CRM_MON = """<pacemaker-result api-version="2.25" request="crm_mon -1 --output-as=xml --fence-history=3">
@@ -94,6 +96,15 @@ def test_config_round_trips_through_its_state_file() -> None:
     assert ["/tmp/tu-lab/node2/fake-drbdsetup", "/usr/sbin/drbdsetup"] in plan["binds"]
     assert ["/tmp/tu-lab/node2/run", "/run"] in plan["binds"]
     assert plan["boot"] == [["true"]] and plan["env"]["A"] == "1" and plan["name"] == "node2"
+
+
+def test_a_syslog_datagram_is_one_line_with_its_priority_in_words() -> None:
+    now = time.mktime((2026, 12, 1, 0, 17, 53, 0, 0, -1)) + 0.875
+    sent = b"<13>Dec  1 00:17:53 tandem-lab-check: hello\n"  # what `logger -t tandem-lab-check hello` sends
+    line = "2026-12-01 00:17:53.875 node1 user.notice Dec  1 00:17:53 tandem-lab-check: hello\n"
+    assert syslog_line("node1", sent, now) == line
+    assert syslog_line("node2", b"<171>a\nb\0", now).endswith(" node2 local5.err a\\nb\n")
+    assert syslog_line("node2", b"<999>no priority", now).endswith(" node2 - <999>no priority\n")
 
 
 class FakeSupervisor:
