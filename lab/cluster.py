@@ -380,6 +380,7 @@ class Lab:
         for ns in [n.netns for n in self.nodes] + [self.hub]:
             if (Path("/run/netns") / ns).exists():
                 sh(["ip", "netns", "del", ns])
+        release_dev_log()
         if keep:
             (self.root / STATE).rename(self.root / (STATE + ".old"))
         elif (self.root / MARKER).exists():
@@ -631,14 +632,35 @@ def teardown(config: LabConfig, keep: bool = False) -> float:
     return lab.down(keep=keep)
 
 
+LAB_DEV_LOG = Path("/run/lab/dev-log")  # where lab.init's /dev/log symlink leads (each node's own /run)
+
+
+def release_dev_log(dev_log: Path = Path("/dev/log"), proc: Path = Path("/proc")) -> bool:
+    """Remove the /dev/log symlink a node's init made on a host that had none (lab.init.open_dev_log), once
+    no lab node runs anywhere: the host is left as it was. True if it was removed."""
+    if not dev_log.is_symlink() or Path(os.readlink(dev_log)) != LAB_DEV_LOG:
+        return False
+    if any(init_root(int(p.name), proc) for p in proc.iterdir() if p.name.isdigit()):
+        return False
+    with contextlib.suppress(FileNotFoundError):
+        dev_log.unlink()
+    return True
+
+
 def owner_root(node: Node) -> Path | None:
     """The root of the lab whose init runs in this node's network namespace (None: no init there)."""
     inode = node.netns_inode()
     if inode is None:
         return None
-    for pid in pids_in("net", inode):
-        with contextlib.suppress(OSError):
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").rstrip("\0").split("\0")
-            if len(argv) >= 3 and argv[-3].endswith("init.py") and argv[-2] == "boot":
-                return Path(argv[-1]).parent
+    return next((root for pid in pids_in("net", inode) if (root := init_root(pid)) is not None), None)
+
+
+def init_root(pid: int, proc: Path = Path("/proc")) -> Path | None:
+    """The lab root of a node whose init (`init.py boot NODE_DIR`) is this process; None for any other."""
+    try:
+        argv = (proc / str(pid) / "cmdline").read_bytes().decode(errors="replace").rstrip("\0").split("\0")
+    except OSError:
+        return None
+    if len(argv) >= 3 and argv[-3].endswith("init.py") and argv[-2] == "boot":
+        return Path(argv[-1]).parent
     return None

@@ -6,7 +6,8 @@ Works only inside a private mount namespace (a lab node, or `unshare -m` in agen
 TANDEM_EMU_DEVICES=bind, and only while the node's emulator kernel runs (it serves the FUSE file system).
 A block node for the loop device is made under the emulator directory and bind-mounted onto the configured
 device path while the resource is up (the RA checks `test -b /dev/drbdN`). On the host the path stays an
-empty placeholder file, so `test -b` is false there and in nodes where the resource is down.
+empty placeholder file, so `test -b` is false there and in nodes where the resource is down; `detach_loops`
+removes it when the lab is down.
 `/dev/drbd/by-res/<res>/<vol>` symlinks (as udev makes them) point at the device path.
 
 The loop devices a node set up are listed in nodes/NODE/loops (one per copy, kept across down/up); a
@@ -23,7 +24,7 @@ import stat
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from lab.drbd_emu import engine, replica
@@ -152,11 +153,34 @@ def _res_of(device: str) -> str | None:
 
 
 def detach_loops(emu_dir: Path) -> list[str]:
-    """Detach every loop device the nodes of this emulator directory set up (autoclear when still open)."""
+    """Detach every loop device the nodes of this emulator directory set up (autoclear when still open),
+    and remove what its devices left in the host's /dev (remove_placeholders)."""
     nodes = emu_dir / "nodes"
     gone: list[str] = []
     for node in sorted(p.name for p in nodes.iterdir()) if nodes.is_dir() else []:
         gone += detach_node_loops(node, emu_dir)
+    remove_placeholders(emu_dir)
+    return gone
+
+
+def remove_placeholders(emu_dir: Path, dev: Path = Path("/dev")) -> list[Path]:
+    """The empty placeholder files of this emulator's device paths and their by-res links, left in the
+    host's /dev (the nodes share it), once no node mounts over them: the host is left as it was."""
+    names = {p.name for p in (emu_dir / "nodes").glob("*/dev/*")}
+    gone: list[Path] = []
+    for name in sorted(names):
+        path = dev / name
+        if path.is_file() and not path.is_symlink() and path.stat().st_size == 0 and not _mounted(str(path)):
+            path.unlink()
+            gone.append(path)
+    by_res = dev / "drbd" / "by-res"
+    for link in sorted(by_res.glob("*/*")):
+        if link.is_symlink() and Path(os.readlink(link)).name in names:
+            link.unlink()
+            gone.append(link)
+    for empty in (*by_res.glob("*"), by_res, dev / "drbd"):
+        with suppress(OSError):  # only directories left empty
+            empty.rmdir()
     return gone
 
 

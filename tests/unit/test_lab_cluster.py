@@ -206,3 +206,32 @@ def test_fence_agent_waits_its_login_timeout_for_an_unreachable_switch(
     back = fence(f"lab_socket={path}\nlogin_timeout=10\naction=reboot\nport=node2\n")
     assert back.returncode == 0 and fake.power["node2"] == "on"
     assert time.monotonic() - t0 >= 1.0  # it waited for the switch instead of failing at once
+
+
+def test_the_dev_log_symlink_goes_with_the_last_lab_node(tmp_path: Path) -> None:
+    from lab.cluster import LAB_DEV_LOG, release_dev_log
+
+    proc, dev_log = tmp_path / "proc", tmp_path / "log"
+    (proc / "7").mkdir(parents=True)
+    (proc / "7" / "cmdline").write_bytes(b"python3\0/x/lab/init.py\0boot\0/tmp/tlt-lab/node1\0")
+    dev_log.symlink_to(LAB_DEV_LOG)
+    assert not release_dev_log(dev_log, proc) and dev_log.is_symlink()  # a node still runs
+    (proc / "7" / "cmdline").write_bytes(b"corosync\0-f\0")
+    assert release_dev_log(dev_log, proc) and not dev_log.is_symlink()
+    dev_log.symlink_to("/run/systemd/journal/dev-log")  # the host's own: never ours to remove
+    assert not release_dev_log(dev_log, proc) and dev_log.is_symlink()
+
+
+def test_the_emulators_placeholders_leave_the_hosts_dev(tmp_path: Path) -> None:
+    from lab.drbd_emu.devices import remove_placeholders
+
+    emu, dev = tmp_path / "emu", tmp_path / "dev"
+    (emu / "nodes" / "node1" / "dev").mkdir(parents=True)
+    (emu / "nodes" / "node1" / "dev" / "drbd9271").write_bytes(b"")  # stands for the block node
+    (dev / "drbd" / "by-res" / "r0").mkdir(parents=True)
+    (dev / "drbd9271").touch()
+    (dev / "drbd" / "by-res" / "r0" / "0").symlink_to(dev / "drbd9271")
+    (dev / "drbd1").write_bytes(b"not ours")  # another device: left alone
+    gone = remove_placeholders(emu, dev)
+    assert sorted(p.name for p in gone) == ["0", "drbd9271"]
+    assert sorted(p.name for p in dev.iterdir()) == ["drbd1"]  # the empty by-res tree went too
