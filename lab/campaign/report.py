@@ -154,12 +154,17 @@ FINDINGS = {
     "tandem-17721": "tiebreaker, on aecadcc: an emulator fault, a false alarm. A new data generation passed "
     "on to in-sync peers (6f4a416) carried the tag but not the count, so node1 and node2, connected and in "
     "sync, showed 1256 and 1252; when node1 left cleanly and the client was promoted through node2, S3 "
-    "compared the counts. The fix (the count passed with the tag) is for the next commit: open",
+    "compared the counts. Fixed in f03c712 (the count passed with the tag, an emulator test); the replay on "
+    "5810ee4 ran clean",
     "tandem-17622": "three data nodes, on aecadcc: most likely a checker's conservative flag. The "
     "replication was cut on every link while vm1's node wrote; that node, alone (no DRBD quorum), kept "
     "bits for both peers from a write it could not complete, then lost power. node1 and node3, the "
     "quorate majority, went on and node1 was promoted with those bits still in the lost node's bitmap. "
-    "S2 found no acknowledged write lost. To confirm with a replay that logs the write's result: open",
+    "S2 found no acknowledged write lost. The replay on 5810ee4 (timing differs) flagged S3 the same way "
+    "for bits of the write in flight when vm1's node lost power, with no write lost, and also L2: node1 got "
+    "its score only at its next monitor, 7 s after the fencing (the post notifications after node3's "
+    "demote did not give it). Open: S3 to count only bits of writes that could have been acknowledged; "
+    "the score after a freed slot",
     "tandem-17200": "three data nodes, on a2a0ffa, replayed on aecadcc: Pacemaker's, and a checker's blind "
     "spot. vm1's node lost power while the fence device failed; node1's fencer fenced it at its second "
     "attempt, but every cluster link was cut right then and its reply to the DC was lost: the DC waited for "
