@@ -245,7 +245,9 @@ def test_disconnect_places_constraint_reconnect_removes_it(cluster: Lab, flavour
     emu(cluster, "cut", "node1", "node2")
     calls = poll(lambda: handler_calls(cluster, "fence-peer")[before:] or None, 120, "fence-peer done")
     note(flavour, "fence-peer on DRBD link loss (node, exit)", calls)
-    assert (primary, 4) in calls, f"fence-peer results {calls}; DRBD then: {drbd(cluster, primary)}"
+    syslog = cluster.node(primary).dir / "syslog.log"  # crm-fence-peer.9.sh says why only there
+    said = syslog.read_text().splitlines()[-15:] if syslog.exists() else []
+    assert (primary, 4) in calls, f"fence-peer results {calls}; DRBD then: {drbd(cluster, primary)}; {said}"
     assert constraint_present(cluster, flavour)
     time.sleep(25)  # one monitor interval of each role
     note(
