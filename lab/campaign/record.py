@@ -11,7 +11,7 @@ import re
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from lab.campaign.checkers import Boot, DrbdView, FailedAction, Sample
@@ -66,16 +66,33 @@ def data_generations(
     return tuple((n, int(md["gen"])) for n, md in _readable_meta(st, nodes, res).items())
 
 
-def behind(st: Mapping[str, Any], nodes: Sequence[str], res: str = RES) -> frozenset[str]:
+def behind(
+    st: Mapping[str, Any], nodes: Sequence[str], res: str = RES, on: Collection[str] | None = None
+) -> frozenset[str]:
     """Nodes whose copy lacks blocks a peer wrote: in that peer's out-of-sync bitmap for them. Only a peer
     whose data may be the newest (UpToDate or Consistent, as its meta data last said) speaks: an
-    Inconsistent one, being resynced, holds bits from writes it only passed on (tandem-16809)."""
-    meta = {
-        p: md
-        for p, md in _readable_meta(st, nodes, res).items()
-        if md.get("disk", "UpToDate") in ("UpToDate", "Consistent")
-    }
-    return frozenset(n for n in nodes for p, md in meta.items() if p != n and md.get("oos", {}).get(n))
+    Inconsistent one, being resynced, holds bits from writes it only passed on (tandem-16809). Nor does a
+    peer that is down (not in `on`) still on the node's own generation: a write acknowledged without the
+    node would have started a new one (DK NEW_CUR_UUID), so its bits are writes in flight when it died,
+    never acknowledged, which its activity log gives back to the peers' resync (tandem-17622)."""
+    every = _readable_meta(st, nodes, res)
+    meta = {p: md for p, md in every.items() if md.get("disk", "UpToDate") in ("UpToDate", "Consistent")}
+
+    def unacknowledged(peer: str, md: Mapping[str, Any], node: str) -> bool:
+        mine = every.get(node)
+        return (
+            on is not None
+            and peer not in on
+            and mine is not None
+            and md.get("tag") in (mine.get("tag"), *mine.get("history", ()))
+        )
+
+    return frozenset(
+        n
+        for n in nodes
+        for p, md in meta.items()
+        if p != n and md.get("oos", {}).get(n) and not unacknowledged(p, md, n)
+    )
 
 
 def fencing_allowed(constraints_xml: str) -> frozenset[str] | None:
@@ -235,7 +252,7 @@ class Recorder:
         now = time.time()
         gens = data_generations(st, names)
         fence, fence_at = self.fence
-        self.samples.append(Sample(now, on, qemu, drbd, fence, gens, behind(st, names), fence_at))
+        self.samples.append(Sample(now, on, qemu, drbd, fence, gens, behind(st, names, on=on), fence_at))
         self.sizes.append((now, self.vc.serial.stat().st_size if self.vc.serial.exists() else 0))
         self._stop.wait(self.interval)
 

@@ -212,6 +212,25 @@ def test_s3_flags_a_promotion_of_a_copy_missing_blocks_a_peer_wrote() -> None:
     assert record.behind(st, NODES) == frozenset()
 
 
+def test_a_dead_peers_bits_of_writes_it_never_acknowledged_do_not_count() -> None:
+    """tandem-17622: vm1's node lost power with a write in flight; its bitmap holds that block for its
+    peers, but on their own generation: the write was never acknowledged. Bits on a newer generation are
+    writes it acknowledged without the peer, and count, as do a live peer's."""
+    st: dict[str, Any] = {
+        "meta": {
+            "node1/r0/0": {"oos": {"node2": [3]}, "tag": "g7", "history": []},
+            "node2/r0/0": {"oos": {}, "tag": "g7", "history": []},
+        }
+    }
+    assert record.behind(st, NODES, on={"node2"}) == frozenset()  # node1 died in the write
+    assert record.behind(st, NODES, on=set(NODES)) == {"node2"}  # alive: its resync will say
+    st["meta"]["node1/r0/0"]["tag"] = "g8"  # node1 wrote on without node2 (acknowledged)
+    st["meta"]["node2/r0/0"]["history"] = ["g5"]
+    assert record.behind(st, NODES, on={"node2"}) == {"node2"}
+    st["meta"]["node2/r0/0"].update(tag="g9", history=["g8"])  # node2 shared g8, then went on from it
+    assert record.behind(st, NODES, on={"node2"}) == frozenset()
+
+
 def test_data_generations_from_the_emulators_meta() -> None:
     st: dict[str, Any] = {
         "meta": {"node1/r0/0": {"gen": 7}, "node2/r0/0": {"gen": 5}, "node1/r1/0": {"gen": 1}}
