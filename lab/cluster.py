@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from lab.crm import ClusterState, parse_crm_mon
+from lab.init import DEV_LOG, SYSLOG_SOCKET
 from lab.netns import TOP, Node, NodeDown, pids_in, proc_starttime
 
 MARKER = ".tandem-lab"
@@ -632,13 +633,10 @@ def teardown(config: LabConfig, keep: bool = False) -> float:
     return lab.down(keep=keep)
 
 
-LAB_DEV_LOG = Path("/run/lab/dev-log")  # where lab.init's /dev/log symlink leads (each node's own /run)
-
-
-def release_dev_log(dev_log: Path = Path("/dev/log"), proc: Path = Path("/proc")) -> bool:
+def release_dev_log(dev_log: Path = DEV_LOG, proc: Path = Path("/proc")) -> bool:
     """Remove the /dev/log symlink a node's init made on a host that had none (lab.init.open_dev_log), once
     no lab node runs anywhere: the host is left as it was. True if it was removed."""
-    if not dev_log.is_symlink() or Path(os.readlink(dev_log)) != LAB_DEV_LOG:
+    if not dev_log.is_symlink() or Path(os.readlink(dev_log)) != SYSLOG_SOCKET:
         return False
     if any(init_root(int(p.name), proc) for p in proc.iterdir() if p.name.isdigit()):
         return False

@@ -209,12 +209,13 @@ def test_fence_agent_waits_its_login_timeout_for_an_unreachable_switch(
 
 
 def test_the_dev_log_symlink_goes_with_the_last_lab_node(tmp_path: Path) -> None:
-    from lab.cluster import LAB_DEV_LOG, release_dev_log
+    from lab.cluster import release_dev_log
+    from lab.init import SYSLOG_SOCKET
 
     proc, dev_log = tmp_path / "proc", tmp_path / "log"
     (proc / "7").mkdir(parents=True)
     (proc / "7" / "cmdline").write_bytes(b"python3\0/x/lab/init.py\0boot\0/tmp/tlt-lab/node1\0")
-    dev_log.symlink_to(LAB_DEV_LOG)
+    dev_log.symlink_to(SYSLOG_SOCKET)
     assert not release_dev_log(dev_log, proc) and dev_log.is_symlink()  # a node still runs
     (proc / "7" / "cmdline").write_bytes(b"corosync\0-f\0")
     assert release_dev_log(dev_log, proc) and not dev_log.is_symlink()
