@@ -127,7 +127,8 @@ def ensure(cfg: ResourceConfig, node: str, res: str) -> None:
         link = Path(f"/dev/drbd/by-res/{res}/{v.number}")
         link.parent.mkdir(parents=True, exist_ok=True)
         if not link.is_symlink():
-            link.symlink_to(dev)
+            with suppress(FileExistsError):  # the nodes share /dev and may bring the resource up together
+                link.symlink_to(dev)
 
 
 def remove(node: str, res: str) -> None:
