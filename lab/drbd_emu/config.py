@@ -10,6 +10,7 @@ all accepted.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import glob
 import hashlib
@@ -17,6 +18,7 @@ import os
 import pickle
 import re
 import shlex
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -369,7 +371,18 @@ def _read_cache(cache: Path) -> _Cached | None:
 
 
 def _write_cache(cache: Path, entry: _Cached) -> None:
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_bytes(pickle.dumps(tuple(entry)))
-    os.replace(tmp, cache)
+    """Store `entry`, or nothing when that fails: the cache only saves work. Every node writes it at once
+    (every node's probe runs drbdadm), with the same PIDs (each node has its own PID namespace), so the
+    temporary file's name comes from mkstemp, never from the PID."""
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=f".{cache.name}.", suffix=".tmp")
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pickle.dumps(tuple(entry)))
+        os.replace(tmp, cache)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)

@@ -7,6 +7,7 @@ Each test names the DRBD behaviour it reproduces (user's guide, man page, drbd-u
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -565,3 +566,31 @@ def test_frozen_io_resumes_when_the_connection_is_back_even_after_a_failed_fence
     tag = engine.meta_for(s, "alice", "r0", "0")["tag"]
     cut(s, 4001.0, heal=True)
     assert r["suspended"] == [] and engine.meta_for(s, "alice", "r0", "0")["tag"] == tag
+
+
+def test_nodes_writing_the_configuration_cache_at_once_all_get_their_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every node's probe parses drbd.conf at the same moment, with the same PID in its own PID namespace:
+    a second writer finishing between the first one's write and rename must not fail the first call (CI on
+    069242f: a probe's drbdadm dump exited 10 on the vanished temporary file), nor may an unwritable cache."""
+    conf = tmp_path / "drbd.conf"
+    conf.write_text(two_node_conf(net="10.0.0", minor=10))
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(config.os, "getpid", lambda: 150)
+    replace = os.replace
+    other_node_wrote: list[bool] = []
+
+    def other_node_first(src: str, dst: str) -> None:
+        if not other_node_wrote:
+            other_node_wrote.append(True)
+            assert set(load_cached(conf, cache)) == {"r0"}  # the other node's call, all of it
+        replace(src, dst)
+
+    monkeypatch.setattr(config.os, "replace", other_node_first)
+    assert set(load_cached(conf, cache)) == {"r0"} and other_node_wrote
+    assert [p.name for p in cache.iterdir() if p.suffix == ".tmp"] == []
+    monkeypatch.undo()
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    assert set(load_cached(conf, not_a_dir)) == {"r0"}
