@@ -577,7 +577,7 @@ def test_nodes_writing_the_configuration_cache_at_once_all_get_their_configurati
     conf = tmp_path / "drbd.conf"
     conf.write_text(two_node_conf(net="10.0.0", minor=10))
     cache = tmp_path / "cache"
-    monkeypatch.setattr(config.os, "getpid", lambda: 150)
+    monkeypatch.setattr(os, "getpid", lambda: 150)
     replace = os.replace
     other_node_wrote: list[bool] = []
 
@@ -587,7 +587,7 @@ def test_nodes_writing_the_configuration_cache_at_once_all_get_their_configurati
             assert set(load_cached(conf, cache)) == {"r0"}  # the other node's call, all of it
         replace(src, dst)
 
-    monkeypatch.setattr(config.os, "replace", other_node_first)
+    monkeypatch.setattr(os, "replace", other_node_first)
     assert set(load_cached(conf, cache)) == {"r0"} and other_node_wrote
     assert [p.name for p in cache.iterdir() if p.suffix == ".tmp"] == []
     monkeypatch.undo()
