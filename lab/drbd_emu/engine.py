@@ -1104,8 +1104,30 @@ def _unsuspend(r: dict[str, Any]) -> None:
 
 
 def _log(st: State, node: str, res: str, msg: str) -> None:
+    """The kernel log's line for `node` (the last 200 kept; `log_n` counts every line, for the node's
+    emulator kernel that prints its own: `new_log_lines`)."""
     st.setdefault("log", []).append(f"{node} {res}: {msg}")
+    st["log_n"] = st.get("log_n", 0) + 1
     del st["log"][:-200]
+
+
+def new_log_lines(st: State, node: str, printed: int) -> tuple[list[str], int]:
+    """`node`'s log lines written since `printed` lines in all, and the count to pass next time."""
+    total: int = st.get("log_n", 0)
+    fresh = st.get("log", [])[len(st.get("log", [])) - min(total - printed, len(st.get("log", []))) :]
+    return [line for line in fresh if line.startswith(f"{node} ")], total
+
+
+def _why_down(st: State, res: str, a: str, b: str, now: float) -> str:
+    """Why a connection dropped, as far as the emulator knows: what its real counterpart would log."""
+    ra, rb = res_state(st, a, res), res_state(st, b, res)
+    if ra is None or rb is None:
+        return "peer down"
+    if not (ra["conns"][b]["want"] and rb["conns"][a]["want"]):
+        return "disconnect asked"
+    if link_cut(st, a, b):
+        return "link cut"
+    return net.silence(st, res, a, b, now)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -1138,6 +1160,8 @@ def settle(st: State, now: float) -> None:
                         _resume_when_reconnected(st, x, res)
                 elif was and not is_conn:
                     c["state"] = "Connecting" if c["want"] else "StandAlone"
+                    why = _why_down(st, res, node, peer, now)
+                    _log(st, node, res, f"conn( Connected -> {c['state']} ) {peer}: {why}")
                     _on_disconnect(st, node, res, peer, now)
                 elif not is_conn:
                     c["state"] = "Connecting" if c["want"] else "StandAlone"

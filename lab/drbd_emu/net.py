@@ -88,3 +88,11 @@ def reachable(st: dict[str, Any], res: str, a: str, b: str, now: float | None = 
     t = time.time() if now is None else now
     reach: dict[str, Any] = st.get("reach", {})
     return all(t - float(reach.get(f"{res}/{x}>{y}", 0.0)) < STALE for x, y in ((a, b), (b, a)))
+
+
+def silence(st: dict[str, Any], res: str, a: str, b: str, now: float) -> str:
+    """Which probe direction went stale, and for how long (DRBD logs "PingAck did not arrive in time")."""
+    reach: dict[str, Any] = st.get("reach", {})
+    ages = {f"{x}>{y}": now - float(reach.get(f"{res}/{x}>{y}", 0.0)) for x, y in ((a, b), (b, a))}
+    stale = [f"{d} unanswered for {age:.1f}s" for d, age in ages.items() if age >= STALE]
+    return "PingAck did not arrive in time (" + ", ".join(stale or ["probes fresh"]) + ")"

@@ -73,6 +73,7 @@ def kernel(node: str, *, once: bool = False) -> None:
         data.start()
     with store.locked() as st:
         st.setdefault("kernels", {})[node] = os.getpid()  # ready: tests wait for this before `up`
+        logged: int = st.get("log_n", 0)  # what happened before this boot is not this kernel's to print
     while True:
         seen: dict[str, float] = {}
         if prober is not None and probing:
@@ -90,6 +91,7 @@ def kernel(node: str, *, once: bool = False) -> None:
                 data.copy_resyncs(st)
                 engine.settle(st, time.time())
             write_proc(st, node)
+            lines, logged = engine.new_log_lines(st, node, logged)
             jobs = [j for j in st["jobs"] if j["node"] == node and j["id"] not in running]
             starts = []
             for j in jobs:
@@ -101,6 +103,8 @@ def kernel(node: str, *, once: bool = False) -> None:
                 command = r["handlers"].get(j["handler"], "")
                 env = handler_env(st, node, j["res"], j["peer"], cfg)
                 starts.append((j, command, env))
+        for line in lines:
+            print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
         for j, command, env in starts:
             running[j["id"]] = True
             _start_job(store, node, j, command, env, running)

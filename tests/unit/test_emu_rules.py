@@ -594,3 +594,23 @@ def test_nodes_writing_the_configuration_cache_at_once_all_get_their_configurati
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("")
     assert set(load_cached(conf, not_a_dir)) == {"r0"}
+
+
+def test_a_dropped_connection_is_logged_with_its_cause_for_the_nodes_kernel_to_print() -> None:
+    """A lost connection says why in the node's kernel log (drbd-emu.log), as DRBD's kernel log does: a
+    campaign run that loses quorum must show which link went and how."""
+    s = cluster(make_cfg())
+    printed = s.get("log_n", 0)
+    s["links"][engine.link_key("alice", "bob")] = {"cut": True}
+    engine.settle(s, 5000.0)
+    lines, printed = engine.new_log_lines(s, "alice", printed)
+    assert lines == ["alice r0: conn( Connected -> Connecting ) bob: link cut"]
+    assert engine.new_log_lines(s, "alice", printed) == ([], printed)
+    s["links"].clear()
+    engine.settle(s, 5001.0)
+    s["net"] = "probe"
+    s["reach"] = {"r0/alice>bob": 5001.5, "r0/bob>alice": 4990.0}
+    engine.settle(s, 5002.0)
+    lines, _ = engine.new_log_lines(s, "bob", printed)
+    why = "PingAck did not arrive in time (bob>alice unanswered for 12.0s)"
+    assert lines == [f"bob r0: conn( Connected -> Connecting ) alice: {why}"]
