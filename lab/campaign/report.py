@@ -271,8 +271,10 @@ def markdown(
     plot_name: str | None,
     timelines: frozenset[str] = frozenset(),
     shrunk: Mapping[str, dict[str, Any]] | None = None,
+    shipped: Mapping[str, str] | None = None,
 ) -> str:
-    """The report; `shrunk`: run → its shrink (lab.campaign.shrink). Three-node runs are counted apart,
+    """The report; `shrunk`: run → its shrink (lab.campaign.shrink); `shipped`: commit → the version of
+    the code installed on the nodes at that commit (`shipped_versions`). Three-node runs are counted apart,
     under their shape."""
     shrunk = shrunk or {}
     runs = [{**r, "agents": cluster_label(r)} for r in runs]
@@ -316,6 +318,7 @@ def markdown(
         safety = sum(any(v["checker"].startswith("S") for v in r["violations"]) for r in mine)
         live = sum(any(v["checker"].startswith("L") for v in r["violations"]) for r in mine)
         out.append(f"| {commit} | {agents} | {len(mine)} | {safety} | {live} |")
+    out += by_shipped_code(runs, shipped or {})
     out += [
         "",
         "## Per fault kind",
@@ -466,6 +469,52 @@ def _events(schedule: list[dict[str, Any]]) -> str:
     )
 
 
+def by_shipped_code(runs: Sequence[dict[str, Any]], shipped: Mapping[str, str]) -> list[str]:
+    """Runs grouped by the code the nodes ran (agents, handlers, library), newest version first: commits
+    that changed only the lab or the report leave it as it was, so their runs count together."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in runs:
+        version = shipped.get(str(r.get("commit") or ""), "unknown")
+        groups.setdefault((version, r["agents"]), []).append(r)
+    if not groups:
+        return []
+    out = [
+        "",
+        "## Per version of the shipped code",
+        "",
+        "Runs grouped by the git tree of `lib/tandem` at their commit (what `tandem install` puts on the "
+        "nodes; the anchors' rows show the lab's version of it, their own code never changes), newest first.",
+        "",
+        "| lib/tandem tree | agents | runs | with a safety violation | with a liveness violation | commits |",
+        "|---|---|---|---|---|---|",
+    ]
+    last_run = {key: max(str(r.get("started", "")) for r in mine) for key, mine in groups.items()}
+    for key in sorted(groups, key=lambda k: last_run[k], reverse=True):
+        mine = groups[key]
+        safety = sum(any(v["checker"].startswith("S") for v in r["violations"]) for r in mine)
+        live = sum(any(v["checker"].startswith("L") for v in r["violations"]) for r in mine)
+        commits = ", ".join(sorted({str(r.get("commit") or "?")[:7] for r in mine}))
+        out.append(f"| {key[0][:8]} | {key[1]} | {len(mine)} | {safety} | {live} | {commits} |")
+    return out
+
+
+def shipped_versions(commits: set[str], repo: Path) -> dict[str, str]:
+    """commit → the git tree id of lib/tandem there, for the commits this clone has."""
+    import subprocess
+
+    found: dict[str, str] = {}
+    for commit in sorted(c for c in commits if c):
+        tree = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{commit}:lib/tandem"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if tree.returncode == 0:
+            found[commit] = tree.stdout.strip()
+    return found
+
+
 def write(out: Path, doc: Path) -> Path:
     """docs/campaign.md (`doc`) and its plot beside the runs (`out`/recovery.png)."""
     runs = load(out / "runs.jsonl")
@@ -474,5 +523,7 @@ def write(out: Path, doc: Path) -> Path:
         plot(runs, out / name)
     timelines = frozenset(p.stem for p in (out / "timelines").glob("*.txt"))
     shrinks = {r["run"]: r for r in load(out / "shrinks.jsonl")}  # the latest shrink of each run
-    doc.write_text(markdown(runs, name, timelines, shrinks))
+    repo = Path(__file__).resolve().parents[2]
+    shipped = shipped_versions({str(r.get("commit") or "") for r in runs}, repo)
+    doc.write_text(markdown(runs, name, timelines, shrinks, shipped))
     return doc

@@ -5,6 +5,7 @@ healthy one it must pass), the parsers that build the history, and the report's 
 from __future__ import annotations
 
 import json
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -660,6 +661,28 @@ def test_report_counts_violations_per_commit_and_says_what_a_known_one_was() -> 
     text = report.markdown([old, fixed, fine], None)
     assert "| c892ed1 | tandem | 2 | 1 | 1 |" in text and "| 65ed7cd | tandem | 1 | 0 | 0 |" in text
     assert f"- found: {report.FINDINGS['tandem-13008']}" in text
+
+
+def test_report_counts_runs_per_version_of_the_shipped_code(tmp_path: Path) -> None:
+    """Commits that changed only the lab leave the agents as they were: their runs count together."""
+    a, b, c = (run("tandem", ["power-cut"], 5.0, v) for v in ([], [], ["S3"]))
+    a.update(commit="aaaaaaa111", started="2026-12-01T01:00")
+    b.update(commit="bbbbbbb222", started="2026-12-01T02:00")
+    c.update(commit="ccccccc333", started="2026-11-30T01:00")
+    shipped = {"aaaaaaa111": "1234567890ab", "bbbbbbb222": "1234567890ab", "ccccccc333": "feedfacecafe"}
+    text = report.markdown([a, b, c], None, shipped=shipped)
+    newest = text.index("| 12345678 | tandem | 2 | 0 | 0 | aaaaaaa, bbbbbbb |")
+    assert newest < text.index("| feedface | tandem | 1 | 1 | 0 | ccccccc |")
+    (tmp_path / "lib" / "tandem").mkdir(parents=True)
+    (tmp_path / "lib" / "tandem" / "agent").write_text("v1\n")
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    for argv in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "v1"]):
+        subprocess.run([*git, *argv], check=True)
+    head, tree = (
+        subprocess.run([*git, "rev-parse", rev], capture_output=True, text=True, check=True).stdout.strip()
+        for rev in ("HEAD", "HEAD:lib/tandem")
+    )
+    assert report.shipped_versions({head, "0" * 40}, tmp_path) == {head: tree}  # an unknown commit: left out
 
 
 def test_report_counts_who_lost_each_fence_race() -> None:
