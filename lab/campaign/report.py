@@ -162,9 +162,13 @@ FINDINGS = {
     "quorate majority, went on and node1 was promoted with those bits still in the lost node's bitmap. "
     "S2 found no acknowledged write lost. The replay on 5810ee4 (timing differs) flagged S3 the same way "
     "for bits of the write in flight when vm1's node lost power, with no write lost, and also L2: node1 got "
-    "its score only at its next monitor, 7 s after the fencing (the post notifications after node3's "
-    "demote did not give it). S3 now leaves out a dead peer's bits on the node's own generation, writes "
-    "never acknowledged (e29963e). Open: the score when quorum returns comes only with the next monitor",
+    "its score only at its next monitor, 7 s after the fencing. S3 now leaves out a dead peer's bits on the "
+    "node's own generation, writes never acknowledged (e29963e). The L2, traced: fence-peer-fail cuts the "
+    "replication network too, so vm1's node lost power while node1 and node3 had no DRBD quorum; the heal "
+    "gave it back 1 s before the fencing, and DRBD runs no handler when a connection or quorum returns "
+    "(drbd-utils' handler list ends with quorum-lost and disconnected): the score waited for the next "
+    "Unpromoted monitor. The README states that bound (ae65a39); a faster return needs an events2 or "
+    "disconnected-handler watch, not built",
     "tandem-17200": "three data nodes, on a2a0ffa, replayed on aecadcc: Pacemaker's, and a checker's blind "
     "spot. vm1's node lost power while the fence device failed; node1's fencer fenced it at its second "
     "attempt, but every cluster link was cut right then and its reply to the DC was lost: the DC waited for "
