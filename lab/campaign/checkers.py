@@ -148,6 +148,13 @@ def goal(s: Sample, nodes: Sequence[str]) -> bool:
     )
 
 
+def settled(samples: Sequence[Sample], nodes: Sequence[str], since: float) -> bool:
+    """The last sample shows the goal and was taken after `since` (the heal): one begun before a fault
+    that ended the schedule (a QEMU killed the moment before the heal) must not end the settling
+    (tandem-17855: the run was judged 3 s after the heal, before Pacemaker's first monitor could see it)."""
+    return bool(samples) and samples[-1].t >= since and goal(samples[-1], nodes)
+
+
 def _stretches(
     samples: Sequence[Sample], bad: Callable[[Sample], str | None]
 ) -> Iterator[tuple[Sample, str]]:

@@ -243,6 +243,7 @@ class Recorder:
             self.error = exc
 
     def _sample(self) -> None:
+        began = time.time()  # the sample's time: what it shows was true at or after it
         lab = self.vc.lab
         names = [n.name for n in lab.nodes]
         on = frozenset(n.name for n in lab.nodes if n.is_on())
@@ -252,7 +253,7 @@ class Recorder:
         now = time.time()
         gens = data_generations(st, names)
         fence, fence_at = self.fence
-        self.samples.append(Sample(now, on, qemu, drbd, fence, gens, behind(st, names, on=on), fence_at))
+        self.samples.append(Sample(began, on, qemu, drbd, fence, gens, behind(st, names, on=on), fence_at))
         self.sizes.append((now, self.vc.serial.stat().st_size if self.vc.serial.exists() else 0))
         self._stop.wait(self.interval)
 

@@ -151,6 +151,11 @@ FINDINGS = {
     "tandem-17516": "tiebreaker, on d6a1a41: a checker's false alarm, as 17103: node3 (the tiebreaker) was "
     "on again after a clean stop but its DRBD not yet up when vm1's node lost power; node1 alone lost "
     "quorum, so vm1 waited for node2. A node with DRBD down is no survivor for L2; rejudged",
+    "tandem-17855": "three data nodes, on b8d25b2: the runner's false alarm. vm1's QEMU was killed as the "
+    "schedule's last event, right before the heal; the recorder's last sample, begun before the kill, still "
+    "showed the goal, so the settling ended at once and the run was judged 3 s after the heal, before vm1's "
+    "next monitor (10 s) could see the crash. Settling now needs a goal sample begun after the heal, and a "
+    "sample's time is when it began (checkers.settled)",
     "tandem-17721": "tiebreaker, on aecadcc: an emulator fault, a false alarm. A new data generation passed "
     "on to in-sync peers (6f4a416) carried the tag but not the count, so node1 and node2, connected and in "
     "sync, showed 1256 and 1252; when node1 left cleanly and the client was promoted through node2, S3 "

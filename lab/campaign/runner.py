@@ -191,7 +191,7 @@ def one_run(vc: VmCluster, schedule: Schedule) -> RunResult:
         healed = time.time()
         deadline = healed + delay + checkers.L1_GRACE + 5
         nodes = tuple(n.name for n in vc.lab.nodes)
-        while time.time() < deadline and not (rec.samples and checkers.goal(rec.samples[-1], nodes)):
+        while time.time() < deadline and not checkers.settled(rec.samples, nodes, since=healed):
             time.sleep(0.5)
         time.sleep(3)  # a little past the goal: S1/S3/S5 also hold right after healing
     finally:

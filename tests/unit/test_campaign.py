@@ -57,6 +57,16 @@ def names(h: History) -> list[str]:
 HEALTHY = history([good(float(t)) for t in range(0, 60)])
 
 
+def test_settling_ends_only_on_a_goal_sample_begun_after_the_heal() -> None:
+    """tandem-17855: QEMU killed just before the heal; the last sample, begun before the kill, still showed
+    the goal, the run was judged 3 s later and its L1 was the runner's."""
+    before, after = good(99.9), good(100.0)
+    assert not checkers.settled([before], NODES, since=100.0)
+    assert checkers.settled([before, after], NODES, since=100.0)
+    assert not checkers.settled([after, good(100.5, qemu=())], NODES, since=100.0)
+    assert not checkers.settled([], NODES, since=100.0)
+
+
 # ---------------------------------------------------------------- schedules
 
 
