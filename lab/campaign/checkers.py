@@ -335,8 +335,7 @@ def l1_healed(h: History) -> list[Violation]:
     found = []
     took = recovery(h)
     budget = h.reboot_delay + L1_GRACE
-    unseen = took is None and h.end < h.healed_at + budget  # recording ended early: the runner's, not L1's
-    if (took is None or took > budget) and not unseen:
+    if took is None or took > budget:
         last = h.samples[-1] if h.samples else None
         state = (
             ""

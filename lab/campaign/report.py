@@ -155,8 +155,8 @@ FINDINGS = {
     "schedule's last event, right before the heal; the recorder's last sample, begun before the kill, still "
     "showed the goal, so the settling ended at once and the run was judged 3 s after the heal, before vm1's "
     "next monitor (10 s) could see the crash. Settling now needs a goal sample begun after the heal, and a "
-    "sample's time is when it began (checkers.settled), and L1 gives no verdict on a recording that ended "
-    "before its window (rejudged)",
+    "sample's time is when it began (checkers.settled). The verdict stays recorded: runs judged early by "
+    "a stall or an error (15101, 16801, 17025) had real findings too",
     "tandem-17721": "tiebreaker, on aecadcc: an emulator fault, a false alarm. A new data generation passed "
     "on to in-sync peers (6f4a416) carried the tag but not the count, so node1 and node2, connected and in "
     "sync, showed 1256 and 1252; when node1 left cleanly and the client was promoted through node2, S3 "
