@@ -60,10 +60,24 @@ def _readable_meta(st: Mapping[str, Any], nodes: Sequence[str], res: str) -> dic
 
 
 def data_generations(
-    st: Mapping[str, Any], nodes: Sequence[str], res: str = RES
+    st: Mapping[str, Any], nodes: Sequence[str], res: str = RES, on: Collection[str] | None = None
 ) -> tuple[tuple[str, int], ...]:
-    """Each node's data generation as its disk's meta data holds it."""
-    return tuple((n, int(md["gen"])) for n, md in _readable_meta(st, nodes, res).items())
+    """Each node's data generation as its disk's meta data holds it; for a node that is down (not in
+    `on`) only what it acknowledged: on the generation tag of a live node, a count beyond the highest live
+    one is writes in flight when it died (a write acknowledged without a peer starts a new tag, DK
+    NEW_CUR_UUID), as `behind` says of its bits (tandem-17622's replay: S3 flagged its in-flight write)."""
+    meta = _readable_meta(st, nodes, res)
+    live: dict[str, int] = {}
+    for n, md in meta.items():
+        if on is None or n in on:
+            live[md.get("tag", "")] = max(live.get(md.get("tag", ""), 0), int(md["gen"]))
+
+    def acknowledged(n: str, md: Mapping[str, Any]) -> int:
+        tag = md.get("tag", "")
+        down = on is not None and n not in on
+        return min(int(md["gen"]), live[tag]) if down and tag in live else int(md["gen"])
+
+    return tuple((n, acknowledged(n, md)) for n, md in meta.items())
 
 
 def behind(
@@ -251,7 +265,7 @@ class Recorder:
         st = self.vc.emu_state()
         drbd = drbd_views(st, names)
         now = time.time()
-        gens = data_generations(st, names)
+        gens = data_generations(st, names, on=on)
         fence, fence_at = self.fence
         self.samples.append(Sample(began, on, qemu, drbd, fence, gens, behind(st, names, on=on), fence_at))
         self.sizes.append((now, self.vc.serial.stat().st_size if self.vc.serial.exists() else 0))

@@ -174,7 +174,9 @@ FINDINGS = {
     "gave it back 1 s before the fencing, and DRBD runs no handler when a connection or quorum returns "
     "(drbd-utils' handler list ends with quorum-lost and disconnected): the score waited for the next "
     "Unpromoted monitor. The README states that bound (ae65a39); a faster return needs an events2 or "
-    "disconnected-handler watch, not built",
+    "disconnected-handler watch, not built. A third replay (on b8d25b2) gave the same L2, and an S3 on the "
+    "dead node's generation count, a write in flight on the live nodes' tag: generations now count as far "
+    "as they were acknowledged, as bits do (record.data_generations)",
     "tandem-17200": "three data nodes, on a2a0ffa, replayed on aecadcc: Pacemaker's, and a checker's blind "
     "spot. vm1's node lost power while the fence device failed; node1's fencer fenced it at its second "
     "attempt, but every cluster link was cut right then and its reply to the DC was lost: the DC waited for "

@@ -251,6 +251,19 @@ def test_data_generations_from_the_emulators_meta() -> None:
     assert record.data_generations(st, NODES) == (("node2", 5),)
 
 
+def test_a_dead_nodes_generations_count_only_as_far_as_they_were_acknowledged() -> None:
+    """tandem-17622's replay: vm1's node died with generation 8 on its disk, written as its peers were cut
+    off, never acknowledged; on the live nodes' tag its count stops at theirs. On a tag of its own (writes
+    it acknowledged without them) it counts whole, as it does while it is up."""
+    st: dict[str, Any] = {
+        "meta": {"node1/r0/0": {"gen": 7, "tag": "g"}, "node2/r0/0": {"gen": 8, "tag": "g"}},
+    }
+    assert record.data_generations(st, NODES, on={"node1"}) == (("node1", 7), ("node2", 7))
+    assert record.data_generations(st, NODES, on=set(NODES)) == (("node1", 7), ("node2", 8))
+    st["meta"]["node2/r0/0"]["tag"] = "h"
+    assert record.data_generations(st, NODES, on={"node1"}) == (("node1", 7), ("node2", 8))
+
+
 def test_s3_accepts_a_primary_reading_through_an_uptodate_peer_but_not_alone() -> None:
     samples = list(HEALTHY.samples)
     target = view("node2", role="Primary", disk="Inconsistent")
