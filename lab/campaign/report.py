@@ -130,8 +130,12 @@ FINDINGS = {
     "tandem-17210": "three data nodes, on a2a0ffa: a stall. A transition that demoted node3 cancelled its "
     "monitor and looped (a migration with a demote and a promote, as in 17015), so node3 kept a score "
     "while Outdated and node1 (Primary, vm1's) none after quorum came back; Pacemaker planned the loop "
-    "again. Pre notifications recomputing the score (e2a4363) was reverted (f24be66) as the likely cause of "
-    "a tiebreaker lab failure: open",
+    "again. Replayed twice on 2a0a2e9, stalled both times, now with the logs: execd crashed on vm1's node "
+    "during migrate_to, its controller restarted, the DC erased the node's transient attributes from the "
+    "CIB while its attrd kept 10000; the probe decided 'no score' (quorum lost), found the CIB already "
+    "so, and left attrd alone, whose next write (another node's score) put the stale 10000 back. Fixed: a "
+    "verified removal deletes the score in attrd too (tools.PromotionScore). Open: node1's score after "
+    "quorum returns waits for a monitor that the stalled transition had cancelled",
     "tandem-17213": "three data nodes, on a2a0ffa: a checker's false alarm. vm1's node lost power and "
     "node3's corosync crashed 4 s later, before vm1 was due back: node1 alone had no quorum until the "
     "heal. L2 asks nothing of survivors that a second fault left a minority; rejudged",

@@ -331,6 +331,20 @@ def test_probe_restores_a_score_the_cib_lost_while_attrd_kept_it(emu: Emu) -> No
     ]
 
 
+def test_probe_deletes_a_score_attrd_kept_when_the_node_should_have_none(emu: Emu) -> None:
+    """tandem-17210: the controller restarted, the CIB lost the score, attrd kept 10000, and the node's
+    data went bad meanwhile. The probe finds the CIB already as it should be (no score), but attrd's next
+    write of any node's value would bring 10000 back: it deletes the score in attrd too."""
+    start_both(emu)
+    assert emu.agent("alice", "monitor").rc == 0
+    emu.lose_scores(in_attrd=False)
+    emu.emu("fail-disk", "alice", "r0")
+    assert emu.agent("alice", "monitor", OCF_RESKEY_CRM_meta_interval="0").rc == 190  # degraded
+    attrd = json.loads(Path(f"{emu.attrs}.attrd").read_text())
+    assert "alice" not in attrd and emu.score("alice") is None
+    assert attrd.get("bob") == "10000"
+
+
 def test_promote_refuses_without_uptodate_data(emu: Emu) -> None:
     emu.lose_scores()
     assert emu.adm("bob", "up", "r0").returncode == 0

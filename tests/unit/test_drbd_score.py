@@ -97,8 +97,20 @@ def test_a_verified_apply_leaves_the_cib_holding_the_decision(
             if cib_lost:
                 pcmk.cib = None
             assert score(pcmk).apply(decision, verify=verify)
-            if verify:
-                assert pcmk.cib == (None if decision.score is None else str(decision.score))
+            if verify:  # and attrd agrees: its next write of any node's value must not bring back another
+                assert pcmk.cib == pcmk.attrd == (None if decision.score is None else str(decision.score))
+
+
+def test_a_removed_score_that_attrd_still_holds_is_deleted_there_too(rsctmp: Path) -> None:
+    """tandem-17210: the node's controller restarted, the DC erased its score from the CIB while attrd kept
+    10000; the probe's decision is no score; attrd's next write would have put 10000 back."""
+    pcmk = Pacemaker(attrd="10000", cib=None)
+    assert score(pcmk).apply(Decision(None, "quorum lost"), verify=True)
+    assert pcmk.attrd is None and pcmk.cib is None
+    assert pcmk.calls[-1][-1] == "-D"
+    pcmk.calls.clear()
+    assert score(pcmk).apply(Decision(None, "quorum lost"), verify=True)  # nothing held: one query each
+    assert [call[0] for call in pcmk.calls] == ["crm_attribute", "attrd_updater"]
 
 
 @pytest.mark.parametrize(

@@ -320,7 +320,10 @@ class PromotionScore:
     The CIB can lose a score that pacemaker-attrd still holds: when a node's controller leaves (e.g. it
     crashed on the DC and was respawned), its peer erases the node's transient attributes from the CIB,
     and attrd drops a write of the value it already has. The probe that follows the controller's return
-    sees the score missing and makes attrd write its values again (`attrd_updater --refresh`).
+    sees the score missing and makes attrd write its values again (`attrd_updater --refresh`). When the
+    score should be gone anyway, the probe deletes it from attrd too: attrd writes every node's value
+    with the next change of any, and would put the stale one back (tandem-17210: an Outdated node's
+    10000 came back and Pacemaker planned to promote it).
     """
 
     def __init__(self, runner: Runner, log: Logger, instance: str, timeout: float = 10.0) -> None:
@@ -348,10 +351,14 @@ class PromotionScore:
         """Make the cluster hold `decision`; True when it does (or now does)."""
         wanted = decision.render()
         known = self.current() if verify else self.cached()
-        if known == wanted:
+        stale = self.in_attrd() if verify and known == wanted == "remove" else None
+        if known == wanted and stale is None:
             if verify:
                 self._remember(wanted)
             return True
+        if stale is not None:
+            self.log.warning(f"promotion score {stale} held by attrd but gone from the CIB: deleting it")
+            known = stale
         if verify and decision.score is not None and known is not None and self.in_attrd() == wanted:
             self.log.warning(f"promotion score {wanted} held by attrd but missing from the CIB: refreshing")
             result = self._run(["attrd_updater", "--refresh"])
