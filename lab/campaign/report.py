@@ -69,8 +69,8 @@ FINDINGS = {
     "back; DRBD resumes it then (0929887)",
     "tandem-13008": "a failed fence-peer left the Primary frozen for good; the DRBD monitor and the domain "
     "stop now finish the fencing and resume I/O (a94306c, 927b295)",
-    "tandem-13012": "open: both Primaries StandAlone without a split brain; the node logs were lost with a "
-    "cluster rebuild (kept since a94306c)",
+    "tandem-13012": "not reproduced: both Primaries StandAlone without a split brain; the node logs were "
+    "lost with a cluster rebuild (kept since a94306c). Replayed on 2a0a2e9: clean, recovery 5.5 s",
     "tandem-13013": "DRBD up on a re-attached disk with no peer connection stayed so; the monitor now runs "
     "drbdadm adjust (a94306c)",
     "tandem-13018": "as tandem-13013 (a94306c)",
@@ -134,8 +134,9 @@ FINDINGS = {
     "during migrate_to, its controller restarted, the DC erased the node's transient attributes from the "
     "CIB while its attrd kept 10000; the probe decided 'no score' (quorum lost), found the CIB already "
     "so, and left attrd alone, whose next write (another node's score) put the stale 10000 back. Fixed: a "
-    "verified removal deletes the score in attrd too (tools.PromotionScore). Open: node1's score after "
-    "quorum returns waits for a monitor that the stalled transition had cancelled",
+    "verified removal deletes the score in attrd too (tools.PromotionScore); replayed twice on 254f88f: "
+    "clean both times, recovery 0.1 s. Still possible, not seen since: a Primary's score after quorum "
+    "returns waits for a monitor, which a stalled transition may have cancelled",
     "tandem-17213": "three data nodes, on a2a0ffa: a checker's false alarm. vm1's node lost power and "
     "node3's corosync crashed 4 s later, before vm1 was due back: node1 alone had no quorum until the "
     "heal. L2 asks nothing of survivors that a second fault left a minority; rejudged",
