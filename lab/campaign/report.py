@@ -276,6 +276,15 @@ def _fmt(x: float | None) -> str:
     return "–" if x is None else f"{x:.1f}"
 
 
+def flagged(runs: Sequence[dict[str, Any]]) -> tuple[int, int]:
+    """How many of `runs` have a safety violation, and how many a liveness one."""
+
+    def count(kind: str) -> int:
+        return sum(any(v["checker"].startswith(kind) for v in r["violations"]) for r in runs)
+
+    return count("S"), count("L")
+
+
 def cluster_label(run: Mapping[str, Any]) -> str:
     """The agents, and for three nodes the cluster's shape: "tandem", "tandem, 3 nodes (tiebreaker)"."""
     if int(run.get("nodes", 2)) == 2:
@@ -314,8 +323,7 @@ def markdown(
     ]
     for agents in pairs:
         mine = [r for r in runs if r["agents"] == agents]
-        safety = sum(any(v["checker"].startswith("S") for v in r["violations"]) for r in mine)
-        live = sum(any(v["checker"].startswith("L") for v in r["violations"]) for r in mine)
+        safety, live = flagged(mine)
         rec = [r["recovery_s"] for r in mine if r["recovery_s"] is not None]
         spread = " / ".join(_fmt(percentile(rec, q)) for q in (50, 90, 100))
         out.append(f"| {agents} | {len(mine)} | {safety} | {live} | {spread} |")
@@ -332,8 +340,7 @@ def markdown(
     for r in runs:
         by_commit.setdefault((str(r.get("commit") or "unrecorded")[:7], r["agents"]), []).append(r)
     for (commit, agents), mine in by_commit.items():
-        safety = sum(any(v["checker"].startswith("S") for v in r["violations"]) for r in mine)
-        live = sum(any(v["checker"].startswith("L") for v in r["violations"]) for r in mine)
+        safety, live = flagged(mine)
         out.append(f"| {commit} | {agents} | {len(mine)} | {safety} | {live} |")
     out += by_shipped_code(runs, shipped or {})
     out += [
@@ -508,8 +515,7 @@ def by_shipped_code(runs: Sequence[dict[str, Any]], shipped: Mapping[str, str]) 
     last_run = {key: max(str(r.get("started", "")) for r in mine) for key, mine in groups.items()}
     for key in sorted(groups, key=lambda k: last_run[k], reverse=True):
         mine = groups[key]
-        safety = sum(any(v["checker"].startswith("S") for v in r["violations"]) for r in mine)
-        live = sum(any(v["checker"].startswith("L") for v in r["violations"]) for r in mine)
+        safety, live = flagged(mine)
         commits = ", ".join(sorted({str(r.get("commit") or "?")[:7] for r in mine}))
         out.append(f"| {key[0][:8]} | {key[1]} | {len(mine)} | {safety} | {live} | {commits} |")
     return out

@@ -113,12 +113,21 @@ def link_cut(st: State, a: str, b: str) -> bool:
 
 def connected(st: State, res: str, a: str, b: str) -> bool:
     """Both up, both want the connection, the link is whole (derived; see module doc)."""
+    return link_down(st, res, a, b) is None
+
+
+def link_down(st: State, res: str, a: str, b: str, now: float | None = None) -> str | None:
+    """Why a and b are not connected, as DRBD's kernel log would say it; None when they are."""
     ra, rb = res_state(st, a, res), res_state(st, b, res)
     if ra is None or rb is None:
-        return False
+        return "peer down"
     ca, cb = ra["conns"].get(b), rb["conns"].get(a)
-    wanted = bool(ca and cb and ca["want"] and cb["want"] and not link_cut(st, a, b))
-    return wanted and net.reachable(st, res, a, b)
+    if not (ca and cb and ca["want"] and cb["want"]):
+        return "disconnect asked"
+    if link_cut(st, a, b):
+        return "link cut"
+    stale = net.stale(st, res, a, b, now)
+    return f"PingAck did not arrive in time ({', '.join(stale)})" if stale else None
 
 
 def new_resource(cfg: ResourceConfig, node: str) -> dict[str, Any]:
@@ -1113,21 +1122,10 @@ def _log(st: State, node: str, res: str, msg: str) -> None:
 
 def new_log_lines(st: State, node: str, printed: int) -> tuple[list[str], int]:
     """`node`'s log lines written since `printed` lines in all, and the count to pass next time."""
+    log: list[str] = st.get("log", [])
     total: int = st.get("log_n", 0)
-    fresh = st.get("log", [])[len(st.get("log", [])) - min(total - printed, len(st.get("log", []))) :]
+    fresh = log[max(0, len(log) - (total - printed)) :]
     return [line for line in fresh if line.startswith(f"{node} ")], total
-
-
-def _why_down(st: State, res: str, a: str, b: str, now: float) -> str:
-    """Why a connection dropped, as far as the emulator knows: what its real counterpart would log."""
-    ra, rb = res_state(st, a, res), res_state(st, b, res)
-    if ra is None or rb is None:
-        return "peer down"
-    if not (ra["conns"][b]["want"] and rb["conns"][a]["want"]):
-        return "disconnect asked"
-    if link_cut(st, a, b):
-        return "link cut"
-    return net.silence(st, res, a, b, now)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -1160,7 +1158,7 @@ def settle(st: State, now: float) -> None:
                         _resume_when_reconnected(st, x, res)
                 elif was and not is_conn:
                     c["state"] = "Connecting" if c["want"] else "StandAlone"
-                    why = _why_down(st, res, node, peer, now)
+                    why = link_down(st, res, node, peer, now) or "probes fresh at the settle's time"
                     _log(st, node, res, f"conn( Connected -> {c['state']} ) {peer}: {why}")
                     _on_disconnect(st, node, res, peer, now)
                 elif not is_conn:

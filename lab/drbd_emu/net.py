@@ -81,18 +81,17 @@ class Prober:
         return seen
 
 
-def reachable(st: dict[str, Any], res: str, a: str, b: str, now: float | None = None) -> bool:
-    """Both directions answered recently (always true unless the network is probed)."""
+def stale(st: dict[str, Any], res: str, a: str, b: str, now: float | None = None) -> list[str]:
+    """The probe directions between a and b unanswered for STALE s or more ("a>b unanswered for 3.2s"),
+    as DRBD would log "PingAck did not arrive in time"; none unless the network is probed."""
     if st.get("net") != "probe":
-        return True
+        return []
     t = time.time() if now is None else now
     reach: dict[str, Any] = st.get("reach", {})
-    return all(t - float(reach.get(f"{res}/{x}>{y}", 0.0)) < STALE for x, y in ((a, b), (b, a)))
+    ages = ((f"{x}>{y}", t - float(reach.get(f"{res}/{x}>{y}", 0.0))) for x, y in ((a, b), (b, a)))
+    return [f"{d} unanswered for {age:.1f}s" for d, age in ages if age >= STALE]
 
 
-def silence(st: dict[str, Any], res: str, a: str, b: str, now: float) -> str:
-    """Which probe direction went stale, and for how long (DRBD logs "PingAck did not arrive in time")."""
-    reach: dict[str, Any] = st.get("reach", {})
-    ages = {f"{x}>{y}": now - float(reach.get(f"{res}/{x}>{y}", 0.0)) for x, y in ((a, b), (b, a))}
-    stale = [f"{d} unanswered for {age:.1f}s" for d, age in ages.items() if age >= STALE]
-    return "PingAck did not arrive in time (" + ", ".join(stale or ["probes fresh"]) + ")"
+def reachable(st: dict[str, Any], res: str, a: str, b: str, now: float | None = None) -> bool:
+    """Both directions answered recently (always true unless the network is probed)."""
+    return not stale(st, res, a, b, now)
