@@ -208,6 +208,16 @@ FINDINGS = {
     "two promotes, whose graph loops (`crm_simulate -S -x evidence/tandem-17015-pe-input-42.bz2`: 'An "
     "invalid transition was produced'; none with the stop a second later). A failed migrate_to now ends "
     "late in its second (620c126)",
+    "tandem-17903": "two nodes, on 939ff7f: a liveness failure behind a refusal that worked. vm1 was "
+    "migrating node2 -> node1 (the DC) when node1's cluster stack was stopped; migrate_to succeeded, but the "
+    "DC's next transition restarted vm1 on node2 as if node1 did not run it (Pacemaker 2.1.5 took the "
+    "partial migration as over; no migrate_from, no stop on node1). The domain agent refused that start "
+    "(vm1 running on node1), which kept one copy, but left it unmanaged: node1's stop hung on DRBD held "
+    "open, and the failed start banned node2 for vm1, so after node1's power cut vm1 waited for node1 to "
+    "return. Not reproduced in four tries (a replay and three targeted runs: Pacemaker saw the partial "
+    "migration each time). A refused start now has Pacemaker probe the node that runs the copy, so that it "
+    "manages it (tests/lab/test_domain_lab.py::test_a_copy_pacemaker_does_not_know_is_found_not_doubled); "
+    "the ban on the refusing node stays until failure-timeout",
     "tandem-17025": "three data nodes, on 9f61011: not explained, a lab stall. Right after the heal "
     "(corosync killed on node1 as the replication link came back) the recorder's samples stop (45.9 s), "
     "node2's and node3's corosync log 'waiting for consensus' and nothing more, node1's pacemakerd stops its "

@@ -510,3 +510,30 @@ def test_a_diskless_client_without_an_uptodate_peer_refuses_the_start(lab3: Env)
     assert "r0/0 is a diskless client here without a connected UpToDate peer" in start.reasons[0], (
         start.reasons
     )
+
+
+def test_a_start_refused_for_a_copy_on_the_peer_asks_pacemaker_to_probe_it_there(lab2: Env) -> None:
+    """tandem-17903: Pacemaker lost a partial migration and started the domain where it did not run while
+    it ran on the target. The refusal alone left that copy unmanaged; the start now also asks for a refresh
+    of the resource on the peer (a fake crm_resource records it). libvirt's test driver stands in: the peer
+    is test:///default, whose domain "test" always runs; here an empty test node."""
+    bin_dir = lab2.tmp / "bin"
+    bin_dir.mkdir()
+    calls = lab2.tmp / "crm_resource.calls"
+    (bin_dir / "crm_resource").write_text(f'#!/bin/sh\necho "$*" >> {calls}\n')
+    (bin_dir / "crm_resource").chmod(0o755)
+    empty = lab2.tmp / "empty-node.xml"
+    empty.write_text("<node/>")
+    xml = lab2.tmp / "test.xml"
+    xml.write_text("<domain type='test'><name>test</name></domain>")
+    run = lab2.agent(
+        "start",
+        more={"PATH": f"{bin_dir}:{EMU_BIN}:{os.environ['PATH']}"},
+        config=str(xml),
+        hypervisor=f"test://{empty}",
+        remote_uri="test:///default",
+        drbd_resources="r0",
+    )
+    assert run.rc == 1, run.err
+    assert run.reasons == ["test is running (running) on n2: refusing to start it a second time"]
+    assert calls.read_text().splitlines() == ["--refresh --resource vm --node n2"]

@@ -24,7 +24,7 @@ from lab.cluster import Lab, LabConfig, poll
 from lab.guest import serial
 from lab.libvirt import Libvirtd
 from lab.netns import TOP
-from lab.scenarios import CLONE, DOMAIN_XML, MINOR, VM, VmCluster, crm_block
+from lab.scenarios import CLONE, DOMAIN_XML, MINOR, VM, VmCluster, crm_block, qemu_processes
 from lxml import etree
 
 from tests.lab.conftest import record
@@ -318,6 +318,8 @@ def test_start_on_the_peer_while_it_runs(setup: Setup) -> None:
         assert run.returncode == 1, run.stderr
         assert f"ocf-exit-reason:{VM} is running" in run.stderr and f"on {node}: refusing" in run.stderr
         assert VM not in second.domains()
+        # it asked Pacemaker to probe vm1 on `node`: its record there is renewed (briefly absent)
+        s.vc.wait(lambda st: st.locations(VM) == {node}, f"{VM} probed again on {node}", timeout=60)
     else:
         print(
             f"[heartbeat] VirtualDomain start while vm1 runs on {node}: rc {run.returncode}, "
@@ -325,6 +327,38 @@ def test_start_on_the_peer_while_it_runs(setup: Setup) -> None:
         )
         second.virsh("destroy", VM, check=False)  # the second copy, before it writes
     assert where(s) == node
+
+
+def test_a_copy_pacemaker_does_not_know_is_found_not_doubled(setup: Setup) -> None:
+    """tandem-17903: Pacemaker lost a partial migration, so vm1 ran on a node where its record said stopped,
+    and it started vm1 on the other. Made here on purpose: vm1 stopped by Pacemaker, started by hand on a node
+    that a ban keeps it from, then started by Pacemaker (on the other node). tandem refuses and has Pacemaker
+    probe the banned node: it finds the copy and stops it there, as the ban says (refused alone, the copy
+    ran on, unwatched, while crm_mon said Stopped). VirtualDomain starts a second copy."""
+    s = setup
+    node = where(s)
+    other = s.vc.other(node)
+    s.lab.crm("resource", "stop", VM)
+    s.vc.wait(lambda st: not st.locations(VM), f"{VM} stopped")
+    poll(lambda: not qemu_processes(s.lab) or None, 60, "no QEMU of vm1")
+    by_hand = Libvirtd(s.lab.node(node))
+    by_hand.create((s.lab.node(node).dir / "libvirt" / "etc" / "tandem" / f"{VM}.xml").read_text())
+    s.lab.crm("resource", "ban", VM, node)
+    try:
+        s.lab.crm("resource", "start", VM)
+        if s.tandem:
+            poll(lambda: any(f"on {node}: refusing" in f for f in failures(s, VM)) or None, 60, "the refusal")
+            poll(lambda: not qemu_processes(s.lab) or None, 60, f"the copy on {node} found and stopped")
+        else:
+            s.vc.wait(lambda st: st.locations(VM) == {other}, f"{VM} started on {other}", timeout=60)
+            copies = sorted(qemu_processes(s.lab))
+            print(f"[heartbeat] VirtualDomain started {VM} on {other}, running on {node}: QEMU on {copies}")
+            by_hand.virsh("destroy", VM, check=False)  # the unmanaged copy
+    finally:
+        s.lab.crm("resource", "clear", VM)
+        s.lab.crm("resource", "cleanup", VM)
+    s.vc.wait(lambda st: len(st.locations(VM)) == 1 and not failures(s, VM), f"{VM} healthy", timeout=90)
+    assert len(qemu_processes(s.lab)) == 1
 
 
 def test_migration_outliving_its_timeout_is_aborted(setup: Setup) -> None:
