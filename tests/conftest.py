@@ -1,9 +1,12 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Shared test set-up: tiers are marked by folder, and paths to the checkout and ../shared."""
+"""Shared test set-up: tiers are marked by folder, paths to the checkout and ../shared, and a check that a
+session with lab tests leaves the host as it found it."""
 
 from __future__ import annotations
 
 import signal
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
@@ -44,3 +47,22 @@ def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
         pytest.fail(f"{FIXTURES} is missing: tests need ../shared beside the checkout")
     return FIXTURES
+
+
+@pytest.fixture(scope="session", autouse=True)
+def host_left_as_found(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A session that runs lab tests must leave no namespace, loop device, /dev entry or node process behind
+    (lab.leftovers), checked against a snapshot from its start. Only then: lab tests hold the lab lock, so no
+    campaign runs beside them and makes things of its own meanwhile."""
+    if not any(item.get_closest_marker("lab") for item in request.session.items):
+        yield
+        return
+    from lab import leftovers
+
+    before = leftovers.snapshot()
+    yield
+    end = time.monotonic() + 15  # exiting processes and autoclear loop devices take a moment
+    while (found := leftovers.left(before, leftovers.snapshot())) and time.monotonic() < end:
+        time.sleep(0.5)
+    if found:
+        pytest.fail("the session left on the host:\n" + "\n".join(found[:40]))
