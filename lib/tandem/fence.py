@@ -29,6 +29,7 @@ crm-fence-peer or by hand), only one that admits this node, and only once every 
 from __future__ import annotations
 
 import fcntl
+import math
 import os
 import sys
 import time
@@ -59,6 +60,7 @@ INTEGER, COUNT, SCHEMA = lazy(r"-?\d+"), lazy(r"\d+"), lazy(r"pacemaker-(\d+)\.(
 RESOURCE_NAME = Chars(ALNUM + "_", ALNUM + "-_.:=@%+", 128)  # drbd.conf's; `re` waits for the CIB parser
 CIB_EXISTS = 108  # cibadmin --create of an id that exists
 TIMEOUT = 60  # seconds before the handler gives up (--timeout); promote and monitor timeouts must exceed it
+DELAY_POLL = 1.0  # a fence delay reads the CIB this often (one cibadmin --query)
 
 # DRBD fence-peer handler exit codes (LINBIT/drbd drbd_nl.c conn_try_outdate_peer)
 PEER_OUTDATED = 4
@@ -514,9 +516,7 @@ def fence_peer(env: HandlerEnv, runner: Runner, log: Logger, deadline: Deadline,
             f"peer {peer} runs higher-priority resources, or as many and {env.resource} is not open here: "
             f"fencing it only after {delay:.0f}s"
         )
-        time.sleep(max(0.0, min(delay, deadline.remaining() - 10)))
-        doc = wait_for_cib(cib, deadline, log)  # it may have been fenced meanwhile, or fenced us
-        decision = decide(doc)
+        doc, decision = wait_out_delay(cib, deadline, log, delay, decide)
     log.info(f"fence-peer {env.resource}: {decision.case} (exit {decision.rc})")
     if decision.stonith:
         budget = max(1.0, deadline.remaining() - 5)
@@ -529,6 +529,23 @@ def fence_peer(env: HandlerEnv, runner: Runner, log: Logger, deadline: Deadline,
     if decision.place:  # after a STONITH the CIB has changed: read again
         place(cib, deadline, log, env, allowed, None if decision.stonith else doc)
     return decision.rc
+
+
+def wait_out_delay(
+    cib: Cib, deadline: Deadline, log: Logger, delay: float, decide: Callable[[Element], Plan]
+) -> tuple[Element, Plan]:
+    """The fence delay, watching the CIB each DELAY_POLL s: the cluster's own STONITH of the peer (delayed
+    the same way) often lands in it, and then waiting on is only time the VM stays down (tandem-17949:
+    6.5 s past that fencing). Ends early once the decision needs no STONITH of ours."""
+    wait = max(0.0, min(delay, deadline.remaining() - 10))
+    polls = max(1, math.ceil(wait / DELAY_POLL))
+    for _ in range(polls):
+        time.sleep(wait / polls)
+        doc = wait_for_cib(cib, deadline, log)  # it may have been fenced meanwhile, or fenced us
+        decision = decide(doc)
+        if not decision.stonith:
+            break
+    return doc, decision
 
 
 # Exit codes of fence-peer after which DRBD resumes a frozen Primary's I/O (6: this node outdates itself).

@@ -231,15 +231,17 @@ def test_a_start_on_frozen_io_waits_a_while_then_fails_instead_of_hanging(tmp_pa
     assert "xg1" not in env.xl_names("n1")
 
 
-def test_a_stop_on_io_a_failed_fence_peer_froze_finishes_the_fencing_first(tmp_path: Path) -> None:
-    """resource-and-stonith, dual primary: the link breaks and fence-peer fails (here it never runs), so
-    DRBD holds n1's I/O and the guest could neither shut down nor, on a real kernel, be destroyed. The stop
-    decides as the handler would (STONITH of n2, constraint for n1), resumes I/O, then stops the guest."""
+def frozen_by_a_failed_fence_peer(
+    tmp_path: Path, quorum: str, shutdown: str = "0.3"
+) -> tuple[Env, dict[str, str]]:
+    """resource-and-stonith, dual primary, xg1 running on n1: the link breaks and fence-peer fails (here it
+    never runs), so DRBD holds n1's I/O. The agent's environment: a CIB file (with `quorum`) and a fake
+    stonith_admin that notes whom it shoots in FAKES/shot."""
     from tandem.fence import Peer
     from tests.unit.test_fence import BOB, CIB
 
     env = Env(tmp_path)
-    env.config()
+    env.config(shutdown=shutdown)
     fenced = RES.replace(
         "protocol C; }",
         'protocol C; fencing resource-and-stonith; }\n  handlers { fence-peer "/bin/false"; }',
@@ -250,24 +252,53 @@ def test_a_stop_on_io_a_failed_fence_peer_froze_finishes_the_fencing_first(tmp_p
     wait(lambda: "suspended:fencing" in env.tool("n1", "drbdsetup", "status", "r0"), "the freeze")
     cib = tmp_path / "cib.xml"
     cib.write_text(
-        CIB.format(quorum="1", bob=BOB[Peer.REACHABLE], extra="").replace("alice", "n1").replace("bob", "n2")
+        CIB.format(quorum=quorum, bob=BOB[Peer.REACHABLE], extra="")
+        .replace("alice", "n1")
+        .replace("bob", "n2")
     )
     fakes = tmp_path / "fakes"
     fakes.mkdir()
     (fakes / "stonith_admin").write_text('#!/bin/sh\necho "$@" >> "$(dirname "$0")/shot"\n')
     (fakes / "stonith_admin").chmod(0o755)
-    more = {
+    return env, {
         "CIB_file": str(cib),
         "TANDEM_EMU_CONF": str(tmp_path / "r0.res"),
         "PATH": f"{fakes}:{env.base('n1')['PATH']}",
         "OCF_RESKEY_CRM_meta_on_node": "n1",
     }
+
+
+def test_a_stop_on_io_a_failed_fence_peer_froze_finishes_the_fencing_first(tmp_path: Path) -> None:
+    """The guest could neither shut down nor, on a real kernel, be destroyed while DRBD holds its I/O. The
+    stop decides as the handler would (STONITH of n2, constraint for n1), resumes I/O, then stops it."""
+    env, more = frozen_by_a_failed_fence_peer(tmp_path, quorum="1")
     stop = env.agent("stop", timeout_ms=30000, more=more)
     assert stop.rc == 0, stop.err
     assert "suspended" not in env.tool("n1", "drbdsetup", "status", "r0")
-    assert "n2" in (fakes / "shot").read_text()
-    assert 'id="tandem-fence-r0"' in cib.read_text()
+    assert "n2" in (tmp_path / "fakes" / "shot").read_text()
+    assert 'id="tandem-fence-r0"' in (tmp_path / "cib.xml").read_text()
     assert env.xl_names("n1") == []
+
+
+def test_a_stop_decides_again_when_quorum_returns_while_it_waits(tmp_path: Path) -> None:
+    """tandem-17945: the stop began in a partition without quorum, so it could not fence and left I/O
+    frozen; quorum came back 4 s later, but the stop waited out its whole timeout on a guest that could not
+    shut down (nothing else ran to thaw it). It now decides again while it waits (a guest here that takes
+    8 s to go; quorum back after 2 s)."""
+    env, more = frozen_by_a_failed_fence_peer(tmp_path, quorum="0", shutdown="8")
+    cib = tmp_path / "cib.xml"
+    stop = subprocess.Popen(  # the agent as Env.agent runs it, in the background
+        [str(AGENT), "stop"],
+        env={**env.base("n1"), "OCF_RESKEY_CRM_meta_timeout": "30000", **more},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(2)
+    cib.write_text(cib.read_text().replace('have-quorum="0"', 'have-quorum="1"'))
+    _, err = stop.communicate(timeout=60)
+    assert stop.returncode == 0, err
+    assert "suspended" not in env.tool("n1", "drbdsetup", "status", "r0")  # resumed while it waited
+    assert "n2" in (tmp_path / "fakes" / "shot").read_text()
 
 
 def test_migration_refused_when_the_target_drbd_is_not_primary(lab2: Env) -> None:
@@ -512,28 +543,68 @@ def test_a_diskless_client_without_an_uptodate_peer_refuses_the_start(lab3: Env)
     )
 
 
-def test_a_start_refused_for_a_copy_on_the_peer_asks_pacemaker_to_probe_it_there(lab2: Env) -> None:
-    """tandem-17903: Pacemaker lost a partial migration and started the domain where it did not run while
-    it ran on the target. The refusal alone left that copy unmanaged; the start now also asks for a refresh
-    of the resource on the peer (a fake crm_resource records it). libvirt's test driver stands in: the peer
-    is test:///default, whose domain "test" always runs; here an empty test node."""
-    bin_dir = lab2.tmp / "bin"
+def peer_runs_test_domain(env: Env, virsh: str = "") -> dict[str, str]:
+    """The start's parameters and environment when libvirt's test driver stands in for two nodes: the peer
+    is test:///default, whose domain "test" always runs; here an empty test node. A fake crm_resource (and
+    `virsh`, a script given) record their calls in BIN/NAME.calls."""
+    bin_dir = env.tmp / "bin"
     bin_dir.mkdir()
-    calls = lab2.tmp / "crm_resource.calls"
-    (bin_dir / "crm_resource").write_text(f'#!/bin/sh\necho "$*" >> {calls}\n')
+    (bin_dir / "crm_resource").write_text(f'#!/bin/sh\necho "$*" >> {bin_dir}/crm_resource.calls\n')
     (bin_dir / "crm_resource").chmod(0o755)
-    empty = lab2.tmp / "empty-node.xml"
+    if virsh:
+        (bin_dir / "virsh").write_text(virsh)
+        (bin_dir / "virsh").chmod(0o755)
+    empty = env.tmp / "empty-node.xml"
     empty.write_text("<node/>")
-    xml = lab2.tmp / "test.xml"
+    xml = env.tmp / "test.xml"
     xml.write_text("<domain type='test'><name>test</name></domain>")
-    run = lab2.agent(
-        "start",
-        more={"PATH": f"{bin_dir}:{EMU_BIN}:{os.environ['PATH']}"},
-        config=str(xml),
-        hypervisor=f"test://{empty}",
-        remote_uri="test:///default",
-        drbd_resources="r0",
-    )
+    return {
+        "PATH": f"{bin_dir}:{EMU_BIN}:{os.environ['PATH']}",
+        "OCF_RESKEY_CRM_meta_on_node": "n1",
+        "OCF_RESKEY_config": str(xml),
+        "OCF_RESKEY_hypervisor": f"test://{empty}",
+        "OCF_RESKEY_remote_uri": "test:///default",
+        "OCF_RESKEY_drbd_resources": "r0",
+    }
+
+
+def test_a_start_that_cannot_bring_the_peer_copy_here_refuses_and_has_it_probed(lab2: Env) -> None:
+    """tandem-17903: Pacemaker lost a partial migration and started the domain where it did not run, while
+    it ran on the target. The test driver cannot migrate, so the start refuses; and it asks for a refresh of
+    the resource on the peer, so that Pacemaker manages that copy instead of leaving it unwatched. (The
+    try itself is seen in the next test.)"""
+    run = lab2.agent("start", more=peer_runs_test_domain(lab2))
     assert run.rc == 1, run.err
     assert run.reasons == ["test is running (running) on n2: refusing to start it a second time"]
-    assert calls.read_text().splitlines() == ["--refresh --resource vm --node n2"]
+    calls = (lab2.tmp / "bin" / "crm_resource.calls").read_text().splitlines()
+    assert calls == ["--refresh --resource vm --node n2"]
+
+
+FAKE_MIGRATING_VIRSH = """#!/usr/bin/python3
+# virsh, but `migrate` succeeds and moves "test" here: afterwards the empty local node is test:///default
+import os, sys
+here = os.path.dirname(os.path.abspath(__file__))
+args = sys.argv[1:]
+with open(os.path.join(here, "virsh.calls"), "a") as fh:
+    fh.write(" ".join(args) + "\\n")
+if "migrate" in args:
+    open(os.path.join(here, "migrated"), "w").close()
+    sys.exit(0)
+if os.path.exists(os.path.join(here, "migrated")):
+    args = ["test:///default" if a.startswith("test:///") and "empty-node" in a else a for a in args]
+path = [p for p in os.environ["PATH"].split(":") if p != here]
+real = next(os.path.join(p, "virsh") for p in path if os.path.exists(os.path.join(p, "virsh")))
+os.execv(real, ["virsh", *args])
+"""
+
+
+def test_a_start_brings_a_copy_pacemaker_lost_here_live(lab2: Env) -> None:
+    """The same, with a libvirt that can migrate (a fake virsh): the start live-migrates the peer's copy
+    here, as Pacemaker wants the domain here and believes it runs nowhere else; nothing to refuse."""
+    run = lab2.agent("start", more=peer_runs_test_domain(lab2, FAKE_MIGRATING_VIRSH))
+    assert run.rc == 0, run.err
+    calls = (lab2.tmp / "bin" / "virsh.calls").read_text().splitlines()
+    assert [c for c in calls if " migrate " in c] == [
+        "--quiet --connect test:///default migrate --live test test:///default"
+    ]
+    assert not (lab2.tmp / "bin" / "crm_resource.calls").exists()

@@ -332,9 +332,10 @@ def test_start_on_the_peer_while_it_runs(setup: Setup) -> None:
 def test_a_copy_pacemaker_does_not_know_is_found_not_doubled(setup: Setup) -> None:
     """tandem-17903: Pacemaker lost a partial migration, so vm1 ran on a node where its record said stopped,
     and it started vm1 on the other. Made here on purpose: vm1 stopped by Pacemaker, started by hand on a node
-    that a ban keeps it from, then started by Pacemaker (on the other node). tandem refuses and has Pacemaker
-    probe the banned node: it finds the copy and stops it there, as the ban says (refused alone, the copy
-    ran on, unwatched, while crm_mon said Stopped). VirtualDomain starts a second copy."""
+    that a ban keeps it from, then started by Pacemaker (on the other node). tandem's start migrates the
+    copy over live: one copy, where Pacemaker wants it, no restart, no failure (ef97c23 refused and had
+    the copy found and stopped; before, it ran on unwatched while crm_mon said Stopped). VirtualDomain starts
+    a second copy."""
     s = setup
     node = where(s)
     other = s.vc.other(node)
@@ -342,13 +343,18 @@ def test_a_copy_pacemaker_does_not_know_is_found_not_doubled(setup: Setup) -> No
     s.vc.wait(lambda st: not st.locations(VM), f"{VM} stopped")
     poll(lambda: not qemu_processes(s.lab) or None, 60, "no QEMU of vm1")
     by_hand = Libvirtd(s.lab.node(node))
+    size = serial.size(s.vc.serial)
     by_hand.create((s.lab.node(node).dir / "libvirt" / "etc" / "tandem" / f"{VM}.xml").read_text())
+    s.vc.wait_guest_running(after=size)
+    boots = serial.parse(serial.read(s.vc.serial)).boots
     s.lab.crm("resource", "ban", VM, node)
     try:
         s.lab.crm("resource", "start", VM)
         if s.tandem:
-            poll(lambda: any(f"on {node}: refusing" in f for f in failures(s, VM)) or None, 60, "the refusal")
-            poll(lambda: not qemu_processes(s.lab) or None, 60, f"the copy on {node} found and stopped")
+            s.vc.wait(lambda st: st.locations(VM) == {other}, f"{VM} started on {other}", timeout=60)
+            poll(lambda: qemu_processes(s.lab) == [other] or None, 30, f"one QEMU, on {other}")
+            assert failures(s, VM) == []
+            assert serial.parse(serial.read(s.vc.serial)).boots == boots  # moved live, not restarted
         else:
             s.vc.wait(lambda st: st.locations(VM) == {other}, f"{VM} started on {other}", timeout=60)
             copies = sorted(qemu_processes(s.lab))

@@ -543,7 +543,7 @@ def test_the_handler_of_the_node_without_the_vm_waits_before_its_stonith(tmp_pat
     c = race_cib(tmp_path, vm_on)
     assert fence(c, seconds=60) == PEER_FENCED
     assert c.stonith_calls[0][:3] == ("stonith_admin", "--reboot", "bob")
-    assert [s for s in slept if s >= 1] == ([10.0] if vm_on == "bob" else [])
+    assert [s for s in slept if s >= 1] == ([1.0] * 10 if vm_on == "bob" else [])  # the CIB read each second
 
 
 @pytest.mark.parametrize("opened", [True, False])
@@ -553,7 +553,7 @@ def test_on_a_tie_the_handler_where_the_device_is_open_fences_at_once(tmp_path, 
     c = race_cib(tmp_path, None)
     c.opened = opened
     assert fence(c, seconds=60) == PEER_FENCED
-    assert [s for s in slept if s >= 1] == ([] if opened else [10.0])
+    assert [s for s in slept if s >= 1] == ([] if opened else [1.0] * 10)
 
 
 def test_a_delayed_handler_does_not_fence_a_peer_that_went_down_meanwhile(tmp_path, monkeypatch):
@@ -573,6 +573,28 @@ def test_a_delayed_handler_does_not_fence_a_peer_that_went_down_meanwhile(tmp_pa
     monkeypatch.setattr(time, "sleep", bob_fenced_us_not)
     assert fence(c, seconds=60) == PEER_FENCED
     assert c.stonith_calls == []
+
+
+def test_a_delayed_handler_stops_waiting_once_the_cluster_fenced_the_peer(tmp_path, monkeypatch):
+    """tandem-17949: the scheduler's STONITH of the VM's dead node landed 3 s into the handler's 10 s
+    delay; the handler slept on, and the VM waited for its constraint. It now reads the CIB each second."""
+    c = race_cib(tmp_path, vm_on="bob")
+    slept: list[float] = []
+
+    def fenced_on_the_third_second(seconds: float) -> None:
+        slept.append(seconds)
+        if len([s for s in slept if s >= 1]) == 3:
+            c.cib.write_text(
+                c.cib.read_text().replace(
+                    'uname="bob" in_ccm="true" crmd="online" join="member" expected="member"',
+                    'uname="bob" in_ccm="false" crmd="offline" join="down" expected="down"',
+                )
+            )
+
+    monkeypatch.setattr(time, "sleep", fenced_on_the_third_second)
+    assert fence(c, seconds=60) == PEER_FENCED
+    assert c.stonith_calls == []
+    assert [s for s in slept if s >= 1] == [1.0, 1.0, 1.0]
 
 
 # -- after-resync-target: the score as soon as a resync made our data UpToDate -------------------------
