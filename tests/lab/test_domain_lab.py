@@ -24,7 +24,7 @@ from lab.cluster import Lab, LabConfig, poll
 from lab.guest import serial
 from lab.libvirt import Libvirtd
 from lab.netns import TOP
-from lab.scenarios import CLONE, DOMAIN_XML, MINOR, VM, VmCluster, crm_block, qemu_processes
+from lab.scenarios import CLONE, DOMAIN_XML, MINOR, VM, VmCluster, crm_block, healthy, qemu_processes
 from lxml import etree
 
 from tests.lab.conftest import record
@@ -365,6 +365,55 @@ def test_a_copy_pacemaker_does_not_know_is_found_not_doubled(setup: Setup) -> No
         s.lab.crm("resource", "cleanup", VM)
     s.vc.wait(lambda st: len(st.locations(VM)) == 1 and not failures(s, VM), f"{VM} healthy", timeout=90)
     assert len(qemu_processes(s.lab)) == 1
+
+
+def move(s: Setup, to: str) -> None:
+    s.lab.crm("resource", "move", VM, to)
+    s.vc.wait(lambda st: st.locations(VM) == {to}, f"{VM} moved to {to}")
+    s.lab.crm("resource", "clear", VM)
+
+
+def test_a_migration_cut_short_where_an_old_migrate_from_is_left(setup: Setup) -> None:
+    """tandem-17903, made deterministic. vm1 moves to B and back, which leaves a migrate_from (source A) in
+    B's history; then it migrates to B again and B's cluster stack is stopped during migrate_to. Pacemaker
+    2.1.5 pairs the new migrate_to with the old migrate_from, takes vm1 as stopped on B and starts it on A
+    (docs/campaign/evidence/tandem-17903-*). tandem's start brings it back from B live: one copy, no
+    restart, B's stop goes through. VirtualDomain starts a second copy on A."""
+    from lab.campaign.nemesis import Nemesis
+    from lab.campaign.schedule import Event
+
+    s = setup
+    a = where(s)
+    b = s.vc.other(a)
+    for to in (b, a):
+        move(s, to)
+    poll(lambda: qemu_processes(s.lab) == [a] or None, 30, f"one QEMU, on {a}")
+    boots = serial.parse(serial.read(s.vc.serial)).boots
+    nemesis = Nemesis(s.vc)
+    cut = Event(at=0.0, kind="stop-start", role="other", hold=0.0, during="migrate_to")
+    hit = nemesis.inject(cut)
+    assert (hit.node, hit.note) == (b, "")
+    try:
+        if s.tandem:
+            s.vc.wait(lambda st: st.locations(VM) == {a}, f"{VM} back on {a}", timeout=90)
+            poll(lambda: not s.lab.node(b).is_on() or None, 120, f"{b} stopped")
+            assert qemu_processes(s.lab) == [a]
+            assert serial.parse(serial.read(s.vc.serial)).boots == boots  # never restarted
+            assert failures(s, VM) == []
+        else:
+            poll(lambda: len(qemu_processes(s.lab)) == 2 or None, 60, "a second QEMU")
+            copies = sorted(qemu_processes(s.lab))
+            print(f"[heartbeat] migration to {b} cut short by its stop: QEMU on {copies}")
+            if s.lab.node(b).is_on():  # the copy Pacemaker lost, before both write on
+                Libvirtd(s.lab.node(b)).virsh("destroy", VM, check=False)
+    finally:
+        nemesis.undo(cut, b)
+        s.lab.crm("resource", "clear", VM)
+        s.lab.wait_online(timeout=120)
+        s.lab.crm("resource", "cleanup")
+    healthy(s.vc, "DRBD connected and UpToDate again, vm1 running", timeout=120)
+    assert not failures(s, VM)
+    poll(lambda: len(qemu_processes(s.lab)) == 1 or None, 60, "one QEMU")
 
 
 def test_migration_outliving_its_timeout_is_aborted(setup: Setup) -> None:
