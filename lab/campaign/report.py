@@ -523,7 +523,8 @@ def by_shipped_code(runs: Sequence[dict[str, Any]], shipped: Mapping[str, str]) 
     that changed only the lab or the report leave it as it was, so their runs count together."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in runs:
-        version = shipped.get(str(r.get("commit") or ""), "unknown")
+        commit, dirty = str(r.get("commit") or "").partition("-dirty")[:2]
+        version = shipped[commit][:8] + dirty if commit in shipped else "unknown"
         groups.setdefault((version, r["agents"]), []).append(r)
     if not groups:
         return []
@@ -531,10 +532,12 @@ def by_shipped_code(runs: Sequence[dict[str, Any]], shipped: Mapping[str, str]) 
         "",
         "## Per version of the shipped code",
         "",
-        "Runs grouped by the git tree of `lib/tandem` at their commit (what `tandem install` puts on the "
-        "nodes; the anchors' rows show the lab's version of it, their own code never changes), newest first.",
+        "Runs grouped by the code `tandem install` puts on the nodes at their commit (a digest of the git "
+        "trees of `lib/tandem`, `agents` and `metadata`; the anchors' rows show the lab's version of it, "
+        "their own code never changes), newest first. `-dirty`: the checkout had local changes (before "
+        "2026-12-01 11:30 any tracked file's, since then only those of the shipped code).",
         "",
-        "| lib/tandem tree | agents | runs | with a safety violation | with a liveness violation | commits |",
+        "| shipped code | agents | runs | with a safety violation | with a liveness violation | commits |",
         "|---|---|---|---|---|---|",
     ]
     last_run = {key: max(str(r.get("started", "")) for r in mine) for key, mine in groups.items()}
@@ -542,24 +545,34 @@ def by_shipped_code(runs: Sequence[dict[str, Any]], shipped: Mapping[str, str]) 
         mine = groups[key]
         safety, live = flagged(mine)
         commits = ", ".join(sorted({str(r.get("commit") or "?")[:7] for r in mine}))
-        out.append(f"| {key[0][:8]} | {key[1]} | {len(mine)} | {safety} | {live} | {commits} |")
+        out.append(f"| {key[0]} | {key[1]} | {len(mine)} | {safety} | {live} | {commits} |")
     return out
 
 
+SHIPPED = (
+    "lib/tandem",
+    "agents",
+    "metadata",
+)  # what `tandem install` puts on the nodes (metadata: a link in lib)
+
+
 def shipped_versions(commits: set[str], repo: Path) -> dict[str, str]:
-    """commit → the git tree id of lib/tandem there, for the commits this clone has."""
+    """commit → one id of the code the nodes ran there: a digest of the git trees of SHIPPED (ef97c23
+    changed agents/domain alone, which the tree of lib/tandem did not show), for the commits this clone
+    has."""
+    import hashlib
     import subprocess
 
     found: dict[str, str] = {}
     for commit in sorted(c for c in commits if c):
-        tree = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{commit}:lib/tandem"],
+        trees = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", *(f"{commit}:{p}" for p in SHIPPED)],
             capture_output=True,
             text=True,
             check=False,
         )
-        if tree.returncode == 0:
-            found[commit] = tree.stdout.strip()
+        if trees.returncode == 0:
+            found[commit] = hashlib.sha1(" ".join(trees.stdout.split()).encode()).hexdigest()  # noqa: S324
     return found
 
 

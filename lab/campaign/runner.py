@@ -290,6 +290,8 @@ def run_record(
 ) -> dict[str, Any]:
     """One line of runs.jsonl: what ran, what went in when (seconds from the run's start), the verdicts;
     `shape`: of a three-node cluster (SHAPES)."""
+    from lab.campaign.report import SHIPPED
+
     h = result.history
     t0 = h.samples[0].t if h.samples else h.healed_at
     return {
@@ -312,13 +314,30 @@ def run_record(
         "fresh_cluster": fresh,
         "started": datetime.fromtimestamp(t0, UTC).isoformat(timespec="seconds"),
         "replay": replay,
-        "commit": code_version(),
+        "commit": code_version(SHIPPED),
+        "lab_commit": lab_version(),
     }
 
 
-def code_version() -> str:
-    """The commit the lab runs (the agents, handlers and emulator come from this tree), `-dirty` with local
-    changes: a run's verdict is about the code it ran."""
+def code_version(paths: tuple[str, ...] = ()) -> str:
+    """The commit of the checkout the nodes' code comes from, `-dirty` with local changes to `paths` (all
+    tracked files when empty): a run's verdict is about the code it ran. `tandem install` copies the agents,
+    handlers and library from the tandem package imported here (its checkout may be a worktree beside the
+    lab's own, e.g. with `python -m lab` started in another checkout)."""
+    import tandem
+
+    repo = Path(tandem.__file__).resolve().parents[2]
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=False)
+        return done.stdout.strip()
+
+    head = git("rev-parse", "--short=10", "HEAD") or "unknown"
+    return head + ("-dirty" if git("status", "--porcelain", "--untracked-files=no", "--", *paths) else "")
+
+
+def lab_version() -> str:
+    """The commit of the lab itself (emulator, nemesis, checkers), `-dirty` with local changes."""
     from lab.netns import TOP
 
     def git(*args: str) -> str:

@@ -692,20 +692,32 @@ def test_report_counts_runs_per_version_of_the_shipped_code(tmp_path: Path) -> N
     a.update(commit="aaaaaaa111", started="2026-12-01T01:00")
     b.update(commit="bbbbbbb222", started="2026-12-01T02:00")
     c.update(commit="ccccccc333", started="2026-11-30T01:00")
+    d = run("tandem", ["power-cut"], 5.0, [])
+    d.update(commit="aaaaaaa111-dirty", started="2026-11-29T01:00")  # local changes: counted apart
     shipped = {"aaaaaaa111": "1234567890ab", "bbbbbbb222": "1234567890ab", "ccccccc333": "feedfacecafe"}
-    text = report.markdown([a, b, c], None, shipped=shipped)
+    text = report.markdown([a, b, c, d], None, shipped=shipped)
     newest = text.index("| 12345678 | tandem | 2 | 0 | 0 | aaaaaaa, bbbbbbb |")
     assert newest < text.index("| feedface | tandem | 1 | 1 | 0 | ccccccc |")
-    (tmp_path / "lib" / "tandem").mkdir(parents=True)
-    (tmp_path / "lib" / "tandem" / "agent").write_text("v1\n")
+    assert text.index("| feedface |") < text.index("| 12345678-dirty | tandem | 1 | 0 | 0 | aaaaaaa |")
+    for shipped_dir in report.SHIPPED:
+        (tmp_path / shipped_dir).mkdir(parents=True)
+        (tmp_path / shipped_dir / "file").write_text("v1\n")
+    (tmp_path / "lab").mkdir()
     git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
-    for argv in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "v1"]):
-        subprocess.run([*git, *argv], check=True)
-    head, tree = (
-        subprocess.run([*git, "rev-parse", rev], capture_output=True, text=True, check=True).stdout.strip()
-        for rev in ("HEAD", "HEAD:lib/tandem")
-    )
-    assert report.shipped_versions({head, "0" * 40}, tmp_path) == {head: tree}  # an unknown commit: left out
+
+    def commit(path: str, text: str) -> str:
+        (tmp_path / path).write_text(text)
+        for argv in (["add", "-A"], ["commit", "-qm", path]):
+            subprocess.run([*git, *argv], check=True)
+        return subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+
+    subprocess.run([*git, "init", "-q"], check=True)
+    first = commit("lab/x", "1")
+    lab_only = commit("lab/x", "2")
+    agent_changed = commit("agents/file", "v2")  # the library's tree alone would not tell (ef97c23)
+    versions = report.shipped_versions({first, lab_only, agent_changed, "0" * 40}, tmp_path)
+    assert set(versions) == {first, lab_only, agent_changed}  # an unknown commit: left out
+    assert versions[first] == versions[lab_only] != versions[agent_changed]
 
 
 def test_report_counts_who_lost_each_fence_race() -> None:
