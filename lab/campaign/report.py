@@ -585,6 +585,6 @@ def write(out: Path, doc: Path) -> Path:
     timelines = frozenset(p.stem for p in (out / "timelines").glob("*.txt"))
     shrinks = {r["run"]: r for r in load(out / "shrinks.jsonl")}  # the latest shrink of each run
     repo = Path(__file__).resolve().parents[2]
-    shipped = shipped_versions({str(r.get("commit") or "") for r in runs}, repo)
+    shipped = shipped_versions({str(r.get("commit") or "").partition("-dirty")[0] for r in runs}, repo)
     doc.write_text(markdown(runs, name, timelines, shrinks, shipped))
     return doc
