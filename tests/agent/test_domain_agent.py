@@ -587,9 +587,9 @@ here = os.path.dirname(os.path.abspath(__file__))
 args = sys.argv[1:]
 with open(os.path.join(here, "virsh.calls"), "a") as fh:
     fh.write(" ".join(args) + "\\n")
-if "migrate" in args:
+if "migrate" in args:  # FAKE_MIGRATE_RC=1: an error after the switch-over
     open(os.path.join(here, "migrated"), "w").close()
-    sys.exit(0)
+    sys.exit(int(os.environ.get("FAKE_MIGRATE_RC", "0")))
 if os.path.exists(os.path.join(here, "migrated")):
     args = ["test:///default" if a.startswith("test:///") and "empty-node" in a else a for a in args]
 path = [p for p in os.environ["PATH"].split(":") if p != here]
@@ -598,10 +598,13 @@ os.execv(real, ["virsh", *args])
 """
 
 
-def test_a_start_brings_a_copy_pacemaker_lost_here_live(lab2: Env) -> None:
+@pytest.mark.parametrize("migrate_rc", ["0", "1"])
+def test_a_start_brings_a_copy_pacemaker_lost_here_live(lab2: Env, migrate_rc: str) -> None:
     """The same, with a libvirt that can migrate (a fake virsh): the start live-migrates the peer's copy
-    here, as Pacemaker wants the domain here and believes it runs nowhere else; nothing to refuse."""
-    run = lab2.agent("start", more=peer_runs_test_domain(lab2, FAKE_MIGRATING_VIRSH))
+    here, as Pacemaker wants the domain here and believes it runs nowhere else; nothing to refuse. A
+    migration that fails after the switch-over has brought it here all the same."""
+    more = {**peer_runs_test_domain(lab2, FAKE_MIGRATING_VIRSH), "FAKE_MIGRATE_RC": migrate_rc}
+    run = lab2.agent("start", more=more)
     assert run.rc == 0, run.err
     calls = (lab2.tmp / "bin" / "virsh.calls").read_text().splitlines()
     assert [c for c in calls if " migrate " in c] == [
