@@ -233,6 +233,11 @@ FINDINGS = {
     "scheduler's own STONITH of it landed 3 s into that delay; vm1 started once the handler's constraint was "
     "placed, 21.0 s after the cut (the bound was 18.1). The delay now reads the CIB each second and ends "
     "when the peer is fenced",
+    "tandem-17983": "two nodes, on 310922c: a stall in Pacemaker's fencer, not in the agents. A slow cluster "
+    "link on node1 made the membership flap while pacemaker-fenced crashed there during a migrate_to; both "
+    "nodes asked to fence each other. node1's respawned fencer delegated the reboot of node2 to node2 "
+    "itself; node2 rebooted (its fencer restarted 16 s later), but node1 never got the result and waited "
+    "for the request's 72 s timeout, its transition blocked, vm1 stopped from 38 s to 112 s. Not fixed here",
     "tandem-17025": "three data nodes, on 9f61011: not explained, a lab stall. Right after the heal "
     "(corosync killed on node1 as the replication link came back) the recorder's samples stop (45.9 s), "
     "node2's and node3's corosync log 'waiting for consensus' and nothing more, node1's pacemakerd stops its "
