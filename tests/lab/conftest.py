@@ -135,7 +135,9 @@ def emulated_drbd_vm_lab(
 
 @pytest.fixture(scope="module")
 def lab_defaults() -> LabConfig:
-    return LabConfig.from_env(prefix=os.environ.get("TANDEM_LAB_PREFIX", "tlt"))
+    # a fenced node stays off 5 s: one back within a second hears of its own fencing and stays down
+    # ("We were allegedly just fenced"), as CI saw once after test_cluster's stonith_admin --reboot
+    return LabConfig.from_env(prefix=os.environ.get("TANDEM_LAB_PREFIX", "tlt"), reboot_delay=5.0)
 
 
 @pytest.fixture(scope="module")

@@ -65,7 +65,8 @@ def test_stonith_admin_reboots_a_node_with_the_lab_fence_device(cluster: Lab) ->
     since = time.time()
     done = cluster.node("node1").run(["stonith_admin", "--reboot", "node2", "--timeout", "90"], timeout=120)
     assert done.returncode == 0
-    assert node2.holder() != holder  # powered off and booted again: a new init
+    # powered off, and booted again after the reboot delay: a new init
+    poll(lambda: (node2.is_on() and node2.holder() != holder) or None, 60, "node2 booted again")
     cluster.wait_online()
     history = cluster.node("node1").run(["stonith_admin", "--history", "node2", "--output-as=xml"]).stdout
     assert 'action="reboot"' in history and 'status="success"' in history
