@@ -528,7 +528,7 @@ def by_shipped_code(runs: Sequence[dict[str, Any]], shipped: Mapping[str, str]) 
     that changed only the lab or the report leave it as it was, so their runs count together."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in runs:
-        commit, dirty = str(r.get("commit") or "").partition("-dirty")[:2]
+        commit, dirty = run_commit(r)
         version = shipped[commit][:8] + dirty if commit in shipped else "unknown"
         groups.setdefault((version, r["agents"]), []).append(r)
     if not groups:
@@ -554,11 +554,14 @@ def by_shipped_code(runs: Sequence[dict[str, Any]], shipped: Mapping[str, str]) 
     return out
 
 
-SHIPPED = (
-    "lib/tandem",
-    "agents",
-    "metadata",
-)  # what `tandem install` puts on the nodes (metadata: a link in lib)
+# what `tandem install` puts on the nodes (metadata: a link in lib)
+SHIPPED = ("lib/tandem", "agents", "metadata")
+
+
+def run_commit(run: Mapping[str, Any]) -> tuple[str, str]:
+    """A run's recorded commit, and "-dirty" or "" (runner.code_version)."""
+    commit, dirty, _ = str(run.get("commit") or "").partition("-dirty")
+    return commit, dirty
 
 
 def shipped_versions(commits: set[str], repo: Path) -> dict[str, str]:
@@ -590,6 +593,6 @@ def write(out: Path, doc: Path) -> Path:
     timelines = frozenset(p.stem for p in (out / "timelines").glob("*.txt"))
     shrinks = {r["run"]: r for r in load(out / "shrinks.jsonl")}  # the latest shrink of each run
     repo = Path(__file__).resolve().parents[2]
-    shipped = shipped_versions({str(r.get("commit") or "").partition("-dirty")[0] for r in runs}, repo)
+    shipped = shipped_versions({run_commit(r)[0] for r in runs}, repo)
     doc.write_text(markdown(runs, name, timelines, shrinks, shipped))
     return doc

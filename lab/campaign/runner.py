@@ -319,14 +319,26 @@ def run_record(
     }
 
 
-def code_version(paths: tuple[str, ...] = ()) -> str:
-    """The commit of the checkout the nodes' code comes from, `-dirty` with local changes to `paths` (all
-    tracked files when empty): a run's verdict is about the code it ran. `tandem install` copies the agents,
-    handlers and library from the tandem package imported here (its checkout may be a worktree beside the
-    lab's own, e.g. with `python -m lab` started in another checkout)."""
+def code_version(paths: tuple[str, ...]) -> str:
+    """The commit of the checkout the nodes' code comes from, `-dirty` with local changes to `paths`: a
+    run's verdict is about the code it ran. `tandem install` copies the agents, handlers and library from
+    the tandem package imported here (its checkout may be a worktree beside the lab's own, e.g. with
+    `python -m lab` started in another checkout)."""
     import tandem
 
-    repo = Path(tandem.__file__).resolve().parents[2]
+    return checkout_version(Path(tandem.__file__).resolve().parents[2], paths)
+
+
+def lab_version() -> str:
+    """The commit of the lab itself (emulator, nemesis, checkers), `-dirty` with local changes."""
+    from lab.netns import TOP
+
+    return checkout_version(TOP)
+
+
+def checkout_version(repo: Path, paths: tuple[str, ...] = ()) -> str:
+    """HEAD of the checkout at `repo`, `-dirty` with local changes to tracked files (those under `paths`
+    when given)."""
 
     def git(*args: str) -> str:
         done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=False)
@@ -334,18 +346,6 @@ def code_version(paths: tuple[str, ...] = ()) -> str:
 
     head = git("rev-parse", "--short=10", "HEAD") or "unknown"
     return head + ("-dirty" if git("status", "--porcelain", "--untracked-files=no", "--", *paths) else "")
-
-
-def lab_version() -> str:
-    """The commit of the lab itself (emulator, nemesis, checkers), `-dirty` with local changes."""
-    from lab.netns import TOP
-
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", "-C", str(TOP), *args], capture_output=True, text=True, check=False)
-        return done.stdout.strip()
-
-    head = git("rev-parse", "--short=10", "HEAD") or "unknown"
-    return head + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 # ---------------------------------------------------------------- the campaign
