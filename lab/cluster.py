@@ -45,7 +45,7 @@ SOCKET = "control.sock"
 SUPERVISOR = "supervisor.pid"
 FENCE_AGENT = TOP / "lab" / "fence_tandemlab"
 FENCE_INSTALLED = Path("/usr/sbin/fence_tandemlab")
-FENCE_ID = "lab-fence"
+
 # node dir entry -> where it is bind-mounted inside the node
 NODE_MOUNTS = {
     "etc-corosync": "/etc/corosync",
@@ -576,6 +576,11 @@ def render_corosync_conf(config: LabConfig, nodes: Sequence[Node]) -> str:
     return "\n".join(lines)
 
 
+def fence_id(target: str) -> str:
+    """The lab's fence device for one node."""
+    return f"lab-fence-{target}"
+
+
 def seed_cib(config: LabConfig, nodes: Sequence[Node], control: Path) -> bytes:
     """The CIB every node starts with: short dc-deadtime (no 20 s wait), STONITH with the lab's fence."""
     from lxml import etree
@@ -594,15 +599,28 @@ def seed_cib(config: LabConfig, nodes: Sequence[Node], control: Path) -> bytes:
     nvpair(props, "dc-deadtime", config.dc_deadtime)
     etree.SubElement(conf, "nodes")
     resources = etree.SubElement(conf, "resources")
-    if config.stonith:
-        fence = etree.SubElement(resources, "primitive", id=FENCE_ID, type="fence_tandemlab")
+    constraints = etree.Element("constraints")
+    for node in nodes if config.stonith else ():
+        # One device per node, banned from its target, as with per-node BMCs: with one device for all,
+        # Pacemaker's fencer lets the target reboot itself when no other node answered its query, and then
+        # waits the request's whole timeout for a result that never comes (tandem-17983).
+        device = fence_id(node.name)
+        fence = etree.SubElement(resources, "primitive", id=device, type="fence_tandemlab")
         fence.set("class", "stonith")
-        params = etree.SubElement(fence, "instance_attributes", id=f"{FENCE_ID}-params")
+        params = etree.SubElement(fence, "instance_attributes", id=f"{device}-params")
         nvpair(params, "lab_socket", str(control))
-        nvpair(params, "pcmk_host_list", " ".join(n.name for n in nodes))
+        nvpair(params, "pcmk_host_list", node.name)
         ops = etree.SubElement(fence, "operations")
-        etree.SubElement(ops, "op", id=f"{FENCE_ID}-monitor-30s", name="monitor", interval="30s")
-    etree.SubElement(conf, "constraints")
+        etree.SubElement(ops, "op", id=f"{device}-monitor-30s", name="monitor", interval="30s")
+        etree.SubElement(
+            constraints,
+            "rsc_location",
+            id=f"{device}-not-on-target",
+            rsc=device,
+            node=node.name,
+            score="-INFINITY",
+        )
+    conf.append(constraints)
     etree.SubElement(cib, "status")
     return bytes(etree.tostring(cib, pretty_print=True))
 

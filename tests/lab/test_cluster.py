@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from lab.cluster import Lab, poll
+from lab.cluster import Lab, fence_id, poll
 from lab.crm import ClusterState
 from lab.netns import Node
 
@@ -54,9 +54,18 @@ def test_stonith_is_on_with_the_lab_fence_device(cluster: Lab) -> None:
     node = cluster.nodes[0]
     prop = node.run(["crm_attribute", "--type", "crm_config", "--name", "stonith-enabled", "--query", "-q"])
     assert prop.stdout.strip() == "true"
-    assert node.run(["stonith_admin", "--list", "node2"]).stdout.splitlines()[0] == "lab-fence"
-    status = node.run(["stonith_admin", "--query", "lab-fence"], check=False)
+    assert node.run(["stonith_admin", "--list", "node2"]).stdout.splitlines()[0] == "lab-fence-node2"
+    status = node.run(["stonith_admin", "--query", "lab-fence-node2"], check=False)
     assert status.returncode == 0, status.stderr
+
+
+def test_no_node_can_fence_itself(cluster: Lab) -> None:
+    """Each node's device is banned from that node, so the fencer can never hand a node its own reboot."""
+    for node in cluster.nodes:
+        capable = node.run(["stonith_admin", "--list", node.name], check=False).stdout
+        assert "lab-fence" not in capable, capable  # on the other nodes: their own device for it
+        others = [n for n in cluster.nodes if n is not node]
+        assert fence_id(node.name) in others[0].run(["stonith_admin", "--list", node.name]).stdout
 
 
 def test_stonith_admin_reboots_a_node_with_the_lab_fence_device(cluster: Lab) -> None:
