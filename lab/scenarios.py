@@ -60,6 +60,7 @@ TANDEM_HANDLERS = {
     "fence-peer": "/usr/sbin/tandem-fence-peer",
     "unfence-peer": "/usr/sbin/tandem-unfence-peer",
     "after-resync-target": "/usr/sbin/tandem-after-resync-target",
+    "disconnected": "/usr/sbin/tandem-disconnected",
 }
 ANCHOR_HANDLERS = {
     "fence-peer": "/usr/lib/drbd/crm-fence-peer.9.sh",

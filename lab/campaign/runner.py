@@ -70,8 +70,8 @@ class AnchorsCluster(OursCluster):
 
 
 class OursTiebreakerCluster(OursCluster, TiebreakerCluster):
-    """The README's three-node cluster (two data nodes, a diskless tiebreaker; DRBD quorum, no handlers)
-    with the replication network; the anchors run the same DRBD configuration."""
+    """The README's three-node cluster (two data nodes, a diskless tiebreaker; DRBD quorum, no fencing
+    handlers) with the replication network."""
 
 
 class OursThreeDataCluster(OursCluster, ThreeDataCluster):

@@ -1206,7 +1206,8 @@ def _has_local_disk(r: dict[str, Any]) -> bool:
 
 def _on_disconnect(st: State, node: str, res: str, peer: str, now: float) -> None:
     """Connection lost. A Primary with fencing calls fence-peer unless the peer left gracefully (it then
-    outdated itself); replication stops; the peer's disk becomes DUnknown (DK conn_try_outdate_peer)."""
+    outdated itself); replication stops; the peer's disk becomes DUnknown (DK conn_try_outdate_peer);
+    the disconnected handler runs for every closed connection (DK conn_disconnect)."""
     r = res_state(st, node, res)
     assert r is not None
     c = r["conns"][peer]
@@ -1219,6 +1220,7 @@ def _on_disconnect(st: State, node: str, res: str, peer: str, now: float) -> Non
     local_ok = all(d["state"] in ("UpToDate", "Consistent") for d in r["disks"].values() if not d["client"])
     if r["role"] == "Primary" and r["fencing"] != "dont-care" and local_ok and not graceful:
         queue_handler(st, node, res, "fence-peer", peer)
+    queue_handler(st, node, res, "disconnected", peer)  # DK drbd_receiver.c conn_disconnect: every close
 
 
 def reachable(st: State, res: str, node: str) -> set[str]:

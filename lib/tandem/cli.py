@@ -38,6 +38,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "unfence_main",
         "DRBD unfence-peer handler: remove our constraint once UpToDate",
     ),
+    "disconnected": (
+        "tandem.watch",
+        "main",
+        "DRBD 9 disconnected handler: the promotion score follows the state until the connection is back",
+    ),
     "after-resync-target": (
         "tandem.fence",
         "resync_main",

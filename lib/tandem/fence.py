@@ -28,7 +28,6 @@ crm-fence-peer or by hand), only one that admits this node, and only once every 
 
 from __future__ import annotations
 
-import fcntl
 import math
 import os
 import sys
@@ -37,14 +36,14 @@ import time
 from tandem.drbd.health import allows_two_primaries, fencing_policy
 from tandem.drbd.model import ConnState, DiskState, Resource, Role
 from tandem.drbd.policy import DEFAULT_TIERS, Decision, Tiers, local_uptodate, promotion_score
-from tandem.drbd.tools import Drbd, PromotionScore
+from tandem.drbd.tools import Drbd, PromotionScore, score_lock
 from tandem.enums import Enum
 from tandem.ocf.codes import OcfError
 from tandem.ocf.deadline import Deadline, DeadlineExceeded
 from tandem.ocf.log import Logger
 from tandem.ocf.params import ALNUM, Chars, parse_bool, parse_seconds
 from tandem.ocf.runner import CommandMissing, ProcessRunner, Result
-from tandem.ocf.state import StateFiles
+from tandem.ocf.state import FileLock, LockBusy, StateFiles
 from tandem.record import NamedTuple
 from tandem.regex import lazy
 
@@ -580,7 +579,7 @@ def finish_fencing(
     env = HandlerEnv(res.name, me or os.uname().nodename, None, None, conf)
     deadline = Deadline.after(budget)
     try:
-        with ResourceLock(env.resource, Deadline.after(0)):
+        with resource_lock(env.resource, Deadline.after(0)):
             for peer in peers:
                 rc = fence_peer(env._replace(peer=peer), runner, log, deadline, timeout)
                 if rc not in RESUMES:
@@ -602,14 +601,35 @@ def after_resync_target(env: HandlerEnv, runner: Runner, log: Logger, timeout: f
     """DRBD calls after-resync-target on the node whose data a resync just made UpToDate: write its
     promotion score now, as the agent would, instead of at the next Unpromoted monitor (up to 20 s
     later), so Pacemaker can promote it at once. Always exits 0: DRBD ignores the result."""
-    res = local_state(runner, log, env)
-    found = resync_decision(Cib(runner, log, timeout).query(), env.resource, res)
-    if found is None:
-        log.info(f"after-resync-target {env.resource}: no promotable clone manages it; nothing to do")
-        return 0
-    instance, decision = found
-    PromotionScore(runner, log, instance, timeout=timeout).apply(decision)
+    write_agent_score(env, runner, log, timeout, "after-resync-target")
     return 0
+
+
+class Scored(Enum):
+    HELD = "held"  # the cluster holds the score the agent would write (written now, or already)
+    UNMANAGED = "unmanaged"  # no promotable clone manages the resource, or it is down: nothing to write
+    FAILED = "failed"  # the lock or the cluster did not answer
+
+
+def write_agent_score(env: HandlerEnv, runner: Runner, log: Logger, timeout: float, why: str) -> Scored:
+    """Write the score the agent would write for the resource's state now (its policy, its parameters from
+    the CIB), under the score lock that the agent's stop takes to remove the score last: a handler that read
+    the resource before the stop took it down cannot put a score back after it."""
+    try:
+        with score_lock(env.resource, Deadline.after(timeout)):
+            res = local_state(runner, log, env)
+            if res is None:
+                return Scored.UNMANAGED
+            found = resync_decision(Cib(runner, log, timeout).query(), env.resource, res)
+            if found is None:
+                log.info(f"{why} {env.resource}: no promotable clone manages it; nothing to do")
+                return Scored.UNMANAGED
+            instance, decision = found
+            held = PromotionScore(runner, log, instance, timeout=timeout).apply(decision)
+            return Scored.HELD if held else Scored.FAILED
+    except (LockBusy, Refused) as exc:
+        log.warning(f"{why} {env.resource}: score not written: {exc}")
+        return Scored.FAILED
 
 
 def all_peers_uptodate(res: Resource | None) -> bool:
@@ -702,7 +722,7 @@ def _run(prog: str, argv: Sequence[str], handler: str) -> int:
     runner = ProcessRunner(deadline)
     try:
         env = HandlerEnv.parse(os.environ, args.resource, args.node_name)
-        with ResourceLock(env.resource, deadline):
+        with resource_lock(env.resource, deadline):
             if handler == "fence-peer":
                 return fence_peer(env, runner, log, deadline, args.cib_timeout)
             if handler == "unfence-peer":
@@ -716,29 +736,9 @@ def _run(prog: str, argv: Sequence[str], handler: str) -> int:
         return BROKEN
 
 
-class ResourceLock:
+def resource_lock(resource: str, deadline: Deadline) -> FileLock:
     """One handler per resource at a time (DRBD calls fence-peer per connection and volume)."""
-
-    def __init__(self, resource: str, deadline: Deadline) -> None:
-        self.files = StateFiles.of("fence", resource)
-        self.path = self.files.path("lock")
-        self.deadline = deadline
-        self.fd = -1
-
-    def __enter__(self) -> None:
-        os.makedirs(self.files.directory, exist_ok=True)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if self.deadline.remaining() < 1:
-                    raise Busy(f"another handler holds {self.path}") from None
-                time.sleep(0.2)
-
-    def __exit__(self, *exc: object) -> None:
-        os.close(self.fd)
+    return FileLock(StateFiles.of("fence", resource).path("lock"), deadline, busy=Busy)
 
 
 def fence_main(argv: Sequence[str]) -> int:

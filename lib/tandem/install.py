@@ -20,6 +20,7 @@ HANDLERS = {
     "tandem-fence-peer": "fence-peer",
     "tandem-unfence-peer": "unfence-peer",
     "tandem-after-resync-target": "after-resync-target",
+    "tandem-disconnected": "disconnected",
 }
 
 

@@ -51,6 +51,7 @@ class Flavour:
     fence: str
     unfence: str
     constraint: str
+    score_handlers: tuple[tuple[str, str], ...] = ()  # the README's, besides fencing (tandem only)
 
 
 def emu_dir(config: LabConfig) -> Path:
@@ -65,6 +66,10 @@ def flavours(d: Path) -> dict[str, Flavour]:
             f"{d}/sbin/tandem-fence-peer",
             f"{d}/sbin/tandem-unfence-peer",
             "tandem-fence-r0",
+            (
+                ("after-resync-target", f"{d}/sbin/tandem-after-resync-target"),
+                ("disconnected", f"{d}/sbin/tandem-disconnected"),
+            ),
         ),
         "linbit": Flavour(
             "ocf:linbit:drbd",
@@ -86,7 +91,11 @@ def write_conf(config: LabConfig, flavour: Flavour, *, dual: bool = False, stoni
         minor=MINOR,
         dual=dual,
         fencing="resource-and-stonith" if stonith else "resource-only",
-        handlers={"fence-peer": flavour.fence, "unfence-peer": flavour.unfence},
+        handlers={
+            "fence-peer": flavour.fence,
+            "unfence-peer": flavour.unfence,
+            **dict(flavour.score_handlers),
+        },
         comment="lab drbd.conf for the emulator",
     )
     with open(emu_dir(config) / "drbd.conf", "r+") as fh:
@@ -262,6 +271,47 @@ def test_disconnect_places_constraint_reconnect_removes_it(cluster: Lab, flavour
     # What an admin does after a degraded period: Pacemaker 2.1.5 keeps a degraded monitor result as the
     # monitor's last failure, and cancelling that monitor in a new DC's first transition (the next test kills
     # the DC) stalls the transition for 80 s (docs/drbd-vs-linbit.md).
+    cluster.crm("resource", "cleanup", "ms_drbd_r0")
+
+
+def score(lab: Lab, node: str) -> str | None:
+    """The node's promotion score in the CIB, None when it has none."""
+    out = lab.first_live().run(
+        ["crm_attribute", "-N", node, "-n", "master-drbd_r0", "-l", "reboot", "-G", "-q"], check=False
+    )
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def test_a_link_back_without_a_resync_gives_the_secondary_its_score_back(
+    cluster: Lab, flavour: Flavour
+) -> None:
+    """Nothing written while the replication link is cut, so no resync when it heals, and DRBD runs no
+    handler for a connection that comes back: tandem-disconnected's watcher writes the Secondary's score
+    again about a second after the reconnection; otherwise it waits for the next Unpromoted monitor."""
+    state = cluster.wait_for(lambda s: len(promoted(s)) == 1 and len(active(s)) == 2, "steady", timeout=180)
+    primary = promoted(state)[0]
+    secondary = next(n for n in active(state) if n != primary)
+    before = poll(lambda: score(cluster, secondary), 60, f"{secondary}'s score")
+    resyncs = len(handler_calls(cluster, "after-resync-target"))
+    emu(cluster, "cut", "node1", "node2")
+    time.sleep(25)  # one monitor interval of each role
+    lowered = score(cluster, secondary)
+    emu(cluster, "heal", "node1", "node2")
+    healed = time.monotonic()
+    poll(lambda: score(cluster, secondary) == before or None, 60, f"{secondary}'s score {before} again")
+    back = time.monotonic() - healed
+    note(
+        flavour,
+        "link cut without writes: Secondary's score before, cut, back after the heal (s)",
+        (before, lowered, round(back, 1)),
+    )
+    record(f"{flavour.name}: link back without resync to the Secondary's score", back)
+    assert disk(cluster, secondary) == "UpToDate"
+    assert len(handler_calls(cluster, "after-resync-target")) == resyncs  # no resync brought it back
+    if flavour.name == "ocf:tandem:drbd":
+        assert lowered != before, "a peer of unknown state did not lower the score"
+        assert back <= 5, f"the score came back {back:.1f}s after the link: at a monitor, not by the watcher"
+    poll(lambda: (not constraint_present(cluster, flavour)) or None, 180, "fencing constraint removed")
     cluster.crm("resource", "cleanup", "ms_drbd_r0")
 
 

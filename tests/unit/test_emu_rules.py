@@ -159,6 +159,7 @@ def test_graceful_disconnect_outdates_the_secondary() -> None:
     Primary does not need to fence (no fence-peer job is queued)."""
     cfg = make_cfg()
     s = cluster(cfg)
+    s["jobs"].clear()
     engine.disconnect(s, "bob", "r0")
     engine.settle(s, 4000.0)
     assert disk(s, "bob") == "Outdated"
@@ -229,6 +230,33 @@ def test_unfence_peer_after_resync() -> None:
     engine.settle(s, 4100.0)
     assert disk(s, "bob") == "UpToDate"
     assert [(j["node"], j["handler"], j["peer"]) for j in s["jobs"]] == [("alice", "unfence-peer", "bob")]
+
+
+def test_every_closed_connection_calls_the_disconnected_handler() -> None:
+    """DK drbd_receiver.c conn_disconnect: `disconnected` runs on both sides of every connection that
+    closes, a lost one (the cut) as a clean one (`disconnect`), besides a Primary's fence-peer."""
+    text = CONF % {"fencing": "resource-only", "atp": "no", "quorum": "off"}
+    text = text.replace("  handlers {\n", '  handlers {\n    disconnected "/usr/sbin/tandem-disconnected";\n')
+    s = cluster(resource(text.replace("  on carol { node-id 2; address 10.0.0.3:7789; }\n", "")))
+    s["links"][engine.link_key("alice", "bob")] = {"cut": True}
+    engine.settle(s, 4000.0)
+    called = sorted((j["node"], j["handler"], j["peer"]) for j in s["jobs"])
+    assert called == [
+        ("alice", "disconnected", "bob"),
+        ("alice", "fence-peer", "bob"),
+        ("bob", "disconnected", "alice"),
+    ]
+    s["jobs"].clear()
+    s["links"][engine.link_key("alice", "bob")] = {"cut": False}
+    engine.settle(s, 4001.0)
+    assert not [j for j in s["jobs"] if j["handler"] == "disconnected"]  # none for a connection back
+    s["jobs"].clear()
+    engine.disconnect(s, "bob", "r0")
+    engine.settle(s, 4002.0)
+    assert sorted((j["node"], j["handler"]) for j in s["jobs"]) == [
+        ("alice", "disconnected"),
+        ("bob", "disconnected"),
+    ]
 
 
 def test_quorum_majority_three_nodes() -> None:

@@ -14,7 +14,7 @@ import time
 from tandem.drbd.model import ParseError, Resource, Role
 from tandem.ocf.codes import OcfError, Rc, generic
 from tandem.ocf.runner import CommandTimeout
-from tandem.ocf.state import StateFiles
+from tandem.ocf.state import FileLock, StateFiles
 from tandem.record import NamedTuple, replace
 from tandem.regex import lazy
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from tandem.drbd.policy import Decision
+    from tandem.ocf.deadline import Deadline
     from tandem.ocf.log import Logger
     from tandem.ocf.runner import Result, Runner
 
@@ -309,6 +310,12 @@ def attrd_value(text: str) -> str | None:
     """The value in `attrd_updater --query` output (`name="..." host="..." value="10000"`); None if unset."""
     match = _ATTRD_VALUE.search(text)
     return (match.group(1) or None) if match else None
+
+
+def score_lock(resource: str, deadline: Deadline) -> FileLock:
+    """Serialises the score writes that do not come from the agent's monitor (DRBD's handlers, the score
+    watcher) with the agent's stop, which removes the score last (`resource`: the DRBD resource's name)."""
+    return FileLock(StateFiles.of("score", resource).path("lock"), deadline)
 
 
 class PromotionScore:

@@ -16,6 +16,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from tandem.ocf.deadline import Deadline
+
 DEFAULT_DIR = "/run/resource-agents"
 SAFE = ALNUM + "_.-"  # what a file name keeps of an instance name; the rest becomes _
 
@@ -60,3 +62,37 @@ class StateFiles(NamedTuple):
             os.unlink(self.path(what))
         except OSError:
             pass  # already gone, or never written
+
+
+class LockBusy(Exception):
+    """Another process held the lock past the deadline."""
+
+
+class FileLock:
+    """An exclusive flock on `path` for a `with` block, waited for until `deadline` leaves less than a
+    second (Deadline.after(0): one try). The lock goes with the process however it ends."""
+
+    def __init__(self, path: str, deadline: Deadline, busy: type[Exception] = LockBusy) -> None:
+        self.path = path
+        self.deadline = deadline
+        self.busy = busy
+        self.fd = -1
+
+    def __enter__(self) -> None:
+        import fcntl
+        import time
+
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if self.deadline.remaining() < 1:
+                    os.close(self.fd)
+                    raise self.busy(f"another process holds {self.path}") from None
+                time.sleep(0.2)
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
