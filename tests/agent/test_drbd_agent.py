@@ -22,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from lab.cluster import poll
 from lab.drbd_emu.install import node_env
 
 from tandem.fence import Peer
@@ -387,6 +388,33 @@ def test_promote_demote_stop_cycle(emu: Emu) -> None:
     assert emu.agent("bob", "stop").rc == 0  # stop demotes first
     assert emu.agent("bob", "stop").rc == 0  # and succeeds when already down
     assert emu.agent("bob", "monitor").rc == 7
+
+
+def test_stop_removes_the_score_after_a_handler_that_holds_the_score_lock(emu: Emu) -> None:
+    """DRBD's score handlers (tandem-disconnected's watcher, after-resync-target) write under the score
+    lock; the stop takes DRBD down, then removes the score under the same lock: a handler that read the
+    resource before it went down cannot put a score back after the stop."""
+    import fcntl
+    import threading
+
+    from tandem.ocf.state import StateFiles
+
+    start_both(emu)
+    assert emu.score("alice") is not None
+    lock = StateFiles.of("score", "r0", emu.env("alice")).path("lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    stopped: list[Run] = []
+    stop = threading.Thread(
+        target=lambda: stopped.append(emu.agent("alice", "stop", OCF_RESKEY_CRM_meta_timeout="30000"))
+    )
+    stop.start()
+    poll(lambda: emu.raw("alice") is None or None, 30, "DRBD down on alice")
+    time.sleep(1.0)
+    assert not stopped and emu.score("alice") is not None  # DRBD is down, the stop waits for the handler
+    os.close(fd)  # the handler is done
+    stop.join(30)
+    assert [r.rc for r in stopped] == [0] and emu.score("alice") is None
 
 
 def test_demote_waits_for_openers_and_reports_in_time(emu: Emu) -> None:
