@@ -353,18 +353,17 @@ class VmCluster:
         return serial.wait_for(self.serial, r"alive t=\d+ gen=(\d+)", after=after, timeout=WAIT)
 
     def constraints(self) -> list[str]:
-        """Ids of the location constraints in the CIB (the agents', crm resource move's, and any others)."""
-        from lxml import etree
+        """Ids of the location constraints in the CIB (the agents', crm resource move's, and any others but
+        the lab's fence devices')."""
+        from lab.timeline import constraints_left
 
         for node in self.lab.live_nodes():  # the first that answers: a node may be fenced while asked
             try:
-                done = node.run(["cibadmin", "--query", "--scope", "constraints"], timeout=30, check=False)
+                done = node.run(["cibadmin", "--query", "--scope", "configuration"], timeout=30, check=False)
             except (NodeDown, subprocess.TimeoutExpired):
                 continue
             if done.returncode == 0:
-                return [
-                    str(el.get("id")) for el in etree.fromstring(done.stdout.encode()).iter("rsc_location")
-                ]
+                return constraints_left(done.stdout)
         raise LabError("no node answers cibadmin --query")
 
     def emu_state(self) -> dict[str, object]:

@@ -213,10 +213,13 @@ def spans(events: Sequence[Event], end: float) -> list[Span]:
 
 
 def constraints_left(cib_xml: str) -> list[str]:
-    """Ids of the location constraints in a CIB (what is left at the end)."""
+    """Ids of the location constraints in a CIB or its configuration section (what is left at the end),
+    besides those of fence devices (configuration: each kept off the node it fences)."""
     from lxml import etree
 
-    return [str(el.get("id")) for el in etree.fromstring(cib_xml.encode()).iter("rsc_location")]
+    doc = etree.fromstring(cib_xml.encode())
+    fencing = {p.get("id") for p in doc.iter("primitive") if p.get("class") == "stonith"}
+    return [str(el.get("id")) for el in doc.iter("rsc_location") if el.get("rsc") not in fencing]
 
 
 def read_logs(logs: Path) -> list[str]:

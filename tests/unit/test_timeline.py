@@ -211,6 +211,17 @@ def test_constraints_left_in_a_cib() -> None:
     assert constraints_left("<cib><configuration><constraints/></configuration></cib>") == []
 
 
+def test_a_fence_device_kept_off_its_target_is_configuration_not_a_leftover() -> None:
+    config = (
+        '<configuration><resources><primitive id="fence-node1" class="stonith" type="fence_ipmilan"/>'
+        '<primitive id="vm1" class="ocf" provider="tandem" type="domain"/></resources><constraints>'
+        '<rsc_location id="fence-node1-not-on-node1" rsc="fence-node1" node="node1" score="-INFINITY"/>'
+        '<rsc_location id="cli-ban-vm1-on-node1" rsc="vm1" node="node1" score="-INFINITY"/>'
+        "</constraints></configuration>"
+    )
+    assert constraints_left(config) == ["cli-ban-vm1-on-node1"]
+
+
 def test_report_puts_each_row_under_its_phase() -> None:
     events = parse_logs([NODE2_LOG, NODE1_LOG], YEAR)
     t0 = at("Nov 22 00:34:30.000")
