@@ -8,10 +8,11 @@ with the next clone notification or Unpromoted monitor: up to that monitor's int
 
 DRBD 9 calls `disconnected` each time one of a resource's connections closes, from its receiver, and waits
 for it: the handler forks a watcher and returns at once. The watcher reads the local DRBD state every
-POLL seconds and, whenever it changed, writes the score the agent would write (tandem.fence's
-write_agent_score: the agent's policy and parameters, under the lock the agent's stop takes). It ends
-when no connection is on its way back (every one Connected, or taken StandAlone; a resync's end is
-after-resync-target's), when the resource is down, or after LIMIT seconds; one watcher per resource.
+POLL seconds and, once a changed state has held for one POLL (a flapping link would otherwise make a
+transition of every flap), writes the score the agent would write (tandem.fence's write_agent_score: the
+agent's policy and parameters, under the lock the agent's stop takes). It ends once the score is written
+for a state in which no connection is on its way back (every one Connected, or taken StandAlone; a resync's
+end is after-resync-target's), when the resource is down, or after LIMIT seconds; one watcher per resource.
 
 Map: `waiting` and `shape` (pure), `watch` (the loop, over a runner, a clock and a sleep), `main` (the
 handler: fork, detach, run the watcher in the child).
@@ -72,18 +73,21 @@ def watch(
     try:
         with FileLock(StateFiles.of("watch", env.resource).path("lock"), Deadline.after(LOCK_WAIT)):
             end = clock() + limit
-            seen: Resource | None = None
+            written: Resource | None = None  # the state the cluster's score is for
+            last: Resource | None = None  # the state at the previous read
             while True:
                 res = local_state(runner, log, env)
                 if res is None:
                     return "the resource is down"
-                if shape(res) != seen:
+                now = shape(res)
+                if now == last and now != written:  # the same a whole poll long: not a flapping link
                     scored = write_agent_score(env, runner, log, CIB_TIMEOUT, "watcher")
                     if scored is Scored.UNMANAGED:
                         return "no promotable clone manages the resource"
                     if scored is Scored.HELD:
-                        seen = shape(res)  # else: try again at the next read
-                if not waiting(res):
+                        written = now  # else: try again at the next read
+                last = now
+                if not waiting(res) and now == written:
                     return "no connection is on its way back"
                 if clock() >= end:
                     return f"still waiting after {limit:.0f}s; the monitors take over"

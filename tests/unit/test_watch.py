@@ -76,14 +76,14 @@ def test_the_score_comes_back_with_the_connection_not_at_the_next_monitor(tmp_pa
     c = cluster(tmp_path, "Connecting", "Connecting", "Connecting", "Connected")
     why, slept = run(c)
     assert why == "no connection is on its way back"
-    assert slept == [watcher.POLL] * 3  # a read per second, and the write within the same read
+    assert slept == [watcher.POLL] * 4  # a read per second; a state is written once it held a second
     lowered, back = c.scores()  # one write per change of the state, none while it stays the same
     assert lowered[-2:] != ("-v", "10000") and back[-2:] == ("-v", "10000")
     assert c.cib_reads() == 2
 
 
 def test_the_watcher_ends_when_the_resource_goes_down(tmp_path):
-    c = cluster(tmp_path, "Connecting", "down")
+    c = cluster(tmp_path, "Connecting", "Connecting", "down")
     assert run(c)[0] == "the resource is down"
     assert len(c.scores()) == 1
 
@@ -111,10 +111,16 @@ def test_a_resource_no_clone_manages_ends_the_watcher_at_once(tmp_path):
 
 
 def test_a_failed_write_is_tried_again_at_the_next_read(tmp_path):
-    c = cluster(tmp_path, "Connecting", "Connecting", "Connected")
+    c = cluster(tmp_path, "Connecting", "Connecting", "Connecting", "Connected")
     c.cib_down = 1
     assert run(c)[0] == "no connection is on its way back"
     assert c.cib_reads() == 3 and len(c.scores()) == 2  # the failed read, its retry, the reconnection
+
+
+def test_a_flapping_link_makes_no_transition_of_every_flap(tmp_path):
+    c = cluster(tmp_path, "Connected", "Connecting", "Connected", "Connecting", "Connected", "Connected")
+    assert run(c)[0] == "no connection is on its way back"
+    assert c.scores() == [("-v", "10000")]  # written once, when the state held
 
 
 def test_one_watcher_per_resource(tmp_path, monkeypatch):
