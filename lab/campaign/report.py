@@ -178,10 +178,11 @@ FINDINGS = {
     "replication network too, so vm1's node lost power while node1 and node3 had no DRBD quorum; the heal "
     "gave it back 1 s before the fencing, and DRBD runs no handler when a connection or quorum returns "
     "(drbd-utils' handler list ends with quorum-lost and disconnected): the score waited for the next "
-    "Unpromoted monitor. The README states that bound (ae65a39); a faster return needs an events2 or "
-    "disconnected-handler watch, not built. A third replay (on b8d25b2) gave the same L2, and an S3 on the "
-    "dead node's generation count, a write in flight on the live nodes' tag: generations now count as far "
-    "as they were acknowledged, as bits do (record.data_generations)",
+    "Unpromoted monitor. The README stated that bound (ae65a39); since b082f75 tandem-disconnected (DRBD's "
+    "disconnected handler) leaves a watcher that writes the score within about 2 s of the connection's "
+    "return (tests/lab/test_drbd_lab.py measures 0.3 s). A third replay (on b8d25b2) gave the same L2, "
+    "and an S3 on the dead node's generation count, a write in flight on the live nodes' tag: generations "
+    "now count as far as they were acknowledged, as bits do (record.data_generations)",
     "tandem-17200": "three data nodes, on a2a0ffa, replayed on aecadcc: Pacemaker's, and a checker's blind "
     "spot. vm1's node lost power while the fence device failed; node1's fencer fenced it at its second "
     "attempt, but every cluster link was cut right then and its reply to the DC was lost: the DC waited for "
@@ -237,7 +238,9 @@ FINDINGS = {
     "link on node1 made the membership flap while pacemaker-fenced crashed there during a migrate_to; both "
     "nodes asked to fence each other. node1's respawned fencer delegated the reboot of node2 to node2 "
     "itself; node2 rebooted (its fencer restarted 16 s later), but node1 never got the result and waited "
-    "for the request's 72 s timeout, its transition blocked, vm1 stopped from 38 s to 112 s. Not fixed here",
+    "for the request's 72 s timeout, its transition blocked, vm1 stopped from 38 s to 112 s. The lab had one "
+    "fence device for all nodes, so the fencer could fall back to the target itself; since c4d3fcf it runs "
+    "one device per node, banned from its target, as the README now advises (no self-fencing possible)",
     "tandem-17025": "three data nodes, on 9f61011: not explained, a lab stall. Right after the heal "
     "(corosync killed on node1 as the replication link came back) the recorder's samples stop (45.9 s), "
     "node2's and node3's corosync log 'waiting for consensus' and nothing more, node1's pacemakerd stops its "
