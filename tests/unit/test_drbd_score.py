@@ -135,3 +135,37 @@ def test_primary_refusals_that_no_retry_helps(rc: int, err: str, words: str | No
         assert found is None
     else:
         assert found is not None and words in found and "\n" not in found
+
+
+def test_a_write_waits_for_another_writer_and_skips_a_value_it_wrote_meanwhile(
+    rsctmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DRBD's handlers write the score too: a write and its cache entry are one step under the write lock,
+    so one writer's value can never stay in the cluster beside another's in the cache."""
+    import fcntl
+    import os
+    import threading
+    import time
+
+    from tandem.drbd import tools
+
+    runner = Pacemaker(attrd="1000", cib="1000")
+    s = score(runner)
+    s.files.write("score", "1000")
+    fd = os.open(s.files.path("write-lock"), os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+
+    def other_writer() -> None:  # a handler that writes 10000 and records it, then lets go
+        time.sleep(0.5)
+        runner.attrd = runner.cib = "10000"
+        s.files.write("score", "10000")
+        os.close(fd)
+
+    threading.Thread(target=other_writer).start()
+    assert s.apply(Decision(10000, "UpToDate"))
+    assert runner.calls == []  # nothing written twice
+    monkeypatch.setattr(tools, "WRITE_LOCK_WAIT", 0)
+    with open(s.files.path("write-lock")) as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert not s.apply(Decision(None, "quorum lost"))  # not without the lock
+    assert runner.calls == [] and s.cached() == "10000" and runner.cib == "10000"

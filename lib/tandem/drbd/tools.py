@@ -13,8 +13,9 @@ import time
 
 from tandem.drbd.model import ParseError, Resource, Role
 from tandem.ocf.codes import OcfError, Rc, generic
+from tandem.ocf.deadline import Deadline
 from tandem.ocf.runner import CommandTimeout
-from tandem.ocf.state import FileLock, StateFiles
+from tandem.ocf.state import FileLock, LockBusy, StateFiles
 from tandem.record import NamedTuple, replace
 from tandem.regex import lazy
 
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from tandem.drbd.policy import Decision
-    from tandem.ocf.deadline import Deadline
     from tandem.ocf.log import Logger
     from tandem.ocf.runner import Result, Runner
 
@@ -312,6 +312,9 @@ def attrd_value(text: str) -> str | None:
     return (match.group(1) or None) if match else None
 
 
+WRITE_LOCK_WAIT = 5.0  # a score write holds the write lock for one crm_attribute call
+
+
 def score_lock(resource: str, deadline: Deadline) -> FileLock:
     """Serialises the score writes that do not come from the agent's monitor (DRBD's handlers, the score
     watcher) with the agent's stop, which removes the score last (`resource`: the DRBD resource's name)."""
@@ -363,6 +366,21 @@ class PromotionScore:
             if verify:
                 self._remember(wanted)
             return True
+        try:
+            with FileLock(self.files.path("write-lock"), Deadline.after(WRITE_LOCK_WAIT)):
+                if not verify and self.cached() == wanted:
+                    return True  # another writer (a DRBD handler) wrote it meanwhile
+                return self._write(decision, wanted, known, stale, verify)
+        except LockBusy as exc:
+            self.log.warning(f"promotion score not updated to {wanted} ({decision.reason}): {exc}")
+            return False
+
+    def _write(
+        self, decision: Decision, wanted: str, known: str | None, stale: str | None, verify: bool
+    ) -> bool:
+        """The write and its cache entry, under the write lock: the agent and DRBD's handlers write the
+        score, and one writer's value in the cluster beside another's in the cache would never be
+        corrected (the cache says the cluster holds it)."""
         if stale is not None:
             self.log.warning(f"promotion score {stale} held by attrd but gone from the CIB: deleting it")
             known = stale
