@@ -31,6 +31,7 @@ from lab.three_nodes import (
     partition_2_1,
     single_primary,
     storage_loss_under_client,
+    without_handlers,
 )
 
 from bench.move import anchor_crm
@@ -44,6 +45,10 @@ class AnchorTiebreakerCluster(TiebreakerCluster):
     """The same cluster with the anchors' agents and one Promoted instance."""
 
     promoted_max: ClassVar[int] = 1
+
+    @classmethod
+    def drbd_sections(cls) -> str:
+        return without_handlers(TiebreakerCluster.drbd_sections())
 
     @classmethod
     def crm(cls) -> str:

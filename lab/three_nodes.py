@@ -12,6 +12,7 @@ it should
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,9 +68,13 @@ class TiebreakerCluster(VmCluster):
             res=RES,
             nodes=("node1", "node2", CLIENT),
             clients=cls.clients,
-            sections=readme_block("drbd-3node", DRBD_3NODE),
+            sections=cls.drbd_sections(),
             comment=f"lab drbd.conf (emulated DRBD 9): three nodes, diskless {cls.clients or 'none'}, quorum",
         )
+
+    @classmethod
+    def drbd_sections(cls) -> str:
+        return readme_block("drbd-3node", DRBD_3NODE)
 
     @classmethod
     def crm(cls) -> str:
@@ -105,6 +110,11 @@ def single_primary(crm: str) -> str:
     return crm.replace("promoted-max=2", "promoted-max=1").replace(
         "allow-migrate=true", "allow-migrate=false"
     )
+
+
+def without_handlers(sections: str) -> str:
+    """A resource's sections without its `handlers { ... }` (tandem's, which an anchor does not have)."""
+    return re.sub(r"handlers\s*\{[^}]*\}\s*", "", sections)
 
 
 def readme_block(name: str, fallback: Path) -> str:

@@ -279,11 +279,14 @@ def _nvpairs(el: Element, section: str) -> dict[str, str]:
 
 def resync_decision(cib: Element, resource: str, res: Resource | None) -> tuple[str, Decision] | None:
     """The DRBD primitive's id and the score its agent would write for `res` (the agent's own policy with
-    the primitive's parameters and the clone's promoted-max), or None when no clone manages `resource`."""
+    the primitive's parameters and the clone's promoted-max), or None when no clone of ocf:tandem:drbd
+    manages `resource` (ocf:linbit:drbd's scores follow its own policy: not ours to write)."""
     found = drbd_primitive(cib, resource)
     if found is None:
         return None
     clone, prim = found
+    if (prim.get("class"), prim.get("provider"), prim.get("type")) != ("ocf", "tandem", "drbd"):
+        return None
     params = _nvpairs(prim, "instance_attributes")
     meta = _nvpairs(clone, "meta_attributes")
     try:
@@ -607,7 +610,7 @@ def after_resync_target(env: HandlerEnv, runner: Runner, log: Logger, timeout: f
 
 class Scored(Enum):
     HELD = "held"  # the cluster holds the score the agent would write (written now, or already)
-    UNMANAGED = "unmanaged"  # no promotable clone manages the resource, or it is down: nothing to write
+    UNMANAGED = "unmanaged"  # no ocf:tandem:drbd clone manages the resource, or it is down
     FAILED = "failed"  # the lock or the cluster did not answer
 
 
@@ -622,7 +625,7 @@ def write_agent_score(env: HandlerEnv, runner: Runner, log: Logger, timeout: flo
                 return Scored.UNMANAGED
             found = resync_decision(Cib(runner, log, timeout).query(), env.resource, res)
             if found is None:
-                log.info(f"{why} {env.resource}: no promotable clone manages it; nothing to do")
+                log.info(f"{why} {env.resource}: no ocf:tandem:drbd clone manages it; nothing to do")
                 return Scored.UNMANAGED
             instance, decision = found
             held = PromotionScore(runner, log, instance, timeout=timeout).apply(decision)

@@ -83,7 +83,7 @@ def watch(
                 if now == last and now != written:  # the same a whole poll long: not a flapping link
                     scored = write_agent_score(env, runner, log, CIB_TIMEOUT, "watcher")
                     if scored is Scored.UNMANAGED:
-                        return "no promotable clone manages the resource"
+                        return "no ocf:tandem:drbd clone manages the resource"
                     if scored is Scored.HELD:
                         written = now  # else: try again at the next read
                 last = now

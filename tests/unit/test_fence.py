@@ -614,6 +614,9 @@ def test_resync_decision_follows_the_agents_policy_and_parameters(tmp_path):
     assert resync_decision(doc(c), "r1", res) is None
     c.cib.write_text(c.cib.read_text().replace('value="5 50 500"', 'value="garbage"'))
     assert resync_decision(doc(c), "r0", res) is None  # the agent refuses such a parameter itself
+    linbit = c.cib.read_text().replace('provider="tandem" type="drbd"', 'provider="linbit" type="drbd"')
+    c.cib.write_text(linbit.replace('value="garbage"', 'value="5 50 500"'))
+    assert resync_decision(doc(c), "r0", res) is None  # another agent's score is not ours to write
 
 
 @pytest.mark.parametrize(("disk", "written"), [("UpToDate", ["-v", "10000"]), ("Inconsistent", ["-D"])])

@@ -35,6 +35,15 @@ def test_three_node_blocks_are_the_labs_configuration() -> None:
     assert block(text, "crm-config-3node") == (TOP / "lab" / "config" / "crm-3node.txt").read_text()
 
 
+def test_the_anchor_runs_the_three_node_block_without_tandems_handlers() -> None:
+    from lab.three_nodes import without_handlers
+
+    ours = block(README.read_text(), "drbd-3node")
+    anchors = without_handlers(ours)
+    assert "tandem-disconnected" in ours and "tandem" not in anchors and "handlers" not in anchors
+    assert anchors.splitlines() == ours.splitlines()[:2]  # net and options as they are
+
+
 def test_pcs_block_is_the_labs_script() -> None:
     match = re.search(
         r"<!-- pcs-config -->\n```sh\n(.*?)```\n<!-- /pcs-config -->", README.read_text(), re.DOTALL

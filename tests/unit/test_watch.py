@@ -106,7 +106,7 @@ def test_a_resource_no_clone_manages_ends_the_watcher_at_once(tmp_path):
     c.cib.write_text(
         c.cib.read_text().replace('name="drbd_resource" value="r0"', 'name="drbd_resource" value="r9"')
     )
-    assert run(c)[0] == "no promotable clone manages the resource"
+    assert run(c)[0] == "no ocf:tandem:drbd clone manages the resource"
     assert c.scores() == [] and c.cib_reads() == 1
 
 
