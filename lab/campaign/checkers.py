@@ -284,15 +284,23 @@ def split_outcomes(h: History) -> list[Split]:
     another, powered off by it while a node stayed on. Not judged: a split inside a live migration (until
     migrate_to's result is recorded the cluster counts the VM on the source, although the guest may already
     run on the target: the report's limits say so), with no single QEMU before it, or where the node that
-    went off was hit by a fault of its own meanwhile (a power fault is no fence race)."""
+    went off was hit by a fault of its own meanwhile (a power fault is no fence race), or a split that began
+    while an earlier one still held (its race began with the earlier split, which is judged instead)."""
     found = []
-    for cut in (i for i in h.injections if i.kind in SPLIT_KINDS and not i.undo and not i.note):
+    splits = [i for i in h.injections if i.kind in SPLIT_KINDS and not i.undo and not i.note]
+    for cut in splits:
         before = [s for s in h.samples if s.t <= cut.t]
-        if any(a <= cut.t <= b for a, b in h.migrations) or not before or len(before[-1].qemu) != 1:
+        ongoing = any(other.t < cut.t <= _undone(h, other) for other in splits if other is not cut)
+        if (
+            ongoing
+            or any(a <= cut.t <= b for a, b in h.migrations)
+            or not before
+            or len(before[-1].qemu) != 1
+        ):
             found.append(Split(cut, NOT_JUDGED, cut.t))
             continue
         vm_node = before[-1].qemu[0]
-        undo = next((i.t for i in h.injections if i.undo and i.kind == cut.kind and i.t >= cut.t), h.end)
+        undo = _undone(h, cut)
         window = [s for s in h.samples if cut.t < s.t <= undo + 10 and len(s.on) > 0]
         lost = next((s for s in window if vm_node not in s.on), None)
         peer_off = next((s for s in window if set(h.nodes) - s.on), None)
@@ -309,6 +317,11 @@ def split_outcomes(h: History) -> list[Split]:
         else:
             found.append(Split(cut, NONE_FENCED, cut.t, vm_node))
     return found
+
+
+def _undone(h: History, cut: Injection) -> float:
+    """When a split was healed (the run's end if it never was)."""
+    return next((i.t for i in h.injections if i.undo and i.kind == cut.kind and i.t >= cut.t), h.end)
 
 
 def _own_fault(h: History, nodes: set[str], since: float, until: float) -> bool:

@@ -412,6 +412,13 @@ def test_split_outcomes_say_who_lost_each_fence_race() -> None:
     assert [s.outcome for s in checkers.split_outcomes(history(later, injections=cut))] == [
         checkers.VM_NODE_FENCED
     ]
+    # tandem-18043: the replication link cut while a partition (begun first) still held: one race, the
+    # partition's; judging the cut as a race of its own flagged the VM's node, fenced for the partition
+    inside = (Injection(5.0, "partition", "", False, ""), *cut, Injection(26.0, "partition", "", True, ""))
+    assert [s.outcome for s in checkers.split_outcomes(history(later, injections=inside))] == [
+        checkers.VM_NODE_FENCED,
+        checkers.NOT_JUDGED,
+    ]
 
 
 def test_l1_flags_no_recovery_and_failed_actions_left() -> None:
