@@ -35,7 +35,14 @@ import time
 
 from tandem.drbd.health import allows_two_primaries, fencing_policy
 from tandem.drbd.model import ConnState, DiskState, Resource, Role
-from tandem.drbd.policy import DEFAULT_TIERS, Decision, Tiers, local_uptodate, promotion_score
+from tandem.drbd.policy import (
+    DEFAULT_DISKLESS,
+    DEFAULT_TIERS,
+    Decision,
+    Tiers,
+    local_uptodate,
+    promotion_score,
+)
 from tandem.drbd.tools import Drbd, PromotionScore, score_lock
 from tandem.enums import Enum
 from tandem.ocf.codes import OcfError
@@ -277,7 +284,9 @@ def _nvpairs(el: Element, section: str) -> dict[str, str]:
     return {p.get("name", ""): p.get("value", "") for p in el.iterfind(f"{section}/nvpair")}
 
 
-def resync_decision(cib: Element, resource: str, res: Resource | None) -> tuple[str, Decision] | None:
+def resync_decision(
+    cib: Element, resource: str, res: Resource | None, cached: Callable[[str], str | None] | None = None
+) -> tuple[str, Decision] | None:
     """The DRBD primitive's id and the score its agent would write for `res` (the agent's own policy with
     the primitive's parameters and the clone's promoted-max), or None when no clone of ocf:tandem:drbd
     manages `resource` (ocf:linbit:drbd's scores follow its own policy: not ours to write)."""
@@ -293,9 +302,18 @@ def resync_decision(cib: Element, resource: str, res: Resource | None) -> tuple[
         tiers = Tiers.parse(params.get("promotion_scores", DEFAULT_TIERS))
         remove = parse_bool(params.get("remove_score_if_peer_primary", "false"))
         promoted_max = int(meta.get("promoted-max") or meta.get("master-max") or "1")
+        diskless = int(params.get("diskless_score", DEFAULT_DISKLESS))
     except ValueError:
         return None  # the agent itself refuses such parameters: nothing to write for it
-    decision = promotion_score(res, tiers, remove_if_peer_primary=remove, promoted_max=promoted_max)
+    held = cached(str(prim.get("id"))) if cached is not None else None  # the score a reconciling hold keeps
+    decision = promotion_score(
+        res,
+        tiers,
+        remove_if_peer_primary=remove,
+        promoted_max=promoted_max,
+        diskless=diskless,
+        previous=int(held) if held and held.isdigit() else None,
+    )
     return str(prim.get("id")), decision
 
 
@@ -623,7 +641,12 @@ def write_agent_score(env: HandlerEnv, runner: Runner, log: Logger, timeout: flo
             res = local_state(runner, log, env)
             if res is None:
                 return Scored.UNMANAGED
-            found = resync_decision(Cib(runner, log, timeout).query(), env.resource, res)
+            found = resync_decision(
+                Cib(runner, log, timeout).query(),
+                env.resource,
+                res,
+                cached=lambda instance: PromotionScore(runner, log, instance).cached(),
+            )
             if found is None:
                 log.info(f"{why} {env.resource}: no ocf:tandem:drbd clone manages it; nothing to do")
                 return Scored.UNMANAGED

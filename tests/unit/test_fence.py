@@ -619,6 +619,19 @@ def test_resync_decision_follows_the_agents_policy_and_parameters(tmp_path):
     assert resync_decision(doc(c), "r0", res) is None  # another agent's score is not ours to write
 
 
+def test_a_handler_keeps_the_score_of_a_survivor_held_at_consistent(tmp_path):
+    """DRBD 9.2.19+ holds a survivor at Consistent until it reconciled: the handlers keep the score it has,
+    as the agent does (CI on e5288b1: the watcher removed it and the survivor was promoted only after)."""
+    c = make(tmp_path, Peer.REACHABLE, role="Secondary", disk="Consistent", connection="Connecting")
+    res = local_state(c, Logger("test"), HandlerEnv.parse(ENV))
+    assert res is not None
+    held = res._replace(connections=())  # reconciling: Consistent, no Primary left
+    assert resync_decision(doc(c), "r0", held, cached=lambda _: "10000") == (
+        "drbd-r0",
+        Decision(10000, "Consistent while reconciling after a Primary loss: score kept"),
+    )
+
+
 @pytest.mark.parametrize(("disk", "written"), [("UpToDate", ["-v", "10000"]), ("Inconsistent", ["-D"])])
 def test_after_resync_target_writes_the_score_at_once(tmp_path, monkeypatch, disk, written):
     monkeypatch.setenv("HA_RSCTMP", str(tmp_path / "rsctmp"))
