@@ -285,7 +285,7 @@ def _nvpairs(el: Element, section: str) -> dict[str, str]:
 
 
 def resync_decision(
-    cib: Element, resource: str, res: Resource | None, cached: Callable[[str], str | None] | None = None
+    cib: Element, resource: str, res: Resource | None, held: Callable[[str], int | None] | None = None
 ) -> tuple[str, Decision] | None:
     """The DRBD primitive's id and the score its agent would write for `res` (the agent's own policy with
     the primitive's parameters and the clone's promoted-max), or None when no clone of ocf:tandem:drbd
@@ -305,14 +305,13 @@ def resync_decision(
         diskless = int(params.get("diskless_score", DEFAULT_DISKLESS))
     except ValueError:
         return None  # the agent itself refuses such parameters: nothing to write for it
-    held = cached(str(prim.get("id"))) if cached is not None else None  # the score a reconciling hold keeps
     decision = promotion_score(
         res,
         tiers,
         remove_if_peer_primary=remove,
         promoted_max=promoted_max,
         diskless=diskless,
-        previous=int(held) if held and held.isdigit() else None,
+        previous=held(str(prim.get("id"))) if held is not None else None,  # what a reconciling hold keeps
     )
     return str(prim.get("id")), decision
 
@@ -645,7 +644,7 @@ def write_agent_score(env: HandlerEnv, runner: Runner, log: Logger, timeout: flo
                 Cib(runner, log, timeout).query(),
                 env.resource,
                 res,
-                cached=lambda instance: PromotionScore(runner, log, instance).cached(),
+                held=lambda instance: PromotionScore(runner, log, instance).cached_score(),
             )
             if found is None:
                 log.info(f"{why} {env.resource}: no ocf:tandem:drbd clone manages it; nothing to do")
@@ -733,7 +732,7 @@ def _arguments(prog: str, argv: Sequence[str]) -> Args:
     return Args(args.resource, args.node_name, args.timeout, args.cib_timeout, tuple(unknown))
 
 
-def _logger(prog: str) -> Logger:
+def handler_logger(prog: str) -> Logger:
     env = dict(os.environ)
     env.setdefault("HA_LOGFACILITY", "daemon")
     return Logger.from_env(prog, env, stream=sys.stderr)
@@ -741,7 +740,7 @@ def _logger(prog: str) -> Logger:
 
 def _run(prog: str, argv: Sequence[str], handler: str) -> int:
     args = _arguments(prog, argv)
-    log = _logger(prog)
+    log = handler_logger(prog)
     if args.unknown:
         log.warning(f"ignoring unknown arguments: {' '.join(args.unknown)}")
     deadline = Deadline.after(args.timeout)

@@ -98,9 +98,9 @@ def watch(
 
 def main(argv: Sequence[str]) -> int:
     """The handler: fork the watcher and answer DRBD at once (its receiver waits for us)."""
-    from tandem.fence import _logger
+    from tandem.fence import handler_logger
 
-    log = _logger("tandem-disconnected")
+    log = handler_logger("tandem-disconnected")
     if argv:
         log.warning(f"ignoring arguments: {' '.join(argv)}")
     try:

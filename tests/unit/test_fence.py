@@ -625,8 +625,8 @@ def test_a_handler_keeps_the_score_of_a_survivor_held_at_consistent(tmp_path):
     c = make(tmp_path, Peer.REACHABLE, role="Secondary", disk="Consistent", connection="Connecting")
     res = local_state(c, Logger("test"), HandlerEnv.parse(ENV))
     assert res is not None
-    held = res._replace(connections=())  # reconciling: Consistent, no Primary left
-    assert resync_decision(doc(c), "r0", held, cached=lambda _: "10000") == (
+    reconciling = res._replace(connections=())  # Consistent, no Primary left
+    assert resync_decision(doc(c), "r0", reconciling, held=lambda _: 10000) == (
         "drbd-r0",
         Decision(10000, "Consistent while reconciling after a Primary loss: score kept"),
     )

@@ -347,6 +347,11 @@ class PromotionScore:
     def cached(self) -> str | None:
         return self.files.read("score")
 
+    def cached_score(self) -> int | None:
+        """The score last written, as a number (None: none, or the score was removed)."""
+        value = self.cached()
+        return int(value) if value and value.isdigit() else None
+
     def current(self) -> str | None:
         """The value in the cluster: a number, "remove" when unset, None when the cluster cannot say."""
         result = self._crm("-G", "-q")
