@@ -234,13 +234,13 @@ FINDINGS = {
     "scheduler's own STONITH of it landed 3 s into that delay; vm1 started once the handler's constraint was "
     "placed, 21.0 s after the cut (the bound was 18.1). The delay now reads the CIB each second and ends "
     "when the peer is fenced",
-    "tandem-18041": "two nodes, on 6d8f3cc: ours, not fixed yet. libvirtd was killed on node2 and the "
-    "campaign's move sent vm1 there 3 s later: migrate_to failed (node2's libvirtd refused the "
-    "connection), Pacemaker recovered vm1 with a start on node2, which failed at once ('libvirt "
-    "unreachable'), and a failed start bans the node (fail-count INFINITY) until failure-timeout, 300 s. "
-    "When node1 rebooted 40 s later vm1 had nowhere to go and stayed down until node1 was back (L2). The "
-    "lab restarts libvirtd after 5 s, as systemd does: a start (and a migrate_from) should wait for libvirt "
-    "within its timeout before it fails, instead of banning the node for five minutes",
+    "tandem-18041": "two nodes, on 6d8f3cc: ours. libvirtd was killed on node2 and the campaign's move "
+    "sent vm1 there 3 s later: migrate_to failed (node2's libvirtd refused the connection), Pacemaker "
+    "recovered vm1 with a start on node2, which failed at once ('libvirt unreachable'), and a failed start "
+    "bans the node (fail-count INFINITY) until failure-timeout, 300 s. When node1 rebooted 40 s later vm1 "
+    "had nowhere to go and stayed down until node1 was back (L2). The lab restarts libvirtd after 5 s, as "
+    "systemd does; start and migrate_to now wait up to 30 s for a toolstack that does not answer, here "
+    "or on the target (agent tests)",
     "tandem-18043": "two nodes, on 6d8f3cc: the checker's. The replication link was cut while a partition, "
     "begun in a live migration's window (not judged), still held and the VM's node had lost its corosync: "
     "S6 judged the cut as a fence race of its own and flagged the VM's node, fenced for the partition. A "

@@ -555,7 +555,7 @@ def wait_out_delay(
 ) -> tuple[Element, Plan]:
     """The fence delay, watching the CIB each DELAY_POLL s: the cluster's own STONITH of the peer (delayed
     the same way) often lands in it, and then waiting on is only time the VM stays down (tandem-17949:
-    6.5 s past that fencing). Ends early once the decision needs no STONITH of ours."""
+    7 s past that fencing). Ends early once the decision needs no STONITH of ours."""
     wait = max(0.0, min(delay, deadline.remaining() - 10))
     polls = max(1, math.ceil(wait / DELAY_POLL))
     for _ in range(polls):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -181,6 +182,33 @@ def test_states_paused_crashed_and_a_broken_toolstack(lab2: Env) -> None:
     assert crashed.rc == 1 and "crashed" in crashed.reasons[0]
     assert lab2.agent("stop").rc == 0
     assert "xg1" not in lab2.xl_names("n1")
+
+
+def test_start_and_migrate_to_wait_for_a_toolstack_that_comes_back(lab2: Env) -> None:
+    """A crashed libvirtd is back within seconds: failing at once would ban the node (tandem-18041)."""
+    broken = lab2.tmp / "xl" / "n1.broken"
+    broken.parent.mkdir(exist_ok=True)
+    broken.write_text("")
+    threading.Timer(1.5, broken.unlink).start()
+    log = lab2.tmp / "log"
+    start = lab2.agent("start", HA_LOGFILE=str(log))
+    assert start.rc == 0, start.err
+    assert "does not answer" in log.read_text() and "xg1" in lab2.xl_names("n1")
+    broken.write_text("")
+    threading.Timer(1.5, broken.unlink).start()
+    meta = {"OCF_RESKEY_CRM_meta_migrate_source": "n1", "OCF_RESKEY_CRM_meta_migrate_target": "n2"}
+    to = lab2.agent("migrate_to", more=meta)
+    assert to.rc == 0, to.err
+    assert "xg1" in lab2.xl_names("n2")
+
+
+def test_start_fails_within_its_timeout_when_the_toolstack_stays_down(lab2: Env) -> None:
+    (lab2.tmp / "xl").mkdir(exist_ok=True)
+    (lab2.tmp / "xl" / "n1.broken").write_text("")
+    began = time.monotonic()
+    start = lab2.agent("start", timeout_ms=6000)
+    assert start.rc == 1 and start.reasons[0].startswith("cannot start xg1:")
+    assert 1.5 < time.monotonic() - began < 6  # waited about half its time, then failed inside it
 
 
 def test_live_migration_n1_to_n2(lab2: Env) -> None:
@@ -366,7 +394,7 @@ def test_libvirtd_down_is_not_stopped(tmp_path: Path) -> None:
         wait(lambda: Path(f"/proc/{qemu.pid}/cmdline").read_bytes().startswith(b"/usr/bin/qemu"), "fake qemu")
         for interval in ("0", "10000"):
             assert env.agent("monitor", OCF_RESKEY_CRM_meta_interval=interval, more=down).rc == 190
-        assert env.agent("start", more=down).rc == 1  # cannot start what it cannot see
+        assert env.agent("start", timeout_ms=3000, more=down).rc == 1  # cannot start what it cannot see
         stop = env.agent("stop", more=down)
         assert stop.rc == 0, stop.err
         assert qemu.wait(timeout=10) is not None  # the emulator was killed, not forgotten

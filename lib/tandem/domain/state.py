@@ -54,6 +54,11 @@ class Observed(NamedTuple):
     def known(self) -> bool:
         return self.phase is not Phase.UNKNOWN
 
+    @property
+    def answered(self) -> bool:
+        """The toolstack itself told the state (not the process table, not a failed query)."""
+        return self.known and not self.hypervisor_down
+
     def describe(self) -> str:
         return f"{self.phase} ({self.detail})" if self.detail else str(self.phase)
 
