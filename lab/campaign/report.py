@@ -241,6 +241,13 @@ FINDINGS = {
     "had nowhere to go and stayed down until node1 was back (L2). The lab restarts libvirtd after 5 s, as "
     "systemd does; start and migrate_to now wait up to 30 s for a toolstack that does not answer, here "
     "or on the target (agent tests)",
+    "tandem-18076": "two nodes, on 39e9f2e: ours. vm1's node rebooted; the survivor's fence-peer handler "
+    "waited its 10 s priority delay and asked stonith_admin to fence node1, merged with the cluster's own "
+    "request; 2 s later pacemaker-fenced was killed there. The cluster asked again and node1 was fenced 11 "
+    "s later, but stonith_admin hears a result only over its connection to the fencer that died: it waited "
+    "its whole timeout (45 s), with the survivor's I/O frozen and vm1 unable to start there (L2). The "
+    "handler now asks the fencer again every 10 s while the CIB shows the peer unfenced, and ends once it "
+    "is (unit tests)",
     "tandem-18043": "two nodes, on 6d8f3cc: the checker's. The replication link was cut while a partition, "
     "begun in a live migration's window (not judged), still held and the VM's node had lost its corosync: "
     "S6 judged the cut as a fence race of its own and flagged the VM's node, fenced for the partition. A "

@@ -49,7 +49,7 @@ from tandem.ocf.codes import OcfError
 from tandem.ocf.deadline import Deadline, DeadlineExceeded
 from tandem.ocf.log import Logger
 from tandem.ocf.params import ALNUM, Chars, parse_bool, parse_seconds
-from tandem.ocf.runner import CommandMissing, ProcessRunner, Result
+from tandem.ocf.runner import CommandMissing, CommandTimeout, ProcessRunner, Result
 from tandem.ocf.state import FileLock, LockBusy, StateFiles
 from tandem.record import NamedTuple
 from tandem.regex import lazy
@@ -67,6 +67,9 @@ RESOURCE_NAME = Chars(ALNUM + "_", ALNUM + "-_.:=@%+", 128)  # drbd.conf's; `re`
 CIB_EXISTS = 108  # cibadmin --create of an id that exists
 TIMEOUT = 60  # seconds before the handler gives up (--timeout); promote and monitor timeouts must exceed it
 DELAY_POLL = 1.0  # a fence delay reads the CIB this often (one cibadmin --query)
+# stonith_admin is asked again after this long, once the CIB shows the peer still unfenced: a respawned
+# pacemaker-fenced has lost the request, and stonith_admin would wait out its whole timeout (tandem-18076)
+STONITH_SLICE = 10.0
 
 # DRBD fence-peer handler exit codes (LINBIT/drbd drbd_nl.c conn_try_outdate_peer)
 PEER_OUTDATED = 4
@@ -538,16 +541,44 @@ def fence_peer(env: HandlerEnv, runner: Runner, log: Logger, deadline: Deadline,
         doc, decision = wait_out_delay(cib, deadline, log, delay, decide)
     log.info(f"fence-peer {env.resource}: {decision.case} (exit {decision.rc})")
     if decision.stonith:
-        budget = max(1.0, deadline.remaining() - 5)
-        result = runner.run(
-            ["stonith_admin", stonith_verb(doc), peer, "--timeout", str(int(budget))], timeout=budget + 2
-        )
-        if not result.ok:
-            raise Refused(f"STONITH of {peer} failed: {result.describe()}")
-        log.info(f"peer {peer} fenced through STONITH")
+        stonith(runner, cib, deadline, log, peer, stonith_verb(doc), decide)
     if decision.place:  # after a STONITH the CIB has changed: read again
         place(cib, deadline, log, env, allowed, None if decision.stonith else doc)
     return decision.rc
+
+
+def stonith(
+    runner: Runner,
+    cib: Cib,
+    deadline: Deadline,
+    log: Logger,
+    peer: str,
+    verb: str,
+    decide: Callable[[Element], Plan],
+) -> None:
+    """Fence the peer through the fencer before I/O resumes. stonith_admin hears the result only over its
+    connection to pacemaker-fenced: a fencer that crashes (pacemakerd respawns it) loses the request and
+    that connection, and stonith_admin waits out its whole timeout with I/O frozen, though the cluster's
+    own request, made again, fences the peer meanwhile (tandem-18076: 45 s). So each STONITH_SLICE the CIB
+    decides: a peer fenced meanwhile ends the wait, else the request is made again (the fencer merges it
+    with an identical one under way, or takes it anew after a crash)."""
+    while True:
+        budget = max(1.0, deadline.remaining() - 5)
+        argv = ["stonith_admin", verb, peer, "--timeout", str(int(budget))]
+        try:
+            result = runner.run(argv, timeout=min(STONITH_SLICE, budget + 2))
+        except CommandTimeout:
+            if deadline.remaining() < 7:
+                raise Refused(f"STONITH of {peer} did not finish in time") from None
+            if not decide(wait_for_cib(cib, deadline, log)).stonith:
+                log.info(f"peer {peer} fenced meanwhile (its STONITH answer did not come)")
+                return
+            log.info(f"STONITH of {peer} not done after {STONITH_SLICE:.0f}s: asking the fencer again")
+            continue
+        if not result.ok:
+            raise Refused(f"STONITH of {peer} failed: {result.describe()}")
+        log.info(f"peer {peer} fenced through STONITH")
+        return
 
 
 def wait_out_delay(

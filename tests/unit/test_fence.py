@@ -48,7 +48,7 @@ from tandem.fence import (
 )
 from tandem.ocf.deadline import Deadline
 from tandem.ocf.log import Logger
-from tandem.ocf.runner import ProcessRunner, Result
+from tandem.ocf.runner import CommandTimeout, ProcessRunner, Result
 from tests.fakes import RecordingRunner
 
 CIB = """<cib crm_feature_set="3.16.1" validate-with="pacemaker-3.9" epoch="1" num_updates="0" admin_epoch="0"
@@ -141,6 +141,8 @@ class Cluster(RecordingRunner):
     stonith_rc: int = 0
     opened: bool = False  # the device held open here (a VM runs on it)
     cib_down: int = 0  # this many CIB queries fail first (the CIB does not answer yet)
+    stonith_lost: int = 0  # this many stonith_admin calls never answer (a fencer that crashed under them)
+    fenced_meanwhile: bool = False  # while one does not answer, the cluster's own STONITH fences bob
 
     def answer(self, argv: tuple[str, ...], timeout: float) -> Result:
         if argv[:2] == ("cibadmin", "--query") and self.cib_down:
@@ -155,6 +157,12 @@ class Cluster(RecordingRunner):
         if argv[0] == "drbdadm" and "dump" in argv:
             two = "allow-two-primaries yes;" if self.two_primaries else ""
             return Result(argv, 0, DUMP.format(fencing=self.fencing, two=two), "")
+        if argv[0] == "stonith_admin" and self.stonith_lost:
+            self.stonith_lost -= 1
+            if self.fenced_meanwhile:
+                self.cib.write_text(self.cib.read_text().replace(BOB[Peer.UNCLEAN], BOB[Peer.DOWN]))
+            time.sleep(0.5)  # standing for the slice it waited
+            raise CommandTimeout(f"{' '.join(argv)} timed out after {timeout:.1f}s")
         if argv[0] == "stonith_admin":
             return Result(argv, self.stonith_rc, "", "" if self.stonith_rc == 0 else "fencing failed")
         if argv[0] == "crm_attribute" or argv[:2] == ("drbdadm", "resume-io"):
@@ -392,6 +400,27 @@ def test_unreachable_peer_with_stonith_policy_is_fenced(tmp_path):
     c = make(tmp_path, Peer.UNCLEAN, fencing="resource-and-stonith")
     assert fence(c) == PEER_FENCED
     assert c.stonith_calls
+
+
+def test_a_stonith_answer_lost_with_the_fencer_ends_when_the_peer_is_fenced_meanwhile(tmp_path):
+    """tandem-18076: the fencer crashed under stonith_admin; the cluster's own request fenced bob."""
+    c = make(tmp_path, Peer.UNCLEAN, fencing="resource-and-stonith", stonith_lost=1, fenced_meanwhile=True)
+    assert fence(c, seconds=30) == PEER_FENCED
+    assert len(c.stonith_calls) == 1
+    assert c.calls[-1][:2] == ("cibadmin", "--create")  # the constraint, placed after the peer was fenced
+
+
+def test_a_stonith_answer_lost_with_the_fencer_is_asked_again(tmp_path):
+    c = make(tmp_path, Peer.UNCLEAN, fencing="resource-and-stonith", stonith_lost=1)
+    assert fence(c, seconds=30) == PEER_FENCED
+    assert len(c.stonith_calls) == 2
+
+
+def test_stonith_that_never_answers_gives_up_inside_the_handlers_time(tmp_path):
+    c = make(tmp_path, Peer.UNCLEAN, fencing="resource-and-stonith", stonith_lost=99)
+    began = time.monotonic()
+    assert fence(c, seconds=8) == BROKEN
+    assert not c.constraints() and time.monotonic() - began < 8
 
 
 # -- unfence ----------------------------------------------------------------------------------------------
