@@ -128,7 +128,7 @@ def crash_daemon(lab: Lab, node: str | int | Node, daemon: str, sig: int = signa
     """Send `sig` (default SIGKILL) to the node's processes running program `daemon` (e.g. corosync,
     pacemaker-controld); only that node's processes are looked at. Returns the host pids signalled."""
     target = lab.node(node)
-    hit = [pid for pid in target.pids() if _programs(pid) & {daemon, daemon[:15]}]
+    hit = [pid for pid in target.pids() if programs(pid) & {daemon, daemon[:15]}]
     if not hit:
         raise LabError(f"no {daemon} runs on {target.name}")
     for pid in hit:
@@ -136,7 +136,7 @@ def crash_daemon(lab: Lab, node: str | int | Node, daemon: str, sig: int = signa
     return hit
 
 
-def _programs(pid: int) -> set[str]:
+def programs(pid: int) -> set[str]:
     """The names a process goes by: its executable's file name and its comm (15 characters at most)."""
     found = set()
     with contextlib.suppress(OSError):

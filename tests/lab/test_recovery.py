@@ -4,6 +4,8 @@ under ocf:tandem:drbd, a real guest under ocf:tandem:domain, STONITH) stuck or s
 
 - A crash of pacemaker-controld on the DC: its peer erases the node's transient attributes from the CIB while
   attrd keeps them, so the promotion score must be repaired by the probe that follows the controller's return.
+- A crash of pacemaker-fenced under the fence-peer handler's stonith_admin (tandem-18076): the request dies
+  with the fencer, and the handler must not wait out stonith_admin's timeout with the survivor's I/O frozen.
 
 Cost: one cluster (~15 s) and about a minute per test on 2 cores (see the lab timings summary).
 """
@@ -13,11 +15,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
 
 import pytest
 from lab.cluster import LabConfig, LabError, poll
 from lab.crm import ClusterState
-from lab.scenarios import CLONE, WAIT, VmCluster, guest_log, healthy, mark, power_back, wait_fenced
+from lab.scenarios import CLONE, VM, WAIT, VmCluster, guest_log, healthy, mark, power_back, wait_fenced
 
 from lab import faults
 from tests.lab.conftest import ModuleCluster, record, vm_cluster
@@ -145,3 +149,53 @@ def test_the_node_running_the_vm_wins_the_fence_race(vc: VmCluster, kind: str) -
     record(f"fence race ({kind}): VM node fenced in {len(lost)} of {len(outcomes)}", 0)
     assert lost == [], f"the VM's node was fenced: {lost}"
     assert not any(restarted for *_, restarted in outcomes)
+
+
+def handler_stonith(vc: VmCluster, node: str, log: Path, logged: int) -> bool | None:
+    """True once the fence-peer handler's stonith_admin runs on `node`; False once the handler found the
+    peer fenced already (the cluster's STONITH came first); None meanwhile."""
+    if any("stonith_admin" in faults.programs(pid) for pid in vc.lab.node(node).pids()):
+        return True
+    return False if "peer is down" in log.read_text()[logged:] else None
+
+
+def runs_only_on(node: str, state: ClusterState) -> bool:
+    return sorted(state.locations(VM)) == [node]
+
+
+def test_a_fencer_crash_under_the_handlers_stonith_keeps_io_frozen_only_until_the_peer_is_fenced(
+    vc: VmCluster,
+) -> None:
+    """vm1's node loses power; the survivor's fence-peer handler waits its priority delay, then asks
+    stonith_admin, whose request joins the cluster's own; pacemaker-fenced is killed there at that moment.
+    The cluster asks again and fences the peer, but stonith_admin would hear nothing and wait its whole
+    timeout (45 s) with the survivor's I/O frozen and vm1 down. The handler asks again every 10 s and ends
+    once the CIB shows the peer fenced. Whether the first request finished before the kill is a race: the
+    attempt is repeated until the kill came first."""
+    for attempt in range(3):
+        vm_node = vc.vm_node(healthy(vc, "a healthy cluster before the power cut"))
+        survivor = vc.other(vm_node)
+        log = vc.lab.node(survivor).dir / "syslog.log"
+        logged = len(log.read_text())
+        t0 = mark(vc, f"power cut of {vm_node}, vm1's node (attempt {attempt + 1})")
+        faults.kill(vc.lab, vm_node)
+        asked = poll(partial(handler_stonith, vc, survivor, log, logged), 40, "the handler", interval=0.05)
+        if asked:
+            mark(vc, f"SIGKILL of pacemaker-fenced on {survivor} under the handler's stonith_admin")
+            faults.crash_daemon(vc.lab, survivor, "pacemaker-fenced")
+        crashed = time.time()
+        vc.wait(partial(runs_only_on, survivor), f"vm1 running on {survivor}")
+        took = time.time() - crashed
+        handler = log.read_text()[logged:]
+        mark(vc, f"vm1 on {survivor}: {took:.1f}s after the crash ({time.time() - t0:.1f}s after the cut)")
+        power_back(vc, vm_node)
+        if not asked or "fenced through STONITH" in handler:
+            mark(vc, "the cluster fenced the peer before the fencer died: an attempt that does not count")
+            healthy(vc, "a healthy cluster after the power cut")
+            continue
+        assert "asking the fencer again" in handler or "fenced meanwhile" in handler, handler
+        record(f"fencer crash under the handler's STONITH: vm1 running after {took:.1f}s", took)
+        assert took < 30, "the handler waited out stonith_admin's timeout"
+        healthy(vc, "a healthy cluster after the fencer crash")
+        return
+    pytest.fail("the cluster fenced the peer before the fencer crash in all 3 attempts: path never exercised")
