@@ -30,6 +30,8 @@ L2_WINDOW = 60.0  # a node loss counts for L2 when another node stays on this lo
 L3_STALL = 30.0
 MIGRATION_GRACE = 3.0  # the source's QEMU ends a moment after the stop that closes the window is logged
 SPLIT_KINDS = ("partition", "cluster-cut", "repl-cut")  # S6: a fence race the VM's node must win
+# the README's priority-fencing-delay (tandem-fence-peer keeps the same head start): the VM's node's lead
+PRIORITY_FENCING_DELAY = 10.0
 NODE_LOSS_KINDS = ("power-cut", "reboot")  # L2
 SURVIVOR_LOSS_KINDS = (*NODE_LOSS_KINDS, "stop-start", "crash-corosync")  # a node out of the cluster
 
@@ -284,8 +286,10 @@ def split_outcomes(h: History) -> list[Split]:
     another, powered off by it while a node stayed on. Not judged: a split inside a live migration (until
     migrate_to's result is recorded the cluster counts the VM on the source, although the guest may already
     run on the target: the report's limits say so), with no single QEMU before it, or where the node that
-    went off was hit by a fault of its own meanwhile (a power fault is no fence race), or a split that began
-    while an earlier one still held (its race began with the earlier split, which is judged instead)."""
+    went off was hit by a fault of its own meanwhile (a power fault is no fence race), a split that began
+    while an earlier one still held (its race began with the earlier split, which is judged instead), or a
+    race whose fence device failed until the VM's node's head start was over (tandem-18165: both fencers
+    then wait for the device, and whichever reaches it first when it returns wins, by Pacemaker's design)."""
     found = []
     splits = [i for i in h.injections if i.kind in SPLIT_KINDS and not i.undo and not i.note]
     for cut in splits:
@@ -304,10 +308,14 @@ def split_outcomes(h: History) -> list[Split]:
         window = [s for s in h.samples if cut.t < s.t <= undo + 10 and len(s.on) > 0]
         lost = next((s for s in window if vm_node not in s.on), None)
         peer_off = next((s for s in window if set(h.nodes) - s.on), None)
-        if (lost is not None and _own_fault(h, {vm_node}, cut.t, lost.t)) or (
-            lost is None
-            and peer_off is not None
-            and _own_fault(h, set(h.nodes) - peer_off.on, cut.t, peer_off.t)
+        if (
+            (lost is not None and _own_fault(h, {vm_node}, cut.t, lost.t))
+            or _no_head_start(h, cut.t)
+            or (
+                lost is None
+                and peer_off is not None
+                and _own_fault(h, set(h.nodes) - peer_off.on, cut.t, peer_off.t)
+            )
         ):
             found.append(Split(cut, NOT_JUDGED, cut.t, vm_node))
         elif lost is not None:
@@ -322,6 +330,13 @@ def split_outcomes(h: History) -> list[Split]:
 def _undone(h: History, cut: Injection) -> float:
     """When a split was healed (the run's end if it never was)."""
     return next((i.t for i in h.injections if i.undo and i.kind == cut.kind and i.t >= cut.t), h.end)
+
+
+def _no_head_start(h: History, cut: float) -> bool:
+    """The fence device failed from before the head start of the VM's node ran out until after it."""
+    end = cut + PRIORITY_FENCING_DELAY
+    failed = [i for i in h.injections if i.kind == "fence-fail" and not i.undo and not i.note]
+    return any(i.t < end < _undone(h, i) for i in failed)
 
 
 def _own_fault(h: History, nodes: set[str], since: float, until: float) -> bool:

@@ -44,6 +44,8 @@ LIMITS = (
     "Runs made before commit b5ab81c (see each run's commit) took a guest's runtime 'disk error=' line (a "
     "write DRBD held past the guest's ATA timeout) for a boot that found nothing: their S2 'found None' "
     "verdicts are that artifact; the kept histories hold the parsed boots, so a rejudge cannot undo it.",
+    "S6 does not judge a fence race whose fence device failed until the VM's node's 10 s head start was "
+    "over: both nodes then wait for the device, and the first to reach it when it returns wins.",
     "While the fence device fails (fence-fail) the nemesis's own power faults fail too (same power switch): "
     "such injections are recorded with their error and count as not injected.",
     "slow-link shapes the cluster network only; the emulated DRBD replication has no bandwidth to slow.",
@@ -248,6 +250,14 @@ FINDINGS = {
     "its whole timeout (45 s), with the survivor's I/O frozen and vm1 unable to start there (L2). The "
     "handler now asks the fencer again every 10 s while the CIB shows the peer unfenced, and ends once it "
     "is (unit tests)",
+    "tandem-18165": "two nodes, on 41ae3cb: the checker's. The cluster network was cut and the fence device "
+    "failed 1 s later for 11 s. vm1's node asked at once (no delay) and its attempts failed on the dead "
+    "device; the other node's request waited the 10 s priority delay, which ran out while the device was "
+    "still down; when it came back both fencers were retrying and reached it in the same second: node2's "
+    "request won and node1, running vm1, was rebooted (vm1 restarted on node2, data safe). A head start "
+    "spent while nobody can fence decides nothing, by Pacemaker's design (a node whose fencing is broken "
+    "must not block the other forever): a race whose device failed until the head start was over is not "
+    "judged now (unit test); a device failure that ends within it still is",
     "tandem-18043": "two nodes, on 6d8f3cc: the checker's. The replication link was cut while a partition, "
     "begun in a live migration's window (not judged), still held and the VM's node had lost its corosync: "
     "S6 judged the cut as a fence race of its own and flagged the VM's node, fenced for the partition. A "

@@ -16,6 +16,8 @@ from lab.campaign.checkers import Boot, DrbdView, History, Injection, Sample
 from lab.campaign.schedule import KINDS, RISKIEST, WINDOW, Schedule, generate, run_seed, validate
 from lab.timeline import Event
 
+from tests.conftest import TOP
+
 NODES = ("node1", "node2")
 ALL = frozenset(NODES)
 
@@ -412,6 +414,12 @@ def test_split_outcomes_say_who_lost_each_fence_race() -> None:
     assert [s.outcome for s in checkers.split_outcomes(history(later, injections=cut))] == [
         checkers.VM_NODE_FENCED
     ]
+    # tandem-18165: the fence device failed through vm1's node's head start: a coin flip, not judged
+    for back, expected in ((22.0, checkers.NOT_JUDGED), (13.0, checkers.VM_NODE_FENCED)):
+        device = (Injection(11.0, "fence-fail", "", False, ""), Injection(back, "fence-fail", "", True, ""))
+        judged = checkers.split_outcomes(history(later, injections=(*cut, *device)))
+        assert [s.outcome for s in judged] == [expected]
+    assert f"priority-fencing-delay={checkers.PRIORITY_FENCING_DELAY:.0f}s" in (TOP / "README.md").read_text()
     # tandem-18043: the replication link cut while a partition (begun first) still held: one race, the
     # partition's; judging the cut as a race of its own flagged the VM's node, fenced for the partition
     inside = (Injection(5.0, "partition", "", False, ""), *cut, Injection(26.0, "partition", "", True, ""))
