@@ -205,10 +205,14 @@ def test_start_and_migrate_to_wait_for_a_toolstack_that_comes_back(lab2: Env) ->
 def test_start_fails_within_its_timeout_when_the_toolstack_stays_down(lab2: Env) -> None:
     (lab2.tmp / "xl").mkdir(exist_ok=True)
     (lab2.tmp / "xl" / "n1.broken").write_text("")
+    log = lab2.tmp / "log"
     began = time.monotonic()
-    start = lab2.agent("start", timeout_ms=6000)
+    start = lab2.agent("start", timeout_ms=6000, HA_LOGFILE=str(log))
+    took = time.monotonic() - began
     assert start.rc == 1 and start.reasons[0].startswith("cannot start xg1:")
-    assert 1.5 < time.monotonic() - began < 6  # waited about half its time, then failed inside it
+    assert "does not answer" in log.read_text()
+    assert took > 1.5, "it failed at once instead of waiting about half its time"
+    assert took < 6, "it did not end inside its own timeout"
 
 
 def test_live_migration_n1_to_n2(lab2: Env) -> None:
