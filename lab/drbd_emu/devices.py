@@ -164,14 +164,37 @@ def detach_loops(emu_dir: Path) -> list[str]:
     return gone
 
 
-def remove_placeholders(emu_dir: Path, dev: Path = Path("/dev")) -> list[Path]:
+def mount_points(proc: Path = Path("/proc")) -> set[str]:
+    """The mount points of every mount namespace on the host, each namespace read once: another lab's nodes
+    bind their devices over the same /dev paths, and unlinking one of those here would detach their mounts
+    (Linux >= 3.18), taking a running lab's disk away (tandem-18180)."""
+    namespaces: set[str] = set()
+    points: set[str] = set()
+    for pid in proc.iterdir():
+        if not pid.name.isdigit():
+            continue
+        try:
+            ns = os.readlink(pid / "ns" / "mnt")
+            if ns in namespaces:
+                continue
+            text = (pid / "mountinfo").read_text()
+        except OSError:  # gone meanwhile, or a kernel thread's
+            continue
+        namespaces.add(ns)
+        points.update(line.split()[4] for line in text.splitlines())
+    return points
+
+
+def remove_placeholders(emu_dir: Path, dev: Path = Path("/dev"), proc: Path = Path("/proc")) -> list[Path]:
     """The empty placeholder files of this emulator's device paths and their by-res links, left in the
-    host's /dev (the nodes share it), once no node mounts over them: the host is left as it was."""
-    names = {p.name for p in (emu_dir / "nodes").glob("*/dev/*")}
+    host's /dev (the nodes share it), once no mount namespace mounts over them (another lab's nodes may use
+    the same paths): the host is left as it was."""
+    mounted = mount_points(proc)
+    names = {p.name for p in (emu_dir / "nodes").glob("*/dev/*") if str(dev / p.name) not in mounted}
     gone: list[Path] = []
     for name in sorted(names):
         path = dev / name
-        if path.is_file() and not path.is_symlink() and path.stat().st_size == 0 and not _mounted(str(path)):
+        if path.is_file() and not path.is_symlink() and path.stat().st_size == 0:
             path.unlink()
             gone.append(path)
     by_res = dev / "drbd" / "by-res"

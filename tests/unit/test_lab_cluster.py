@@ -6,6 +6,7 @@ stand-in supervisor."""
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import threading
@@ -223,16 +224,30 @@ def test_the_dev_log_symlink_goes_with_the_last_lab_node(tmp_path: Path) -> None
     assert not release_dev_log(dev_log, proc) and dev_log.is_symlink()
 
 
-def test_the_emulators_placeholders_leave_the_hosts_dev(tmp_path: Path) -> None:
+def _process(proc: Path, pid: int, namespace: str, mounts: list[str]) -> None:
+    """A fake /proc/PID with its mount namespace and the mount points it sees."""
+    (proc / str(pid) / "ns").mkdir(parents=True)
+    (proc / str(pid) / "ns" / "mnt").symlink_to(namespace)
+    lines = [f"{i} 1 0:{i} / {m} rw - tmpfs none rw" for i, m in enumerate(mounts)]
+    (proc / str(pid) / "mountinfo").write_text("".join(f"{line}\n" for line in lines))
+
+
+def test_the_emulators_placeholders_leave_the_hosts_dev_once_no_lab_mounts_over_them(tmp_path: Path) -> None:
     from lab.drbd_emu.devices import remove_placeholders
 
-    emu, dev = tmp_path / "emu", tmp_path / "dev"
+    emu, dev, proc = tmp_path / "emu", tmp_path / "dev", tmp_path / "proc"
     (emu / "nodes" / "node1" / "dev").mkdir(parents=True)
     (emu / "nodes" / "node1" / "dev" / "drbd9271").write_bytes(b"")  # stands for the block node
     (dev / "drbd" / "by-res" / "r0").mkdir(parents=True)
     (dev / "drbd9271").touch()
     (dev / "drbd" / "by-res" / "r0" / "0").symlink_to(dev / "drbd9271")
     (dev / "drbd1").write_bytes(b"not ours")  # another device: left alone
-    gone = remove_placeholders(emu, dev)
+    _process(proc, 1, "mnt:[1]", ["/", "/proc"])
+    _process(proc, 40, "mnt:[2]", ["/", str(dev / "drbd9271")])  # another lab's node binds the same path
+    (proc / "self").mkdir()  # not a process
+    assert remove_placeholders(emu, dev, proc) == []
+    assert (dev / "drbd9271").exists() and (dev / "drbd" / "by-res" / "r0" / "0").is_symlink()
+    shutil.rmtree(proc / "40")  # that node is gone
+    gone = remove_placeholders(emu, dev, proc)
     assert sorted(p.name for p in gone) == ["0", "drbd9271"]
     assert sorted(p.name for p in dev.iterdir()) == ["drbd1"]  # the empty by-res tree went too
