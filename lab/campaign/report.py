@@ -250,6 +250,12 @@ FINDINGS = {
     "its whole timeout (45 s), with the survivor's I/O frozen and vm1 unable to start there (L2). The "
     "handler now asks the fencer again every 10 s while the CIB shows the peer unfenced, and ends once it "
     "is (unit tests)",
+    "tandem-18180": "two nodes, on f7ad8c1: a lab artifact. Two campaigns ran side by side (the "
+    "anchors' lab and this one), whose emulated DRBD devices share the host path /dev/drbd9271; the "
+    "anchors' lab was rebuilt and removed that placeholder, which Linux answers by detaching the mounts "
+    "over it in every other namespace, so this lab's node1 lost its device and vm1's start found no disk "
+    "(both nodes, then banned). A lab now removes a placeholder only when no mount namespace mounts over "
+    "it (ff19c83, unit test)",
     "tandem-18165": "two nodes, on 41ae3cb: the checker's. The cluster network was cut and the fence device "
     "failed 1 s later for 11 s. vm1's node asked at once (no delay) and its attempts failed on the dead "
     "device; the other node's request waited the 10 s priority delay, which ran out while the device was "
