@@ -55,6 +55,8 @@ LIMITS = (
     "emulator's device at once. A real QEMU with requests in flight to a suspended DRBD device cannot exit "
     "until I/O resumes, so there such a stop fails and its node is fenced (tandem-13008's 70 s stop ended "
     "in a destroy here).",
+    "From anchors-20045 and tandem-18180 on, the anchors' and our campaigns ran side by side, two labs on "
+    "the 2-core machine (load about 1.2 of 2): each run shares the CPU with the other lab's faults.",
     "A run whose cluster had to be rebuilt before the next one lost its node logs until commit a94306c "
     "(tandem-13012: both Primaries StandAlone with nothing to say why); they are kept beside the work dir "
     "now.",
