@@ -911,7 +911,9 @@ def resync_blocks(rs: dict[str, Any]) -> list[int]:
 
 def _start_pending_resyncs(st: State, now: float) -> None:
     """While connected, an UpToDate disk facing an Inconsistent one resyncs it (e.g. after `primary --force`
-    on a fresh pair: UG9 s-initial-full-sync)."""
+    on a fresh pair: UG9 s-initial-full-sync, or a new disk attached under a diskless Primary: DK
+    drbd_sync_handshake refuses SyncTarget only to a Primary with Consistent or better data; tandem-18219's
+    replaced disk under a Primary never synced)."""
     for a, rs in st["nodes"].items():
         for res, ra in rs.items():
             for b in ra["conns"]:
@@ -924,8 +926,6 @@ def _start_pending_resyncs(st: State, now: float) -> None:
                         k.startswith(f"{res}/{vol}/") and b in k.split("/")[2:] for k in st.get("resyncs", {})
                     )
                     if db is None or running or da["state"] != "UpToDate" or db["state"] != "Inconsistent":
-                        continue
-                    if rb["role"] == "Primary":
                         continue
                     _start_resync(st, f"{res}/{vol}/{a}/{b}", now, None)
 

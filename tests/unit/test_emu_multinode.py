@@ -648,3 +648,23 @@ def test_a_primary_whose_new_disk_is_inconsistent_is_resynced_not_cut_off() -> N
     assert "r0/0/carol/bob" in s["resyncs"] or "r0/0/alice/bob" in s["resyncs"]
     plan = engine.plan_write(s, "bob", "r0", "0", 4004.0, [5])
     assert plan["local"] and sorted(plan["peers"]) == ["alice", "carol"]  # his own copy too
+
+
+def test_a_new_disk_attached_under_a_connected_primary_resyncs_in_full() -> None:
+    """tandem-18219: bob (Primary) lost his disk and got a new one while connected; the emulator started
+    no resync into a Primary, so he stayed Inconsistent for good. DRBD syncs it (SyncTarget is refused
+    only to a Primary with Consistent or better data), and bob stays Primary throughout."""
+    cfg = make_cfg(("alice", "bob", "carol"), (), atp="yes")
+    s = cluster(cfg, primary="bob")
+    engine.fail_disk(s, "bob", "r0", "0", 4000.0)
+    engine.settle(s, 4000.0 + engine.FAILED_SECONDS)
+    del s["faults"]["disk/bob/r0/0"]
+    engine.create_md(s, "bob", "r0", ["0"])
+    s["resync_kib_s"] = 1024.0
+    engine.attach(s, "bob", "r0")
+    engine.settle(s, 4002.0)
+    rs = resync_to(s, "bob")
+    assert rs["blocks"] is None  # the whole device
+    rs["copied_kib"] = rs["total_kib"]  # what the source's data plane copies (replica.py)
+    engine.settle(s, 4002.0 + rs["total_kib"] / s["resync_kib_s"] + 1)
+    assert res(s, "bob")["role"] == "Primary" and res(s, "bob")["disks"]["0"]["state"] == "UpToDate"
