@@ -252,6 +252,16 @@ FINDINGS = {
     "its whole timeout (45 s), with the survivor's I/O frozen and vm1 unable to start there (L2). The "
     "handler now asks the fencer again every 10 s while the CIB shows the peer unfenced, and ends once it "
     "is (unit tests)",
+    "tandem-18219": "two nodes, on deefad8: an emulator fault behind a Pacemaker stall. execd was killed on "
+    "node2, whose controller exits and is respawned with it (Pacemaker 2.1); in the same 20 ms the DC "
+    "computed a transition with actions on node2 (a demote's pre-notify, a monitor cancel) that the leaving "
+    "controller never received, and it waits for their timers (90 s notify timeout + 60 s cluster-delay; "
+    "2.1.5 fails the lost actions of the transition before, not of this one): no cluster action from 14 s "
+    "on, vm1 running on node1 throughout. node2's disk then failed and was replaced while node2 was still "
+    "Primary; the emulator started no resync into a Primary, so node2 stayed Inconsistent (the L1 and the "
+    "L3s). DRBD refuses SyncTarget only to a Primary with Consistent or better data, and resyncs it: fixed "
+    "in the emulator (8258dc8, unit test). With that resync the run reaches its goal about 16 s after the "
+    "heal, the stall then changing nothing the checkers see",
     "tandem-18180": "two nodes, on f7ad8c1: a lab artifact. Two campaigns ran side by side (the "
     "anchors' lab and this one), whose emulated DRBD devices share the host path /dev/drbd9271; the "
     "anchors' lab was rebuilt and removed that placeholder, which Linux answers by detaching the mounts "
