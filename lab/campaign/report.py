@@ -260,8 +260,9 @@ FINDINGS = {
     "on, vm1 running on node1 throughout. node2's disk then failed and was replaced while node2 was still "
     "Primary; the emulator started no resync into a Primary, so node2 stayed Inconsistent (the L1 and the "
     "L3s). DRBD refuses SyncTarget only to a Primary with Consistent or better data, and resyncs it: fixed "
-    "in the emulator (8258dc8, unit test). With that resync the run reaches its goal about 16 s after the "
-    "heal, the stall then changing nothing the checkers see",
+    "in the emulator (8258dc8, unit test). With that resync the run would reach its goal about 16 s (the "
+    "resync's time) after the heal, the stall changing nothing the checkers see; not replayed (the race "
+    "with the DC's transition is a matter of milliseconds)",
     "tandem-18180": "two nodes, on f7ad8c1: a lab artifact. Two campaigns ran side by side (the "
     "anchors' lab and this one), whose emulated DRBD devices share the host path /dev/drbd9271; the "
     "anchors' lab was rebuilt and removed that placeholder, which Linux answers by detaching the mounts "
