@@ -252,6 +252,17 @@ FINDINGS = {
     "its whole timeout (45 s), with the survivor's I/O frozen and vm1 unable to start there (L2). The "
     "handler now asks the fencer again every 10 s while the CIB shows the peer unfenced, and ends once it "
     "is (unit tests)",
+    "tandem-18223": "two nodes, on deefad8: OPEN, a defect of tandem-fence-peer. vm1 ran on node2; the fence "
+    "device failed, the network was partitioned and execd crashed on node1, whose respawned controller "
+    "became DC of its side and, in join_make_offer, wrote expected=down for node2, a lost peer it had never "
+    "seen join (Pacemaker 2.1.5 does so on purpose: with an active resource it gets the node fenced). "
+    "node1's fence-peer read in_ccm=false + expected=down as 'peer is down (fenced or cleanly stopped)', "
+    "placed 'promotion only on node1' and exited 7 without STONITH while node2 ran vm1 as Primary. The "
+    "constraint survived the heal; node2's handler, having fenced node1, refused to replace it (exit 1), "
+    "vm1 was stopped (node2 may not be promoted) and node2's handler fenced node1 each time it rejoined. "
+    "No data lost or forked, but vm1 down for good. To fix: expected=down proves nothing alone; a peer counts "
+    "as down only with the fencer's record of its fencing (else STONITH), and a constraint placed by a node "
+    "since fenced must not block the survivor. Evidence: evidence/tandem-18223-false-peer-down.log.bz2",
     "tandem-18219": "two nodes, on deefad8: an emulator fault behind a Pacemaker stall. execd was killed on "
     "node2, whose controller exits and is respawned with it (Pacemaker 2.1); in the same 20 ms the DC "
     "computed a transition with actions on node2 (a demote's pre-notify, a monitor cancel) that the leaving "
