@@ -261,8 +261,9 @@ FINDINGS = {
     "constraint survived the heal; node2's handler, having fenced node1, refused to replace it (exit 1), "
     "vm1 was stopped (node2 may not be promoted) and node2's handler fenced node1 each time it rejoined. "
     "No data lost or forked, but vm1 down for good. To fix: expected=down proves nothing alone; a peer "
-    "counts as down only with the fencer's record of its fencing (else STONITH), and a constraint placed by a node "
-    "since fenced must not block the survivor. Evidence: evidence/tandem-18223-false-peer-down.log.bz2",
+    "counts as down only with the fencer's record of its fencing (else STONITH), and a constraint placed by "
+    "a node since fenced must not block the survivor. Evidence: "
+    "evidence/tandem-18223-false-peer-down.log.bz2",
     "tandem-18219": "two nodes, on deefad8: an emulator fault behind a Pacemaker stall. execd was killed on "
     "node2, whose controller exits and is respawned with it (Pacemaker 2.1); in the same 20 ms the DC "
     "computed a transition with actions on node2 (a demote's pre-notify, a monitor cancel) that the leaving "
