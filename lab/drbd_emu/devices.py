@@ -100,9 +100,13 @@ def detach_node_loops(node: str, emu_dir: Path | None = None) -> list[str]:
     return gone
 
 
+def _points_in(mountinfo: Path) -> list[str]:
+    """The mount points a mountinfo file lists (its fifth field)."""
+    return [line.split()[4] for line in mountinfo.read_text().splitlines()]
+
+
 def _mounted(path: str) -> bool:
-    with open("/proc/self/mountinfo") as f:
-        return any(line.split()[4] == path for line in f)
+    return path in _points_in(Path("/proc/self/mountinfo"))
 
 
 def ensure(cfg: ResourceConfig, node: str, res: str) -> None:
@@ -135,9 +139,7 @@ def remove(node: str, res: str) -> None:
     if not enabled():
         return
     node_dir = engine.emu_dir() / "nodes" / node / "dev"
-    with open("/proc/self/mountinfo") as f:
-        mounts = [line.split()[4] for line in f]
-    for m in mounts:
+    for m in _points_in(Path("/proc/self/mountinfo")):
         if m.startswith("/dev/drbd") and (node_dir / Path(m).name).exists() and _res_of(m) in (res, None):
             subprocess.run(["umount", m], check=False)
 
@@ -177,11 +179,10 @@ def mount_points(proc: Path = Path("/proc")) -> set[str]:
             ns = os.readlink(pid / "ns" / "mnt")
             if ns in namespaces:
                 continue
-            text = (pid / "mountinfo").read_text()
+            points.update(_points_in(pid / "mountinfo"))
         except OSError:  # gone meanwhile, or a kernel thread's
             continue
         namespaces.add(ns)
-        points.update(line.split()[4] for line in text.splitlines())
     return points
 
 
