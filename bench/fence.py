@@ -57,14 +57,15 @@ DRBD_ENV = {
 }
 
 
-def stand_ins(bindir: Path, trace: Path) -> None:
-    """drbdsetup and drbdadm as /bin/sh scripts with r0's answers; a cibadmin that logs, for the trace."""
+def stand_ins(bindir: Path, trace: Path, dump: str = DUMP) -> None:
+    """drbdsetup and drbdadm as /bin/sh scripts with r0's answers (`dump`: its configuration); a cibadmin
+    that logs, for the trace."""
     bindir.mkdir(parents=True, exist_ok=True)
     scripts = {
         "drbdsetup": f"#!/bin/sh\ncat <<'EOF'\n{STATUS}\nEOF\n",
         "drbdadm": (
             '#!/bin/sh\ncase "$*" in\n  *--version*) echo DRBD_KERNEL_VERSION=9.2.12 ;;\n'
-            f"  *dump*) cat <<'EOF'\n{DUMP}EOF\n  ;;\n  *) exit 20 ;;\nesac\n"
+            f"  *dump*) cat <<'EOF'\n{dump}EOF\n  ;;\n  *) exit 20 ;;\nesac\n"
         ),
     }
     for name, text in scripts.items():

@@ -9,7 +9,8 @@ the promoted role everywhere except on the nodes with UpToDate data, and answers
 * 4  the peer is reachable in the cluster: the constraint keeps it from being promoted (counts as Outdated);
 * 5  the peer is unreachable and not known to be fenced (constraint placed only if our data is UpToDate);
 * 6  our own data is not UpToDate and the peer is reachable: DRBD outdates us;
-* 7  the peer is fenced: cleanly down in the cluster, or STONITHed by us;
+* 7  the peer is fenced: down in the cluster with nothing thought active there (its history erased by its
+     fencing, or everything stopped cleanly), or STONITHed by us;
 * 1  nothing safe could be done (no quorum, no CIB, a conflicting constraint, failed STONITH, timeout): DRBD
      keeps I/O frozen, which is what a node that may be the loser must do.
 
@@ -81,7 +82,7 @@ BROKEN = 1
 
 class Peer(Enum):
     REACHABLE = "reachable"  # member and its controller online
-    DOWN = "down"  # not a member, and the cluster expects it down (fenced or shut down cleanly)
+    DOWN = "down"  # not a member, expected down, nothing thought active there (fenced, or shut down cleanly)
     UNCLEAN = "unclean"  # lost, not (yet) fenced
     UNKNOWN = "unknown"
 
@@ -145,6 +146,10 @@ def node_state(cib: Element, attr: str, value: str) -> Element | None:
 
 
 def peer_state(cib: Element, peer: str) -> Peer:
+    """The peer as the scheduler judges it. `expected="down"` alone proves no fencing: a DC elected anew
+    (a respawned controller) writes it for every lost peer it never saw join, and the scheduler fences such
+    a peer when a resource is thought active there (tandem-18223: our handler took it for fenced and let I/O
+    resume while the peer ran the VM as Primary)."""
     node = node_state(cib, "uname", peer)
     if node is None:
         return Peer.UNKNOWN
@@ -152,7 +157,7 @@ def peer_state(cib: Element, peer: str) -> Peer:
     online = _flag(node.get("crmd"), "online")
     if member and online:
         return Peer.REACHABLE
-    if not member and node.get("expected") == "down":
+    if not member and node.get("expected") == "down" and not thought_active(node):
         return Peer.DOWN
     if not member:
         return Peer.UNCLEAN
@@ -214,6 +219,21 @@ def resource_priorities(cib: Element) -> dict[str, int]:
 # A resource's last operation on a node and its result that leave it active there (promoted: the second set).
 _ACTIVE = {("start", "0"), ("demote", "0"), ("migrate_from", "0"), ("migrate_to", "0"), ("monitor", "0")}
 _PROMOTED = {("promote", "0"), ("monitor", "8")}
+NOT_RUNNING, PENDING = "7", "193"  # rc-codes: OCF_NOT_RUNNING, and an operation recorded while it runs
+
+
+def thought_active(state: Element) -> bool:
+    """Whether the node's operation history shows a resource that may run there: an operation still pending,
+    or a last one other than a successful stop or a "not running" answer. Fencing erases a node's history
+    (the controller's send_stonith_update) and a clean shutdown stops everything first, so only a node
+    that may still run something has one (Pacemaker 2.1 unpack.c: "... is thought to be active there")."""
+    for rsc in state.iterfind("lrm/lrm_resources/lrm_resource"):
+        if any(op.get("rc-code") == PENDING for op in rsc.iterfind("lrm_rsc_op")):
+            return True
+        last = last_operation(rsc)
+        if last is not None and last != ("stop", "0") and last[1] != NOT_RUNNING:
+            return True
+    return False
 
 
 def last_operation(rsc: Element) -> tuple[str, str] | None:

@@ -261,6 +261,28 @@ def test_peer_state_reads_old_and_new_node_state(attrs, state):
     assert peer_state(doc, "carol") is Peer.UNKNOWN
 
 
+@pytest.mark.parametrize(
+    ("ops", "state"),
+    [
+        ([("last_0", "start", "0"), ("monitor_10000", "monitor", "0")], Peer.UNCLEAN),
+        ([("last_0", "promote", "0"), ("monitor_10000", "monitor", "8")], Peer.UNCLEAN),
+        ([("last_0", "start", "1")], Peer.UNCLEAN),  # a failed start may have left it running
+        ([("last_0", "stop", "1")], Peer.UNCLEAN),  # so may a failed stop
+        ([("monitor_10000", "monitor", "0"), ("last_0", "stop", "0")], Peer.DOWN),  # a clean shutdown
+        ([("last_0", "monitor", "7")], Peer.DOWN),  # probed, not running
+        ([("last_0", "start", "193")], Peer.UNCLEAN),  # recorded while pending
+        ([], Peer.DOWN),
+    ],
+)
+def test_a_lost_peer_expected_down_is_down_only_with_nothing_thought_active_there(ops, state):
+    """tandem-18223: a DC elected anew writes expected="down" for a lost peer it never saw join, and the
+    scheduler fences that peer when a resource is thought active there: so do we."""
+    text = history("2", "bob", {"vm1": ops}).replace(
+        'in_ccm="true" crmd="online" join="member" expected="member"', LOST
+    )
+    assert peer_state(etree.fromstring(f"<cib><status>{text}</status></cib>"), "bob") is state
+
+
 def test_constraint_shape_and_role_name():
     doc = etree.fromstring(CIB.format(quorum="1", bob="", extra="").encode())
     assert promotable_of(doc, "r0") == "ms-r0"
@@ -513,6 +535,24 @@ def doc(c: Cluster) -> etree.Element:
     return etree.parse(str(c.cib)).getroot()
 
 
+LOST = 'in_ccm="false" crmd="offline" join="down" expected="down"'
+
+
+def lost_to_a_new_dc(c: Cluster, uname: str) -> None:
+    """What a DC elected anew (a respawned controller) writes for a lost peer it never saw join
+    (join_make_offer: expected down), its operation history left as it was."""
+    text = c.cib.read_text()
+    c.cib.write_text(re.sub(rf'(<node_state id="\d+" uname="{uname}") [^>]*?(/?>)', rf"\1 {LOST}\2", text))
+
+
+def fenced_by_the_cluster(c: Cluster, uname: str) -> None:
+    """What the DC writes once the fencer reports the peer fenced (send_stonith_update): the same state, and
+    the peer's operation history erased."""
+    lost_to_a_new_dc(c, uname)
+    text = c.cib.read_text()
+    c.cib.write_text(re.sub(rf'(<node_state id="\d+" uname="{uname}" [^>]*>)<lrm .*?</lrm>', r"\1", text))
+
+
 def test_node_priority_counts_active_resources_and_promotion(tmp_path):
     c = race_cib(tmp_path, vm_on="bob")
     assert (node_priority(doc(c), "alice"), node_priority(doc(c), "bob")) == (0, 10)
@@ -587,17 +627,10 @@ def test_on_a_tie_the_handler_where_the_device_is_open_fences_at_once(tmp_path, 
 
 def test_a_delayed_handler_does_not_fence_a_peer_that_went_down_meanwhile(tmp_path, monkeypatch):
     c = race_cib(tmp_path, vm_on="bob")
-    down = 'in_ccm="false" crmd="offline" join="down" expected="down"'
 
     def bob_fenced_us_not(seconds: float) -> None:  # the scheduler fenced bob while we waited
-        if seconds < 1:
-            return
-        c.cib.write_text(
-            c.cib.read_text().replace(
-                'uname="bob" in_ccm="true" crmd="online" join="member" expected="member"',
-                f'uname="bob" {down}',
-            )
-        )
+        if seconds >= 1:
+            fenced_by_the_cluster(c, "bob")
 
     monkeypatch.setattr(time, "sleep", bob_fenced_us_not)
     assert fence(c, seconds=60) == PEER_FENCED
@@ -613,17 +646,36 @@ def test_a_delayed_handler_stops_waiting_once_the_cluster_fenced_the_peer(tmp_pa
     def fenced_on_the_third_second(seconds: float) -> None:
         slept.append(seconds)
         if len([s for s in slept if s >= 1]) == 3:
-            c.cib.write_text(
-                c.cib.read_text().replace(
-                    'uname="bob" in_ccm="true" crmd="online" join="member" expected="member"',
-                    'uname="bob" in_ccm="false" crmd="offline" join="down" expected="down"',
-                )
-            )
+            fenced_by_the_cluster(c, "bob")
 
     monkeypatch.setattr(time, "sleep", fenced_on_the_third_second)
     assert fence(c, seconds=60) == PEER_FENCED
     assert c.stonith_calls == []
     assert [s for s in slept if s >= 1] == [1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("fencing", "stonith_rc", "wanted"),
+    [
+        ("resource-and-stonith", 0, PEER_FENCED),
+        ("resource-and-stonith", 1, BROKEN),  # the fence device fails: I/O stays frozen, no constraint
+        ("resource-only", 0, PEER_UNREACHABLE),  # not "fenced": the peer may still write
+    ],
+)
+def test_a_peer_that_a_new_dc_expects_down_while_it_runs_the_vm_is_not_taken_for_fenced(
+    tmp_path, monkeypatch, fencing, stonith_rc, wanted
+):
+    """tandem-18223: the fence device failing and the network partitioned, alice's controller respawned and
+    became DC of its side; it wrote expected="down" for bob, which ran vm1 as Primary. The handler took bob
+    for fenced, placed "promotion only on alice" and let I/O resume; vm1 could then never run on bob."""
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    c = race_cib(tmp_path, vm_on="bob")
+    c.fencing, c.stonith_rc = fencing, stonith_rc
+    lost_to_a_new_dc(c, "bob")
+    assert fence(c, seconds=60) == wanted
+    stonith = fencing == "resource-and-stonith"
+    assert [a[:3] for a in c.stonith_calls[:1]] == ([("stonith_admin", "--reboot", "bob")] if stonith else [])
+    assert [allowed_by(x) for x in c.constraints()] == ([] if stonith_rc else [{"alice"}])
 
 
 # -- after-resync-target: the score as soon as a resync made our data UpToDate -------------------------
