@@ -89,6 +89,24 @@ class TestOnOneCluster:
         assert [b for b in h.boots if b.where == "at boot"] == [], f"vm1 restarted\n{result.timeline}"
         assert len(h.migrations) == 1 and check(h) == [], f"{check(h)}\n{result.timeline}"
 
+    def test_a_partition_while_fencing_fails_and_execd_crashes_leaves_the_vm_where_it_runs(
+        self, vc: VmCluster
+    ) -> None:
+        """tandem-18223's schedule: the fence device fails, the network is partitioned, and execd crashes on
+        the node without the VM, whose controller comes back as DC of its side and writes expected=down
+        for the VM's node. That node ran the VM as Primary and was never fenced: the handler there must
+        not take it for fenced (nor place "promotion only here"). After the heal the VM runs where it ran,
+        with no constraint left."""
+        restore(vc)
+        events = (
+            Event(1.0, "fence-fail", "", 23.4),
+            Event(5.7, "partition", "", 9.8),
+            Event(6.5, "crash-execd", "other", 0.0),
+        )
+        result = one_run(vc, Schedule(0, events))
+        assert [i.kind for i in result.history.injections][:3] == ["fence-fail", "partition", "crash-execd"]
+        assert check(result.history) == [], f"{check(result.history)}\n{result.timeline}"
+
 
 def test_ctrl_c_leaves_nothing_behind(lab_defaults: LabConfig, tmp_path: Path) -> None:
     """SIGINT in the middle of a run: no namespace, loop device or process of the lab survives it."""
