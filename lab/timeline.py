@@ -37,6 +37,11 @@ _FENCE_RAN = re.compile(
     r"^Operation '(?P<action>reboot|off)' \[\d+\] targeting (?P<target>\S+) using (?P<device>\S+) returned 0 "
 )
 _MEMBER = re.compile(r"^Node (?P<node>\S+) state is now (?P<state>lost|member)")
+# the controller's own states around its join: started (joining, its CIB without the other nodes' status),
+# then joined to a DC (the DC's CIB synced to it), or DC itself with its join round finished
+_JOIN = re.compile(
+    r"^State transition (?P<step>S_STARTING -> S_PENDING|S_PENDING -> S_NOT_DC|S_FINALIZE_JOIN ->)"
+)
 _CONSTRAINT_ADD = re.compile(r"^\+\+ /cib/configuration/constraints: +<rsc_location id=\"(?P<id>[^\"]+)\"")
 _CONSTRAINT_DEL = re.compile(r"^-- /cib/configuration/constraints/rsc_location\[@id='(?P<id>[^']+)'\]")
 _HISTORY = re.compile(
@@ -50,7 +55,8 @@ _HISTORY = re.compile(
 class Event:
     t: float  # epoch seconds
     node: str  # whose log says it
-    kind: str  # decision, initiate, result, fence-request, fence-done, member, constraint-add, constraint-del
+    # decision, initiate, result, fence-request, fence-done, member, join, dc-join, constraint-add/-del
+    kind: str
     subject: str  # the resource, the fenced node, the constraint id or the node whose membership changed
     where: str  # the node an operation runs on / the fencing node / "" when it does not apply
     op: str  # the operation, the fence action, the membership state, or ""
@@ -98,6 +104,13 @@ def parse_line(line: str, year: int) -> Event | None:
             if op in OPS or (op == "monitor" and _interesting_monitor(status)):
                 return ev("result", rsc, m["node"], op, f"{op} {rsc} on {m['node']}: {status}")
             return None
+        if m := _JOIN.match(msg):
+            step = m["step"]
+            if step.startswith("S_STARTING"):
+                return ev("join", host, "", "joining", f"{host}'s controller started: joining")
+            if step.endswith("S_NOT_DC"):
+                return ev("join", host, "", "joined", f"{host}'s controller joined the DC")
+            return ev("dc-join", host, "", "joined", f"{host}, DC, finished a join round")
         if (m := _MEMBER.match(msg)) and head["fn"] == "update_peer_state_iter":
             word = "joined" if m["state"] == "member" else "lost"
             return ev("member", m["node"], "", m["state"], f"{m['node']} {word}")
@@ -250,7 +263,16 @@ class Phase:
     end: float
 
 
-SHOWN = ("decision", "result", "fence-request", "fence-done", "member", "constraint-add", "constraint-del")
+SHOWN = (
+    "decision",
+    "result",
+    "fence-request",
+    "fence-done",
+    "member",
+    "join",
+    "constraint-add",
+    "constraint-del",
+)
 
 
 def table(

@@ -118,6 +118,7 @@ class History:
     reboot_delay: float
     failed_actions: tuple[FailedAction, ...]  # crm_mon's at the end
     failure_timeout: float | None = None  # the resources' failure-timeout (rsc_defaults) in s; None: none
+    joining: tuple[tuple[float, float], ...] = ()  # a node's controller started → joined (record.log_facts)
 
 
 @dataclass(frozen=True)
@@ -289,7 +290,9 @@ def split_outcomes(h: History) -> list[Split]:
     went off was hit by a fault of its own meanwhile (a power fault is no fence race), a split that began
     while an earlier one still held (its race began with the earlier split, which is judged instead), or a
     race whose fence device failed until the VM's node's head start was over (tandem-18165: both fencers
-    then wait for the device, and whichever reaches it first when it returns wins, by Pacemaker's design)."""
+    then wait for the device, and whichever reaches it first when it returns wins, by Pacemaker's design), or
+    a split that began while a node's controller, just started, was still joining (tandem-18505: its CIB
+    holds no other node's resource history yet, so nothing there knows which node runs the VM)."""
     found = []
     splits = [i for i in h.injections if i.kind in SPLIT_KINDS and not i.undo and not i.note]
     for cut in splits:
@@ -297,6 +300,7 @@ def split_outcomes(h: History) -> list[Split]:
         ongoing = any(other.t < cut.t <= _undone(h, other) for other in splits if other is not cut)
         if (
             ongoing
+            or any(a <= cut.t < b for a, b in h.joining)
             or any(a <= cut.t <= b for a, b in h.migrations)
             or not before
             or len(before[-1].qemu) != 1
@@ -557,4 +561,5 @@ def history_from_json(text: str) -> History:
         reboot_delay=raw["reboot_delay"],
         failed_actions=tuple(FailedAction(**a) for a in raw["failed_actions"]),
         failure_timeout=raw.get("failure_timeout"),
+        joining=tuple((a, b) for a, b in raw.get("joining", ())),
     )

@@ -12,7 +12,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from lab.campaign.checkers import Boot, DrbdView, FailedAction, Sample
 from lab.netns import NodeDown
@@ -167,18 +167,26 @@ def failure_timeout(cib_xml: str) -> float | None:
     return None
 
 
-def log_facts(
-    events: Iterable[Event],
-) -> tuple[tuple[float, ...], tuple[tuple[float, float], ...], tuple[tuple[float, str], ...]]:
+class LogFacts(NamedTuple):
+    actions: tuple[float, ...]
+    migrations: tuple[tuple[float, float], ...]
+    fenced: tuple[tuple[float, str], ...]
+    joining: tuple[tuple[float, float], ...]
+
+
+def log_facts(events: Iterable[Event], end: float) -> LogFacts:
     """From the cluster's log events: action times, migration windows of vm1 (migrate_to initiated → the
     source's stop result, or 120 s: a stop on the target does not end a migrate_to still running, which
-    can deliver the guest there later, tandem-17007), and successful fencings (completed, target)."""
+    can deliver the guest there later, tandem-17007), successful fencings (completed, target), and the
+    windows in which a node's controller, just started, was joining (until it joined a DC or, DC itself,
+    finished a join round; `end` if neither): Pacemaker discards the status section of the CIB it starts
+    with, so until then that node knows nothing the others run (tandem-18505)."""
     evs = list(events)
-    actions = tuple(e.t for e in evs)
+    actions = tuple(e.t for e in evs if e.kind not in ("join", "dc-join"))
     windows = []
     for e in evs:
         if e.kind == "initiate" and e.op == "migrate_to" and e.subject == VM:
-            end = next(
+            until = next(
                 (
                     x.t
                     for x in evs
@@ -190,13 +198,21 @@ def log_facts(
                 ),
                 e.t + 120.0,
             )
-            windows.append((e.t, end))
+            windows.append((e.t, until))
     fenced = tuple(
         (e.t, e.subject)
         for e in evs
         if e.kind == "fence-done" and e.text.rsplit(": ", 1)[-1].startswith("OK")
     )
-    return actions, tuple(windows), fenced
+    joining = tuple(
+        (
+            e.t,
+            next((x.t for x in evs if x.t >= e.t and x.node == e.node and x.op == "joined"), end),
+        )
+        for e in evs
+        if e.kind == "join" and e.op == "joining"
+    )
+    return LogFacts(actions, tuple(windows), fenced, joining)
 
 
 def boots(text: str, acked_before: int, sizes: Sequence[tuple[float, int]], offset: int) -> tuple[Boot, ...]:

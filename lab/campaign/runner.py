@@ -201,14 +201,15 @@ def one_run(vc: VmCluster, schedule: Schedule) -> RunResult:
         [_read_from(n.dir / "var-log-pacemaker" / "pacemaker.log", logs_at[n.name]) for n in vc.lab.nodes],
         datetime.now().year,
     )
-    actions, migrations, fenced = log_facts(events)
+    facts = log_facts(events, time.time())
     history = checkers.History(
         nodes=nodes,
         samples=tuple(rec.samples),
         injections=tuple(injections),
-        actions=actions,
-        migrations=migrations,
-        fenced=fenced,
+        actions=facts.actions,
+        migrations=facts.migrations,
+        fenced=facts.fenced,
+        joining=facts.joining,
         boots=boots(
             vc.serial.read_bytes()[serial_at:].decode("ascii", "replace"), acked, rec.sizes, serial_at
         ),

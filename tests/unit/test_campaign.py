@@ -427,6 +427,11 @@ def test_split_outcomes_say_who_lost_each_fence_race() -> None:
         checkers.VM_NODE_FENCED,
         checkers.NOT_JUDGED,
     ]
+    # tandem-18505: a node's controller started 0.5 s before the split and had not joined when it came: its
+    # CIB held nothing of what node1 ran, so its scheduler fenced vm1's node at once (no priority delay)
+    for joined, expected in ((20.0, checkers.NOT_JUDGED), (9.9, checkers.VM_NODE_FENCED)):
+        h = replace(history(later, injections=cut), joining=((9.5, joined),))
+        assert [s.outcome for s in checkers.split_outcomes(h)] == [expected]
 
 
 def test_l1_flags_no_recovery_and_failed_actions_left() -> None:
@@ -608,11 +613,16 @@ def test_log_facts_give_actions_migration_windows_and_fencing() -> None:
         ev(3.0, "result", "vm1", "stop"),
         ev(5.0, "fence-done", "node2", "reboot", "reboot of node2 by node1 for pacemaker-controld: OK"),
         ev(6.0, "fence-done", "node1", "reboot", "reboot of node1 by node2 for pacemaker-controld: Error"),
+        Event(7.0, "node2", "join", "node2", "", "joining", ""),
+        ev(7.5, "join", "node1", "joined"),  # another node's join ends no window of node2's
+        Event(8.0, "node2", "dc-join", "node2", "", "joined", ""),  # node2, DC, finished a join round
+        Event(9.0, "node1", "join", "node1", "", "joining", ""),  # never joined before the run's end
     ]
-    actions, windows, fenced = record.log_facts(events)
-    assert actions == (1.0, 2.0, 3.0, 5.0, 6.0)
-    assert windows == ((1.0, 3.0),)
-    assert fenced == ((5.0, "node2"),)
+    facts = record.log_facts(events, 20.0)
+    assert facts.actions == (1.0, 2.0, 3.0, 5.0, 6.0)  # a controller's joining is no cluster action (L3)
+    assert facts.migrations == ((1.0, 3.0),)
+    assert facts.fenced == ((5.0, "node2"),)
+    assert facts.joining == ((7.0, 8.0), (9.0, 20.0))
 
 
 def test_boots_pair_each_boot_with_the_generation_acknowledged_before_it() -> None:

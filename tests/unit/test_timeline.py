@@ -132,6 +132,29 @@ def test_a_device_that_fenced_is_a_fencing_even_if_the_requester_never_heard_of_
     assert parse_line(FENCE_RAN.replace("'reboot'", "'monitor'"), YEAR) is None
 
 
+# Recorded in campaign run tandem-18505: node1's controller, started again, was partitioned from the DC
+# before it joined; it became DC of its side and finished a join round alone.
+JOIN_LINES = (
+    "Dec 02 01:26:57.871 node1 pacemaker-controld  [89] (do_state_transition) \tnotice: State transition "
+    "S_STARTING -> S_PENDING | input=I_PENDING cause=C_FSA_INTERNAL origin=do_started",
+    "Dec 02 01:26:30.199 node2 pacemaker-controld  [88] (do_state_transition) \tnotice: State transition "
+    "S_PENDING -> S_NOT_DC | input=I_NOT_DC cause=C_HA_MESSAGE origin=do_cl_join_finalize_respond",
+    "Dec 02 01:27:00.451 node1 pacemaker-controld  [89] (do_state_transition) \tinfo: State transition "
+    "S_FINALIZE_JOIN -> S_POLICY_ENGINE | input=I_FINALIZED cause=C_FSA_INTERNAL origin=check_join_state",
+)
+
+
+def test_a_controllers_join_after_its_start_is_read_from_its_own_log() -> None:
+    events = [parse_line(line, YEAR) for line in JOIN_LINES]
+    assert [(e.kind, e.subject, e.op) for e in events if e is not None] == [
+        ("join", "node1", "joining"),
+        ("join", "node2", "joined"),
+        ("dc-join", "node1", "joined"),
+    ]
+    other = JOIN_LINES[0].replace("S_STARTING -> S_PENDING", "S_NOT_DC -> S_PENDING")  # a new election
+    assert parse_line(other, YEAR) is None
+
+
 def test_a_degraded_monitor_is_shown_a_steady_or_cancelled_one_is_not() -> None:
     e = one("Nov 22 00:34:46.126 node1")
     assert e.kind == "result" and e.op == "monitor" and "degraded: peer node2 disconnected" in e.text
