@@ -46,6 +46,11 @@ LIMITS = (
     "verdicts are that artifact; the kept histories hold the parsed boots, so a rejudge cannot undo it.",
     "S6 does not judge a fence race whose fence device failed until the VM's node's 10 s head start was "
     "over: both nodes then wait for the device, and the first to reach it when it returns wins.",
+    "S6 does not judge a split that began while a node's controller, just started, had not yet joined: "
+    "Pacemaker discards the status section of the CIB it starts with, and until the join syncs the DC's CIB "
+    "that node knows nothing another runs, so priority-fencing-delay cannot favour the VM's node and its "
+    "scheduler fences the VM's node at once (tandem-18505). Histories recorded before 53f7f66 hold no join "
+    "windows: for them S6 judges every such split.",
     "While the fence device fails (fence-fail) the nemesis's own power faults fail too (same power switch): "
     "such injections are recorded with their error and count as not injected.",
     "slow-link shapes the cluster network only; the emulated DRBD replication has no bandwidth to slow.",
@@ -264,6 +269,15 @@ FINDINGS = {
     "peer expected down now counts as fenced only when no resource is thought active there, the "
     "scheduler's own rule (fencing erases the history); otherwise the handler fences it first (e431c22, "
     "unit and agent tests on the lab's CIB). Evidence: evidence/tandem-18223-false-peer-down.log.bz2",
+    "tandem-18505": "two nodes, on e3814e4: Pacemaker's, not judged. node1's cluster stack was stopped "
+    "(vm1 live-migrated to node2) and started again; 0.5 s after node1's controller started, before it had "
+    "joined node2's DC, the network was partitioned. Pacemaker discards the status section of the CIB a "
+    "node starts with and fills it in at the join, so node1, DC of its side, saw node2 with no resource "
+    "history: 'vm1 cannot run anywhere', node priorities equal, priority_delay=0, and it fenced node2 at "
+    "once (node2, for its part, counted node1 as still coming up and fenced nobody). No handler took part "
+    "(node1's DRBD was not started); data safe (node1 Outdated, vm1 back on node2 after its reboot). S6 no "
+    "longer judges a split that begins while a node's controller is still joining (53f7f66, unit tests); "
+    "this run's join windows were read from its kept node logs by that rule and it was rejudged",
     "tandem-18219": "two nodes, on deefad8: an emulator fault behind a Pacemaker stall. execd was killed on "
     "node2, whose controller exits and is respawned with it (Pacemaker 2.1); in the same 20 ms the DC "
     "computed a transition with actions on node2 (a demote's pre-notify, a monitor cancel) that the leaving "
