@@ -275,7 +275,8 @@ FINDINGS = {
     "node starts with and fills it in at the join, so node1, DC of its side, saw node2 with no resource "
     "history: 'vm1 cannot run anywhere', node priorities equal, priority_delay=0, and it fenced node2 at "
     "once (node2, for its part, counted node1 as still coming up and fenced nobody). No handler took part "
-    "(node1's DRBD was not started); data safe (node1's data Outdated: vm1 waited for node2's return, 22 s, and restarted on node1). S6 no "
+    "(node1's DRBD was not started); data safe (node1's data Outdated: vm1 waited for node2's return, "
+    "22 s, and restarted on node1). S6 no "
     "longer judges a split that begins while a node's controller is still joining (53f7f66, unit tests); "
     "this run's join windows were read from its kept node logs by that rule and it was rejudged",
     "tandem-18219": "two nodes, on deefad8: an emulator fault behind a Pacemaker stall. execd was killed on "
