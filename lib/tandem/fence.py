@@ -44,14 +44,14 @@ from tandem.drbd.policy import (
     local_uptodate,
     promotion_score,
 )
-from tandem.drbd.tools import Drbd, PromotionScore, score_lock
+from tandem.drbd.tools import PLACED, Drbd, PromotionScore, fence_files, score_lock
 from tandem.enums import Enum
 from tandem.ocf.codes import OcfError
 from tandem.ocf.deadline import Deadline, DeadlineExceeded
 from tandem.ocf.log import Logger
 from tandem.ocf.params import ALNUM, Chars, parse_bool, parse_seconds
 from tandem.ocf.runner import CommandMissing, CommandTimeout, ProcessRunner, Result
-from tandem.ocf.state import FileLock, LockBusy, StateFiles
+from tandem.ocf.state import FileLock, LockBusy
 from tandem.record import NamedTuple
 from tandem.regex import lazy
 
@@ -490,6 +490,7 @@ def place(
         if existing is not None:
             if allowed_by(existing) == allowed and existing.get("rsc") == clone:
                 log.info(f"constraint {constraint_id(env.resource)} is already in place")
+                fence_files(env.resource).write(PLACED, f"{time.time():.0f}")
                 return
             if env.me not in allowed_by(existing):
                 raise Refused(
@@ -498,6 +499,7 @@ def place(
                 )
         result = cib.put(wanted, replace=existing is not None)
         if result.ok:
+            fence_files(env.resource).write(PLACED, f"{time.time():.0f}")
             where = ", ".join(sorted(allowed)) or "no node"
             log.info(f"placed constraint {constraint_id(env.resource)}: promotion only on {where}")
             return
@@ -722,19 +724,21 @@ def all_peers_uptodate(res: Resource | None) -> bool:
 def remove_constraint(
     runner: Runner, log: Logger, resource: str, *, timeout: float, me: str | None = None
 ) -> bool:
-    """Delete our constraint for `resource` if it admits this node; True when none is left."""
+    """Delete our constraint for `resource` if it admits this node; True when none is left. PLACED goes
+    once the constraint is gone or is not this node's to remove; it stays when the CIB could not say."""
     me = me or os.uname().nodename
     cib = Cib(runner, log, timeout)
     existing = find_constraint(cib.query(), resource)
-    if existing is None:
-        return True
-    if me not in allowed_by(existing):
+    if existing is not None and me not in allowed_by(existing):
         log.info(f"constraint {constraint_id(resource)} was not placed for {me}: leaving it")
+        fence_files(resource).remove(PLACED)
         return False
-    result = cib.delete(constraint_id(resource))
-    if not result.ok:
-        raise Refused(f"cannot remove the constraint: {result.describe()}")
-    log.info(f"removed constraint {constraint_id(resource)}")
+    if existing is not None:
+        result = cib.delete(constraint_id(resource))
+        if not result.ok:
+            raise Refused(f"cannot remove the constraint: {result.describe()}")
+        log.info(f"removed constraint {constraint_id(resource)}")
+    fence_files(resource).remove(PLACED)
     return True
 
 
@@ -814,7 +818,7 @@ def _run(prog: str, argv: Sequence[str], handler: str) -> int:
 
 def resource_lock(resource: str, deadline: Deadline) -> FileLock:
     """One handler per resource at a time (DRBD calls fence-peer per connection and volume)."""
-    return FileLock(StateFiles.of("fence", resource).path("lock"), deadline, busy=Busy)
+    return FileLock(fence_files(resource).path("lock"), deadline, busy=Busy)
 
 
 def fence_main(argv: Sequence[str]) -> int:

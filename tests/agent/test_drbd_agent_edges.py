@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from tandem.fence import Peer
 from tests.agent.test_drbd_agent import EMU_BIN, NODES, Emu, start_both
+from tests.unit.test_fence import BOB, CIB, STALE
 
 
 @pytest.fixture(params=[False, True], ids=["single", "dual"])
@@ -112,6 +114,23 @@ def test_a_fencing_freeze_no_handler_ends_is_finished_by_the_monitor(tmp_path: P
     assert not frozen.exists()
     for node in NODES:
         emu.adm(node, "down", "r0")
+
+
+def test_a_fencing_constraint_left_over_is_removed_by_the_monitor_of_the_node_that_placed_it(
+    pair: Emu,
+) -> None:
+    """tandem-18523: the resync ended while the cluster stack restarted, DRBD's unfence-peer could not read
+    the CIB, and no notification came afterwards: alice's constraint kept bob from promotion for good. The
+    monitor on the node that placed it (its PLACED mark) removes it once every peer is UpToDate; without
+    the mark a monitor reads no CIB."""
+    pair.cib.write_text(CIB.format(quorum="1", bob=BOB[Peer.REACHABLE], extra=STALE))
+    assert traced(pair, "monitor") == (0, ["drbdsetup status"])
+    assert "tandem-fence-r0" in pair.cib.read_text()  # no mark: not looked for
+    mark = pair.root / "rsctmp-alice" / "tandem-fence-r0.placed"
+    mark.write_text("1\n")
+    assert pair.agent("alice", "monitor", OCF_RESKEY_CRM_meta_on_node="alice").rc == 0
+    assert "tandem-fence-r0" not in pair.cib.read_text() and not mark.exists()
+    assert "user-pref" in pair.cib.read_text()
 
 
 def test_a_resource_up_without_its_peer_is_connected_by_the_monitor(pair: Emu) -> None:

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from tandem.drbd.model import Resource
 from tandem.drbd.parse_json import parse_status_json
 from tandem.drbd.policy import Decision
+from tandem.drbd.tools import PLACED, fence_files
 from tandem.fence import (
     BROKEN,
     OUTDATE_MYSELF,
@@ -469,6 +470,25 @@ def test_unfence_leaves_constraints_that_are_not_ours(tmp_path, constraint):
     c = make(tmp_path, Peer.REACHABLE, extra=constraint, connection="Connected")
     assert unfence_peer(HandlerEnv.parse(ENV), c, Logger("test"), 5) == 0
     assert constraint.split('"')[1] in c.cib.read_text()
+
+
+def test_a_constraint_this_node_placed_stays_marked_until_it_sees_it_removed(tmp_path):
+    """tandem-18523: DRBD's unfence-peer ran once, while the cluster stack restarted, and could not read the
+    CIB; the mark (PLACED) is what lets the agent's monitor try again."""
+    c = make(tmp_path, Peer.REACHABLE, connection="Connected")
+    mark = Path(fence_files("r0").path(PLACED))
+    assert fence(c) == PEER_OUTDATED and mark.exists()
+    c.cib_down = 1
+    with pytest.raises(Refused):
+        unfence_peer(HandlerEnv.parse(ENV), c, Logger("test"), 5)
+    assert mark.exists() and len(c.constraints()) == 1
+    assert unfence_peer(HandlerEnv.parse(ENV), c, Logger("test"), 5) == 0
+    assert not mark.exists() and not c.constraints()
+    # one placed for another node is not this node's to remove: the mark goes, the constraint stays
+    mark.write_text("1\n")
+    c.cib.write_text(c.cib.read_text().replace("</constraints>", THEIRS + "</constraints>"))
+    assert unfence_peer(HandlerEnv.parse(ENV), c, Logger("test"), 5) == 0
+    assert not mark.exists() and len(c.constraints()) == 1
 
 
 def test_cli_registers_the_handlers():

@@ -315,6 +315,18 @@ def attrd_value(text: str) -> str | None:
 WRITE_LOCK_WAIT = 5.0  # a score write holds the write lock for one crm_attribute call
 
 
+def fence_files(resource: str) -> StateFiles:
+    """The fencing handlers' files for the DRBD resource `resource`: their lock, and PLACED."""
+    return StateFiles.of("fence", resource)
+
+
+# Written when this node places (or finds) the resource's fencing constraint, removed once it sees it gone:
+# while it exists, the agent's monitor retries the removal once every peer is UpToDate, for DRBD calls
+# unfence-peer once, and it can fail (tandem-18523: the CIB was down, the cluster stack restarting, when
+# the resync ended; nothing ran a notification afterwards).
+PLACED = "placed"
+
+
 def score_lock(resource: str, deadline: Deadline) -> FileLock:
     """Serialises the score writes that do not come from the agent's monitor (DRBD's handlers, the score
     watcher) with the agent's stop, which removes the score last (`resource`: the DRBD resource's name)."""
