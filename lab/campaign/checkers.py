@@ -292,7 +292,8 @@ def split_outcomes(h: History) -> list[Split]:
     race whose fence device failed until the VM's node's head start was over (tandem-18165: both fencers
     then wait for the device, and whichever reaches it first when it returns wins, by Pacemaker's design), or
     a split that began while a node's controller, just started, was still joining (tandem-18505: its CIB
-    holds no other node's resource history yet, so nothing there knows which node runs the VM)."""
+    holds no other node's resource history yet, so nothing there knows which node runs the VM), or one
+    that came just after a fault of the VM's node's own took it out of the membership (tandem-18538)."""
     found = []
     splits = [i for i in h.injections if i.kind in SPLIT_KINDS and not i.undo and not i.note]
     for cut in splits:
@@ -314,6 +315,7 @@ def split_outcomes(h: History) -> list[Split]:
         peer_off = next((s for s in window if set(h.nodes) - s.on), None)
         if (
             (lost is not None and _own_fault(h, {vm_node}, cut.t, lost.t))
+            or (lost is not None and _left_just_before(h, vm_node, cut.t))
             or _no_head_start(h, cut.t)
             or (
                 lost is None
@@ -341,6 +343,23 @@ def _no_head_start(h: History, cut: float) -> bool:
     end = cut + PRIORITY_FENCING_DELAY
     failed = [i for i in h.injections if i.kind == "fence-fail" and not i.undo and not i.note]
     return any(i.t < end < _undone(h, i) for i in failed)
+
+
+# Faults that take a node out of the membership by themselves, and how long the others take to see it lost
+# (corosync's token, 1 s in the lab, and consensus, 1.2 s), with a margin.
+MEMBERSHIP_FAULTS = ("power-cut", "reboot", "stop-start", "crash-corosync")
+MEMBERSHIP_LOSS = 3.0
+
+
+def _left_just_before(h: History, node: str, cut: float) -> bool:
+    """A fault of the node's own took it out of the membership shortly before the split: it is lost, and
+    fenced, for that fault (tandem-18538: corosync crashed there 1.2 s before the cluster cut, and the
+    node was lost 2.1 s after the crash)."""
+    return any(
+        i.node == node and i.kind in MEMBERSHIP_FAULTS and not i.undo and not i.note
+        for i in h.injections
+        if cut - MEMBERSHIP_LOSS <= i.t <= cut
+    )
 
 
 def _own_fault(h: History, nodes: set[str], since: float, until: float) -> bool:

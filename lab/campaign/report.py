@@ -46,6 +46,9 @@ LIMITS = (
     "verdicts are that artifact; the kept histories hold the parsed boots, so a rejudge cannot undo it.",
     "S6 does not judge a fence race whose fence device failed until the VM's node's 10 s head start was "
     "over: both nodes then wait for the device, and the first to reach it when it returns wins.",
+    "S6 does not judge a split that came within 3 s (corosync's token and consensus, 2.2 s, and a margin) "
+    "after a fault of the VM's node's own that takes a node out of the membership (power-cut, reboot, "
+    "stop-start, crash-corosync): that node is lost, and fenced, for its fault.",
     "S6 does not judge a split that began while a node's controller, just started, had not yet joined: "
     "Pacemaker discards the status section of the CIB it starts with, and until the join syncs the DC's CIB "
     "that node knows nothing another runs, so priority-fencing-delay cannot favour the VM's node and its "
@@ -269,6 +272,11 @@ FINDINGS = {
     "peer expected down now counts as fenced only when no resource is thought active there, the "
     "scheduler's own rule (fencing erases the history); otherwise the handler fences it first (e431c22, "
     "unit and agent tests on the lab's CIB). Evidence: evidence/tandem-18223-false-peer-down.log.bz2",
+    "tandem-18538": "two nodes, on e3814e4: the checker's. corosync crashed on node2, which ran vm1, and "
+    "the cluster network was cut 1.15 s later; node1 saw node2 lost 2.1 s after the crash (token and "
+    "consensus) and fenced it, as it must for a node that left the membership: a loss by its own fault, "
+    "not a fence race, though S6 took the cut for one (it excused only faults after the split). Now a "
+    "split within 3 s after the VM's node's own membership fault is not judged (unit test); rejudged",
     "tandem-18505": "two nodes, on e3814e4: Pacemaker's, not judged. node1's cluster stack was stopped "
     "(vm1 live-migrated to node2) and started again; 0.5 s after node1's controller started, before it had "
     "joined node2's DC, the network was partitioned. Pacemaker discards the status section of the CIB a "

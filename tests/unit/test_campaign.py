@@ -427,6 +427,14 @@ def test_split_outcomes_say_who_lost_each_fence_race() -> None:
         checkers.VM_NODE_FENCED,
         checkers.NOT_JUDGED,
     ]
+    # tandem-18538: corosync crashed on vm1's node 1.2 s before the cut: lost, and fenced, for its crash
+    for crashed, expected in ((8.8, checkers.NOT_JUDGED), (6.0, checkers.VM_NODE_FENCED)):
+        crash = (Injection(crashed, "crash-corosync", "node1", False, ""), *cut)
+        assert [s.outcome for s in checkers.split_outcomes(history(later, injections=crash))] == [expected]
+    libvirtd = (Injection(8.8, "crash-libvirtd", "node1", False, ""), *cut)  # no loss of membership
+    assert [s.outcome for s in checkers.split_outcomes(history(later, injections=libvirtd))] == [
+        checkers.VM_NODE_FENCED
+    ]
     # tandem-18505: a node's controller started 0.5 s before the split and had not joined when it came: its
     # CIB held nothing of what node1 ran, so its scheduler fenced vm1's node at once (no priority delay)
     for joined, expected in ((20.0, checkers.NOT_JUDGED), (9.9, checkers.VM_NODE_FENCED)):
