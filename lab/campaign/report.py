@@ -272,6 +272,14 @@ FINDINGS = {
     "peer expected down now counts as fenced only when no resource is thought active there, the "
     "scheduler's own rule (fencing erases the history); otherwise the handler fences it first (e431c22, "
     "unit and agent tests on the lab's CIB). Evidence: evidence/tandem-18223-false-peer-down.log.bz2",
+    "tandem-18523": "two nodes, on e3814e4: ours. node1 fenced node2 and placed 'promotion only on "
+    "node1'; node2 came back and resynced, and its resync ended in the second corosync crashed on both "
+    "nodes: DRBD's unfence-peer on node1 could not read the CIB (exit 1), and DRBD calls it once. With the "
+    "stacks back, the probes found DRBD running, so no action and no notification ran, and the monitors "
+    "never look at constraints: node2, UpToDate, stayed unpromotable (L1). fence-peer now marks the "
+    "constraint it places (a file beside its lock); while the mark is there, the monitor of the node "
+    "that placed it removes the constraint once every peer is UpToDate (afe7c4f, agent test; one stat "
+    "per monitor otherwise)",
     "tandem-18538": "two nodes, on e3814e4: the checker's. corosync crashed on node2, which ran vm1, and "
     "the cluster network was cut 1.15 s later; node1 saw node2 lost 2.1 s after the crash (token and "
     "consensus) and fenced it, as it must for a node that left the membership: a loss by its own fault, "
