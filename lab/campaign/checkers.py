@@ -293,7 +293,7 @@ def split_outcomes(h: History) -> list[Split]:
     then wait for the device, and whichever reaches it first when it returns wins, by Pacemaker's design), or
     a split that began while a node's controller, just started, was still joining (tandem-18505: its CIB
     holds no other node's resource history yet, so nothing there knows which node runs the VM), or one
-    that came just after a fault of the VM's node's own took it out of the membership (tandem-18538)."""
+    whose outcome a fault of the VM's node's own had decided before it (_hit_before)."""
     found = []
     splits = [i for i in h.injections if i.kind in SPLIT_KINDS and not i.undo and not i.note]
     for cut in splits:
@@ -315,7 +315,7 @@ def split_outcomes(h: History) -> list[Split]:
         peer_off = next((s for s in window if set(h.nodes) - s.on), None)
         if (
             (lost is not None and _own_fault(h, {vm_node}, cut.t, lost.t))
-            or (lost is not None and _left_just_before(h, vm_node, cut.t))
+            or (lost is not None and _hit_before(h, vm_node, cut.t))
             or _no_head_start(h, cut.t)
             or (
                 lost is None
@@ -351,15 +351,24 @@ MEMBERSHIP_FAULTS = ("power-cut", "reboot", "stop-start", "crash-corosync")
 MEMBERSHIP_LOSS = 3.0
 
 
-def _left_just_before(h: History, node: str, cut: float) -> bool:
-    """A fault of the node's own took it out of the membership shortly before the split: it is lost, and
-    fenced, for that fault (tandem-18538: corosync crashed there 1.2 s before the cluster cut, and the
-    node was lost 2.1 s after the crash)."""
-    return any(
-        i.node == node and i.kind in MEMBERSHIP_FAULTS and not i.undo and not i.note
-        for i in h.injections
-        if cut - MEMBERSHIP_LOSS <= i.t <= cut
-    )
+def _hit_before(h: History, node: str, cut: float) -> bool:
+    """A fault of the node's own decided its fate before the split: one that took it out of the membership
+    shortly before (tandem-18538: corosync crashed there 1.2 s before the cluster cut, and the node was
+    lost, and fenced, 2.1 s after the crash), or a failed disk not yet replaced (the side that lost its own
+    disk, which S6 exempts by definition: tandem-18559, whose disk failed in the same second as the
+    replication link)."""
+    for i in h.injections:
+        if i.node != node or i.undo or i.note or i.t > cut:
+            continue
+        if i.kind in MEMBERSHIP_FAULTS and cut - MEMBERSHIP_LOSS <= i.t:
+            return True
+        replaced = next(
+            (u.t for u in h.injections if u.undo and u.kind == i.kind and u.node == node and u.t >= i.t),
+            h.end,
+        )
+        if i.kind == "disk-fail" and cut <= replaced:
+            return True
+    return False
 
 
 def _own_fault(h: History, nodes: set[str], since: float, until: float) -> bool:

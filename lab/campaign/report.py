@@ -48,7 +48,8 @@ LIMITS = (
     "over: both nodes then wait for the device, and the first to reach it when it returns wins.",
     "S6 does not judge a split that came within 3 s (corosync's token and consensus, 2.2 s, and a margin) "
     "after a fault of the VM's node's own that takes a node out of the membership (power-cut, reboot, "
-    "stop-start, crash-corosync): that node is lost, and fenced, for its fault.",
+    "stop-start, crash-corosync): that node is lost, and fenced, for its fault; nor one that came while the "
+    "VM's node's disk had failed (the side that lost its own disk, as S6 is defined).",
     "S6 does not judge a split that began while a node's controller, just started, had not yet joined: "
     "Pacemaker discards the status section of the CIB it starts with, and until the join syncs the DC's CIB "
     "that node knows nothing another runs, so priority-fencing-delay cannot favour the VM's node and its "
@@ -280,6 +281,12 @@ FINDINGS = {
     "constraint it places (a file beside its lock); while the mark is there, the monitor of the node "
     "that placed it removes the constraint once every peer is UpToDate (afe7c4f, agent test; one stat "
     "per monitor otherwise)",
+    "tandem-18559": "two nodes, on afe7c4f: the checker's. node1's disk failed under vm1 in the same "
+    "second as the replication link was cut (the disk 4 ms first), so node1 had no data path left: the "
+    "migration was refused (no disk here, node2 unreachable), vm1 stopped, node2's handler (made to fail "
+    "then) left its I/O frozen until its monitor fenced node1 and vm1 started on node2. S6 exempts the side "
+    "that lost its own disk, but excused only faults after the split; a disk failed and not yet replaced "
+    "when the split comes now counts (unit test); rejudged",
     "tandem-18538": "two nodes, on e3814e4: the checker's. corosync crashed on node2, which ran vm1, and "
     "the cluster network was cut 1.15 s later; node1 saw node2 lost 2.1 s after the crash (token and "
     "consensus) and fenced it, as it must for a node that left the membership: a loss by its own fault, "

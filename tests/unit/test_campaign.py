@@ -435,6 +435,15 @@ def test_split_outcomes_say_who_lost_each_fence_race() -> None:
     assert [s.outcome for s in checkers.split_outcomes(history(later, injections=libvirtd))] == [
         checkers.VM_NODE_FENCED
     ]
+    # tandem-18559: vm1's node's disk failed just before the replication link was cut (S6 exempts the side
+    # that lost its own disk); one replaced before the cut excuses nothing
+    for replaced, expected in ((15.0, checkers.NOT_JUDGED), (9.5, checkers.VM_NODE_FENCED)):
+        disk = (
+            Injection(5.0, "disk-fail", "node1", False, ""),
+            Injection(replaced, "disk-fail", "node1", True, ""),
+            *cut,
+        )
+        assert [s.outcome for s in checkers.split_outcomes(history(later, injections=disk))] == [expected]
     # tandem-18505: a node's controller started 0.5 s before the split and had not joined when it came: its
     # CIB held nothing of what node1 ran, so its scheduler fenced vm1's node at once (no priority delay)
     for joined, expected in ((20.0, checkers.NOT_JUDGED), (9.9, checkers.VM_NODE_FENCED)):
