@@ -283,8 +283,8 @@ FINDINGS = {
     "per monitor otherwise)",
     "tandem-18559": "two nodes, on afe7c4f: the checker's. node1's disk failed under vm1 in the same "
     "second as the replication link was cut (the disk 4 ms first), so node1 had no data path left: the "
-    "migration was refused (no disk here, node2 unreachable), vm1 stopped, node2's handler (made to fail "
-    "then) left its I/O frozen until its monitor fenced node1 and vm1 started on node2. S6 exempts the side "
+    "migration was refused (no disk here, node2 unreachable) and vm1 stopped; node2's fence-peer waited "
+    "its 10 s head start (node1 had run vm1), fenced node1, and vm1 started on node2. S6 exempts the side "
     "that lost its own disk, but excused only faults after the split; a disk failed and not yet replaced "
     "when the split comes now counts (unit test); rejudged",
     "tandem-18538": "two nodes, on e3814e4: the checker's. corosync crashed on node2, which ran vm1, and "
