@@ -118,7 +118,8 @@ class History:
     reboot_delay: float
     failed_actions: tuple[FailedAction, ...]  # crm_mon's at the end
     failure_timeout: float | None = None  # the resources' failure-timeout (rsc_defaults) in s; None: none
-    joining: tuple[tuple[float, float], ...] = ()  # a node's controller started → joined (record.log_facts)
+    # (started, joined, node): a node's controller started or respawned → joined (record.log_facts)
+    joining: tuple[tuple[float, float, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -291,9 +292,9 @@ def split_outcomes(h: History) -> list[Split]:
     while an earlier one still held (its race began with the earlier split, which is judged instead), or a
     race whose fence device failed until the VM's node's head start was over (tandem-18165: both fencers
     then wait for the device, and whichever reaches it first when it returns wins, by Pacemaker's design), or
-    a split that began while a node's controller, just started, was still joining (tandem-18505: its CIB
-    holds no other node's resource history yet, so nothing there knows which node runs the VM), or one
-    whose outcome a fault of the VM's node's own had decided before it (_hit_before)."""
+    a split in which another node's controller was joining before the VM's node's loss could be seen
+    (_joining_in), or one whose outcome a fault of the VM's node's own had decided before it
+    (_hit_before)."""
     found = []
     splits = [i for i in h.injections if i.kind in SPLIT_KINDS and not i.undo and not i.note]
     for cut in splits:
@@ -301,7 +302,7 @@ def split_outcomes(h: History) -> list[Split]:
         ongoing = any(other.t < cut.t <= _undone(h, other) for other in splits if other is not cut)
         if (
             ongoing
-            or any(a <= cut.t < b for a, b in h.joining)
+            or _joining_in(h, cut.t, before[-1].qemu[0])
             or any(a <= cut.t <= b for a, b in h.migrations)
             or not before
             or len(before[-1].qemu) != 1
@@ -349,6 +350,17 @@ def _no_head_start(h: History, cut: float) -> bool:
 # (corosync's token, 1 s in the lab, and consensus, 1.2 s), with a margin.
 MEMBERSHIP_FAULTS = ("power-cut", "reboot", "stop-start", "crash-corosync")
 MEMBERSHIP_LOSS = 3.0
+
+
+def _joining_in(h: History, cut: float, vm_node: str) -> bool:
+    """A node other than the VM's had its controller joining (just started, or respawned) at some time
+    between the split and MEMBERSHIP_LOSS after it, before it could see the VM's node lost. It then
+    becomes DC of its side with a join round that never saw that node: after a start its CIB holds no
+    resource history of the others (Pacemaker discards the status it starts with, tandem-18505), and
+    after a respawn Pacemaker 2.1.5 writes expected="down" for the lost peer (join_make_offer) and fences
+    it as "thought to be active there", which takes no priority-fencing-delay (tandem-18881). Either way no
+    fence delay can favour the VM's node."""
+    return any(node != vm_node and a < cut + MEMBERSHIP_LOSS and b > cut for a, b, node in h.joining)
 
 
 def _hit_before(h: History, node: str, cut: float) -> bool:
@@ -589,5 +601,5 @@ def history_from_json(text: str) -> History:
         reboot_delay=raw["reboot_delay"],
         failed_actions=tuple(FailedAction(**a) for a in raw["failed_actions"]),
         failure_timeout=raw.get("failure_timeout"),
-        joining=tuple((a, b) for a, b in raw.get("joining", ())),
+        joining=tuple((w[0], w[1], w[2] if len(w) > 2 else "") for w in raw.get("joining", ())),
     )

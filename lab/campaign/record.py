@@ -171,7 +171,7 @@ class LogFacts(NamedTuple):
     actions: tuple[float, ...]
     migrations: tuple[tuple[float, float], ...]
     fenced: tuple[tuple[float, str], ...]
-    joining: tuple[tuple[float, float], ...]
+    joining: tuple[tuple[float, float, str], ...]  # (started, joined, node)
 
 
 def log_facts(events: Iterable[Event], end: float) -> LogFacts:
@@ -208,6 +208,7 @@ def log_facts(events: Iterable[Event], end: float) -> LogFacts:
         (
             e.t,
             next((x.t for x in evs if x.t >= e.t and x.node == e.node and x.op == "joined"), end),
+            e.node,
         )
         for e in evs
         if e.kind == "join" and e.op == "joining"

@@ -50,11 +50,13 @@ LIMITS = (
     "after a fault of the VM's node's own that takes a node out of the membership (power-cut, reboot, "
     "stop-start, crash-corosync): that node is lost, and fenced, for its fault; nor one that came while the "
     "VM's node's disk had failed (the side that lost its own disk, as S6 is defined).",
-    "S6 does not judge a split that began while a node's controller, just started, had not yet joined: "
-    "Pacemaker discards the status section of the CIB it starts with, and until the join syncs the DC's CIB "
-    "that node knows nothing another runs, so priority-fencing-delay cannot favour the VM's node and its "
-    "scheduler fences the VM's node at once (tandem-18505). Histories recorded before 53f7f66 hold no join "
-    "windows: for them S6 judges every such split.",
+    "S6 does not judge a split in which a node other than the VM's had its controller joining (just "
+    "started, or respawned after an execd or controld crash) before it could see the VM's node lost (3 s): "
+    "DC of its side, it fences the VM's node at once, by Pacemaker 2.1.5's design (after a start its CIB "
+    "holds no resource history of the others, tandem-18505; after a respawn it writes expected=down for "
+    "the lost peer and fences it as 'thought to be active there', which takes no priority-fencing-delay, "
+    "tandem-18881). Histories recorded before 53f7f66 hold no join windows, and those before 79d96cd none "
+    "with the node's name (violations' windows read again from their kept logs): S6 judges their splits.",
     "While the fence device fails (fence-fail) the nemesis's own power faults fail too (same power switch): "
     "such injections are recorded with their error and count as not injected.",
     "slow-link shapes the cluster network only; the emulated DRBD replication has no bandwidth to slow.",
@@ -287,6 +289,13 @@ FINDINGS = {
     "its 10 s head start (node1 had run vm1), fenced node1, and vm1 started on node2. S6 exempts the side "
     "that lost its own disk, but excused only faults after the split; a disk failed and not yet replaced "
     "when the split comes now counts (unit test); rejudged",
+    "tandem-18881": "two nodes, on afe7c4f: Pacemaker's, not judged. The network was partitioned while "
+    "node2 ran vm1, and 0.4 s later execd crashed on node1, whose controller respawned before it saw node2 "
+    "lost; DC of its side, it wrote expected=down for node2 (join_make_offer, as in tandem-18223) and its "
+    "scheduler fenced node2 as 'drbd-r0:0 is thought to be active there', a reason Pacemaker 2.1.5 gives no "
+    "priority-fencing-delay; node2, for its part, counted node1 as coming up and fenced nobody. No handler "
+    "took part; data safe (vm1 ran on node1 1.6 s after node2 was fenced). S6 leaves such splits unjudged, as "
+    "tandem-18505's (unit tests); this run's join windows were read from its kept logs, rejudged",
     "tandem-18538": "two nodes, on e3814e4: the checker's. corosync crashed on node2, which ran vm1, and "
     "the cluster network was cut 1.15 s later; node1 saw node2 lost 2.1 s after the crash (token and "
     "consensus) and fenced it, as it must for a node that left the membership: a loss by its own fault, "
@@ -300,7 +309,7 @@ FINDINGS = {
     "once (node2, for its part, counted node1 as still coming up and fenced nobody). No handler took part "
     "(node1's DRBD was not started); data safe (node1's data Outdated: vm1 waited for node2's return, "
     "22 s, and restarted on node1). S6 no "
-    "longer judges a split that begins while a node's controller is still joining (53f7f66, unit tests); "
+    "longer judges a split while another node's controller is still joining (53f7f66, 79d96cd; unit tests); "
     "this run's join windows were read from its kept node logs by that rule and it was rejudged",
     "tandem-18219": "two nodes, on deefad8: an emulator fault behind a Pacemaker stall. execd was killed on "
     "node2, whose controller exits and is respawned with it (Pacemaker 2.1); in the same 20 ms the DC "

@@ -444,11 +444,19 @@ def test_split_outcomes_say_who_lost_each_fence_race() -> None:
             *cut,
         )
         assert [s.outcome for s in checkers.split_outcomes(history(later, injections=disk))] == [expected]
-    # tandem-18505: a node's controller started 0.5 s before the split and had not joined when it came: its
-    # CIB held nothing of what node1 ran, so its scheduler fenced vm1's node at once (no priority delay)
-    for joined, expected in ((20.0, checkers.NOT_JUDGED), (9.9, checkers.VM_NODE_FENCED)):
-        h = replace(history(later, injections=cut), joining=((9.5, joined),))
-        assert [s.outcome for s in checkers.split_outcomes(h)] == [expected]
+    # tandem-18505: node2's controller started 0.5 s before the split and had not joined when it came: its
+    # CIB held nothing of what node1 ran, so its scheduler fenced vm1's node at once (no priority delay);
+    # tandem-18881: node2's controller respawned 0.4 s into the split, before node1's loss was seen
+    windows = {
+        ((9.5, 20.0, "node2"),): checkers.NOT_JUDGED,
+        ((10.4, 11.0, "node2"),): checkers.NOT_JUDGED,
+        ((9.5, 9.9, "node2"),): checkers.VM_NODE_FENCED,  # joined before the split
+        ((13.5, 14.0, "node2"),): checkers.VM_NODE_FENCED,  # after node1's loss could be seen
+        ((9.5, 20.0, "node1"),): checkers.VM_NODE_FENCED,  # vm1's node's own controller: no excuse
+    }
+    for joining, expected in windows.items():
+        h = replace(history(later, injections=cut), joining=joining)
+        assert [s.outcome for s in checkers.split_outcomes(h)] == [expected], joining
 
 
 def test_l1_flags_no_recovery_and_failed_actions_left() -> None:
@@ -639,7 +647,7 @@ def test_log_facts_give_actions_migration_windows_and_fencing() -> None:
     assert facts.actions == (1.0, 2.0, 3.0, 5.0, 6.0)  # a controller's joining is no cluster action (L3)
     assert facts.migrations == ((1.0, 3.0),)
     assert facts.fenced == ((5.0, "node2"),)
-    assert facts.joining == ((7.0, 8.0), (9.0, 20.0))
+    assert facts.joining == ((7.0, 8.0, "node2"), (9.0, 20.0, "node1"))
 
 
 def test_boots_pair_each_boot_with_the_generation_acknowledged_before_it() -> None:
