@@ -55,8 +55,8 @@ LIMITS = (
     "DC of its side, it fences the VM's node at once, by Pacemaker 2.1.5's design (after a start its CIB "
     "holds no resource history of the others, tandem-18505; after a respawn it writes expected=down for "
     "the lost peer and fences it as 'thought to be active there', which takes no priority-fencing-delay, "
-    "tandem-18881). Histories recorded before 53f7f66 hold no join windows, and those before 79d96cd none "
-    "with the node's name (violations' windows read again from their kept logs): S6 judges their splits.",
+    "tandem-18881). Histories recorded before 53f7f66 hold no join windows, and those before e676d09 none "
+    "with the node's name: S6 judges their splits.",
     "While the fence device fails (fence-fail) the nemesis's own power faults fail too (same power switch): "
     "such injections are recorded with their error and count as not injected.",
     "slow-link shapes the cluster network only; the emulated DRBD replication has no bandwidth to slow.",
@@ -294,8 +294,9 @@ FINDINGS = {
     "lost; DC of its side, it wrote expected=down for node2 (join_make_offer, as in tandem-18223) and its "
     "scheduler fenced node2 as 'drbd-r0:0 is thought to be active there', a reason Pacemaker 2.1.5 gives no "
     "priority-fencing-delay; node2, for its part, counted node1 as coming up and fenced nobody. No handler "
-    "took part; data safe (vm1 ran on node1 1.6 s after node2 was fenced). S6 leaves such splits unjudged, as "
-    "tandem-18505's (unit tests); this run's join windows were read from its kept logs, rejudged",
+    "took part; data safe (vm1 ran on node1 1.6 s after node2 was fenced). S6 leaves such splits "
+    "unjudged, as tandem-18505's (e676d09, unit tests); this run's join windows were read from its kept "
+    "logs, rejudged",
     "tandem-18538": "two nodes, on e3814e4: the checker's. corosync crashed on node2, which ran vm1, and "
     "the cluster network was cut 1.15 s later; node1 saw node2 lost 2.1 s after the crash (token and "
     "consensus) and fenced it, as it must for a node that left the membership: a loss by its own fault, "
@@ -309,7 +310,7 @@ FINDINGS = {
     "once (node2, for its part, counted node1 as still coming up and fenced nobody). No handler took part "
     "(node1's DRBD was not started); data safe (node1's data Outdated: vm1 waited for node2's return, "
     "22 s, and restarted on node1). S6 no "
-    "longer judges a split while another node's controller is still joining (53f7f66, 79d96cd; unit tests); "
+    "longer judges a split while another node's controller is still joining (53f7f66, e676d09; unit tests); "
     "this run's join windows were read from its kept node logs by that rule and it was rejudged",
     "tandem-18219": "two nodes, on deefad8: an emulator fault behind a Pacemaker stall. execd was killed on "
     "node2, whose controller exits and is respawned with it (Pacemaker 2.1); in the same 20 ms the DC "
