@@ -360,7 +360,9 @@ def _joining_in(h: History, cut: float, vm_node: str) -> bool:
     after a respawn Pacemaker 2.1.5 writes expected="down" for the lost peer (join_make_offer) and fences
     it as "thought to be active there", which takes no priority-fencing-delay (tandem-18881). Either way no
     fence delay can favour the VM's node."""
-    return any(node != vm_node and a < cut + MEMBERSHIP_LOSS and b > cut for a, b, node in h.joining)
+    return any(
+        node not in ("", vm_node) and a < cut + MEMBERSHIP_LOSS and b > cut for a, b, node in h.joining
+    )
 
 
 def _hit_before(h: History, node: str, cut: float) -> bool:
