@@ -302,7 +302,6 @@ def split_outcomes(h: History) -> list[Split]:
         ongoing = any(other.t < cut.t <= _undone(h, other) for other in splits if other is not cut)
         if (
             ongoing
-            or _joining_in(h, cut.t, before[-1].qemu[0])
             or any(a <= cut.t <= b for a, b in h.migrations)
             or not before
             or len(before[-1].qemu) != 1
@@ -317,6 +316,7 @@ def split_outcomes(h: History) -> list[Split]:
         if (
             (lost is not None and _own_fault(h, {vm_node}, cut.t, lost.t))
             or (lost is not None and _hit_before(h, vm_node, cut.t))
+            or (lost is not None and _joining_in(h, cut.t, vm_node))
             or _no_head_start(h, cut.t)
             or (
                 lost is None
@@ -359,9 +359,12 @@ def _joining_in(h: History, cut: float, vm_node: str) -> bool:
     resource history of the others (Pacemaker discards the status it starts with, tandem-18505), and
     after a respawn Pacemaker 2.1.5 writes expected="down" for the lost peer (join_make_offer) and fences
     it as "thought to be active there", which takes no priority-fencing-delay (tandem-18881). Either way no
-    fence delay can favour the VM's node."""
+    fence delay can favour the VM's node. A window without its node's name (recorded before e676d09) counts
+    as it did when recorded: when it holds the split's start."""
     return any(
-        node not in ("", vm_node) and a < cut + MEMBERSHIP_LOSS and b > cut for a, b, node in h.joining
+        (a < cut + MEMBERSHIP_LOSS and b > cut) if node else a <= cut < b  # unnamed: 53f7f66's rule
+        for a, b, node in h.joining
+        if node != vm_node
     )
 
 

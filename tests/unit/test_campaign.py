@@ -453,7 +453,8 @@ def test_split_outcomes_say_who_lost_each_fence_race() -> None:
         ((9.5, 9.9, "node2"),): checkers.VM_NODE_FENCED,  # joined before the split
         ((13.5, 14.0, "node2"),): checkers.VM_NODE_FENCED,  # after node1's loss could be seen
         ((9.5, 20.0, "node1"),): checkers.VM_NODE_FENCED,  # vm1's node's own controller: no excuse
-        ((9.5, 20.0, ""),): checkers.VM_NODE_FENCED,  # whose, a history before e676d09 does not say
+        ((9.5, 20.0, ""),): checkers.NOT_JUDGED,  # unnamed (before e676d09): 53f7f66's rule, a window
+        ((10.4, 11.0, ""),): checkers.VM_NODE_FENCED,  # that holds the split's start
     }
     for joining, expected in windows.items():
         h = replace(history(later, injections=cut), joining=joining)
