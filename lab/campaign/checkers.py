@@ -379,12 +379,13 @@ def _hit_before(h: History, node: str, cut: float) -> bool:
             continue
         if i.kind in MEMBERSHIP_FAULTS and cut - MEMBERSHIP_LOSS <= i.t:
             return True
-        replaced = next(
-            (u.t for u in h.injections if u.undo and u.kind == i.kind and u.node == node and u.t >= i.t),
-            h.end,
-        )
-        if i.kind == "disk-fail" and cut <= replaced:
-            return True
+        if i.kind == "disk-fail":
+            replaced = next(
+                (u.t for u in h.injections if u.undo and u.kind == i.kind and u.node == node and u.t >= i.t),
+                h.end,
+            )
+            if cut <= replaced:
+                return True
     return False
 
 

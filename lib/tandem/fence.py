@@ -35,12 +35,13 @@ import sys
 import time
 
 from tandem.drbd.health import allows_two_primaries, fencing_policy
-from tandem.drbd.model import ConnState, DiskState, Resource, Role
+from tandem.drbd.model import ConnState, Resource, Role
 from tandem.drbd.policy import (
     DEFAULT_DISKLESS,
     DEFAULT_TIERS,
     Decision,
     Tiers,
+    all_uptodate,
     local_uptodate,
     promotion_score,
 )
@@ -490,8 +491,7 @@ def place(
         if existing is not None:
             if allowed_by(existing) == allowed and existing.get("rsc") == clone:
                 log.info(f"constraint {constraint_id(env.resource)} is already in place")
-                fence_files(env.resource).write(PLACED, f"{time.time():.0f}")
-                return
+                break
             if env.me not in allowed_by(existing):
                 raise Refused(
                     f"DATA INTEGRITY at risk: constraint {constraint_id(env.resource)} already forbids "
@@ -499,15 +499,15 @@ def place(
                 )
         result = cib.put(wanted, replace=existing is not None)
         if result.ok:
-            fence_files(env.resource).write(PLACED, f"{time.time():.0f}")
             where = ", ".join(sorted(allowed)) or "no node"
             log.info(f"placed constraint {constraint_id(env.resource)}: promotion only on {where}")
-            return
+            break
         if deadline.remaining() < 2:
             raise Refused(f"cannot place the constraint: {result.describe()}")
         log.warning(f"{result.describe()}; retrying")
         time.sleep(0 if result.rc == CIB_EXISTS else 1)
         doc = None
+    fence_files(env.resource).write(PLACED, f"{time.time():.0f}")
 
 
 def local_state(runner: Runner, log: Logger, env: HandlerEnv) -> Resource | None:
@@ -710,17 +710,6 @@ def write_agent_score(env: HandlerEnv, runner: Runner, log: Logger, timeout: flo
         return Scored.FAILED
 
 
-def all_peers_uptodate(res: Resource | None) -> bool:
-    if res is None or not local_uptodate(res) or not res.connections:
-        return False
-    return all(
-        c.connection is ConnState.CONNECTED
-        and bool(c.peer_devices)
-        and all(p.peer_disk is DiskState.UP_TO_DATE for p in c.peer_devices)
-        for c in res.connections
-    )
-
-
 def remove_constraint(
     runner: Runner, log: Logger, resource: str, *, timeout: float, me: str | None = None
 ) -> bool:
@@ -745,7 +734,7 @@ def remove_constraint(
 def unfence_peer(env: HandlerEnv, runner: Runner, log: Logger, timeout: float) -> int:
     res = local_state(runner, log, env)
     if res is not None:
-        ready = all_peers_uptodate(res)
+        ready = all_uptodate(res)
     else:
         ready = env.up_to_date is not None and env.me in env.up_to_date and env.peer in env.up_to_date
     if not ready:

@@ -480,7 +480,8 @@ def test_post_notify_removes_our_stale_fencing_constraint(emu: Emu) -> None:
     assert "user-pref" in emu.cib.read_text()
 
 
-def test_failed_disk_under_a_primary_is_9_only_without_a_peer_serving_its_io(emu: Emu) -> None:
+def test_failed_disk_under_a_primary_is_degraded_and_unpromotable_served_or_not(emu: Emu) -> None:
+    """Never 9 (a failed monitor that a new DC's demote would stall on): the score goes, Pacemaker demotes."""
     start_both(emu)
     assert emu.agent("alice", "promote").rc == 0
     emu.emu("fail-disk", "alice", "r0")
@@ -489,7 +490,8 @@ def test_failed_disk_under_a_primary_is_9_only_without_a_peer_serving_its_io(emu
     assert emu.score("alice") is None
     emu.emu("cut", "alice", "bob")
     r = emu.agent("alice", "monitor")
-    assert r.rc == 9 and "disk under a Primary" in r.reason
+    assert r.rc == 191 and "no data under a Primary without a connected UpToDate peer (volume 0)" in r.reason
+    assert emu.score("alice") is None
 
 
 def test_dual_primary_disk_failure_is_degraded_and_unpromotable_then_demoted(tmp_path: Path) -> None:
@@ -922,7 +924,7 @@ def test_a_diskless_client_without_data_is_degraded_unscored_and_not_promoted(tr
     assert raw is not None and raw["role"] == "Secondary"
 
 
-def test_a_diskless_client_primary_that_loses_its_data_fails(trio: Emu) -> None:
+def test_a_diskless_client_primary_that_loses_its_data_is_degraded_and_unpromotable(trio: Emu) -> None:
     for node in TRIO:
         assert trio.agent(node, "start").rc == 0
     assert trio.agent("charlie", "promote").rc == 0
@@ -934,7 +936,7 @@ def test_a_diskless_client_primary_that_loses_its_data_fails(trio: Emu) -> None:
     trio.emu("cut", "charlie", "bob")
     trio.wait("charlie", lambda r: r["conns"]["bob"]["state"] != "Connected")
     run = trio.agent("charlie", "monitor")
-    assert run.rc == 9
+    assert run.rc == 191
     assert "diskless client Primary without a connected UpToDate peer (volume 0)" in run.reason
     assert trio.score("charlie") is None
 

@@ -37,27 +37,36 @@ def test_the_code_always_matches_the_role(res, promoted_max):
 
 
 @given(resources(role=Role.PRIMARY))
-def test_a_primary_without_its_disk_is_failed_unless_a_peer_serves_it(res):
+def test_a_primary_without_its_disk_is_degraded_and_unpromotable(res):
+    """Never 9 for a lost disk, served by a peer or not: the removed score makes Pacemaker demote it (a
+    failed monitor there stalls a new DC's demote, see the module docstring)."""
     lost = [d for d in res.devices if d.disk in (DiskState.DISKLESS, DiskState.FAILED)]
-    if any(data_peer(res, d.volume) is None for d in lost):
-        assert verdict(res, promoted_max=2).rc is Rc.FAILED_PROMOTED
-    elif lost and not is_client(res):
-        v = verdict(res, promoted_max=2)
-        assert v.rc in (Rc.DEGRADED_PROMOTED, Rc.FAILED_PROMOTED)  # (failed for another reason)
-        assert "I/O served by peer" in v.reason or v.rc is Rc.FAILED_PROMOTED
+    if not lost:
+        return
+    v = verdict(res, promoted_max=2)
+    unserved = [d for d in lost if data_peer(res, d.volume) is None]
+    if v.rc is Rc.FAILED_PROMOTED:  # for another reason only
+        assert "disk" not in v.reason and "without a connected UpToDate peer" not in v.reason
+    else:
+        assert v.rc is Rc.DEGRADED_PROMOTED
+        assert ("without a connected UpToDate peer" in v.reason) == bool(unserved)
+        assert "I/O served by peer" in v.reason or unserved or is_client(res)
+    if unserved or not is_client(res):
         assert promotion_score(res, promoted_max=2).score is None  # so Pacemaker moves users away, demotes
 
 
 @given(resources(client=True, role=Role.PRIMARY) | resources(client=True), st.integers(1, 2))
 def test_a_client_is_healthy_exactly_while_data_is_reachable_with_quorum(res, promoted_max):
-    """Every state of an intentional diskless client: never 'local disk Diskless'; 9 only for a Primary
-    that lost its data (or another failure); 0/8 only with an UpToDate peer for every volume and quorum."""
+    """Every state of an intentional diskless client: never 'local disk Diskless'; a Primary that lost its
+    data degraded (or failed for another reason) and unpromotable; 0/8 only with an UpToDate peer for every
+    volume and quorum."""
     assert is_client(res)
     v = verdict(res, promoted_max=promoted_max)
     reachable = all(data_peer(res, d.volume) for d in res.devices)
     assert "local disk" not in v.reason
     if res.role is Role.PRIMARY and not reachable:
-        assert v.rc is Rc.FAILED_PROMOTED and "diskless client Primary without" in v.reason
+        assert v.rc is Rc.FAILED_PROMOTED or "diskless client Primary without" in v.reason
+        assert promotion_score(res, promoted_max=promoted_max).score is None
     if v.healthy:
         assert reachable and res.quorum
     if (not reachable or not res.quorum) and res.role in (Role.PRIMARY, Role.SECONDARY):
@@ -75,7 +84,8 @@ def test_healthy_clients_and_a_failed_disk_that_is_no_client():
     )
     v = verdict(replace(alone, role=Role.PRIMARY))
     assert (
-        v.rc is Rc.FAILED_PROMOTED and "diskless client Primary without a connected UpToDate peer" in v.reason
+        v.rc is Rc.DEGRADED_PROMOTED
+        and "diskless client Primary without a connected UpToDate peer (volume 0)" in v.reason
     )
     no_quorum = replace(served, devices=tuple(replace(d, quorum=False) for d in served.devices))
     assert verdict(no_quorum).rc is Rc.DEGRADED and "quorum lost" in verdict(no_quorum).reason
@@ -96,8 +106,9 @@ def test_a_primary_whose_lost_disk_the_peer_serves_is_degraded():
     res = replace(res, devices=tuple(replace(d, disk=DiskState.DISKLESS) for d in res.devices))
     v = verdict(res, promoted_max=2)
     assert v.rc is Rc.DEGRADED_PROMOTED and "I/O served by peer bob" in v.reason
-    gone = replace(res, connections=())
-    assert verdict(gone, promoted_max=2).rc is Rc.FAILED_PROMOTED
+    gone = verdict(replace(res, connections=()), promoted_max=2)
+    assert gone.rc is Rc.DEGRADED_PROMOTED
+    assert "no data under a Primary without a connected UpToDate peer (volume 0)" in gone.reason
 
 
 def test_healthy_states():
@@ -115,7 +126,7 @@ def test_unexpected_peer_primary_fails_a_single_primary():
 
 
 @pytest.mark.parametrize(
-    ("suspended", "rc"), [("user", 9), ("no-data", 9), ("quorum", 9), ("unknown", 9), ("fencing", 191)]
+    ("suspended", "rc"), [("user", 9), ("no-data", 191), ("quorum", 9), ("unknown", 9), ("fencing", 191)]
 )
 def test_suspended_io(suspended, rc):
     res = replace(healthy(Role.PRIMARY), suspended=(suspended,))

@@ -3,12 +3,19 @@
 
 * 7   not running;
 * 0/8 healthy Secondary/Primary;
-* 9   Primary but failed: no local disk under the Primary (a lost disk, or an intentional diskless
-      client) and no connected UpToDate peer serving its I/O, I/O suspended (user, no-data, quorum),
-      or a peer Primary that the clone's promoted-max does not allow;
+* 9   Primary but failed: I/O suspended (user, quorum), or a peer Primary that the clone's promoted-max
+      does not allow;
 * 190/191 degraded Secondary/Primary: quorum lost, a peer disconnected or StandAlone (split-brain or an
       admin's disconnect), a resync running, a local or peer disk not UpToDate (a Primary's lost disk
-      whose I/O a peer serves too), I/O frozen while the fence-peer handler runs.
+      whose I/O a peer serves too), I/O frozen while the fence-peer handler runs, and a Primary without
+      data: no local disk (lost, or an intentional diskless client) and no connected UpToDate peer
+      (its I/O fails, or DRBD suspends it as "no-data").
+
+A Primary without data is degraded, not failed, although its guest gets I/O errors: its promotion score is
+gone, so Pacemaker stops its users and demotes it, which is the remedy; the stop and start that 9 asks for
+cannot give it data back. And 9 there meets a Pacemaker defect (2.1.5 to 3.0): the demote cancels that
+failed monitor, and when a new DC does it (the peer that served the data is often the DC that just died),
+the cancel is never confirmed and the transition waits out the monitor timeout plus cluster-delay (135 s).
 
 An intentional diskless client (DRBD 9 ``disk none``, client:yes) has no local disk to report: it is healthy
 while every volume has a connected UpToDate peer and quorum holds. A Diskless disk with client:no is a
@@ -33,6 +40,8 @@ NO_DISK = frozenset({DiskState.DISKLESS, DiskState.FAILED, DiskState.DETACHING})
 # The one suspension that is not a failure: the freeze while the fence-peer handler runs. Every other
 # reason (user, no-data, quorum, and "unknown" from /proc/drbd, which does not say why) fails a Primary.
 TRANSIENT_SUSPEND = "fencing"
+# DRBD's suspension of a Primary without data (on-no-data-accessible suspend-io): reported as no data.
+NO_DATA_SUSPEND = "no-data"
 # The largest dual-primary clone the agents support (and the lab tests).
 MAX_DUAL_PRIMARY_NODES = 4
 
@@ -47,20 +56,11 @@ class Verdict(NamedTuple):
 
 
 def failures(res: Resource, promoted_max: int) -> list[str]:
-    """Why a Primary must be recovered (monitor 9). A lost disk whose I/O a peer serves is not one of them:
-    the Primary is degraded and loses its promotion score, so Pacemaker moves its users away (a VM live)
-    and demotes it, instead of recovering it under a running VM."""
+    """Why a Primary must be recovered (monitor 9). A lost disk is not one of them: the Primary loses its
+    promotion score, so Pacemaker moves its users away (a VM live, while a peer serves its I/O) and demotes
+    it, instead of recovering it under a running VM."""
     found: list[str] = []
-    client = is_client(res)
-    for dev in res.devices:
-        if dev.disk in NO_DISK and data_peer(res, dev.volume) is None:
-            what = (
-                "diskless client Primary without a connected UpToDate peer"
-                if client
-                else (f"{dev.disk} disk under a Primary")
-            )
-            found.append(f"{what} (volume {dev.volume})")
-    fatal = [s for s in res.suspended if s != TRANSIENT_SUSPEND]
+    fatal = [s for s in res.suspended if s not in (TRANSIENT_SUSPEND, NO_DATA_SUSPEND)]
     if fatal:
         found.append(f"I/O suspended ({', '.join(fatal)})")
     peers = [peer_name(c) for c in res.connections if c.peer_role is Role.PRIMARY]
@@ -77,16 +77,20 @@ def degradations(res: Resource) -> list[str]:
     if TRANSIENT_SUSPEND in res.suspended:
         found.append("I/O frozen while the peer is being fenced")
     client = is_client(res)
-    if client:
-        found += [
-            f"diskless client without a connected UpToDate peer (volume {d.volume})"
-            for d in res.devices
-            if res.role is not Role.PRIMARY and data_peer(res, d.volume) is None
-        ]
-    else:
+    primary = res.role is Role.PRIMARY
+    if not client:
         bad_local = sorted({str(d.disk) for d in res.devices if d.disk is not DiskState.UP_TO_DATE})
         if bad_local:
             found.append(f"local disk {'/'.join(bad_local)}")
+    if client or primary:
+        what = f"{'diskless client' if client else 'no data under a'}{' Primary' if primary else ''}"
+        found += [
+            f"{what} without a connected UpToDate peer (volume {d.volume})"
+            for d in res.devices
+            if d.disk in NO_DISK and data_peer(res, d.volume) is None
+        ]
+    if NO_DATA_SUSPEND in res.suspended:
+        found.append("I/O suspended (no-data)")
     if res.role is Role.PRIMARY and not client:
         served = {peer for d in res.devices if d.disk in NO_DISK and (peer := data_peer(res, d.volume))}
         found += [f"I/O served by peer {peer}" for peer in sorted(served)]

@@ -44,7 +44,7 @@ promote it. Transitional disk states (Attaching, Negotiating) count as not UpToD
 
 from __future__ import annotations
 
-from tandem.drbd.model import DiskState, Resource, Role, data_peer, is_client, peer_name
+from tandem.drbd.model import ConnState, DiskState, Resource, Role, data_peer, is_client, peer_name
 from tandem.record import NamedTuple
 
 DEFAULT_TIERS = "1000 10000 10000"
@@ -86,6 +86,18 @@ class Decision(NamedTuple):
 def local_uptodate(res: Resource) -> bool:
     """Every local volume holds UpToDate data (and there is at least one)."""
     return bool(res.devices) and all(d.disk is DiskState.UP_TO_DATE for d in res.devices)
+
+
+def all_uptodate(res: Resource | None) -> bool:
+    """This node and every peer connected and UpToDate on every volume: what lifts a fencing constraint."""
+    if res is None or not local_uptodate(res) or not res.connections:
+        return False
+    return all(
+        c.connection is ConnState.CONNECTED
+        and bool(c.peer_devices)
+        and all(p.peer_disk is DiskState.UP_TO_DATE for p in c.peer_devices)
+        for c in res.connections
+    )
 
 
 def unreachable_volumes(res: Resource) -> list[int | None]:
