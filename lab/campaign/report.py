@@ -290,14 +290,17 @@ FINDINGS = {
     "its 10 s head start (node1 had run vm1), fenced node1, and vm1 started on node2. S6 exempts the side "
     "that lost its own disk, but excused only faults after the split; a disk failed and not yet replaced "
     "when the split comes now counts (unit test); rejudged",
-    "tandem-18915": "two nodes, on afe7c4f: OPEN, a Pacemaker stall behind a failed monitor. node1's disk "
+    "tandem-18915": "two nodes, on afe7c4f: ours, a Pacemaker stall behind a failed monitor. node1's disk "
     "failed under vm1 and Pacemaker live-migrated vm1 to node2, whose power was cut in migrate_from. node1, "
     "Diskless Primary with no peer serving its I/O, answered its monitor 9 (failed Primary) and became DC; "
-    "its first transition stopped vm1, fenced node2 and cancelled that failed monitor, whose cancel "
-    "Pacemaker 2.1.5 takes for a 'Foreign event' and never confirms (the class of "
-    "ClusterLabs/pacemaker#1772, docs/drbd-vs-linbit.md): transition 0 waited on it, no action for the "
-    "rest of the run, node2 back but DRBD never started there (L1, L3). Data safe; to study next: whether "
-    "9 can be avoided or the cancel's wait shortened",
+    "its first transition stopped vm1, fenced node2 and cancelled that failed monitor to demote node1. "
+    "Pacemaker (2.1.5, unchanged in 3.0) confirms the cancel of a failed monitor only by a direct ack "
+    "carrying the monitor's own transition key, which a new DC discards as a 'Foreign event': transition 0 "
+    "waited for the action timer (75 s timeout + 60 s cluster-delay), node2 back but DRBD never started "
+    "there within the run (L1, L3). Data safe. A Primary without data is now degraded, not 9 (its removed "
+    "score makes Pacemaker demote it; a stop and start cannot give it data back), so no failed monitor is "
+    "left for a demote to cancel (354278b; unit and agent tests; docs/drbd-vs-linbit.md). Evidence: "
+    "evidence/tandem-18915-cancel-stall.log.bz2",
     "tandem-18881": "two nodes, on afe7c4f: Pacemaker's, not judged. The network was partitioned while "
     "node2 ran vm1, and 0.4 s later execd crashed on node1, whose controller respawned before it saw node2 "
     "lost; DC of its side, it wrote expected=down for node2 (join_make_offer, as in tandem-18223) and its "
