@@ -463,6 +463,8 @@ def node_losses(h: History) -> Iterator[tuple[Injection, float | None]]:
             _no_quorum_anywhere(h, cut.t, due) or _survivors_a_minority(h, before[-1], cut, due)
         ):
             continue  # the survivors may not act: L1 judges the recovery after the heal (tandem-17005)
+        if len(h.nodes) == 2 and not others - _out_of_cluster(h, cut.t, due):
+            continue  # the survivor's corosync restarted alone: two_node's wait_for_all (tandem-19568)
         yield cut, next((s.t for s in h.samples if s.t > cut.t and s.qemu and cut.node not in s.qemu), None)
 
 
@@ -485,13 +487,19 @@ def _survivors_a_minority(h: History, before: Sample, cut: Injection, due: float
     its DRBD down (starting again, tandem-17516), already, or a fault took another one out of the cluster
     before vm1 was due back (tandem-17103, 17213). They have no quorum, and DRBD's tiebreaker, back
     later, does not give a lost quorum back."""
-    hit = {
+    left = (before.on & {v.node for v in before.drbd}) - {cut.node} - _out_of_cluster(h, cut.t, due)
+    return 2 * len(left) <= len(h.nodes)  # (left: on, with DRBD up)
+
+
+def _out_of_cluster(h: History, since: float, until: float) -> set[str]:
+    """The nodes a fault took out of the cluster in (since, until]. On two nodes such a survivor gets no
+    quorum back until the lost node returns: votequorum's wait_for_all, which two_node implies, holds for
+    a corosync that starts while its peer is gone (the scheduler then neither fences nor starts)."""
+    return {
         i.node
         for i in h.injections
-        if i.kind in SURVIVOR_LOSS_KINDS and not i.undo and not i.note and cut.t < i.t <= due
+        if i.kind in SURVIVOR_LOSS_KINDS and not i.undo and not i.note and since < i.t <= until
     }
-    left = (before.on & {v.node for v in before.drbd}) - {cut.node} - hit  # on, with DRBD up
-    return 2 * len(left) <= len(h.nodes)
 
 
 def _fenced_at(h: History, cut: Injection) -> float | None:

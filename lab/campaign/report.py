@@ -58,6 +58,11 @@ LIMITS = (
     "tandem-18881). Histories recorded before 53f7f66 hold no join windows (S6 judges their splits), and "
     "those before e676d09 none with the node's name (a window counts there when it holds the split's "
     "start, as when they were recorded).",
+    "L2 does not judge the loss of the VM's node when a fault took the survivors out of the cluster "
+    "(power-cut, reboot, stop-start, crash-corosync) before vm1 was due back: on three nodes when the "
+    "nodes left are no majority, on two when it hit the survivor, whose corosync, starting while its peer "
+    "is gone, waits for all (two_node) and has no quorum until the lost node returns (tandem-19568). L1 "
+    "judges those runs after the heal.",
     "While the fence device fails (fence-fail) the nemesis's own power faults fail too (same power switch): "
     "such injections are recorded with their error and count as not injected.",
     "slow-link shapes the cluster network only; the emulated DRBD replication has no bandwidth to slow.",
@@ -301,6 +306,14 @@ FINDINGS = {
     "score makes Pacemaker demote it; a stop and start cannot give it data back), so no failed monitor is "
     "left for a demote to cancel (354278b; unit and agent tests; docs/drbd-vs-linbit.md). Evidence: "
     "evidence/tandem-18915-cancel-stall.log.bz2",
+    "tandem-19568": "two nodes, on 354278b: the checker's. node2, running vm1 and DC, lost power; node1 "
+    "saw it 2.7 s later and scheduled node2's fencing with the README's priority-fencing-delay (10 s, "
+    "node2 ran vm1). 1.6 s before that delay ended, corosync crashed on node1: the fencing was lost with "
+    "its fencer, and node1's corosync, started again alone, waited for all (two_node): no quorum, so the "
+    "scheduler neither fenced nor started anything. tandem-fence-peer fenced node2 15 s after the crash "
+    "(stonith_admin needs no quorum), node2 rebooted and rejoined, quorum came back, and vm1 ran on node1 "
+    "47 s after the power cut. Safe and by design; L2 now leaves out a two-node loss whose survivor was "
+    "itself taken out of the cluster before vm1 was due (unit test); L1 judges it; rejudged",
     "tandem-18881": "two nodes, on afe7c4f: Pacemaker's, not judged. The network was partitioned while "
     "node2 ran vm1, and 0.4 s later execd crashed on node1, whose controller respawned before it saw node2 "
     "lost; DC of its side, it wrote expected=down for node2 (join_make_offer, as in tandem-18223) and its "

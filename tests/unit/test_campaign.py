@@ -504,6 +504,14 @@ def test_l2_flags_a_vm_back_late_after_its_nodes_fencing() -> None:
         for x in samples
     ]
     assert checkers.l2_node_loss(history(resyncing, injections=cut, fenced=((20.0, "node1"),))) == []
+    # tandem-19568: the survivor's corosync crashed before vm1 was due: alone, it waits for all (no quorum)
+    restarted = (*cut, Injection(19.0, "crash-corosync", "node2", False, ""))
+    assert checkers.l2_node_loss(history(samples, injections=restarted, fenced=((20.0, "node1"),))) == []
+    too_late = (*cut, Injection(27.0, "crash-corosync", "node2", False, ""))  # after vm1 was due back
+    assert [
+        v.checker
+        for v in checkers.l2_node_loss(history(samples, injections=too_late, fenced=((20.0, "node1"),)))
+    ] == ["L2"]
 
 
 def test_l2_does_not_ask_a_cluster_without_quorum_anywhere_to_recover() -> None:
