@@ -306,6 +306,12 @@ FINDINGS = {
     "score makes Pacemaker demote it; a stop and start cannot give it data back), so no failed monitor is "
     "left for a demote to cancel (354278b; unit and agent tests; docs/drbd-vs-linbit.md). Evidence: "
     "evidence/tandem-18915-cancel-stall.log.bz2",
+    "tandem-19602": "two nodes, on 354278b: ours. fence-peer was failing when node2, running vm1, "
+    "rebooted: DRBD froze node1's I/O and the handler failed. Pacemaker fenced node2 after the "
+    "priority-fencing-delay and started vm1 on node1, whose start waited for the freeze to end (it does, "
+    "up to 20 s, rather than hang in the guest's first disk access); only the DRBD monitor, 7 s later, "
+    "decided as the handler would and resumed I/O, so vm1 ran 7.5 s after the fencing (L2 allows 5). The "
+    "start now does that itself after 2 s of freeze, as the stop already did (agent test)",
     "tandem-19568": "two nodes, on 354278b: the checker's. node2, running vm1 and DC, lost power; node1 "
     "saw it 2.7 s later and scheduled node2's fencing with the README's priority-fencing-delay (10 s, "
     "node2 ran vm1). 1.6 s before that delay ended, corosync crashed on node1: the fencing was lost with "

@@ -312,6 +312,20 @@ def test_a_stop_on_io_a_failed_fence_peer_froze_finishes_the_fencing_first(tmp_p
     assert env.xl_names("n1") == []
 
 
+def test_a_start_on_io_a_failed_fence_peer_froze_finishes_the_fencing_first(tmp_path: Path) -> None:
+    """tandem-19602: the cluster fenced n2 and started xg1 here, on I/O a failed fence-peer had frozen;
+    the start waited 7 s for the DRBD monitor to thaw it (it could have waited out FROZEN_WAIT and failed).
+    It now decides as the handler would (STONITH of n2, constraint for n1), resumes I/O, then starts."""
+    env, more = frozen_by_a_failed_fence_peer(tmp_path, quorum="1")
+    env.tool("n1", "xl", "destroy", "xg1")
+    start = env.agent("start", timeout_ms=30000, more=more)
+    assert start.rc == 0, start.err
+    assert "suspended" not in env.tool("n1", "drbdsetup", "status", "r0")
+    assert "n2" in (tmp_path / "fakes" / "shot").read_text()
+    assert 'id="tandem-fence-r0"' in (tmp_path / "cib.xml").read_text()
+    assert env.xl_names("n1") == ["xg1"]
+
+
 def test_a_stop_decides_again_when_quorum_returns_while_it_waits(tmp_path: Path) -> None:
     """tandem-17945: the stop began in a partition without quorum, so it could not fence and left I/O
     frozen; quorum came back 4 s later, but the stop waited out its whole timeout on a guest that could not
