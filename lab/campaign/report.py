@@ -306,6 +306,14 @@ FINDINGS = {
     "score makes Pacemaker demote it; a stop and start cannot give it data back), so no failed monitor is "
     "left for a demote to cancel (354278b; unit and agent tests; docs/drbd-vs-linbit.md). Evidence: "
     "evidence/tandem-18915-cancel-stall.log.bz2",
+    "tandem-19702": "two nodes, on 1cfeffb: ours, S6. With both fence-peer handlers hanging, the "
+    "replication link was cut while node2 ran vm1; DRBD froze I/O on both. The monitors finish a freeze "
+    "no handler ends once it has lasted 10 s, but node1's monitor took this freeze for the one it had "
+    "noted in the run before, 50 s earlier (a monitor that found no freeze kept the note, and only a gap "
+    "over 60 s reset it): it decided at once, gave node2 its 10 s head start and fenced it, 1 s before "
+    "node2's monitor, which had seen its freeze 10 s before, could decide. A monitor that finds no freeze "
+    "now forgets the last one, so the node without the VM waits its grace plus the head start (agent "
+    "test)",
     "tandem-19602": "two nodes, on 354278b: ours. fence-peer was failing when node2, running vm1, "
     "rebooted: DRBD froze node1's I/O and the handler failed. Pacemaker fenced node2 after the "
     "priority-fencing-delay and started vm1 on node1, whose start waited for the freeze to end (it does, "

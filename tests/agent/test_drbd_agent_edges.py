@@ -6,6 +6,7 @@ fence-peer left frozen."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,16 +96,19 @@ def test_a_fencing_freeze_no_handler_ends_is_finished_by_the_monitor(tmp_path: P
     emu.uptodate_pair()
     start_both(emu)
     assert emu.agent("alice", "promote").rc == 0
-    emu.emu("cut", "alice", "bob")
-    assert emu.wait("alice", lambda r: r["suspended"] == ["fencing"])["suspended"] == ["fencing"]  # type: ignore[index]
     promoted = {
         "OCF_RESKEY_CRM_meta_role": "Promoted",
         "OCF_RESKEY_CRM_meta_timeout": "30000",
         "OCF_RESKEY_CRM_meta_on_node": "alice",
     }
+    frozen = tmp_path / "rsctmp-alice" / "tandem-drbd-drbd-r0.frozen"
+    frozen.write_text(f"{time.time() - 50} {time.time() - 5}\n")  # tandem-19702: a freeze that ended
+    assert emu.agent("alice", "monitor", **promoted).rc == 8
+    assert not frozen.exists()  # forgotten: the next freeze gets its whole grace
+    emu.emu("cut", "alice", "bob")
+    assert emu.wait("alice", lambda r: r["suspended"] == ["fencing"])["suspended"] == ["fencing"]  # type: ignore[index]
     assert emu.agent("alice", "monitor", **promoted).rc == 191  # degraded: frozen while fence-peer runs
     assert emu.raw("alice")["suspended"] == ["fencing"]  # type: ignore[index]
-    frozen = tmp_path / "rsctmp-alice" / "tandem-drbd-drbd-r0.frozen"
     first, last = (float(t) for t in frozen.read_text().split())
     frozen.write_text(f"{first - 11} {last}\n")  # the grace (10 s) has passed
     assert emu.agent("alice", "monitor", **promoted).rc == 191  # still degraded: bob is gone
