@@ -518,7 +518,11 @@ def local_state(runner: Runner, log: Logger, env: HandlerEnv) -> Resource | None
         return None
 
 
-def fence_peer(env: HandlerEnv, runner: Runner, log: Logger, deadline: Deadline, timeout: float) -> int:
+def fence_peer(
+    env: HandlerEnv, runner: Runner, log: Logger, deadline: Deadline, timeout: float, *, lag: float = 0.0
+) -> int:
+    """The handler's decision and its actions; its exit code. `lag`: how much later than the peer's this
+    decision may come (a monitor finishing a freeze: finish_fencing), added to a fence delay."""
     cib = Cib(runner, log, timeout)
     reading = cib.start_query()
     res = local_state(runner, log, env)
@@ -555,7 +559,9 @@ def fence_peer(env: HandlerEnv, runner: Runner, log: Logger, deadline: Deadline,
 
     decision = decide(doc)
     holds_open = res is not None and any(d.open for d in res.devices)
-    if decision.stonith and (delay := fence_delay(doc, env.me, peer, holds_open)):
+    delay = fence_delay(doc, env.me, peer, holds_open) if decision.stonith else 0.0
+    if delay:
+        delay += lag
         log.info(
             f"peer {peer} runs higher-priority resources, or as many and {env.resource} is not open here: "
             f"fencing it only after {delay:.0f}s"
@@ -640,12 +646,14 @@ def finish_fencing(
     log: Logger,
     budget: float,
     timeout: float,
+    *,
+    lag: float = 0.0,
 ) -> bool:
     """A fence-peer that failed (a broken handler, a CIB that did not answer, a killed helper) leaves the
     Primary's I/O frozen until every lost peer is connected again, which may be never (a dead peer):
     decide again as the handler would, and resume I/O once each lost peer is fenced or kept from promotion.
     False, I/O left frozen, while a handler runs (its lock is held), the decision is still no, or `res`
-    is not frozen for fencing. `me`: this node's cluster name (default: the hostname)."""
+    is not frozen for fencing. `me`: this node's cluster name (default: the hostname); `lag`: fence_peer's."""
     peers = frozen_for_fencing(res)
     if not peers or res.name is None:
         return False
@@ -654,7 +662,7 @@ def finish_fencing(
     try:
         with resource_lock(env.resource, Deadline.after(0)):
             for peer in peers:
-                rc = fence_peer(env._replace(peer=peer), runner, log, deadline, timeout)
+                rc = fence_peer(env._replace(peer=peer), runner, log, deadline, timeout, lag=lag)
                 if rc not in RESUMES:
                     log.warning(f"{env.resource}: fencing {peer or 'the peer'} again: exit {rc}, frozen")
                     return False

@@ -110,7 +110,7 @@ def test_a_fencing_freeze_no_handler_ends_is_finished_by_the_monitor(tmp_path: P
     assert emu.agent("alice", "monitor", **promoted).rc == 191  # degraded: frozen while fence-peer runs
     assert emu.raw("alice")["suspended"] == ["fencing"]  # type: ignore[index]
     first, last = (float(t) for t in frozen.read_text().split())
-    frozen.write_text(f"{first - 11} {last}\n")  # the grace (10 s) has passed
+    frozen.write_text(f"{first - 6} {last}\n")  # the grace (5 s) has passed
     assert emu.agent("alice", "monitor", **promoted).rc == 191  # still degraded: bob is gone
     assert emu.raw("alice")["suspended"] == []  # type: ignore[index]
     constraints = [line for line in emu.cib.read_text().splitlines() if "tandem-fence-r0" in line]

@@ -65,8 +65,7 @@ class Scripted:
 def agent(monkeypatch: pytest.MonkeyPatch) -> Any:
     module = load_agent()
     monkeypatch.setattr(module, "check_dual_primary", lambda ctx, drbd: None)
-    monkeypatch.setattr(module, "decide", lambda ctx, res, hold=True: None)
-    monkeypatch.setattr(module, "score_of", lambda ctx: types.SimpleNamespace(apply=lambda d: True))
+    monkeypatch.setattr(module, "rescore", lambda ctx, res, hold=True: None)
     monkeypatch.setattr("time.sleep", lambda s: None)
     return module
 

@@ -635,6 +635,20 @@ def test_the_handler_of_the_node_without_the_vm_waits_before_its_stonith(tmp_pat
     assert [s for s in slept if s >= 1] == ([1.0] * 10 if vm_on == "bob" else [])  # the CIB read each second
 
 
+@pytest.mark.parametrize("vm_on", ["alice", "bob"])
+def test_a_monitor_finishing_a_freeze_gives_the_vms_node_its_monitors_too(tmp_path, monkeypatch, vm_on):
+    """Both handlers failed in a split: the nodes decide through their DRBD monitors, the VM's node by its
+    second monitor after the freeze; the other node waits the fence delay and the lag the agent gives
+    (two monitor intervals) before its STONITH, and the VM's node does not wait at all."""
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    monkeypatch.setenv("HA_RSCTMP", str(tmp_path / "rsctmp"))
+    c = race_cib(tmp_path, vm_on)
+    assert finish_fencing(primary(frozen=True), None, "alice", c, Logger("test"), 60, 5, lag=20)
+    assert c.stonith_calls[0][:3] == ("stonith_admin", "--reboot", "bob")
+    assert [s for s in slept if s >= 1] == ([1.0] * 30 if vm_on == "bob" else [])
+
+
 @pytest.mark.parametrize("opened", [True, False])
 def test_on_a_tie_the_handler_where_the_device_is_open_fences_at_once(tmp_path, monkeypatch, opened):
     slept: list[float] = []

@@ -37,8 +37,9 @@ from tandem.regex import lazy
 
 # Disk states under which a Primary has no local data left to serve from.
 NO_DISK = frozenset({DiskState.DISKLESS, DiskState.FAILED, DiskState.DETACHING})
-# The one suspension that is not a failure: the freeze while the fence-peer handler runs. Every other
-# reason (user, no-data, quorum, and "unknown" from /proc/drbd, which does not say why) fails a Primary.
+# The freeze while the fence-peer handler runs is not a failure, and neither is no-data (a Primary without
+# data, degraded). Every other reason (user, quorum, and "unknown" from /proc/drbd, which does not say why)
+# fails a Primary.
 TRANSIENT_SUSPEND = "fencing"
 # DRBD's suspension of a Primary without data (on-no-data-accessible suspend-io): reported as no data.
 NO_DATA_SUSPEND = "no-data"
@@ -83,7 +84,8 @@ def degradations(res: Resource) -> list[str]:
         if bad_local:
             found.append(f"local disk {'/'.join(bad_local)}")
     if client or primary:
-        what = f"{'diskless client' if client else 'no data under a'}{' Primary' if primary else ''}"
+        role = " Primary" if primary else ""
+        what = f"diskless client{role}" if client else "no data under a Primary"
         found += [
             f"{what} without a connected UpToDate peer (volume {d.volume})"
             for d in res.devices
