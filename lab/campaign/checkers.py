@@ -29,7 +29,9 @@ L2_AFTER_FENCING = 5.0
 L2_WINDOW = 60.0  # a node loss counts for L2 when another node stays on this long after it
 L3_STALL = 30.0
 MIGRATION_GRACE = 3.0  # the source's QEMU ends a moment after the stop that closes the window is logged
-SPLIT_KINDS = ("partition", "cluster-cut", "repl-cut")  # S6: a fence race the VM's node must win
+# S6: a fence race the VM's node must win (a fence-peer fault cuts the replication network too, and the
+# race is then run by the DRBD monitors that finish the freeze: tandem-19702)
+SPLIT_KINDS = ("partition", "cluster-cut", "repl-cut", "fence-peer-hang", "fence-peer-fail")
 # the README's priority-fencing-delay (tandem-fence-peer keeps the same head start): the VM's node's lead
 PRIORITY_FENCING_DELAY = 10.0
 NODE_LOSS_KINDS = ("power-cut", "reboot")  # L2

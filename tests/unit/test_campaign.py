@@ -414,6 +414,16 @@ def test_split_outcomes_say_who_lost_each_fence_race() -> None:
     assert [s.outcome for s in checkers.split_outcomes(history(later, injections=cut))] == [
         checkers.VM_NODE_FENCED
     ]
+    hang = "fence-peer-hang"
+    hung = (Injection(10.0, hang, "", False, ""), Injection(25.0, hang, "", True, ""))
+    assert [s.outcome for s in checkers.split_outcomes(history(later, injections=hung))] == [
+        checkers.VM_NODE_FENCED  # its replication cut is a split too
+    ]
+    inside = (*hung, Injection(12.0, "repl-cut", "", False, ""), Injection(20.0, "repl-cut", "", True, ""))
+    assert [s.outcome for s in checkers.split_outcomes(history(later, injections=inside))] == [
+        checkers.VM_NODE_FENCED,  # tandem-19702: the race began with the handler fault's cut
+        checkers.NOT_JUDGED,
+    ]
     # tandem-18165: the fence device failed through vm1's node's head start: a coin flip, not judged
     for back, expected in ((22.0, checkers.NOT_JUDGED), (13.0, checkers.VM_NODE_FENCED)):
         device = (Injection(11.0, "fence-fail", "", False, ""), Injection(back, "fence-fail", "", True, ""))
