@@ -291,21 +291,23 @@ def split_outcomes(h: History) -> list[Split]:
     migrate_to's result is recorded the cluster counts the VM on the source, although the guest may already
     run on the target: the report's limits say so), with no single QEMU before it, or where the node that
     went off was hit by a fault of its own meanwhile (a power fault is no fence race), a split that began
-    while an earlier one still held (its race began with the earlier split, which is judged instead), or a
-    race whose fence device failed until the VM's node's head start was over (tandem-18165: both fencers
+    while an earlier one still held (its race began with the earlier split, which is judged instead; unless
+    a node was off when the earlier one began: no race then, tandem-18877), one begun while a node was off,
+    or a race whose fence device failed until the VM's node's head start was over (tandem-18165: both fencers
     then wait for the device, and whichever reaches it first when it returns wins, by Pacemaker's design), or
     a split in which another node's controller was joining before the VM's node's loss could be seen
     (_joining_in), or one whose outcome a fault of the VM's node's own had decided before it
     (_hit_before)."""
     found = []
     splits = [i for i in h.injections if i.kind in SPLIT_KINDS and not i.undo and not i.note]
+    races = [cut for cut in splits if _all_on(h, cut.t)]
     for cut in splits:
         before = [s for s in h.samples if s.t <= cut.t]
-        ongoing = any(other.t < cut.t <= _undone(h, other) for other in splits if other is not cut)
+        ongoing = any(other.t < cut.t <= _undone(h, other) for other in races if other is not cut)
         if (
             ongoing
+            or cut not in races
             or any(a <= cut.t <= b for a, b in h.migrations)
-            or not before
             or len(before[-1].qemu) != 1
         ):
             found.append(Split(cut, NOT_JUDGED, cut.t))
@@ -334,6 +336,12 @@ def split_outcomes(h: History) -> list[Split]:
         else:
             found.append(Split(cut, NONE_FENCED, cut.t, vm_node))
     return found
+
+
+def _all_on(h: History, t: float) -> bool:
+    """Every node was on at `t` (the last sample before it says so)."""
+    before = [s for s in h.samples if s.t <= t]
+    return bool(before) and not set(h.nodes) - before[-1].on
 
 
 def _undone(h: History, cut: Injection) -> float:

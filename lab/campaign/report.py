@@ -306,6 +306,12 @@ FINDINGS = {
     "score makes Pacemaker demote it; a stop and start cannot give it data back), so no failed monitor is "
     "left for a demote to cancel (354278b; unit and agent tests; docs/drbd-vs-linbit.md). Evidence: "
     "evidence/tandem-18915-cancel-stall.log.bz2",
+    "tandem-10011": "two nodes, on b5ab81c: ours, S6, flagged since de6c4d4, when S6 began to judge the "
+    "replication cut of a fence-peer fault as a split. vm1 had live-migrated to node2 1 s before the "
+    "handlers began to hang; both stayed frozen (no monitor finished a freeze yet) until the hang ended, "
+    "then both handlers ran at once and node1 fenced node2 1.4 s later: the priorities then came from "
+    "_last_0, which after a live migration counted 0 on both nodes, a coin toss (fixed in 1b3bd63; the "
+    "monitor's finish of a freeze came in a94306c)",
     "tandem-19702": "two nodes, on 1cfeffb: ours, S6. With both fence-peer handlers hanging, the "
     "replication link was cut while node2 ran vm1; DRBD froze I/O on both. The monitors finish a freeze "
     "no handler ends once it has lasted 10 s, but node1's monitor took this freeze for the one it had "
@@ -313,7 +319,12 @@ FINDINGS = {
     "over 60 s reset it): it decided at once, gave node2 its 10 s head start and fenced it, 1 s before "
     "node2's monitor, which had seen its freeze 10 s before, could decide. A monitor that finds no freeze "
     "now forgets the last one, so the node without the VM waits its grace plus the head start (agent "
-    "test)",
+    "test). Reading it showed a race left: the grace (10 s) equalled the Promoted monitor interval, so the "
+    "VM's node could decide up to 30 s after the freeze and the other node fence from 20 s. Since 9f13964 "
+    "the grace is 5 s (the second monitor that sees a freeze decides, within 20 s) and the node without "
+    "the VM waits two monitor intervals more than the handler's delay (30 s in all); 24 runs of "
+    "fence-peer-hang alone on 9f13964 (seeds 19300-19311, 19800-19811): 0 violations, every judged "
+    "race won by the VM's node or no node fenced",
     "tandem-19602": "two nodes, on 354278b: ours. fence-peer was failing when node2, running vm1, "
     "rebooted: DRBD froze node1's I/O and the handler failed. Pacemaker fenced node2 after the "
     "priority-fencing-delay and started vm1 on node1, whose start waited for the freeze to end (it does, "

@@ -419,6 +419,15 @@ def test_split_outcomes_say_who_lost_each_fence_race() -> None:
     assert [s.outcome for s in checkers.split_outcomes(history(later, injections=hung))] == [
         checkers.VM_NODE_FENCED  # its replication cut is a split too
     ]
+    off = list(later)  # tandem-18877: node2 stopped when the handler fault cut the link: no race yet
+    for t in range(5, 12):
+        alone = (view("node1", connected=frozenset()),)
+        off[t] = Sample(float(t), frozenset({"node1"}), ("node1",), alone, None)
+    partition = (Injection(15.0, "partition", "", False, ""), Injection(20.0, "partition", "", True, ""))
+    assert [s.outcome for s in checkers.split_outcomes(history(off, injections=(*hung, *partition)))] == [
+        checkers.NOT_JUDGED,
+        checkers.VM_NODE_FENCED,  # the partition's race is its own
+    ]
     inside = (*hung, Injection(12.0, "repl-cut", "", False, ""), Injection(20.0, "repl-cut", "", True, ""))
     assert [s.outcome for s in checkers.split_outcomes(history(later, injections=inside))] == [
         checkers.VM_NODE_FENCED,  # tandem-19702: the race began with the handler fault's cut
