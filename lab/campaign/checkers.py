@@ -360,6 +360,10 @@ def _no_head_start(h: History, cut: float) -> bool:
 # (corosync's token, 1 s in the lab, and consensus, 1.2 s), with a margin.
 MEMBERSHIP_FAULTS = ("power-cut", "reboot", "stop-start", "crash-corosync")
 MEMBERSHIP_LOSS = 3.0
+# Those of them after which the others fence the node, and how long that may take (the loss seen, the
+# priority-fencing-delay of the VM's node, a margin)
+FENCED_AFTER = ("power-cut", "reboot", "crash-corosync")
+FENCING_DUE = MEMBERSHIP_LOSS + PRIORITY_FENCING_DELAY + 5.0
 
 
 def _joining_in(h: History, cut: float, vm_node: str) -> bool:
@@ -381,13 +385,18 @@ def _joining_in(h: History, cut: float, vm_node: str) -> bool:
 def _hit_before(h: History, node: str, cut: float) -> bool:
     """A fault of the node's own decided its fate before the split: one that took it out of the membership
     shortly before (tandem-18538: corosync crashed there 1.2 s before the cluster cut, and the node was
-    lost, and fenced, 2.1 s after the crash), or a failed disk not yet replaced (the side that lost its own
-    disk, which S6 exempts by definition: tandem-18559, whose disk failed in the same second as the
+    lost, and fenced, 2.1 s after the crash) or whose fencing was still due (tandem-19328: corosync crashed
+    on the VM's node 7 s before the split, and the other node's scheduler fenced it after its
+    priority-fencing-delay, 12 s after the crash), or a failed disk not yet replaced (the side that lost its
+    own disk, which S6 exempts by definition: tandem-18559, whose disk failed in the same second as the
     replication link)."""
     for i in h.injections:
         if i.node != node or i.undo or i.note or i.t > cut:
             continue
         if i.kind in MEMBERSHIP_FAULTS and cut - MEMBERSHIP_LOSS <= i.t:
+            return True
+        fenced = any(target == node and i.t <= t <= cut for t, target in h.fenced)
+        if i.kind in FENCED_AFTER and cut - FENCING_DUE <= i.t and not fenced:
             return True
         if i.kind == "disk-fail":
             replaced = next(

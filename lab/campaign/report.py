@@ -306,6 +306,12 @@ FINDINGS = {
     "score makes Pacemaker demote it; a stop and start cannot give it data back), so no failed monitor is "
     "left for a demote to cancel (354278b; unit and agent tests; docs/drbd-vs-linbit.md). Evidence: "
     "evidence/tandem-18915-cancel-stall.log.bz2",
+    "tandem-19328": "two nodes, on 9f13964: a checker gap. corosync crashed on node1 (DC, running vm1); "
+    "7 s later the replication link was cut with both fence-peer handlers hanging, and node2's scheduler "
+    "fenced node1 for its crash after the priority-fencing-delay, 12 s after it (stonith history: "
+    "pacemaker-controld). S6 excused a membership fault of the VM's node only within 3 s before the "
+    "split; it now also excuses one whose fencing is still due (power cut, reboot or corosync crash less "
+    "than 18 s before, the node not fenced since: unit test)",
     "tandem-10011": "two nodes, on b5ab81c: ours, S6, flagged since de6c4d4, when S6 began to judge the "
     "replication cut of a fence-peer fault as a split. vm1 had live-migrated to node2 1 s before the "
     "handlers began to hang; both stayed frozen (no monitor finished a freeze yet) until the hang ended, "

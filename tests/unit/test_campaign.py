@@ -446,10 +446,17 @@ def test_split_outcomes_say_who_lost_each_fence_race() -> None:
         checkers.VM_NODE_FENCED,
         checkers.NOT_JUDGED,
     ]
-    # tandem-18538: corosync crashed on vm1's node 1.2 s before the cut: lost, and fenced, for its crash
-    for crashed, expected in ((8.8, checkers.NOT_JUDGED), (6.0, checkers.VM_NODE_FENCED)):
+    # tandem-18538: corosync crashed on vm1's node 1.2 s before the cut: lost, and fenced, for its crash;
+    # tandem-19328: 7 s before, its fencing still due (the priority-fencing-delay); one fenced before the
+    # cut is over
+    for crashed, fenced, expected in (
+        (8.8, (), checkers.NOT_JUDGED),
+        (3.0, (), checkers.NOT_JUDGED),
+        (3.0, ((5.0, "node1"),), checkers.VM_NODE_FENCED),
+    ):
         crash = (Injection(crashed, "crash-corosync", "node1", False, ""), *cut)
-        assert [s.outcome for s in checkers.split_outcomes(history(later, injections=crash))] == [expected]
+        judged = checkers.split_outcomes(history(later, injections=crash, fenced=fenced))
+        assert [s.outcome for s in judged] == [expected]
     libvirtd = (Injection(8.8, "crash-libvirtd", "node1", False, ""), *cut)  # no loss of membership
     assert [s.outcome for s in checkers.split_outcomes(history(later, injections=libvirtd))] == [
         checkers.VM_NODE_FENCED
