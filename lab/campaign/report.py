@@ -306,6 +306,18 @@ FINDINGS = {
     "score makes Pacemaker demote it; a stop and start cannot give it data back), so no failed monitor is "
     "left for a demote to cancel (354278b; unit and agent tests; docs/drbd-vs-linbit.md). Evidence: "
     "evidence/tandem-18915-cancel-stall.log.bz2",
+    "tandem-19379": "two nodes, on 9f13964 (lab commit 1330db5): ours, L1 and L3, not analysed yet. A "
+    "slow link, fence-peer hanging, a move, corosync crashed on node1 (DC, vm1) and the cluster network "
+    "cut: node1 was fenced, vm1 restarted on node2; when node1 came back, node2 saw its connection "
+    "StandAlone (split brain or disconnected by hand) and its fencing constraint (promotion only on node2) "
+    "stayed to the run's end, node1 Secondary/UpToDate. No safety checker flagged (S2, S4); logs: "
+    "evidence/tandem-19379-logs.tar.bz2",
+    "tandem-19400": "two nodes, on 9f13964 (lab commit 1330db5): ours, L1 and L3, not analysed yet. "
+    "corosync crashed on node1 (no VM), node2's disk failed under vm1 before node1 was fenced, and "
+    "fence-peer failed: at the end node1 is Secondary/Inconsistent and node2 Secondary/Consistent, vm1 "
+    "nowhere. node1 held the only complete copy when it was fenced; whether the emulator or an agent made "
+    "it Inconsistent (a data loss the guest did not live to report) is the next thing to find out; logs: "
+    "evidence/tandem-19400-logs.tar.bz2",
     "tandem-19328": "two nodes, on 9f13964: a checker gap. corosync crashed on node1 (DC, running vm1); "
     "7 s later the replication link was cut with both fence-peer handlers hanging, and node2's scheduler "
     "fenced node1 for its crash after the priority-fencing-delay, 12 s after it (stonith history: "
