@@ -312,12 +312,15 @@ FINDINGS = {
     "StandAlone (split brain or disconnected by hand) and its fencing constraint (promotion only on node2) "
     "stayed to the run's end, node1 Secondary/UpToDate. No safety checker flagged (S2, S4); logs: "
     "evidence/tandem-19379-logs.tar.bz2",
-    "tandem-19400": "two nodes, on 9f13964 (lab commit 1330db5): ours, L1 and L3, not analysed yet. "
-    "corosync crashed on node1 (no VM), node2's disk failed under vm1 before node1 was fenced, and "
-    "fence-peer failed: at the end node1 is Secondary/Inconsistent and node2 Secondary/Consistent, vm1 "
-    "nowhere. node1 held the only complete copy when it was fenced; whether the emulator or an agent made "
-    "it Inconsistent (a data loss the guest did not live to report) is the next thing to find out; logs: "
-    "evidence/tandem-19400-logs.tar.bz2",
+    "tandem-19400": "two nodes, on 9f13964 (lab commit 1330db5): an emulator gap (L1, L3). corosync "
+    "crashed on node2 (no VM); node1's disk failed under vm1 0.7 s after node2 was seen lost and before its "
+    "fencing, so node1 was a Diskless Primary without data once node2 was fenced (vm1 stopped, node1 "
+    "demoted: right). node2 came back Consistent (fencing configured, node1 not known Outdated: DRBD's "
+    "may_be_up_to_date keeps it so beside a Diskless peer), and node1's replacement disk, attached while "
+    "connected, stayed Inconsistent: the emulator ran no handshake on an attach while connected, and "
+    "resynced only from UpToDate data. DRBD exchanges the UUIDs on such an attach, and node2, the newest, "
+    "resyncs node1. Fixed in the emulator (unit test); data safe: node2 held every acknowledged write. "
+    "Logs: evidence/tandem-19400-logs.tar.bz2",
     "tandem-19328": "two nodes, on 9f13964: a checker gap. corosync crashed on node1 (DC, running vm1); "
     "7 s later the replication link was cut with both fence-peer handlers hanging, and node2's scheduler "
     "fenced node1 for its crash after the priority-fencing-delay, 12 s after it (stonith history: "

@@ -720,7 +720,7 @@ def _lifecycle(
             for d in r["disks"].values():
                 d["state"] = "Diskless"
         if cmd in ("up", "adjust", "attach") and "--skip-disk" not in flags:
-            engine.attach(st, node, res)
+            engine.attach(st, node, res, now)
         if cmd in ("up", "connect") or (cmd == "adjust" and "--skip-net" not in flags):
             engine.connect(st, cfg, node, res, peer, discard="--discard-my-data" in flags)
         engine.settle(st, now)

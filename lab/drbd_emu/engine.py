@@ -212,13 +212,17 @@ def _clear_oos(md: dict[str, Any], peer: str, in_sync: set[int]) -> None:
         md["oos"][peer] = left
 
 
-def attach(st: State, node: str, res: str) -> None:
+def attach(st: State, node: str, res: str, now: float) -> None:
     """`attach`: the disk comes up in the state its meta data recorded (Outdated/Inconsistent), except that
     data last UpToDate comes up Consistent while fencing is configured and some peer is not known Outdated:
     that peer may have newer data (DK drbd_state.c disk_state_from_md, may_be_up_to_date). Connecting, or
-    fence-peer at promotion, settles it."""
+    fence-peer at promotion, settles it. A disk attached while connected goes through the handshake with
+    each connected peer at once (its UUIDs are exchanged): a Consistent peer facing the new Inconsistent disk
+    is then the newest and resyncs it (tandem-19400: a replaced disk beside a peer that came back Consistent
+    from its fencing, and nothing resynced)."""
     r = res_state(st, node, res)
     assert r is not None
+    attached = False
     for vol, d in r["disks"].items():
         if d["client"] or d["state"] != "Diskless":
             continue
@@ -227,8 +231,12 @@ def attach(st: State, node: str, res: str) -> None:
             d["state"] = "Diskless"  # attach of a failed disk fails; stays Diskless
             continue
         d["state"] = md["disk"]
+        attached = True
         if md["disk"] == "UpToDate" and r["fencing"] != "dont-care" and _peers_unknown(st, node, res, vol):
             d["state"] = "Consistent"
+    for peer, c in list(r["conns"].items()) if attached else ():
+        if c["state"] == "Connected":
+            _handshake(st, res, node, peer, now)
 
 
 def _peers_unknown(st: State, node: str, res: str, vol: str) -> list[str]:

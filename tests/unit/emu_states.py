@@ -27,7 +27,7 @@ def after_initial_sync(cfg: config.ResourceConfig, *, stay_primary: bool, t: flo
     s = engine.new_state()
     for n in cfg.hosts:
         s["nodes"].setdefault(n, {})["r0"] = engine.new_resource(cfg, n)
-        engine.attach(s, n, "r0")
+        engine.attach(s, n, "r0", t)
         engine.connect(s, cfg, n, "r0")
     engine.settle(s, t)
     first = next(n for n, h in cfg.hosts.items() if h.volumes[0].disk != "none")

@@ -270,7 +270,7 @@ class QuorumMachine(RuleBasedStateMachine):
     def back(self, node: str) -> None:
         if engine.res_state(self.s, node, "r0") is None:
             self.s["nodes"].setdefault(node, {})["r0"] = engine.new_resource(self.cfg, node)
-            engine.attach(self.s, node, "r0")
+            engine.attach(self.s, node, "r0", self.t)
             engine.connect(self.s, self.cfg, node, "r0")
         self.step()
 
@@ -360,7 +360,7 @@ def test_a_storage_node_powered_off_under_a_client_primary_resyncs_what_it_misse
     assert engine.has_quorum(s, "charlie", "r0") and engine.has_quorum(s, "bob", "r0")  # the tiebreaker
     engine.write(s, "charlie", "r0", "0", 4001.0, count=3)
     s["nodes"]["alice"] = {"r0": engine.new_resource(cfg, "alice")}
-    engine.attach(s, "alice", "r0")
+    engine.attach(s, "alice", "r0", 4002.0)
     engine.connect(s, cfg, "alice", "r0")
     engine.settle(s, 4002.0)
     assert len(resync_to(s, "alice")["blocks"]) == 3
@@ -427,7 +427,7 @@ def test_create_md_gives_a_replaced_disk_fresh_meta_data_and_a_full_sync() -> No
         "history": [],
     }
     del s["faults"]["disk/alice/r0/0"]
-    engine.attach(s, "alice", "r0")
+    engine.attach(s, "alice", "r0", 4004.0)
     engine.settle(s, 4004.0)
     assert resync_to(s, "alice")["blocks"] is None  # the whole device
 
@@ -461,7 +461,7 @@ def test_a_primary_that_lost_quorum_under_a_write_does_not_fork_the_data() -> No
     engine.undelivered(s, "alice", "carol", "r0", "0", [9])
     engine.secondary(s, "alice", "r0", 4004.0)
     s["nodes"]["bob"] = {"r0": engine.new_resource(cfg, "bob")}
-    engine.attach(s, "bob", "r0")
+    engine.attach(s, "bob", "r0", 4005.0)
     engine.connect(s, cfg, "bob", "r0")
     engine.settle(s, 4005.0)
     engine.settle(s, 4100.0)
@@ -482,7 +482,7 @@ def test_a_replaced_disk_takes_no_older_blocks_and_a_finished_resync_clears_ever
     del s["faults"]["disk/carol/r0/0"]
     engine.create_md(s, "carol", "r0", ["0"])
     s["resync_kib_s"] = 1024.0  # the full sync takes 64 s
-    engine.attach(s, "carol", "r0")
+    engine.attach(s, "carol", "r0", 4004.0)
     engine.settle(s, 4004.0)
     assert list(s["resyncs"]) == ["r0/0/alice/carol"]
     res(s, "bob")["disks"]["0"]["state"] = "Outdated"
@@ -511,12 +511,12 @@ def test_a_replaced_disk_synced_from_a_newer_node_is_no_split_brain_for_an_older
     engine.write(s, "carol", "r0", "0", 4005.0, count=2)
     del s["faults"]["disk/bob/r0/0"]
     engine.create_md(s, "bob", "r0", ["0"])
-    engine.attach(s, "bob", "r0")
+    engine.attach(s, "bob", "r0", 4006.0)
     engine.settle(s, 4006.0)
     engine.settle(s, 4300.0)
     assert res(s, "bob")["disks"]["0"]["state"] == "UpToDate"
     s["nodes"]["alice"] = {"r0": engine.new_resource(cfg, "alice")}
-    engine.attach(s, "alice", "r0")
+    engine.attach(s, "alice", "r0", 4301.0)
     link(s, "alice", "carol", cut=True, t=4301.0)
     engine.connect(s, cfg, "alice", "r0")
     engine.settle(s, 4302.0)
@@ -558,10 +558,10 @@ def test_a_second_source_waits_while_the_first_resyncs_the_target() -> None:
     del s["faults"]["disk/alice/r0/0"]
     engine.create_md(s, "alice", "r0", ["0"])
     s["resync_kib_s"] = 1024.0  # the full sync takes 64 s
-    engine.attach(s, "alice", "r0")
+    engine.attach(s, "alice", "r0", 4006.0)
     engine.settle(s, 4006.0)
     s["nodes"]["bob"] = {"r0": engine.new_resource(cfg, "bob")}
-    engine.attach(s, "bob", "r0")
+    engine.attach(s, "bob", "r0", 4007.0)
     link(s, "alice", "bob", cut=True, t=4007.0)
     engine.connect(s, cfg, "bob", "r0")
     engine.settle(s, 4008.0)
@@ -591,7 +591,7 @@ def test_a_waiting_source_with_older_data_is_not_copied_over_the_newer() -> None
     del s["faults"]["disk/alice/r0/0"]
     engine.create_md(s, "alice", "r0", ["0"])
     link(s, "alice", "bob", cut=True, t=4001.0)
-    engine.attach(s, "alice", "r0")
+    engine.attach(s, "alice", "r0", 4002.0)
     engine.settle(s, 4002.0)
     assert list(s["resyncs"]) == ["r0/0/carol/alice"]
     res(s, "alice")["disks"]["0"]["state"] = "Inconsistent"
@@ -639,7 +639,7 @@ def test_a_primary_whose_new_disk_is_inconsistent_is_resynced_not_cut_off() -> N
     del s["faults"]["disk/bob/r0/0"]
     engine.create_md(s, "bob", "r0", ["0"])
     s["resync_kib_s"] = 1024.0
-    engine.attach(s, "bob", "r0")
+    engine.attach(s, "bob", "r0", 4002.0)
     engine.settle(s, 4002.0)
     assert res(s, "bob")["role"] == "Primary" and res(s, "bob")["disks"]["0"]["state"] == "Inconsistent"
     link(s, "bob", "carol", cut=False, t=4003.0)
@@ -661,7 +661,7 @@ def test_a_new_disk_attached_under_a_connected_primary_resyncs_in_full() -> None
     del s["faults"]["disk/bob/r0/0"]
     engine.create_md(s, "bob", "r0", ["0"])
     s["resync_kib_s"] = 1024.0
-    engine.attach(s, "bob", "r0")
+    engine.attach(s, "bob", "r0", 4002.0)
     engine.settle(s, 4002.0)
     rs = resync_to(s, "bob")
     assert rs["blocks"] is None  # the whole device

@@ -81,7 +81,7 @@ def test_fresh_disks_refuse_promotion_with_17() -> None:
     s = engine.new_state()
     for n in cfg.hosts:
         s["nodes"].setdefault(n, {})["r0"] = engine.new_resource(cfg, n)
-        engine.attach(s, n, "r0")
+        engine.attach(s, n, "r0", 0.0)
     assert disk(s, "alice") == "Inconsistent"
     with pytest.raises(engine.StateError) as e:
         engine.primary(s, cfg, "alice", "r0", 0.0)
@@ -422,7 +422,7 @@ def test_a_crashed_primarys_last_writes_are_resynced_from_it_or_overwritten() ->
             engine.plan_write(s, "bob", "r0", "0", 4003.0, [8])
         cfg = make_cfg()
         s["nodes"].setdefault("alice", {})["r0"] = engine.new_resource(cfg, "alice")
-        engine.attach(s, "alice", "r0")
+        engine.attach(s, "alice", "r0", 4004.0)
         engine.connect(s, cfg, "alice", "r0")
         engine.settle(s, 4004.0)
         (key,) = s["resyncs"]
@@ -461,7 +461,7 @@ def test_a_primary_killed_while_its_io_was_frozen_never_diverged() -> None:
     engine.apply_fence_result(s, "alice", "r0", "bob", 7)
     assert engine.meta_for(s, "alice", "r0", "0")["tag"] != alice_tag
     s["nodes"].setdefault("bob", {})["r0"] = engine.new_resource(cfg, "bob")
-    engine.attach(s, "bob", "r0")
+    engine.attach(s, "bob", "r0", 4004.0)
     engine.connect(s, cfg, "bob", "r0")
     cut(s, 4003.0, heal=True)
     assert not conn(s, "alice", "bob").get("split_brain") and conn(s, "alice", "bob")["state"] == "Connected"
@@ -482,7 +482,7 @@ def test_a_write_apart_without_frozen_io_is_a_new_generation_at_once() -> None:
 def _reboot(s: dict[str, Any], cfg: config.ResourceConfig, node: str, t: float) -> None:
     engine.power_loss(s, node, t)
     s["nodes"].setdefault(node, {})["r0"] = engine.new_resource(cfg, node)
-    engine.attach(s, node, "r0")
+    engine.attach(s, node, "r0", t)
 
 
 def test_uptodate_data_attaches_consistent_while_a_peer_may_be_newer() -> None:
@@ -505,6 +505,23 @@ def test_uptodate_data_attaches_consistent_while_a_peer_may_be_newer() -> None:
     s = cluster(plain)
     _reboot(s, plain, "bob", 4000.0)
     assert disk(s, "bob") == "UpToDate"
+
+
+def test_a_disk_attached_beside_a_consistent_peer_is_resynced_from_it() -> None:
+    """tandem-19400: alice's disk failed; bob, rebooted, came back Consistent (alice not known Outdated)
+    and stays so beside a Diskless alice. The replacement disk attached while connected goes through the
+    handshake: bob's data is the newest, UpToDate, and resyncs alice (DK: attach exchanges the UUIDs)."""
+    cfg = make_cfg(fencing="resource-only")
+    s = cluster(cfg)
+    engine.res_state(s, "alice", "r0")["disks"]["0"]["state"] = "Diskless"  # type: ignore[index]
+    _reboot(s, cfg, "bob", 4000.0)
+    engine.connect(s, cfg, "bob", "r0")
+    engine.settle(s, 4001.0)
+    assert conn(s, "alice", "bob")["state"] == "Connected" and disk(s, "bob") == "Consistent"
+    engine.create_md(s, "alice", "r0", ["0"])
+    engine.attach(s, "alice", "r0", 4002.0)
+    engine.settle(s, 4002.0)
+    assert disk(s, "bob") == "UpToDate" and list(s["resyncs"]) == ["r0/0/bob/alice"]
 
 
 def test_consistent_data_is_promoted_only_after_fence_peer_outdated_the_peer() -> None:
