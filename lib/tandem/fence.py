@@ -34,8 +34,8 @@ import os
 import sys
 import time
 
-from tandem.drbd.health import allows_two_primaries, fencing_policy
-from tandem.drbd.model import ConnState, Resource, Role
+from tandem.drbd.health import allows_two_primaries, fencing_policy, frozen_for_fencing
+from tandem.drbd.model import Resource, Role
 from tandem.drbd.policy import (
     DEFAULT_DISKLESS,
     DEFAULT_TIERS,
@@ -628,14 +628,6 @@ def wait_out_delay(
 
 # Exit codes of fence-peer after which DRBD resumes a frozen Primary's I/O (6: this node outdates itself).
 RESUMES = (PEER_OUTDATED, PEER_UNREACHABLE, PEER_FENCED)
-
-
-def frozen_for_fencing(res: Resource) -> list[str | None]:
-    """The lost peers a Primary's frozen I/O waits for (suspended:fencing with connections down; None for a
-    peer DRBD 8.4 does not name); empty when I/O runs or every peer is connected."""
-    if "fencing" not in res.suspended or res.role is not Role.PRIMARY:
-        return []
-    return [c.peer for c in res.connections if c.connection is not ConnState.CONNECTED]
 
 
 def finish_fencing(

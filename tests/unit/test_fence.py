@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tandem.drbd.health import frozen_for_fencing
 from tandem.drbd.model import Resource
 from tandem.drbd.parse_json import parse_status_json
 from tandem.drbd.policy import Decision
@@ -36,7 +37,6 @@ from tandem.fence import (
     fence_delay,
     fence_peer,
     finish_fencing,
-    frozen_for_fencing,
     local_state,
     node_priority,
     peer_state,

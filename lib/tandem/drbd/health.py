@@ -47,6 +47,15 @@ NO_DATA_SUSPEND = "no-data"
 MAX_DUAL_PRIMARY_NODES = 4
 
 
+def frozen_for_fencing(res: Resource) -> list[str | None]:
+    """The lost peers a Primary's frozen I/O waits for (suspended:fencing with connections down; None for a
+    peer DRBD 8.4 does not name); empty when I/O runs or every peer is connected. Here, not in tandem.fence,
+    so that a monitor can ask without importing the handlers."""
+    if TRANSIENT_SUSPEND not in res.suspended or res.role is not Role.PRIMARY:
+        return []
+    return [c.peer for c in res.connections if c.connection is not ConnState.CONNECTED]
+
+
 class Verdict(NamedTuple):
     rc: Rc
     reason: str  # empty when healthy
