@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """Power for lab nodes: on (boot a fresh init in the node's network namespace), off (a power cut: SIGKILL
-every process of the node, then the node's /run is gone as after a reboot) and a clean shutdown.
+every process of the node, its TCP sockets destroyed, then the node's /run is gone as after a reboot) and a
+clean shutdown.
 
 Only the supervisor powers nodes on, because the init's launcher is its child and must be reaped by a live
 parent (PID 1 of this host does not reap orphans). Anyone may power a node off (kill needs no parentage).
@@ -77,9 +78,20 @@ def power_off(node: Node, timeout: float = 30.0) -> bool:
         for pid in node.pids():
             kill_pid(pid)
         time.sleep(0.05)
+    forget_sockets(node)
     (node.dir / HOLDER_FILE).unlink(missing_ok=True)
     wipe(node.dir / "run")
     return holder is not None or bool(pids)
+
+
+def forget_sockets(node: Node) -> None:
+    """The TCP sockets its killed processes left behind die with the machine: the namespace's kernel would
+    otherwise keep retransmitting what they had not sent yet, and deliver it once the node is powered on
+    again (tandem-19379: a replicated write sent before the node was fenced reached the survivor after the
+    reboot). Destroyed while the links are down, so even their resets vanish."""
+    subprocess.run(
+        ["ip", "netns", "exec", node.netns, "ss", "-K", "-t", "-a"], capture_output=True, check=False
+    )
 
 
 def links(node: Node, *, up: bool) -> None:

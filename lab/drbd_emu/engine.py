@@ -1161,6 +1161,9 @@ def settle(st: State, now: float) -> None:
                     pc["seen"] = True
                     pc["fenced_pending_unfence"] = pc.pop("fenced", False)
                     pc["graceful"] = False
+                    # one id per established connection: the data plane applies a peer's write only on
+                    # the connection it was sent on (replica.py)
+                    c["session"] = pc["session"] = secrets.token_hex(4)
                     _handshake(st, res, node, peer, now)
                     for x in (node, peer):
                         _resume_when_reconnected(st, x, res)

@@ -90,11 +90,17 @@ def _recv(sock: socket.socket, n: int) -> bytes:
     return buf
 
 
-class Link:
-    """This node's replication connection to one peer for one resource (one request at a time)."""
+class StaleSession(ConnectionError):
+    """A request on a replication connection that DRBD has dropped since it was opened."""
 
-    def __init__(self, node: str, res: str, address: str) -> None:
-        self.node, self.res, self.address = node, res, address
+
+class Link:
+    """This node's replication connection to one peer for one resource (one request at a time), opened for
+    one DRBD connection (`session`, engine.settle): DRBD tears its sockets down with the connection, so a
+    write still in flight on an old one never lands after the peer has moved on."""
+
+    def __init__(self, node: str, res: str, address: str, session: str) -> None:
+        self.node, self.res, self.address, self.session = node, res, address, session
         self.sock: socket.socket | None = None
         self.lock = threading.Lock()
 
@@ -102,7 +108,7 @@ class Link:
         if self.sock is None:
             sock = socket.create_connection(split_address(self.address), timeout=SEND_TIMEOUT)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            hello = json.dumps({"node": self.node, "res": self.res}).encode()
+            hello = json.dumps({"node": self.node, "res": self.res, "session": self.session}).encode()
             sock.sendall(_REQ.pack(HELLO, 0, 0, len(hello)) + hello)
             self.sock = sock
         return self.sock
@@ -253,15 +259,19 @@ class DataPlane:
             time.sleep(POLL * 4)
 
     def _link(self, peer: str, res: str) -> Link:
-        link = self.links.get((peer, res))
-        if link is not None:
-            return link
-        r = engine.res_state(self.store.read(), self.node, res)
-        address = r["conns"][peer]["address"] if r is not None and peer in r["conns"] else ""
+        """The link of the current DRBD connection to `peer` (one of an earlier connection is closed)."""
+        r = engine.res_state(self.store.read(only=res), self.node, res)
+        c = r["conns"].get(peer, {}) if r is not None else {}
+        address, session = c.get("address", ""), c.get("session", "")
         if not address:
             raise OSError(errno.ENOTCONN, f"no connection to {peer}")
         with self.lock:
-            return self.links.setdefault((peer, res), Link(self.node, res, address))
+            link = self.links.get((peer, res))
+            if link is None or link.session != session:
+                if link is not None:
+                    link.close()
+                link = self.links[(peer, res)] = Link(self.node, res, address, session)
+            return link
 
     # -- the peer side -------------------------------------------------------------------------------
 
@@ -277,23 +287,40 @@ class DataPlane:
                     op, vol, offset, n = _REQ.unpack(_recv(conn, _REQ.size))
                     payload = _recv(conn, n) if op == WRITE else b""
                     try:
-                        reply = self._answer(hello["node"], hello["res"], op, str(vol), offset, n, payload)
+                        reply = self._answer(hello, op, str(vol), offset, n, payload)
                         conn.sendall(_REPLY.pack(0, len(reply)) + reply)
+                    except StaleSession:
+                        return  # closed, as DRBD closes a lost connection's sockets
                     except OSError as e:
                         conn.sendall(_REPLY.pack(-(e.errno or errno.EIO), 0))
         except (OSError, ValueError):
             return  # the connection went (a probe, a cut, a power loss): the sender sees it
 
+    def _check_session(self, st: engine.State, sender: str, res: str, session: str) -> None:
+        """A request counts only on the DRBD connection it was sent on: one sent before a cut or a power
+        loss, whose TCP segments the sender's kernel kept retransmitting, arrives later on the old socket
+        and must not land (tandem-19379: a write of the fenced node, sent before the split, arrived once it
+        was back and rolled the survivor's copy and generation back; the handshake then found the survivor
+        behind its own past)."""
+        r = engine.res_state(st, self.node, res)
+        c = r["conns"].get(sender) if r is not None else None
+        if c is None or c["state"] != "Connected" or c.get("session") != session:
+            raise StaleSession(errno.ENOTCONN, f"{sender}: not the current connection")
+
     def _answer(
-        self, sender: str, res: str, op: bytes, vol: str, offset: int, n: int, payload: bytes
+        self, hello: dict[str, Any], op: bytes, vol: str, offset: int, n: int, payload: bytes
     ) -> bytes:
+        sender, res = hello["node"], hello["res"]
         if op == READ:
+            with self.store.locked(only=res) as st:
+                self._check_session(st, sender, res, hello.get("session", ""))
             return os.pread(self._fd(res, vol), n, offset)
         gen, tag = _WRITE_META.unpack_from(payload)
         data = payload[_WRITE_META.size :]
         with self.store.locked() as st:
             if engine.link_cut(st, sender, self.node):
                 raise ConnectionError("replication link cut")
+            self._check_session(st, sender, res, hello.get("session", ""))
             if not engine.has_disk(st, self.node, res, vol):
                 raise OSError(errno.ENODEV, "no disk")
             self._local_write(st, res, vol, offset, data)

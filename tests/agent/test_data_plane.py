@@ -4,8 +4,9 @@ copy behind /dev/drbdN (replica.py), replicating over TCP on loopback addresses.
 
 What real DRBD guarantees and these check, on the copies themselves (the nodes' backing files): protocol C
 replication while connected; divergence while disconnected, with the blocks counted out of sync; a resync of
-exactly those blocks, from the node that wrote them; reads of a Diskless Primary through its peer; and a
-forced promotion of the stale side really running on the old data.
+exactly those blocks, from the node that wrote them; reads of a Diskless Primary through its peer; a write
+still in flight on a dropped connection never landing; and a forced promotion of the stale side really
+running on the old data.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lab.drbd_emu import engine
-from lab.drbd_emu.replica import backing
+from lab.drbd_emu.replica import _WRITE_META, WRITE, Link, backing
 from lab.drbd_emu.tool import device_write_blocks
 
 from tandem.drbd.model import ConnState, DiskState
@@ -105,6 +107,40 @@ def test_a_diskless_primary_reads_and_writes_through_its_peer(pair: Cluster) -> 
     later = write(pair, "alice", 1)
     assert copy_of(pair, "bob", later[0]).startswith(b"alice gen ")
     assert copy_of(pair, "alice", later[0]) != copy_of(pair, "bob", later[0])  # the failed disk is untouched
+
+
+def test_a_write_sent_on_a_dropped_connection_never_lands(pair: Cluster) -> None:
+    """tandem-19379: a fenced node's write, sent before the split and retransmitted by its TCP stack, reached
+    the survivor once the link was back and rolled its copy back. DRBD closes a lost connection's sockets."""
+
+    def alice_state() -> dict[str, Any]:
+        st = json.loads(pair.emu("alice", "state").stdout)
+        md = st["meta"]["alice/r0/0"]
+        return {"conn": st["nodes"]["alice"]["r0"]["conns"]["bob"], "gen": md["gen"], "tag": md["tag"]}
+
+    def send(link: Link, fill: bytes) -> None:
+        a = alice_state()
+        payload = _WRITE_META.pack(a["gen"], a["tag"].encode()) + fill * engine.BLOCK_BYTES
+        link.request(WRITE, 0, block * engine.BLOCK_BYTES, len(payload), payload)
+
+    block = 1000  # beyond the blocks `write` uses
+    first = alice_state()["conn"]
+    old = Link("alice", "r0", first["address"], first["session"])
+    send(old, b"x")  # the control: on the current connection it lands
+    assert copy_of(pair, "bob", block) == b"x" * engine.BLOCK_BYTES
+    assert pair.adm("alice", "disconnect", "r0").returncode == 0
+    pair.wait(lambda: pair.status("bob").connections[0].connection is not ConnState.CONNECTED)
+    with pytest.raises(OSError):
+        send(old, b"y")  # the link is up, DRBD's connection is not
+    assert pair.adm("alice", "connect", "r0").returncode == 0
+    pair.wait(lambda: pair.status("bob").connections[0].connection is ConnState.CONNECTED)
+    with pytest.raises(OSError):
+        send(old, b"y")  # connected again, but not on the connection the write was sent on
+    assert copy_of(pair, "bob", block) == b"x" * engine.BLOCK_BYTES
+    now = alice_state()["conn"]
+    assert now["session"] != first["session"]
+    send(Link("alice", "r0", now["address"], now["session"]), b"y")
+    assert copy_of(pair, "bob", block) == b"y" * engine.BLOCK_BYTES
 
 
 def test_a_forced_promotion_of_the_stale_side_runs_on_old_data(pair: Cluster) -> None:
