@@ -286,8 +286,8 @@ class Split:
 
 
 def split_outcomes(h: History) -> list[Split]:
-    """Each split of the nodes (SPLIT_KINDS) and how its fence race ended: the node that ran the VM, or
-    another, powered off by it while a node stayed on. Not judged: a split inside a live migration (until
+    """Each split of the nodes (SPLIT_KINDS) and how its fence race ended: the first node to go off while
+    a node stayed on, the one that ran the VM or another. Not judged: a split inside a live migration (until
     migrate_to's result is recorded the cluster counts the VM on the source, although the guest may already
     run on the target: the report's limits say so), with no single QEMU before it, or where the node that
     went off was hit by a fault of its own meanwhile (a power fault is no fence race), a split that began
@@ -315,8 +315,12 @@ def split_outcomes(h: History) -> list[Split]:
         vm_node = before[-1].qemu[0]
         undo = _undone(h, cut)
         window = [s for s in h.samples if cut.t < s.t <= undo + 10 and len(s.on) > 0]
-        lost = next((s for s in window if vm_node not in s.on), None)
-        peer_off = next((s for s in window if set(h.nodes) - s.on), None)
+        # the race ends with the first node to go off: a later loss of the VM's node is another story
+        # (tandem-19935: the peer fenced 5 s into the split, the VM's node lost 19 s later to a split of
+        # its own, inside a migration)
+        first_off = next((s for s in window if set(h.nodes) - s.on), None)
+        lost = first_off if first_off is not None and vm_node not in first_off.on else None
+        peer_off = None if lost is not None else first_off
         if (
             (lost is not None and _own_fault(h, {vm_node}, cut.t, lost.t))
             or (lost is not None and _hit_before(h, vm_node, cut.t))
@@ -511,13 +515,23 @@ def _survivors_a_minority(h: History, before: Sample, cut: Injection, due: float
 
 
 def _out_of_cluster(h: History, since: float, until: float) -> set[str]:
-    """The nodes a fault took out of the cluster in (since, until]. On two nodes such a survivor gets no
-    quorum back until the lost node returns: votequorum's wait_for_all, which two_node implies, holds for
-    a corosync that starts while its peer is gone (the scheduler then neither fences nor starts)."""
+    """The nodes a fault took out of the cluster in (since, until], or before `since` and not back in it
+    then (their controller joined again only after it: tandem-19420, corosync crashed 0.03 s before the
+    peer's power cut). On two nodes such a survivor gets no quorum back until the lost node returns:
+    votequorum's wait_for_all, which two_node implies, holds for a corosync that starts while its peer is
+    gone (the scheduler then neither fences nor starts)."""
+
+    def back_in(node: str, after: float) -> float:
+        return next((a for a, _, n in sorted(h.joining) if n == node and a >= after), h.end)
+
     return {
         i.node
         for i in h.injections
-        if i.kind in SURVIVOR_LOSS_KINDS and not i.undo and not i.note and since < i.t <= until
+        if i.kind in SURVIVOR_LOSS_KINDS
+        and not i.undo
+        and not i.note
+        and i.t <= until
+        and (since < i.t or back_in(i.node, i.t) > since)
     }
 
 

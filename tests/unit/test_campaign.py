@@ -404,6 +404,14 @@ def test_split_outcomes_say_who_lost_each_fence_race() -> None:
     assert [s.outcome for s in checkers.split_outcomes(history(samples, injections=stopped))] == [
         checkers.NOT_JUDGED
     ]
+    # tandem-19935: the race ended when node2 went off; vm1's node lost later within the window is not it
+    for t in range(20, 30):
+        samples[t] = Sample(float(t), frozenset({"node2"}), (), (view("node2", connected=frozenset()),), None)
+    assert [s.outcome for s in checkers.split_outcomes(history(samples, injections=stopped))] == [
+        checkers.NOT_JUDGED
+    ]
+    (split,) = checkers.split_outcomes(history(samples, injections=cut))
+    assert (split.outcome, split.t) == (checkers.PEER_FENCED, 12.0)
     later = list(HEALTHY.samples)  # the race left both on; vm1's node rebooted by a fault after the heal
     for t in range(28, 32):
         later[t] = Sample(float(t), frozenset({"node2"}), (), (view("node2", connected=frozenset()),), None)
@@ -538,6 +546,15 @@ def test_l2_flags_a_vm_back_late_after_its_nodes_fencing() -> None:
         v.checker
         for v in checkers.l2_node_loss(history(samples, injections=too_late, fenced=((20.0, "node1"),)))
     ] == ["L2"]
+    # tandem-19420: it crashed just before the power cut and its controller joined again after it: alone
+    before = (Injection(9.4, "crash-corosync", "node2", False, ""), *cut)
+    cases: list[tuple[tuple[tuple[float, float, str], ...], list[str]]] = [
+        (((21.0, 23.0, "node2"),), []),
+        (((9.45, 9.48, "node2"),), ["L2"]),  # back in the cluster before the power cut: it must recover
+    ]
+    for joined, flagged in cases:
+        h = replace(history(samples, injections=before, fenced=((20.0, "node1"),)), joining=joined)
+        assert [v.checker for v in checkers.l2_node_loss(h)] == flagged
 
 
 def test_l2_does_not_ask_a_cluster_without_quorum_anywhere_to_recover() -> None:
