@@ -7,7 +7,7 @@
   python3 -m lab campaign --shrink tandem-9003              the smallest schedule that still fails
   python3 -m lab campaign --report                          only docs/campaign.md from runs.jsonl
 Runs already in OUT/runs.jsonl are skipped, so the same command resumes a campaign; --minutes bounds a batch
-(the lab lock is shared). Replays go to OUT/replays.jsonl. Ctrl-C tears the cluster down.
+(the lab lock is shared). Replays go to OUT/replays.jsonl. Ctrl-C tears the cluster down (exit 130).
 """
 
 from __future__ import annotations
@@ -65,6 +65,15 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
+    """The command; Ctrl-C (or SIGTERM) ends it with one line, once the lab is torn down."""
+    try:
+        return command(argv)
+    except KeyboardInterrupt:
+        print("campaign: interrupted; the lab is torn down, the runs recorded are kept", file=sys.stderr)
+        return 130
+
+
+def command(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     if args.rejudge:
         from lab.campaign.runner import rejudge

@@ -234,9 +234,10 @@ def attach(st: State, node: str, res: str, now: float) -> None:
         attached = True
         if md["disk"] == "UpToDate" and r["fencing"] != "dont-care" and _peers_unknown(st, node, res, vol):
             d["state"] = "Consistent"
-    for peer, c in list(r["conns"].items()) if attached else ():
-        if c["state"] == "Connected":
-            _handshake(st, res, node, peer, now)
+    if attached:
+        for peer, c in list(r["conns"].items()):
+            if c["state"] == "Connected":
+                _handshake(st, res, node, peer, now)
 
 
 def _peers_unknown(st: State, node: str, res: str, vol: str) -> list[str]:

@@ -907,3 +907,17 @@ def test_three_nodes_run_the_readmes_tiebreaker_cluster() -> None:
     assert OursTiebreakerCluster.node_count == 3
     assert crm_for("tandem", 3) == CRM_3NODE.read_text()
     assert "clone-max=3" in crm_for("anchors", 3) and "ocf:linbit:drbd" in crm_for("anchors", 3)
+
+
+def test_an_interrupted_campaign_ends_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from lab.campaign import cli
+
+    def interrupted(*_args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "campaign", interrupted)
+    assert cli.main(["--runs", "1", "--out", str(tmp_path)]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("campaign: interrupted")
