@@ -320,6 +320,16 @@ class QuorumMachine(RuleBasedStateMachine):
                 ma, mb = (engine.meta_for(self.s, n, "r0", "0") for n in (a, b))
                 assert ma["tag"] == mb["tag"] and not ma["oos"].get(b) and not mb["oos"].get(a)
 
+    @invariant()
+    def both_ends_of_a_connection_share_its_session(self) -> None:
+        """The data plane applies a peer's write only on the session of the connection it was sent on
+        (replica.py, tandem-19379): both views of an established connection hold that one id."""
+        for a, rs in self.s["nodes"].items():
+            for b, c in rs["r0"]["conns"].items():
+                rb = engine.res_state(self.s, b, "r0")
+                if c["state"] == "Connected" and rb is not None and rb["conns"][a]["state"] == "Connected":
+                    assert c.get("session") and c["session"] == rb["conns"][a]["session"]
+
 
 QuorumMachine.TestCase.settings = settings(max_examples=80, stateful_step_count=30, deadline=None)
 TestQuorum = QuorumMachine.TestCase
