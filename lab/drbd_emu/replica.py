@@ -304,7 +304,7 @@ class DataPlane:
         behind its own past)."""
         r = engine.res_state(st, self.node, res)
         c = r["conns"].get(sender) if r is not None else None
-        if c is None or c["state"] != "Connected" or c.get("session") != session:
+        if c is None or c["state"] != "Connected" or c.get("session", "") != session:
             raise StaleSession(errno.ENOTCONN, f"{sender}: not the current connection")
 
     def _answer(
