@@ -243,6 +243,20 @@ def test_migrate_from_fails_soon_when_the_domain_never_arrived(lab2: Env) -> Non
     assert frm.reasons == ["xg1 did not arrive from n1; here it is absent (not in xl list)"], frm.reasons
 
 
+def test_migrate_from_fails_soon_when_the_arrived_domain_dies(lab2: Env) -> None:
+    """tandem-19967: the domain arrived, and its emulator died while migrate_from waited for it to pass its
+    monitor scripts: it fails within a quarter of its timeout, not at its end, so that Pacemaker recovers
+    the VM."""
+    assert lab2.agent("start").rc == 0
+    meta = {"OCF_RESKEY_CRM_meta_migrate_source": "n1", "OCF_RESKEY_CRM_meta_migrate_target": "n2"}
+    assert lab2.agent("migrate_to", more=meta).rc == 0
+    threading.Timer(1.0, lambda: lab2.tool("n2", "xl", "destroy", "xg1")).start()
+    started = time.monotonic()
+    frm = lab2.agent("migrate_from", node="n2", more=meta, timeout_ms=12000, monitor_scripts="/bin/false")
+    assert frm.rc == 1 and time.monotonic() - started < 8.0, frm.err
+    assert frm.reasons[0].startswith("xg1 went away while it was awaited"), frm.reasons
+
+
 def test_a_start_on_frozen_io_waits_a_while_then_fails_instead_of_hanging(tmp_path: Path) -> None:
     """resource-and-stonith: the replication link breaks and fence-peer has not answered (here it never
     runs), so DRBD holds I/O. A start waits up to half its timeout for the thaw, then fails with the reason,
