@@ -321,6 +321,13 @@ FINDINGS = {
     "connection), and a power cut destroys the node's TCP sockets (`ss -K`, links still down). Agent "
     "tests for both, each failing without its fix. The stale block could also have overwritten newer data "
     "on the survivor: no run flagged S2 for it. Logs: evidence/tandem-19379-logs.tar.bz2",
+    "tandem-19967": "two nodes, on bdc0a1a: ours (L3), fixed in 308e7ce. vm1 live-migrated node2 to "
+    "node1; node2 lost its power 10 ms after migrate_to returned, and QEMU crashed on node1 5 s into the "
+    "migrate_from, which had seen the domain arrive and was waiting for it to run: it took the domain the "
+    "hypervisor no longer knew for one not there yet and waited out its 60 s timeout, the cluster blocked "
+    "on it with vm1 down (the recovery came 43 s after the heal). The domain agent's wait for a started or "
+    "arrived domain now fails once the domain has been gone for ARRIVAL_GRACE (10 s, at most a quarter of "
+    "the timeout), and Pacemaker recovers the VM (agent test, failing without the fix)",
     "tandem-19935": "two nodes, on bdc0a1a: a checker gap (S6). fence-peer-fail cut the replication "
     "link 0.2 s into the run while node1 ran vm1; node2's stop-start took it out and node1's handler "
     "fenced it (its own fault: no race). 19 s later vm1 live-migrated to node2, and a cluster cut during "
