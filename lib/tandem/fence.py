@@ -541,9 +541,13 @@ def fence_peer(
         if len(others) != 1:
             raise Refused(f"cannot tell which peer to fence (cluster nodes besides {env.me}: {others})")
         peer = others[0]
+    # UP_TO_DATE_NODES is DRBD's word when it called us, which may be long before we run (a hung handler,
+    # tandem-20234: the disk failed meanwhile, and a constraint for this diskless node stopped the VM on the
+    # peer that held the only data): our own disk is judged as it is now, when it can be read.
+    lost_disk = res is not None and not local_uptodate(res)
     if env.up_to_date is not None:
-        local_ok = env.me in env.up_to_date
-        allowed = env.up_to_date - {peer}
+        local_ok = env.me in env.up_to_date and not lost_disk
+        allowed = env.up_to_date - {peer} - ({env.me} if lost_disk else set())
     else:
         local_ok = res is not None and local_uptodate(res)
         allowed = frozenset({env.me}) if local_ok else frozenset()

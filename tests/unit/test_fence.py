@@ -364,6 +364,14 @@ def test_not_uptodate_and_peer_reachable_outdates_ourselves(tmp_path):
     assert not c.constraints()
 
 
+def test_a_disk_lost_after_drbd_called_the_handler_places_nothing(tmp_path):
+    """tandem-20234: UP_TO_DATE_NODES named us when DRBD called the handler, which hung; our disk failed
+    meanwhile. A constraint for us would forbid the peer, which holds the only data."""
+    c = make(tmp_path, Peer.REACHABLE, disk="Diskless", role="Secondary")
+    assert fence(c) == OUTDATE_MYSELF
+    assert not c.constraints()
+
+
 def test_no_quorum_keeps_io_frozen(tmp_path):
     c = make(tmp_path, Peer.UNCLEAN, quorum="0")
     assert fence(c) == BROKEN
