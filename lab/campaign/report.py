@@ -328,6 +328,15 @@ FINDINGS = {
     "on it with vm1 down (the recovery came 43 s after the heal). The domain agent's wait for a started or "
     "arrived domain now fails once the domain has been gone for ARRIVAL_GRACE (10 s, at most a quarter of "
     "the timeout), and Pacemaker recovers the VM (agent test, failing without the fix)",
+    "tandem-20234": "two nodes, on 308e7ce: ours (L1), fixed in c2f4fa0. With the fence-peer handlers "
+    "hanging (their fault cuts the replication link), libvirtd crashed on node2, which ran vm1, and node1's "
+    "disk failed. When the hang ended, node1's handler ran on the UP_TO_DATE_NODES that DRBD had given it "
+    "when it was called, before the disk failed: it took node1 for UpToDate, placed 'promotion only on "
+    "node1', a diskless node, and Pacemaker demoted node2, which held the only data, and stopped vm1. "
+    "node2's own handler then refused to replace that constraint (exit 1, I/O frozen), and its DRBD "
+    "monitor, finishing the freeze, fenced node1 each time it came back: vm1 down to the run's end. "
+    "fence-peer now judges its own disk as DRBD reports it when the handler runs; a node whose data is "
+    "gone places no constraint (unit test, failing without the fix). Data safe: node2 kept every write",
     "tandem-19935": "two nodes, on bdc0a1a: a checker gap (S6). fence-peer-fail cut the replication "
     "link 0.2 s into the run while node1 ran vm1; node2's stop-start took it out and node1's handler "
     "fenced it (its own fault: no race). 19 s later vm1 live-migrated to node2, and a cluster cut during "
