@@ -492,11 +492,7 @@ def place(
             if allowed_by(existing) == allowed and existing.get("rsc") == clone:
                 log.info(f"constraint {constraint_id(env.resource)} is already in place")
                 break
-            if env.me not in allowed_by(existing):
-                raise Refused(
-                    f"DATA INTEGRITY at risk: constraint {constraint_id(env.resource)} already forbids "
-                    f"promotion on {env.me}; not replacing it"
-                )
+            refuse_if_forbidden(doc, env)
         result = cib.put(wanted, replace=existing is not None)
         if result.ok:
             where = ", ".join(sorted(allowed)) or "no node"
@@ -508,6 +504,18 @@ def place(
         time.sleep(0 if result.rc == CIB_EXISTS else 1)
         doc = None
     fence_files(env.resource).write(PLACED, f"{time.time():.0f}")
+
+
+def refuse_if_forbidden(doc: Element, env: HandlerEnv) -> None:
+    """A constraint already there that forbids our promotion says a peer has the better data: never
+    replace it, and never kill that peer for it (tandem-20234: a stop thawing I/O fenced it again and again,
+    each time refused the constraint after the STONITH)."""
+    existing = find_constraint(doc, env.resource)
+    if existing is not None and env.me not in allowed_by(existing):
+        raise Refused(
+            f"DATA INTEGRITY at risk: constraint {constraint_id(env.resource)} already forbids "
+            f"promotion on {env.me}; not replacing it"
+        )
 
 
 def local_state(runner: Runner, log: Logger, env: HandlerEnv) -> Resource | None:
@@ -572,6 +580,8 @@ def fence_peer(
         )
         doc, decision = wait_out_delay(cib, deadline, log, delay, decide)
     log.info(f"fence-peer {env.resource}: {decision.case} (exit {decision.rc})")
+    if decision.place:
+        refuse_if_forbidden(doc, env)  # before any STONITH: the node a constraint favours is never killed
     if decision.stonith:
         stonith(runner, cib, deadline, log, peer, stonith_verb(doc), decide)
     if decision.place:  # after a STONITH the CIB has changed: read again

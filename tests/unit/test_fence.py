@@ -392,6 +392,15 @@ def test_conflicting_constraint_is_not_overwritten(tmp_path):
     assert allowed_by(loc) == {"bob"}
 
 
+def test_a_peer_the_constraint_favours_is_never_fenced(tmp_path):
+    """tandem-20234: the constraint forbids our promotion, so the peer holds the better data: refused
+    before the STONITH, not after it (a freeze decided again and again fenced that peer each time)."""
+    c = make(tmp_path, Peer.REACHABLE, extra=THEIRS, fencing="resource-and-stonith", two_primaries=True)
+    assert fence(c) == BROKEN
+    assert not c.stonith_calls
+    assert [allowed_by(loc) for loc in c.constraints()] == [{"bob"}]
+
+
 def test_dual_primary_stonith_fences_a_reachable_primary_peer_first(tmp_path):
     c = make(tmp_path, Peer.REACHABLE, fencing="resource-and-stonith", two_primaries=True)
     assert fence(c) == PEER_FENCED
