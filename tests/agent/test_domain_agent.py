@@ -278,24 +278,24 @@ def test_a_start_on_frozen_io_waits_a_while_then_fails_instead_of_hanging(tmp_pa
 
 
 def frozen_by_a_failed_fence_peer(
-    tmp_path: Path, quorum: str, shutdown: str = "0.3"
+    tmp_path: Path, quorum: str, shutdown: str = "0.3", *, migrate: str = "0.3", cut: bool = True
 ) -> tuple[Env, dict[str, str]]:
-    """resource-and-stonith, dual primary, xg1 running on n1: the link breaks and fence-peer fails (here it
-    never runs), so DRBD holds n1's I/O. The agent's environment: a CIB file (with `quorum`) and a fake
-    stonith_admin that notes whom it shoots in FAKES/shot."""
+    """resource-and-stonith, dual primary, xg1 running on n1: the link breaks (unless not `cut` yet: see
+    freeze) and fence-peer fails (here it never runs), so DRBD holds n1's I/O. The agent's environment: a
+    CIB file (with `quorum`) and a fake stonith_admin that notes whom it shoots in FAKES/shot."""
     from tandem.fence import Peer
     from tests.unit.test_fence import BOB, CIB
 
     env = Env(tmp_path)
-    env.config(shutdown=shutdown)
+    env.config(shutdown=shutdown, migrate=migrate)
     fenced = RES.replace(
         "protocol C; }",
         'protocol C; fencing resource-and-stonith; }\n  handlers { fence-peer "/bin/false"; }',
     )
     two_primaries(env, res=fenced)
     assert env.agent("start").rc == 0
-    env.tool("n1", "drbd-emu", "cut", "n1", "n2")
-    wait(lambda: "suspended:fencing" in env.tool("n1", "drbdsetup", "status", "r0"), "the freeze")
+    if cut:
+        freeze(env)
     cib = tmp_path / "cib.xml"
     cib.write_text(
         CIB.format(quorum=quorum, bob=BOB[Peer.REACHABLE], extra="")
@@ -312,6 +312,11 @@ def frozen_by_a_failed_fence_peer(
         "PATH": f"{fakes}:{env.base('n1')['PATH']}",
         "OCF_RESKEY_CRM_meta_on_node": "n1",
     }
+
+
+def freeze(env: Env) -> None:
+    env.tool("n1", "drbd-emu", "cut", "n1", "n2")
+    wait(lambda: "suspended:fencing" in env.tool("n1", "drbdsetup", "status", "r0"), "the freeze")
 
 
 def test_a_stop_on_io_a_failed_fence_peer_froze_finishes_the_fencing_first(tmp_path: Path) -> None:
@@ -338,6 +343,33 @@ def test_a_start_on_io_a_failed_fence_peer_froze_finishes_the_fencing_first(tmp_
     assert "n2" in (tmp_path / "fakes" / "shot").read_text()
     assert 'id="tandem-fence-r0"' in (tmp_path / "cib.xml").read_text()
     assert env.xl_names("n1") == ["xg1"]
+
+
+def test_a_migration_whose_io_a_failed_fence_peer_froze_finishes_the_fencing(tmp_path: Path) -> None:
+    """tandem-21042: the replication link broke mid-migration and fence-peer failed, so the source's I/O froze
+    under a migration that could then neither switch over nor be aborted; the DRBD monitor that would have
+    thawed it was killed with its controller, and migrate_to waited out its timeout. It now decides as the
+    handler would while the migration runs (STONITH of n2, constraint for n1) and resumes I/O."""
+    env, more = frozen_by_a_failed_fence_peer(tmp_path, quorum="1", migrate="15", cut=False)
+    to = subprocess.Popen(
+        [str(AGENT), "migrate_to"],
+        env={
+            **env.base("n1"),
+            "OCF_RESKEY_CRM_meta_timeout": "40000",
+            "OCF_RESKEY_CRM_meta_migrate_target": "n2",
+            **more,
+        },
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait(lambda: any(n.endswith("--incoming") for n in env.xl_names("n2")), "the migration to begin")
+    freeze(env)
+    wait(lambda: "suspended" not in env.tool("n1", "drbdsetup", "status", "r0"), "the thaw", seconds=20)
+    assert to.poll() is None  # thawed while the migration ran
+    _, err = to.communicate(timeout=60)
+    assert to.returncode == 0, err
+    assert "n2" in (tmp_path / "fakes" / "shot").read_text()
+    assert 'id="tandem-fence-r0"' in (tmp_path / "cib.xml").read_text()
 
 
 def test_a_stop_decides_again_when_quorum_returns_while_it_waits(tmp_path: Path) -> None:
