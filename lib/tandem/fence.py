@@ -492,7 +492,7 @@ def place(
             if allowed_by(existing) == allowed and existing.get("rsc") == clone:
                 log.info(f"constraint {constraint_id(env.resource)} is already in place")
                 break
-            refuse_if_forbidden(doc, env)
+            refuse_if_forbidden(existing, env)
         result = cib.put(wanted, replace=existing is not None)
         if result.ok:
             where = ", ".join(sorted(allowed)) or "no node"
@@ -506,11 +506,10 @@ def place(
     fence_files(env.resource).write(PLACED, f"{time.time():.0f}")
 
 
-def refuse_if_forbidden(doc: Element, env: HandlerEnv) -> None:
-    """A constraint already there that forbids our promotion says a peer has the better data: never
-    replace it, and never kill that peer for it (tandem-20234: a stop thawing I/O fenced it again and again,
-    each time refused the constraint after the STONITH)."""
-    existing = find_constraint(doc, env.resource)
+def refuse_if_forbidden(existing: Element | None, env: HandlerEnv) -> None:
+    """Our constraint already there (`existing`) that forbids our promotion says a peer has the better data:
+    never replace it, and never kill that peer for it (tandem-20234: a stop thawing I/O fenced it again and
+    again, each time refused the constraint after the STONITH)."""
     if existing is not None and env.me not in allowed_by(existing):
         raise Refused(
             f"DATA INTEGRITY at risk: constraint {constraint_id(env.resource)} already forbids "
@@ -557,7 +556,7 @@ def fence_peer(
         local_ok = env.me in env.up_to_date and not lost_disk
         allowed = env.up_to_date - {peer} - ({env.me} if lost_disk else set())
     else:
-        local_ok = res is not None and local_uptodate(res)
+        local_ok = res is not None and not lost_disk
         allowed = frozenset({env.me}) if local_ok else frozenset()
 
     def decide(doc: Element) -> Plan:
@@ -581,7 +580,8 @@ def fence_peer(
         doc, decision = wait_out_delay(cib, deadline, log, delay, decide)
     log.info(f"fence-peer {env.resource}: {decision.case} (exit {decision.rc})")
     if decision.place:
-        refuse_if_forbidden(doc, env)  # before any STONITH: the node a constraint favours is never killed
+        # before any STONITH: the node a constraint favours is never killed
+        refuse_if_forbidden(find_constraint(doc, env.resource), env)
     if decision.stonith:
         stonith(runner, cib, deadline, log, peer, stonith_verb(doc), decide)
     if decision.place:  # after a STONITH the CIB has changed: read again
