@@ -70,6 +70,19 @@ class Env:
             "OCF_RESKEY_config": str(self.tmp / "xg1.cfg"),
         }
 
+    def environment(
+        self, node: str, timeout_ms: int, more: dict[str, str] | None, extra: dict[str, str]
+    ) -> dict[str, str]:
+        """The agent's environment as Pacemaker gives it (`extra`: parameters, or OCF_/HA_/TANDEM_ keys)."""
+        env = {**self.base(node), "OCF_RESKEY_CRM_meta_timeout": str(timeout_ms), **(more or {})}
+        env.update(
+            {
+                k if k.startswith(("OCF_", "HA_", "TANDEM_")) else f"OCF_RESKEY_{k}": v
+                for k, v in extra.items()
+            }
+        )
+        return env
+
     def agent(
         self,
         action: str,
@@ -78,22 +91,31 @@ class Env:
         more: dict[str, str] | None = None,
         **extra: str,
     ) -> Run:
-        env = {**self.base(node), "OCF_RESKEY_CRM_meta_timeout": str(timeout_ms), **(more or {})}
-        env.update(
-            {
-                k if k.startswith(("OCF_", "HA_", "TANDEM_")) else f"OCF_RESKEY_{k}": v
-                for k, v in extra.items()
-            }
-        )
         proc = subprocess.run(
             [str(AGENT), action],  # by its #! line, as Pacemaker runs it
-            env=env,
+            env=self.environment(node, timeout_ms, more, extra),
             capture_output=True,
             text=True,
             timeout=timeout_ms / 1000 + 10,
             check=False,
         )
         return Run(proc.returncode, proc.stdout, proc.stderr)
+
+    def agent_in_background(
+        self,
+        action: str,
+        node: str = "n1",
+        timeout_ms: int = 20000,
+        more: dict[str, str] | None = None,
+        **extra: str,
+    ) -> subprocess.Popen[str]:
+        """The agent as `agent` runs it, for a test that acts while the action runs (stderr piped)."""
+        return subprocess.Popen(
+            [str(AGENT), action],
+            env=self.environment(node, timeout_ms, more, extra),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     def tool(self, node: str, *argv: str) -> str:
         proc = subprocess.run(
@@ -351,16 +373,8 @@ def test_a_migration_whose_io_a_failed_fence_peer_froze_finishes_the_fencing(tmp
     thawed it was killed with its controller, and migrate_to waited out its timeout. It now decides as the
     handler would while the migration runs (STONITH of n2, constraint for n1) and resumes I/O."""
     env, more = frozen_by_a_failed_fence_peer(tmp_path, quorum="1", migrate="15", cut=False)
-    to = subprocess.Popen(
-        [str(AGENT), "migrate_to"],
-        env={
-            **env.base("n1"),
-            "OCF_RESKEY_CRM_meta_timeout": "40000",
-            "OCF_RESKEY_CRM_meta_migrate_target": "n2",
-            **more,
-        },
-        stderr=subprocess.PIPE,
-        text=True,
+    to = env.agent_in_background(
+        "migrate_to", timeout_ms=40000, more=more, OCF_RESKEY_CRM_meta_migrate_target="n2"
     )
     wait(lambda: any(n.endswith("--incoming") for n in env.xl_names("n2")), "the migration to begin")
     freeze(env)
@@ -379,12 +393,7 @@ def test_a_stop_decides_again_when_quorum_returns_while_it_waits(tmp_path: Path)
     8 s to go; quorum back after 2 s)."""
     env, more = frozen_by_a_failed_fence_peer(tmp_path, quorum="0", shutdown="8")
     cib = tmp_path / "cib.xml"
-    stop = subprocess.Popen(  # the agent as Env.agent runs it, in the background
-        [str(AGENT), "stop"],
-        env={**env.base("n1"), "OCF_RESKEY_CRM_meta_timeout": "30000", **more},
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    stop = env.agent_in_background("stop", timeout_ms=30000, more=more)
     time.sleep(2)
     cib.write_text(cib.read_text().replace('have-quorum="0"', 'have-quorum="1"'))
     _, err = stop.communicate(timeout=60)
