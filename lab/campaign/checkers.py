@@ -481,7 +481,7 @@ def node_losses(h: History) -> Iterator[tuple[Injection, float | None]]:
         others &= {v.node for v in before[-1].drbd if v.disk == "UpToDate"}  # a resyncing one must wait
         if not any(all(n in s.on for s in during) for n in others):
             continue  # no survivor (a second fault took the other node too): nowhere to recover to
-        due = (_fenced_at(h, cut) or cut.t) + L2_AFTER_FENCING + 1.0  # when vm1 is due back elsewhere
+        due = _l2_clock(h, cut)[0] + L2_AFTER_FENCING + 1.0  # when vm1 is due back elsewhere
         if len(h.nodes) >= 3 and (  # two nodes keep quorum alone (two_node): they fence each other instead
             _no_quorum_anywhere(h, cut.t, due) or _survivors_a_minority(h, before[-1], cut, due)
         ):
@@ -536,19 +536,31 @@ def _out_of_cluster(h: History, since: float, until: float) -> set[str]:
 
 
 def _fenced_at(h: History, cut: Injection) -> float | None:
-    """When the lost node was fenced (L2's clock starts then, else at the fault)."""
+    """When the lost node was fenced."""
     return next((t for t, target in h.fenced if target == cut.node and t >= cut.t - 1), None)
 
 
+def _l2_clock(h: History, cut: Injection) -> tuple[float, str]:
+    """When the cluster knew the lost node's fate, and how: its fencing; or, back unfenced before its
+    fencing was due, its controller's join again (the DC schedules vm1 only after that join:
+    tandem-21172); else the fault."""
+    fenced = _fenced_at(h, cut)
+    if fenced is not None:
+        return fenced, "its fencing"
+    rejoined = [b for a, b, n in h.joining if n == cut.node and cut.t < a <= cut.t + FENCING_DUE]
+    if rejoined:
+        return min(rejoined), "its join again (not fenced)"
+    return cut.t, "the fault (no fencing logged)"
+
+
 def l2_node_loss(h: History) -> list[Violation]:
-    """Losing the VM's node: QEMU must run elsewhere within L2_AFTER_FENCING of that node's fencing."""
+    """Losing the VM's node: QEMU must run elsewhere within L2_AFTER_FENCING of that node's fencing (or
+    of what told the cluster its fate: _l2_clock)."""
     found = []
     for cut, back in node_losses(h):
-        fenced = _fenced_at(h, cut)
-        start = fenced if fenced is not None else cut.t
+        start, via = _l2_clock(h, cut)
         if back is None or back > start + L2_AFTER_FENCING + 1.0:  # log stamps: whole seconds in crm_mon
             after = "never" if back is None else f"{back - cut.t:.1f}s after the fault"
-            via = "its fencing" if fenced is not None else "the fault (no fencing logged)"
             found.append(
                 Violation("L2", cut.t, f"{cut.kind} of {cut.node}: vm1 back {after}, {via} +5 s allowed")
             )

@@ -340,6 +340,18 @@ FINDINGS = {
     "disk as DRBD reports it when the handler runs (a node whose data is gone places no constraint), and "
     "refuses before any STONITH when a constraint already forbids its promotion (the peer it favours is "
     "never killed for it). Unit tests, each failing without its fix. Data safe: node2 kept every write",
+    "tandem-21172": "two nodes, on ade228d (the shipped code of 24d664b): a checker gap (L2), behind a "
+    "stall of Pacemaker's. node1, the DC with vm1, was stopped cleanly 0.05 s before node2's DRBD start "
+    "ended; node2 was Unpromoted with a promotion score, so the scheduler planned to promote it, "
+    "live-migrate vm1 there and stop node1's DRBD, in one transition that can never finish (the clone "
+    "promotes only after its stops, node1's DRBD stops only after vm1 left, vm1 leaves only after the "
+    "promotion: `crm_simulate -S -x evidence/tandem-21172-pe-input-243.bz2`: 'An invalid transition was "
+    "produced'). Pacemaker waited 21 s, until node1's power cut; node1 was powered on again 1 s later "
+    "(the heal), joined unfenced 3.2 s after the cut, and vm1 ran on node2 3.4 s after that join. L2 "
+    "counted from the cut when no fencing was logged; its clock now starts at the lost node's join when "
+    "it came back unfenced before its fencing was due (unit test); rejudged. No order of the VM's "
+    "constraints avoids the loop but the symmetrical one, which restarts vm1 on every standby: the README "
+    "says to check that the peer is Promoted before a standby, and how to get out (allow-migrate=false)",
     "tandem-21042": "two nodes, on 64db160 (the shipped code of 1075c24): ours (L1, L3), fixed in "
     "030eef0. vm1 live-migrated node2 to node1 with the fence-peer handlers failing; 1.5 s in, the "
     "emulator's replication probe went unanswered for 3 s (no link fault was scheduled: agent tests ran "

@@ -510,16 +510,17 @@ def test_l1_flags_no_recovery_and_failed_actions_left() -> None:
     ]
 
 
+def node1_lost_at_10(vm1_back: int) -> list[Sample]:
+    """Samples of node1 gone at 10 s, with vm1 running on node2 from `vm1_back` to 50 s."""
+    alone = (view("node2", connected=frozenset()),)
+    return [good(float(t)) for t in range(10)] + [
+        Sample(float(t), frozenset({"node2"}), ("node2",) if t >= vm1_back else (), alone, None)
+        for t in range(10, 50)
+    ]
+
+
 def test_l2_flags_a_vm_back_late_after_its_nodes_fencing() -> None:
-    samples = [good(float(t)) for t in range(10)]
-    samples += [
-        Sample(float(t), frozenset({"node2"}), (), (view("node2", connected=frozenset()),), None)
-        for t in range(10, 40)
-    ]
-    samples += [
-        Sample(float(t), frozenset({"node2"}), ("node2",), (view("node2", connected=frozenset()),), None)
-        for t in range(40, 50)
-    ]
+    samples = node1_lost_at_10(vm1_back=40)
     cut = (Injection(9.5, "power-cut", "node1", False, ""),)
     late = history(samples, injections=cut, fenced=((20.0, "node1"),))
     assert [v.checker for v in checkers.l2_node_loss(late)] == ["L2"]
@@ -555,6 +556,21 @@ def test_l2_flags_a_vm_back_late_after_its_nodes_fencing() -> None:
     for joined, flagged in cases:
         h = replace(history(samples, injections=before, fenced=((20.0, "node1"),)), joining=joined)
         assert [v.checker for v in checkers.l2_node_loss(h)] == flagged
+
+
+def test_l2_clock_starts_at_the_lost_nodes_join_when_it_came_back_unfenced() -> None:
+    """tandem-21172: node1 lost power and was back 2 s later, before its fencing was due; the DC
+    scheduled vm1 only after node1 joined again, and vm1 ran 3.5 s after that join."""
+    cut = (Injection(9.5, "power-cut", "node1", False, ""),)
+    unfenced = history(node1_lost_at_10(vm1_back=16), injections=cut)
+    assert [v.detail for v in checkers.l2_node_loss(unfenced)] == [
+        "power-cut of node1: vm1 back 6.5s after the fault, the fault (no fencing logged) +5 s allowed"
+    ]
+    assert checkers.l2_node_loss(replace(unfenced, joining=((11.0, 12.0, "node1"),))) == []
+    late = replace(unfenced, joining=((9.5 + checkers.FENCING_DUE + 1, 30.0, "node1"),))  # fencing was due
+    assert [v.checker for v in checkers.l2_node_loss(late)] == ["L2"]
+    other = replace(unfenced, joining=((11.0, 12.0, "node2"),))  # another node's join tells nothing of node1
+    assert [v.checker for v in checkers.l2_node_loss(other)] == ["L2"]
 
 
 def test_l2_does_not_ask_a_cluster_without_quorum_anywhere_to_recover() -> None:
