@@ -241,9 +241,10 @@ def test_the_anchor_on_three_nodes_with_a_client(tmp_path: Path) -> None:
 
 
 def test_a_write_pending_when_its_node_loses_quorum_fails_under_io_error(tmp_path: Path) -> None:
-    """alice, a Primary data node, writes while bob acknowledges late; before the ack alice is cut off from
-    both peers and loses quorum: with on-no-quorum io-error DRBD completes the pending write with an error
-    (never an acknowledgement from a node without quorum: that copy may be the only one)."""
+    """alice, a Primary data node, writes while both peers acknowledge late; before an ack alice is cut off
+    from both peers and loses quorum (with one peer prompt, the write could complete between the two cuts,
+    quorum still held: it did under load): with on-no-quorum io-error DRBD completes the pending write with
+    an error (never an acknowledgement from a node without quorum: that copy may be the only one)."""
     if os.geteuid() != 0:
         pytest.fail("the agent tier needs root (mount namespaces, FUSE, loop devices)")
     c = Cluster(tmp_path, ["alice", "bob", "charlie"], net=NET)
@@ -253,7 +254,8 @@ def test_a_write_pending_when_its_node_loses_quorum_fails_under_io_error(tmp_pat
         up_all(c)
         assert c.adm("alice", "primary", "--force", "r0").returncode == 0
         c.wait(lambda: c.status("bob").devices[0].disk is DiskState.UP_TO_DATE)
-        c.emu("alice", "slow-peer", "bob", "2000")
+        for peer in ("bob", "charlie"):
+            c.emu("alice", "slow-peer", peer, "2000")
         done: list[subprocess.CompletedProcess[str]] = []
         device = f"of=/dev/drbd{c.minor}"
         dd = threading.Thread(
