@@ -663,6 +663,7 @@ def plan_write(st: State, node: str, res: str, vol: str, now: float, blocks: lis
         if not r["conns"][peer].get("peer_intentional_diskless"):
             for receiver in peers:  # DRBD 9: the receivers learn who missed it (their bitmaps too)
                 _mark_oos(meta_for(st, receiver, res, vol), peer, blocks)
+                _resync_again(st, f"{res}/{vol}/{receiver}/{peer}", blocks, md["gen"], now)
     if local:
         md["al"] = ([b for b in md.get("al", []) if b not in blocks] + blocks)[-AL_BLOCKS:]
     return {"gen": md["gen"], "tag": md["tag"], "local": local, "peers": peers}
@@ -914,8 +915,35 @@ def _start_resync(st: State, key: str, now: float, blocks: list[int] | None, wai
 
 
 def resync_blocks(rs: dict[str, Any]) -> list[int]:
+    """The blocks a resync copies, in order: those out of sync at its start, then `_resync_again`'s."""
     blocks: list[int] | None = rs.get("blocks")
-    return list(range(BLOCKS)) if blocks is None else blocks
+    return (list(range(BLOCKS)) if blocks is None else blocks) + [b for b, _, _ in rs.get("again", [])]
+
+
+def _resync_again(st: State, key: str, blocks: list[int], gen: int, now: float) -> None:
+    """A write the resync's source receives for blocks its target misses (the target cannot reach the
+    writer): copied again after the source has it, whether or not the resync copied them already (CI on
+    92cadab, three data nodes: the returning node met its source before the Primary; the source's copy of a
+    block went over, the Primary wrote it again, and the target ended UpToDate without that write). DRBD 9
+    does not finish such a resync as its source's equal either (a source connected to a Primary the target
+    cannot reach is unstable: DK UNSTABLE_RESYNC). Each entry: block, generation, when planned."""
+    rs = st.get("resyncs", {}).get(key)
+    if rs is None or rs.get("waiting") or "copied_kib" not in rs:
+        return
+    rs.setdefault("again", []).extend([b, gen, now] for b in blocks)
+    rs["total_kib"] += KIB_PER_WRITE * len(blocks)
+
+
+def resync_copyable(st: State, key: str, rs: dict[str, Any], index: int, now: float) -> bool:
+    """Whether the resync's `index`th block may be copied now: one of `_resync_again`'s only once the source
+    holds that write, or once DRBD would have dropped the connection that carried it (net.STALE)."""
+    first = len(rs["blocks"]) if rs.get("blocks") is not None else BLOCKS
+    again = index - first
+    if again < 0:
+        return True
+    _, gen, planned = rs["again"][again]
+    res, vol, source, _ = key.split("/")
+    return int(meta_for(st, source, res, vol)["gen"]) >= int(gen) or now - float(planned) >= net.STALE
 
 
 def _start_pending_resyncs(st: State, now: float) -> None:

@@ -8,6 +8,7 @@ or fails at once, as on-no-data-accessible says; and `drbdadm primary` refusals 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import threading
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from lab.drbd_emu import engine
 
 from tandem.drbd.model import ConnState, DiskState, Role
 from tests.agent.test_data_plane import copy_of, read_device, write
@@ -272,3 +274,43 @@ def test_a_write_pending_when_its_node_loses_quorum_fails_under_io_error(tmp_pat
         assert c.status("alice").devices[0].quorum is False
     finally:
         c.close()
+
+
+def write_block(c: Cluster, node: str, block: int, text: bytes) -> bytes:
+    """One 4 KiB block through the node's /dev/drbdN, as the lab guest writes (O_DIRECT); returns it."""
+    data = text.ljust(engine.BLOCK_BYTES, b"\0")
+    src = c.dir / f"block-{node}"
+    src.write_bytes(data)
+    args = ["bs=4096", "count=1", f"seek={block}", "oflag=direct", "conv=notrunc", "status=none"]
+    r = c.run(node, "dd", f"if={src}", f"of=/dev/drbd{c.minor}", *args)
+    assert r.returncode == 0, r.stderr
+    return data
+
+
+def resyncing(c: Cluster) -> bool:
+    return bool(json.loads(c.emu("alice", "state").stdout).get("resyncs"))
+
+
+def test_a_write_a_resync_target_missed_after_its_block_was_copied_is_resynced(trio: Cluster) -> None:
+    """CI on 92cadab (three data nodes, partition 2|1): the returning node reconnected to one peer before
+    the Primary and resynced from it. A block the resync had already copied was written again by the
+    Primary, which could not reach the target yet: the source got it, the target did not. The resync must
+    bring that block again before it ends (DRBD clears the bits it resynced as it goes, not the ones set
+    after), or the target is UpToDate without an acknowledged write."""
+    for peer in ("alice", "charlie"):
+        trio.emu("bob", "cut", "bob", peer)
+    trio.wait(lambda: all(c.connection is not ConnState.CONNECTED for c in trio.status("bob").connections))
+    block = 0  # the lab guest's record; the resync copies it first
+    first = write_block(trio, "charlie", block, b"first")
+    write(trio, "charlie", 3)  # more blocks to resync after this one
+    trio.emu("bob", "slow-resync", "2")
+    trio.emu("bob", "heal", "bob", "alice")
+    trio.wait(lambda: copy_of(trio, "bob", block) == first)
+    assert resyncing(trio)
+    second = write_block(trio, "charlie", block, b"second")
+    assert copy_of(trio, "alice", block) == second and copy_of(trio, "bob", block) == first
+    trio.wait(lambda: not resyncing(trio), timeout=60)
+    trio.emu("bob", "heal", "bob", "charlie")
+    trio.wait(lambda: all(c.connection is ConnState.CONNECTED for c in trio.status("bob").connections))
+    trio.wait(lambda: trio.status("bob").devices[0].disk is DiskState.UP_TO_DATE, timeout=60)
+    assert copy_of(trio, "bob", block) == second
