@@ -467,10 +467,11 @@ def expires(a: FailedAction, failure_timeout: float | None, now: float, since: f
     return failure_timeout is not None and now - (a.at or since) < failure_timeout + EXPIRY_SLACK
 
 
-def node_losses(h: History) -> Iterator[tuple[Injection, float | None]]:
+def node_losses(h: History) -> Iterator[tuple[Injection, float | None, tuple[float, str]]]:
     """Each loss of the VM's node with a survivor (another node on for L2_WINDOW s after it, with UpToDate
-    data the fencing constraint, if any, does not forbid), and when QEMU first ran on another node (None:
-    never). A survivor with outdated or resyncing data rightly waits for the lost node."""
+    data the fencing constraint, if any, does not forbid), when QEMU first ran on another node (None:
+    never), and its L2 clock (_l2_clock). A survivor with outdated or resyncing data rightly waits for the
+    lost node."""
     for cut in (i for i in h.injections if i.kind in NODE_LOSS_KINDS and not i.undo and not i.note):
         before = [s for s in h.samples if s.t <= cut.t]
         if not before or list(before[-1].qemu) != [cut.node]:
@@ -481,14 +482,16 @@ def node_losses(h: History) -> Iterator[tuple[Injection, float | None]]:
         others &= {v.node for v in before[-1].drbd if v.disk == "UpToDate"}  # a resyncing one must wait
         if not any(all(n in s.on for s in during) for n in others):
             continue  # no survivor (a second fault took the other node too): nowhere to recover to
-        due = _l2_clock(h, cut)[0] + L2_AFTER_FENCING + 1.0  # when vm1 is due back elsewhere
+        clock = _l2_clock(h, cut)
+        due = clock[0] + L2_AFTER_FENCING + 1.0  # when vm1 is due back elsewhere
         if len(h.nodes) >= 3 and (  # two nodes keep quorum alone (two_node): they fence each other instead
             _no_quorum_anywhere(h, cut.t, due) or _survivors_a_minority(h, before[-1], cut, due)
         ):
             continue  # the survivors may not act: L1 judges the recovery after the heal (tandem-17005)
         if len(h.nodes) == 2 and not others - _out_of_cluster(h, cut.t, due):
             continue  # the survivor's corosync restarted alone: two_node's wait_for_all (tandem-19568)
-        yield cut, next((s.t for s in h.samples if s.t > cut.t and s.qemu and cut.node not in s.qemu), None)
+        back = next((s.t for s in h.samples if s.t > cut.t and s.qemu and cut.node not in s.qemu), None)
+        yield cut, back, clock
 
 
 ISOLATING_KINDS = ("cluster-cut", "partition", "repl-cut")  # every link of a network cut, between all nodes
@@ -557,8 +560,7 @@ def l2_node_loss(h: History) -> list[Violation]:
     """Losing the VM's node: QEMU must run elsewhere within L2_AFTER_FENCING of that node's fencing (or
     of what told the cluster its fate: _l2_clock)."""
     found = []
-    for cut, back in node_losses(h):
-        start, via = _l2_clock(h, cut)
+    for cut, back, (start, via) in node_losses(h):
         if back is None or back > start + L2_AFTER_FENCING + 1.0:  # log stamps: whole seconds in crm_mon
             after = "never" if back is None else f"{back - cut.t:.1f}s after the fault"
             found.append(
@@ -569,7 +571,7 @@ def l2_node_loss(h: History) -> list[Violation]:
 
 def l2_seconds(h: History) -> list[float]:
     """For each loss of the VM's node: seconds until QEMU ran on another node (the report's L2 numbers)."""
-    return [round(back - cut.t, 1) for cut, back in node_losses(h) if back is not None]
+    return [round(back - cut.t, 1) for cut, back, _ in node_losses(h) if back is not None]
 
 
 def active_faults(h: History, t: float) -> bool:

@@ -559,8 +559,9 @@ def test_l2_flags_a_vm_back_late_after_its_nodes_fencing() -> None:
 
 
 def test_l2_clock_starts_at_the_lost_nodes_join_when_it_came_back_unfenced() -> None:
-    """tandem-21172: node1 lost power and was back 2 s later, before its fencing was due; the DC
-    scheduled vm1 only after node1 joined again, and vm1 ran 3.5 s after that join."""
+    """tandem-21172: node1 lost power and its controller joined again 2.2 s later, before its fencing was
+    due; the DC scheduled vm1 only after that join, and vm1 ran 3.4 s after it (here: joined at 11-12,
+    vm1 back at 16)."""
     cut = (Injection(9.5, "power-cut", "node1", False, ""),)
     unfenced = history(node1_lost_at_10(vm1_back=16), injections=cut)
     assert [v.detail for v in checkers.l2_node_loss(unfenced)] == [
