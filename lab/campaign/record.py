@@ -48,6 +48,18 @@ def drbd_views(st: Mapping[str, Any], nodes: Sequence[str], res: str = RES) -> t
     return tuple(views)
 
 
+def data_view(
+    st: Mapping[str, Any], nodes: Sequence[str], on: Collection[str]
+) -> tuple[tuple[DrbdView, ...], tuple[tuple[str, int], ...], frozenset[str]]:
+    """A sample's DRBD views, data generations and nodes behind. A node powered on whose DRBD is not up
+    counts as down for the last two: its meta data is what it went down with (tandem-23001: node1, back
+    on but its DRBD not started yet, still held the bits of a write it made without quorum, never
+    acknowledged; node2's promotion beside it was flagged S3)."""
+    drbd = drbd_views(st, nodes)
+    up = frozenset(on) & {v.node for v in drbd}
+    return drbd, data_generations(st, nodes, on=up), behind(st, nodes, on=up)
+
+
 def _readable_meta(st: Mapping[str, Any], nodes: Sequence[str], res: str) -> dict[str, Mapping[str, Any]]:
     """Each node's meta data that still speaks for a copy (also for nodes that are down); a failed disk's
     does not: nobody can read what it holds (tandem-16504), and the writes lost with it are S2's to judge."""
@@ -279,12 +291,10 @@ class Recorder:
         names = [n.name for n in lab.nodes]
         on = frozenset(n.name for n in lab.nodes if n.is_on())
         qemu = tuple(qemu_processes(lab))
-        st = self.vc.emu_state()
-        drbd = drbd_views(st, names)
+        drbd, gens, lacking = data_view(self.vc.emu_state(), names, on)
         now = time.time()
-        gens = data_generations(st, names, on=on)
         fence, fence_at = self.fence
-        self.samples.append(Sample(began, on, qemu, drbd, fence, gens, behind(st, names, on=on), fence_at))
+        self.samples.append(Sample(began, on, qemu, drbd, fence, gens, lacking, fence_at))
         self.sizes.append((now, self.vc.serial.stat().st_size if self.vc.serial.exists() else 0))
         self._stop.wait(self.interval)
 

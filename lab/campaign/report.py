@@ -355,6 +355,15 @@ FINDINGS = {
     "kept scheduler inputs, replayed; the loop was in 5 of them, this run's and tandem-17015's): the "
     "README keeps its orders and says to check that the peer is Promoted before a standby, and how to get "
     "out (allow-migrate=false)",
+    "tandem-23001": "three data nodes, on 0e9af60 (the shipped code of 24d664b): a recorder gap (S3), "
+    "tandem-17622's in another guise. With every replication link cut, node1 (vm1's node) wrote once more "
+    "after it lost quorum (never acknowledged: on-no-quorum io-error) and kept that block's bits for both "
+    "peers; it was rebooted and fenced, and was powered on again 1.3 s after the heal, its DRBD not started "
+    "for 5 s more. node2, resynced from node3 (generation 36), was promoted beside it; the recorder let the "
+    "bits of a node that is powered on speak, DRBD up or not, so node2 counted as behind node1's 37. The "
+    "guest booted on node2 with every generation it had acknowledged (17 of 17), and node1 resynced from "
+    "node2 when its DRBD came up. The recorder now judges a node whose DRBD is not up as down "
+    "(record.data_view, unit test); the kept history holds the old verdict, which stays",
     "tandem-21042": "two nodes, on 64db160 (the shipped code of 1075c24): ours (L1, L3), fixed in "
     "030eef0. vm1 live-migrated node2 to node1 with the fence-peer handlers failing; 1.5 s in, the "
     "emulator's replication probe went unanswered for 3 s (no link fault was scheduled: agent tests ran "

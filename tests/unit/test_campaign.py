@@ -244,6 +244,30 @@ def test_a_dead_peers_bits_of_writes_it_never_acknowledged_do_not_count() -> Non
     assert record.behind(st, NODES, on={"node2"}) == frozenset()
 
 
+def test_a_node_whose_drbd_is_not_up_yet_counts_as_down() -> None:
+    """tandem-23001: node1, powered on again, had not started DRBD; its meta data still held generation 37
+    and the bits of that write, made after it lost quorum (never acknowledged), on node3's tag. node2,
+    resynced from node3 (36), was promoted: no node behind, node1 at 36 as far as it acknowledged."""
+    three = ("node1", "node2", "node3")
+    st: dict[str, Any] = {
+        "meta": {
+            "node1/r0/0": {"gen": 37, "tag": "g", "history": [], "oos": {"node2": [9], "node3": [9]}},
+            "node2/r0/0": {"gen": 36, "tag": "g", "history": [], "oos": {}},
+            "node3/r0/0": {"gen": 36, "tag": "g", "history": [], "oos": {}},
+        },
+        "nodes": {
+            n: {"r0": {"role": "Secondary", "disks": {"0": {"state": "UpToDate"}}, "conns": {}}}
+            for n in three[1:]
+        },
+    }
+    drbd, gens, lacking = record.data_view(st, three, on=three)
+    assert [v.node for v in drbd] == ["node2", "node3"]
+    assert gens == (("node1", 36), ("node2", 36), ("node3", 36)) and lacking == frozenset()
+    st["nodes"]["node1"] = {"r0": {"role": "Secondary", "disks": {"0": {"state": "UpToDate"}}, "conns": {}}}
+    _, gens, lacking = record.data_view(st, three, on=three)  # up: its resync will say
+    assert gens[0] == ("node1", 37) and lacking == {"node2", "node3"}
+
+
 def test_data_generations_from_the_emulators_meta() -> None:
     st: dict[str, Any] = {
         "meta": {"node1/r0/0": {"gen": 7}, "node2/r0/0": {"gen": 5}, "node1/r1/0": {"gen": 1}}
