@@ -722,20 +722,30 @@ def delivered(st: State, sender: str, receiver: str, res: str, vol: str, gen: in
 
 def undelivered(st: State, sender: str, receiver: str, res: str, vol: str, blocks: list[int]) -> None:
     """A replicated write that never reached the receiver (connection lost meanwhile): out of sync there.
-    The sender's data becomes a new generation (DRBD's new current UUID) when its I/O goes on: at once,
-    or, while fence-peer freezes I/O (resource-and-stonith), only when the handler lets it resume (DK
-    NEW_CUR_UUID, made at resume); without quorum, at its next write that may go on (`_diverges`), if
-    any before the peer is back. A node killed before that never diverged: its unacknowledged writes are
-    activity-log blocks, resynced from the peer that carried on. A sender without a disk keeps no bitmap:
-    its connected peers with data, which hold the write, record that the receiver lacks it."""
-    r = res_state(st, sender, res)
+    Whether the sender's data becomes a new generation is `complete_write`'s to say, once the write's
+    fate is known. A node killed before that never diverged: its unacknowledged writes are activity-log
+    blocks, resynced from the peer that carried on. A sender without a disk keeps no bitmap: its
+    connected peers with data, which hold the write, record that the receiver lacks it."""
     keepers = [sender] if has_disk(st, sender, res, vol) else _data_peers(st, sender, res, vol, receiver)
     for keeper in keepers:
         _mark_oos(meta_for(st, keeper, res, vol), receiver, blocks)
-    md = meta_for(st, sender, res, vol)
-    goes_on = r is not None and not r["suspended"] and io_failure(st, sender, res) is None
-    if goes_on and _diverges(md, md["tag"], [receiver]):
-        _new_data(st, sender, res, vol)
+
+
+def complete_write(st: State, node: str, res: str, vol: str, missed: list[str]) -> None:
+    """A write completes only if DRBD would complete it now (`refuse_io`: a quorum or data lost meanwhile
+    fails it, frozen I/O holds it). Completed without peers that shared this generation and are still
+    away, it makes the data a new generation (DRBD's new current UUID: DRBD makes it at the next write
+    that may go on, as the guest writes on; while fence-peer froze I/O, at the resume instead). A write
+    that fails makes none (tandem-23005: the two links of an isolated Primary dropped one after the other,
+    the first while its quorum still held; the write then failed without quorum, and a new generation
+    made at the first drop forked its data from the majority's: a split brain when it came back)."""
+    refuse_io(st, node, res)
+    r = res_state(st, node, res)
+    conns = r["conns"] if r is not None else {}
+    away = [p for p in missed if conns.get(p, {}).get("state") != "Connected"]
+    md = meta_for(st, node, res, vol)
+    if away and _diverges(md, md["tag"], away):
+        _new_data(st, node, res, vol)
 
 
 def write(st: State, node: str, res: str, vol: str, now: float, count: int = 1) -> dict[str, Any]:

@@ -11,7 +11,8 @@ Map:
     local copy is written under that same lock; then every chosen peer gets the data over TCP and
     acknowledges it before the write completes (protocol C). A peer that cannot be reached holds the write
     until DRBD's state machine drops the connection (net.STALE), the blocks are then out of sync for that
-    peer (`engine.undelivered`), and the write completes once I/O is no longer frozen (fence-peer done).
+    peer (`engine.undelivered`), and the write completes once I/O is no longer frozen (fence-peer done),
+    or fails if the node lost quorum or its data meanwhile (`engine.complete_write`).
     A local write error (a failed or full backing disk) detaches the disk (`engine.fail_disk`) and the
     write goes on through the peers.
   - read: the local copy, or a connected UpToDate peer's (`engine.plan_read`: a Diskless Primary).
@@ -236,9 +237,8 @@ class DataPlane:
             # a Primary without a disk of its own (a client, or its disk failed) whose peers all went away
             # under the write: no copy has it, so it is planned again, and DRBD's rules re-issue it to a
             # peer still there, fail it (EIO) or hold it; it never completes on no disk at all
-        # acknowledged only if DRBD would complete it now: a quorum or data lost meanwhile fails it (EIO),
-        # frozen I/O holds it
-        self._state(lambda st: engine.refuse_io(st, self.node, res))
+        missed = [peer for peer, ok in zip(p["peers"], took, strict=True) if not ok]
+        self._state(lambda st: engine.complete_write(st, self.node, res, vol, missed))
 
     def _replicate(
         self, peer: str, res: str, vol: str, offset: int, payload: bytes, blocks: list[int]

@@ -617,6 +617,29 @@ def test_a_waiting_source_with_older_data_is_not_copied_over_the_newer() -> None
     assert engine.meta_for(s, "bob", "r0", "0")["tag"] == "carol.9.newer"
 
 
+def test_a_write_failed_for_quorum_lost_under_it_makes_no_new_generation() -> None:
+    """tandem-23005: alice (Primary) was cut off from both peers; her write in flight was undelivered to
+    bob first, while carol's link still counted and her quorum held, then to carol, and failed without
+    quorum. No write completed apart, so no new generation (DRBD makes its new current UUID at the next
+    write that may go on): carol, promoted with bob, writes on, and alice comes back as her SyncTarget,
+    not as a split brain."""
+    cfg = make_cfg(("alice", "bob", "carol"), (), atp="yes")
+    s = cluster(cfg, primary="alice")
+    before = engine.meta_for(s, "alice", "r0", "0")["tag"]
+    plan = engine.plan_write(s, "alice", "r0", "0", 4000.0, [9])
+    assert plan["peers"] == ["bob", "carol"]
+    link(s, "alice", "bob", cut=True, t=4001.0)
+    assert engine.has_quorum(s, "alice", "r0")
+    engine.undelivered(s, "alice", "bob", "r0", "0", [9])
+    link(s, "alice", "carol", cut=True, t=4002.0)
+    engine.undelivered(s, "alice", "carol", "r0", "0", [9])
+    with pytest.raises(engine.StateError):
+        engine.complete_write(s, "alice", "r0", "0", ["bob", "carol"])
+    assert engine.meta_for(s, "alice", "r0", "0")["tag"] == before
+    engine.secondary(s, "alice", "r0", 4003.0)
+    assert 9 in carol_writes_on_and_alice_returns(s, cfg, 4004.0)["blocks"]
+
+
 def test_a_new_generation_reaches_the_connected_peers_before_its_write() -> None:
     """tandem-17204 (three data nodes, no fencing): alice (Primary) lost bob and wrote on with carol; the
     write that began the new generation never reached carol (her link broke under it), alice lost quorum,
