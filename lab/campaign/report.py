@@ -364,6 +364,18 @@ FINDINGS = {
     "guest booted on node2 with every generation it had acknowledged (17 of 17), and node1 resynced from "
     "node2 when its DRBD came up. The recorder now judges a node whose DRBD is not up as down "
     "(record.data_view, unit test); the kept history holds the old verdict, which stays",
+    "tandem-23005": "three data nodes, on 0e9af60 (the shipped code of 24d664b): an emulator fault (S3, "
+    "S4, L1, L3), fixed in 777ce9f. Two overlapping partitions cut every node off; vm1's node1 had a write "
+    "in flight (generation 139). Its link to node2 dropped first, while node3's still counted and node1's "
+    "quorum held, and the emulator made node1's data a new generation at once; node3's dropped next and "
+    "the write failed without quorum (never acknowledged). Then node1 lost power. node3 and node2, the "
+    "majority, were promoted and wrote on; node1 came back on its own generation and all three saw a split "
+    "brain (no after-sb policy: StandAlone to the end). DRBD makes its new current UUID only at the next "
+    "write that may go on, so the failed write would have left node1 on the old one, node3's SyncTarget. "
+    "The emulator now decides it when the write completes (engine.complete_write; unit test "
+    "test_a_write_failed_for_quorum_lost_under_it_makes_no_new_generation, failing before). The S3 flags "
+    "(node3 at 138 while node1 had 140; node2 'behind') are node1's unacknowledged write and that bogus "
+    "generation: the guest booted on node3 with all it had acknowledged (66 of 66)",
     "tandem-21042": "two nodes, on 64db160 (the shipped code of 1075c24): ours (L1, L3), fixed in "
     "030eef0. vm1 live-migrated node2 to node1 with the fence-peer handlers failing; 1.5 s in, the "
     "emulator's replication probe went unanswered for 3 s (no link fault was scheduled: agent tests ran "
