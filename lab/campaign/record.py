@@ -75,14 +75,17 @@ def data_generations(
     st: Mapping[str, Any], nodes: Sequence[str], res: str = RES, on: Collection[str] | None = None
 ) -> tuple[tuple[str, int], ...]:
     """Each node's data generation as its disk's meta data holds it; for a node that is down (not in
-    `on`) only what it acknowledged: on the generation tag of a live node, a count beyond the highest live
-    one is writes in flight when it died (a write acknowledged without a peer starts a new tag, DK
-    NEW_CUR_UUID), as `behind` says of its bits (tandem-17622's replay: S3 flagged its in-flight write)."""
+    `on`) only what it acknowledged: on the generation tag of a live node, or one a live node went on
+    from (its history: a promotion without that node starts a new tag, tandem-23011), a count beyond the
+    highest live one is writes in flight when it died (a write acknowledged without a peer starts a new
+    tag, DK NEW_CUR_UUID), as `behind` says of its bits (tandem-17622's replay: S3 flagged its in-flight
+    write)."""
     meta = _readable_meta(st, nodes, res)
     live: dict[str, int] = {}
     for n, md in meta.items():
         if on is None or n in on:
-            live[md.get("tag", "")] = max(live.get(md.get("tag", ""), 0), int(md["gen"]))
+            for tag in (md.get("tag", ""), *md.get("history", ())):
+                live[tag] = max(live.get(tag, 0), int(md["gen"]))
 
     def acknowledged(n: str, md: Mapping[str, Any]) -> int:
         tag = md.get("tag", "")

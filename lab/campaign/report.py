@@ -376,6 +376,15 @@ FINDINGS = {
     "test_a_write_failed_for_quorum_lost_under_it_makes_no_new_generation, failing before). The S3 flags "
     "(node3 at 138 while node1 had 140; node2 'behind') are node1's unacknowledged write and that bogus "
     "generation: the guest booted on node3 with all it had acknowledged (66 of 66)",
+    "tandem-23011": "three data nodes, on 777ce9f (the shipped code of 24d664b): a recorder gap (S3). "
+    "A partition and two clean stops took every node apart while vm1's node1 had a write in flight "
+    "(generation 138, failed without quorum: its data stayed on the majority's generation, as 777ce9f "
+    "has it). node2 and node3 were promoted; a promotion without a peer starts a new generation, so from "
+    "that sample on node1's 138 was no longer capped at the live nodes' 137 (the recorder capped a down "
+    "node only on a live node's current generation, not on one a live node went on from). The guest booted "
+    "on node2 with all it had acknowledged (68 of 68) and node1 came back as a SyncTarget, no split brain. "
+    "record.data_generations now also caps on the live nodes' history (unit test); the kept history holds "
+    "the old verdict, which stays",
     "tandem-21042": "two nodes, on 64db160 (the shipped code of 1075c24): ours (L1, L3), fixed in "
     "030eef0. vm1 live-migrated node2 to node1 with the fence-peer handlers failing; 1.5 s in, the "
     "emulator's replication probe went unanswered for 3 s (no link fault was scheduled: agent tests ran "

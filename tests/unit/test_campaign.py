@@ -288,6 +288,9 @@ def test_a_dead_nodes_generations_count_only_as_far_as_they_were_acknowledged() 
     assert record.data_generations(st, NODES, on=set(NODES)) == (("node1", 7), ("node2", 8))
     st["meta"]["node2/r0/0"]["tag"] = "h"
     assert record.data_generations(st, NODES, on={"node1"}) == (("node1", 7), ("node2", 8))
+    st["meta"]["node1/r0/0"].update(tag="k", history=["g"])  # tandem-23011: node1 promoted without node2
+    st["meta"]["node2/r0/0"]["tag"] = "g"
+    assert record.data_generations(st, NODES, on={"node1"}) == (("node1", 7), ("node2", 7))
 
 
 def test_s3_accepts_a_primary_reading_through_an_uptodate_peer_but_not_alone() -> None:
