@@ -944,16 +944,15 @@ def _resync_again(st: State, key: str, blocks: list[int], gen: int, now: float) 
     rs["total_kib"] += KIB_PER_WRITE * len(blocks)
 
 
-def resync_copyable(st: State, key: str, rs: dict[str, Any], index: int, now: float) -> bool:
-    """Whether the resync's `index`th block may be copied now: one of `_resync_again`'s only once the source
-    holds that write, or once DRBD would have dropped the connection that carried it (net.STALE)."""
-    first = len(rs["blocks"]) if rs.get("blocks") is not None else BLOCKS
-    again = index - first
-    if again < 0:
-        return True
-    _, gen, planned = rs["again"][again]
+def resync_ready(st: State, key: str, rs: dict[str, Any], count: int, now: float) -> int:
+    """How many of the resync's `count` blocks (`resync_blocks`' order) may be copied now: all up to the
+    first of `_resync_again`'s whose write the source does not hold yet, unless DRBD would have dropped the
+    connection that carried it by now (net.STALE)."""
+    again = rs.get("again", [])
     res, vol, source, _ = key.split("/")
-    return int(meta_for(st, source, res, vol)["gen"]) >= int(gen) or now - float(planned) >= net.STALE
+    have = int(meta_for(st, source, res, vol)["gen"])
+    pending = (i for i, (_, gen, at) in enumerate(again) if have < int(gen) and now - float(at) < net.STALE)
+    return count - len(again) + next(pending, len(again))
 
 
 def _start_pending_resyncs(st: State, now: float) -> None:

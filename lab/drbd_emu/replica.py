@@ -21,7 +21,7 @@ Map:
     are there). It writes the target's file directly, under the state lock and only while the state machine
     says Connected: a resync is not cut short by a network fault in the first net.STALE seconds. A write
     the source receives for blocks its target misses (the target cannot reach the writer) is copied again
-    once the source holds it (`engine.resync_copyable`).
+    once the source holds it (`engine.resync_ready`).
   - `serve`: the peer side of replication, on the resource's address (net.Prober's listener).
 Why a FUSE file under a loop device (and not QEMU's NBD, the other way this machine allows, with no DRBD,
 NBD or ublk module): the guest's disk stays a real block device at /dev/drbdN in each node, so the domain XML,
@@ -349,8 +349,7 @@ class DataPlane:
                 rs["copied_kib"] = rs["total_kib"]
                 continue
             done = int(rs["copied_kib"]) // engine.KIB_PER_WRITE
-            now = time.time()
-            due = next((i for i in range(done, due) if not engine.resync_copyable(st, key, rs, i, now)), due)
+            due = min(due, engine.resync_ready(st, key, rs, len(blocks), time.time()))
             if due <= done:
                 continue
             target_path = backing(target, res, vol, self.store.dir)
